@@ -1,0 +1,149 @@
+# ingestd: plain GNU make + pkg-config.  `make help` lists the targets.
+
+VERSION    := 0.1.0
+BUILD      ?= build
+CC         ?= cc
+PKGS       := libssl libcrypto libpq libzstd libconfig
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN       := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
+              -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN       += -Werror
+endif
+OPT        ?= -O2 -g
+SAN        ?=
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SAN) -I. \
+              -DINGESTD_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS_ALL := $(SAN) $(PKG_LIBS) -lpthread $(LDLIBS)
+
+ifneq ($(V),1)
+Q := @
+E := @printf '  %-7s %s\n'
+else
+Q :=
+E := @true
+endif
+
+LIB_SRC  := $(filter-out ingestd/main.c,$(wildcard ingestd/*.c)) \
+            $(wildcard pop3/*.c) $(wildcard store/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/migrations.o
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(wildcard tests/fake/*.c) $(wildcard tests/bench/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+MIGRATIONS := $(sort $(wildcard migrations/*.sql))
+
+.PHONY: all unit test check fuzz fuzz-replay bench lint install demo help \
+        clean deps crashtest
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/ingestd $(TOOL_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(E) CC $<
+	$(Q)$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+
+# Migrations are compiled into the binary, so `ingestd migrate` works from
+# any directory and an installed binary always carries its own schema.
+$(BUILD)/migrations.c: $(MIGRATIONS) Makefile
+	@mkdir -p $(dir $@)
+	$(E) GEN $@
+	$(Q){ echo '#include "store/migrations.h"'; \
+	  echo 'const struct migration migrations[] = {'; \
+	  for f in $(MIGRATIONS); do \
+	    printf '{ "%s",\n' "$$(basename $$f .sql)"; \
+	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; \
+	    echo '},'; \
+	  done; \
+	  echo '};'; \
+	  echo 'const size_t migrations_count = sizeof(migrations) / sizeof(migrations[0]);'; \
+	} > $@
+
+$(BUILD)/libingestd.a: $(LIB_OBJ)
+	$(E) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/ingestd: $(BUILD)/ingestd/main.o $(BUILD)/libingestd.a
+	$(E) LD $@
+	$(Q)$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libingestd.a tests/unit/test.h
+	@mkdir -p $(dir $@)
+	$(E) CC $@
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libingestd.a $(LDLIBS_ALL)
+
+$(BUILD)/tests/fake/% $(BUILD)/tests/bench/%: $(BUILD)/libingestd.a
+$(BUILD)/tests/fake/%: tests/fake/%.c $(BUILD)/libingestd.a
+	@mkdir -p $(dir $@)
+	$(E) CC $@
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libingestd.a $(LDLIBS_ALL)
+$(BUILD)/tests/bench/%: tests/bench/%.c $(BUILD)/libingestd.a
+	@mkdir -p $(dir $@)
+	$(E) CC $@
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libingestd.a $(LDLIBS_ALL)
+
+# Installs the Debian packages the build and the tests need (as root), or
+# prints the apt-get line to run.
+deps:
+	$(Q)bash tests/deps.sh
+
+unit: deps $(UNIT_BIN) $(BUILD)/ingestd
+	$(Q)bash tests/unit/run.sh $(UNIT_BIN)
+
+# Everything CI runs: unit tests, fuzz corpora replay, and integration
+# against a private PostgreSQL and a private Dovecot started by the run.
+test: unit
+	$(Q)$(MAKE) --no-print-directory fuzz-replay BUILD=$(BUILD)
+	$(Q)INGESTD=$(abspath $(BUILD)/ingestd) BUILD=$(abspath $(BUILD)) \
+	  python3 tests/integ/run.py
+
+check:
+	$(Q)$(MAKE) --no-print-directory test BUILD=build-asan OPT='-O1 -g' \
+	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer'
+
+# libFuzzer targets, built with clang.
+FUZZ_TIME ?= 60
+FUZZ_BUILD := build-fuzz
+FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -g -O1
+fuzz:
+	$(Q)bash tests/fuzz/run.sh $(FUZZ_TIME)
+fuzz-replay:
+	$(Q)bash tests/fuzz/run.sh replay
+
+bench: deps all
+	$(Q)bash tests/bench/run.sh
+
+demo: deps all
+	$(Q)bash deploy/demo.sh
+
+lint:
+	$(Q)bash tests/lint.sh
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: $(BUILD)/ingestd
+	install -D -m 755 $(BUILD)/ingestd $(DESTDIR)$(PREFIX)/bin/ingestd
+	install -D -m 644 deploy/ingestd.8 $(DESTDIR)$(PREFIX)/share/man/man8/ingestd.8
+	install -D -m 644 deploy/ingestd.conf.example $(DESTDIR)$(PREFIX)/share/doc/ingestd/ingestd.conf.example
+	install -D -m 644 deploy/ingestd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/ingestd.service
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+help:
+	@echo 'make            build $(BUILD)/ingestd'
+	@echo 'make demo       archive a private demo mailbox server end to end'
+	@echo 'make unit       unit tests (no services needed)'
+	@echo 'make test       everything CI runs (starts private PostgreSQL and Dovecot)'
+	@echo 'make check      test under ASan and UBSan in build-asan/'
+	@echo 'make fuzz       libFuzzer targets, FUZZ_TIME=$(FUZZ_TIME) seconds each'
+	@echo 'make bench      throughput and memory against fetchmail, mpop, getmail6'
+	@echo 'make lint       clang-format, include boundaries, cppcheck'
+	@echo 'make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)'
+	@echo 'V=1 for verbose, WERROR=1 to fail on warnings'
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

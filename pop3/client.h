@@ -1,0 +1,125 @@
+/*
+ * The POP3 client session, sans-I/O: it owns no socket, no TLS, no timer.
+ * The owner feeds it the server's bytes with pop3_client_feed(), sends what
+ * pop3_client_pending() returns, and receives events through struct
+ * pop3_client_cb.  Tests and fuzzers drive it with plain buffers.
+ *
+ * Sequence: greeting -> CAPA -> [STLS -> (owner does TLS) -> CAPA] ->
+ * AUTH PLAIN | APOP | USER/PASS -> UIDL -> LIST -> ready().  After ready()
+ * the owner queues RETR/TOP/DELE and finally QUIT; the client pipelines them
+ * when the server advertises PIPELINING (RFC 2449), with a bounded window,
+ * and sends them one at a time otherwise.
+ */
+#ifndef POP3_CLIENT_H
+#define POP3_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pop3_client;
+
+enum pop3_auth {
+	POP3_AUTH_AUTO,		/* best the server offers: PLAIN, APOP, USER */
+	POP3_AUTH_USER,
+	POP3_AUTH_APOP,
+	POP3_AUTH_PLAIN,
+};
+
+enum pop3_cmd {
+	POP3_CMD_RETR,
+	POP3_CMD_TOP,
+	POP3_CMD_DELE,
+};
+
+/* Why a session failed; the owner maps these to retry policy. */
+enum pop3_fail {
+	POP3_FAIL_PROTOCOL,	/* malformed or unexpected response */
+	POP3_FAIL_AUTH,		/* credentials refused ([AUTH] or plain -ERR) */
+	POP3_FAIL_TEMP,		/* [IN-USE], [LOGIN-DELAY], [SYS/TEMP]: later */
+	POP3_FAIL_PERM,		/* [SYS/PERM] or a refused command we need */
+	POP3_FAIL_NO_STLS,	/* STLS required but not offered or refused */
+	POP3_FAIL_NO_AUTH,	/* no mechanism both sides allow */
+	POP3_FAIL_LOCAL,	/* a callback returned -1 */
+};
+
+/* One message of the listing.  uidl is NULL if the server has no UIDL. */
+struct pop3_msg {
+	uint32_t num;
+	uint64_t size;		/* as LIST reported it; may be wrong */
+	char *uidl;
+};
+
+struct pop3_client_params {
+	const char *user;
+	const char *password;	/* borrowed; must outlive the client */
+	enum pop3_auth auth;
+	bool starttls;		/* issue STLS after CAPA; fail if not offered */
+	/* MD5 for APOP, supplied by the owner so pop3/ needs no crypto library */
+	void (*md5)(const void *p, size_t n, unsigned char out[16]);
+	unsigned pipeline_window; /* in-flight commands with PIPELINING; 0: 16 */
+};
+
+/*
+ * Events.  Each receives the arg given to pop3_client_new().  The callbacks
+ * may call pop3_client_retr/top/dele/quit but must not free the client.
+ * After failed() or done() no further event fires.
+ */
+struct pop3_client_cb {
+	/* STLS accepted: the owner must discard any bytes already received,
+	 * run the TLS handshake and call pop3_client_tls_ready(). */
+	void (*start_tls)(void *arg);
+	/* Logged in and listed.  msgs stays valid until pop3_client_free(). */
+	void (*ready)(void *arg, const struct pop3_msg *msgs, size_t n);
+	/* Unstuffed body bytes of RETR or TOP for message num; return 0, or
+	 * -1 to fail the session with POP3_FAIL_LOCAL. */
+	int (*body)(void *arg, enum pop3_cmd cmd, uint32_t num, const char *p,
+	    size_t n);
+	/* The terminating "." line of RETR or TOP arrived. */
+	void (*body_end)(void *arg, enum pop3_cmd cmd, uint32_t num);
+	/* +OK to DELE: the server marked it; it is removed at QUIT. */
+	void (*deleted)(void *arg, uint32_t num);
+	/* -ERR to RETR, TOP or DELE: that message only; the session goes on. */
+	void (*cmd_failed)(void *arg, enum pop3_cmd cmd, uint32_t num,
+	    const char *text);
+	/* +OK to QUIT: deletions are applied. */
+	void (*done)(void *arg);
+	void (*failed)(void *arg, enum pop3_fail why, const char *text);
+};
+
+/* params and cb are copied; strings in params are borrowed. */
+struct pop3_client *pop3_client_new(const struct pop3_client_params *params,
+    const struct pop3_client_cb *cb, void *arg);
+void pop3_client_free(struct pop3_client **c);
+
+/*
+ * Consumes n bytes from the server, firing events as responses complete.
+ * Returns 0, or -1 once the session has failed (failed() has fired).
+ * After start_tls() fires, the rest of p is discarded (RFC 2595: plaintext
+ * after the STLS reply must not be trusted).
+ */
+int pop3_client_feed(struct pop3_client *c, const char *p, size_t n);
+
+/* Bytes to send, or *n_r = 0.  Call pop3_client_sent() with what went out. */
+void pop3_client_pending(struct pop3_client *c, const char **p_r,
+    size_t *n_r);
+void pop3_client_sent(struct pop3_client *c, size_t n);
+
+/* TLS is up after STLS: the client re-issues CAPA and continues. */
+void pop3_client_tls_ready(struct pop3_client *c);
+
+/* Queue commands; only after ready().  lines is TOP's line count. */
+void pop3_client_retr(struct pop3_client *c, uint32_t num);
+void pop3_client_top(struct pop3_client *c, uint32_t num, unsigned lines);
+void pop3_client_dele(struct pop3_client *c, uint32_t num);
+void pop3_client_quit(struct pop3_client *c);
+
+/* No command queued or awaiting a response. */
+bool pop3_client_idle(const struct pop3_client *c);
+/* Whether CAPA advertised PIPELINING / TOP (valid after ready()). */
+bool pop3_client_pipelining(const struct pop3_client *c);
+bool pop3_client_has_top(const struct pop3_client *c);
+/* Name of the current state, for log lines ("while ..."). */
+const char *pop3_client_state(const struct pop3_client *c);
+
+#endif

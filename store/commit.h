@@ -1,0 +1,47 @@
+/*
+ * The committer: one thread with its own database connection that batches
+ * finished messages from every session into one transaction (group commit),
+ * so one fsync serves many messages.  A session learns that its message is
+ * durable only when COMMIT has returned; only then may it send DELE.
+ */
+#ifndef STORE_COMMIT_H
+#define STORE_COMMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pipe.h"
+
+struct commit_item {
+	int64_t account_id;
+	char *uidl;		/* NULL if the server has no UIDL */
+	uint64_t list_size;
+	struct pipe_result res;	/* res.spool is released by the committer */
+	/*
+	 * Called once, on the committer thread, after COMMIT returned
+	 * (durable) or the batch failed for good (!durable, error set).  The
+	 * item belongs to the submitter again from then on.
+	 */
+	void (*done)(struct commit_item *it, bool durable);
+	void *arg;
+	char error[256];
+	struct commit_item *next;	/* the committer's queue */
+};
+
+struct committer_params {
+	const char *conninfo;
+	unsigned batch_max;	/* messages per transaction */
+	unsigned retry_seconds;	/* how long to retry a failed batch */
+};
+
+struct committer;
+
+/* Connects and starts the thread; NULL with err filled on failure. */
+struct committer *committer_start(const struct committer_params *params,
+    char *err, size_t errlen);
+/* Thread-safe.  done() fires later, on the committer thread. */
+void committer_submit(struct committer *cm, struct commit_item *it);
+/* Commits what is queued, then stops the thread and frees. */
+void committer_stop(struct committer **cm);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * PostgreSQL access: the only user of libpq.  Each thread that talks to the
+ * database owns its own struct db; calls block, so they run on the main
+ * (scheduler) thread and the committer thread, never on a worker.
+ * All SQL is parameterized; the statements live in index.c.
+ */
+#ifndef STORE_DB_H
+#define STORE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct db;
+struct known;
+struct commit_item;
+
+struct db *db_connect(const char *conninfo, char *err, size_t errlen);
+void db_close(struct db **db);
+/* The last error, with the server's message; valid until the next call. */
+const char *db_error(const struct db *db);
+/* Re-establishes a broken connection; 0 or -1. */
+int db_reconnect(struct db *db);
+
+/* Applies the embedded migrations not yet recorded; *applied_r counts them. */
+int db_migrate(struct db *db, int *applied_r);
+
+/* The id of the named account, creating the row if needed. */
+int db_account_id(struct db *db, const char *name, int64_t *id_r);
+
+/* Fills k with what is archived for the account. */
+int db_known_load(struct db *db, int64_t account_id, struct known *k);
+
+/*
+ * In one transaction: each distinct blob once (ON CONFLICT DO NOTHING, its
+ * chunks streamed from the spool), then a delivery row per item.  Returns 0
+ * only once COMMIT has returned.
+ */
+int db_commit_messages(struct db *db, struct commit_item *const *items,
+    size_t n);
+
+/* A message the server confirmed deleted (+OK to QUIT). */
+struct db_deleted {
+	const char *uidl;	/* may be NULL */
+	unsigned char sha256[32];
+};
+
+/* Sets server_deleted_at = now() for the given deliveries. */
+int db_mark_deleted(struct db *db, int64_t account_id,
+    const struct db_deleted *d, size_t n);
+
+/*
+ * Reconciles: deliveries of the account not yet marked deleted whose UIDL
+ * is not among present[] were removed from the server by someone (or by a
+ * QUIT whose outcome we never recorded): mark them.
+ */
+int db_mark_absent(struct db *db, int64_t account_id,
+    const char *const *present, size_t n);
+
+struct db_poll {
+	int64_t account_id;
+	time_t started, finished;
+	const char *outcome;	/* "ok", "temporary", "permanent" */
+	const char *error;	/* NULL when ok */
+	uint64_t listed, fetched, archived, deduplicated, deleted;
+	uint64_t bytes;
+};
+
+int db_poll_record(struct db *db, const struct db_poll *p);
+
+/* One archived message, for export and verify. */
+struct db_message {
+	const char *account;
+	const char *sha256_hex;
+	uint64_t size;
+	int64_t dict_id;
+};
+
+/* Calls cb for each distinct (account, blob); account NULL for all.
+ * cb returns 0 to go on, -1 to stop (db_each_message then returns -1). */
+int db_each_message(struct db *db, const char *account,
+    int (*cb)(void *arg, const struct db_message *m), void *arg);
+
+/* Streams a blob's compressed chunks in order to cb. */
+int db_blob_read(struct db *db, const char *sha256_hex,
+    int (*cb)(void *arg, const void *p, size_t n), void *arg);
+
+/* A zstd dictionary by id; *p_r is the caller's to free. */
+int db_dict_load(struct db *db, int64_t id, void **p_r, size_t *n_r);
+
+#endif
