@@ -31,7 +31,7 @@ LIB_SRC  := $(filter-out ingestd/main.c,$(wildcard ingestd/*.c)) \
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/migrations.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-TOOL_SRC := $(wildcard tests/fake/*.c) $(wildcard tests/bench/*.c)
+TOOL_SRC := $(wildcard tests/fake/*.c) $(wildcard tests/bench/*.c) $(wildcard tests/integ/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
@@ -76,12 +76,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libingestd.a tests/unit/test.h
 	$(E) CC $@
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libingestd.a $(LDLIBS_ALL)
 
-$(BUILD)/tests/fake/% $(BUILD)/tests/bench/%: $(BUILD)/libingestd.a
 $(BUILD)/tests/fake/%: tests/fake/%.c $(BUILD)/libingestd.a
 	@mkdir -p $(dir $@)
 	$(E) CC $@
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libingestd.a $(LDLIBS_ALL)
 $(BUILD)/tests/bench/%: tests/bench/%.c $(BUILD)/libingestd.a
+	@mkdir -p $(dir $@)
+	$(E) CC $@
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libingestd.a $(LDLIBS_ALL)
+$(BUILD)/tests/integ/%: tests/integ/%.c $(BUILD)/libingestd.a
 	@mkdir -p $(dir $@)
 	$(E) CC $@
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libingestd.a $(LDLIBS_ALL)
