@@ -1,0 +1,96 @@
+/*
+ * A non-blocking TCP connection with optional TLS, driven by one loop.  The
+ * only caller of SSL_read/SSL_write, and the one place that maps OpenSSL's
+ * WANT_READ/WANT_WRITE (including a read that wants to write) onto epoll
+ * interest.
+ *
+ * States: CONN_CONNECTING -> CONN_TLS_HANDSHAKE -> CONN_UP -> CONN_CLOSING.
+ * Events go to the owner through one callback.  The owner must not free the
+ * conn inside that callback: it calls conn_close() and frees it later (see
+ * loop_defer()).
+ */
+#ifndef INGESTD_CONN_H
+#define INGESTD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct conn;
+struct loop;
+struct conn_tls;
+
+enum conn_state {
+	CONN_CONNECTING,
+	CONN_TLS_HANDSHAKE,
+	CONN_UP,
+	CONN_CLOSING,
+};
+
+enum conn_ev {
+	CONN_EV_UP,	  /* connected; after TLS handshake if TLS (also
+			   * after conn_starttls()) */
+	CONN_EV_DATA,	  /* bytes are waiting in conn_rdata() */
+	CONN_EV_LOWAT,	  /* everything written has been sent */
+	CONN_EV_CLOSED,	  /* the peer closed (EOF or TLS close_notify) */
+	CONN_EV_ERROR,	  /* conn_error() says what */
+	CONN_EV_TIMEOUT,  /* conn_error() says which timeout */
+};
+
+typedef void conn_cb(struct conn *c, enum conn_ev ev, void *arg);
+
+/*
+ * TLS settings shared by many connections: TLS 1.2 minimum, certificate and
+ * host-name verification always on.  ca_file NULL: the system trust store.
+ * Thread-safe once built.  NULL with err filled (naming the file) on error.
+ */
+struct conn_tls *conn_tls_new(const char *ca_file, char *err, size_t errlen);
+void conn_tls_free(struct conn_tls **t);
+
+struct conn_params {
+	struct sockaddr_storage addr;	/* resolved by the caller */
+	socklen_t addrlen;
+	const char *host;	/* for SNI and host-name verification */
+	struct conn_tls *tls;	/* non-NULL: implicit TLS on connect */
+	int connect_timeout_ms;	/* TCP connect and TLS handshake */
+	int idle_timeout_ms;	/* no bytes from the server while waiting */
+	int session_timeout_ms;	/* the whole connection */
+};
+
+/* Starts connecting; params are copied (host too).  NULL only on a bug. */
+struct conn *conn_new(struct loop *l, const struct conn_params *params,
+    conn_cb *cb, void *arg);
+void conn_free(struct conn **c);
+
+/*
+ * Starts TLS on an established plain connection (STLS).  Bytes already
+ * received are discarded.  CONN_EV_UP fires when the handshake is done.
+ */
+void conn_starttls(struct conn *c, struct conn_tls *tls);
+
+/* Received bytes: conn_rdata() then conn_consume() what was used. */
+const char *conn_rdata(const struct conn *c, size_t *n_r);
+void conn_consume(struct conn *c, size_t n);
+
+/* Queues bytes to send; returns how many were accepted (the write buffer is
+ * bounded), and sends as soon as the socket allows. */
+size_t conn_write(struct conn *c, const void *p, size_t n);
+
+/* Stop and resume reading (backpressure).  Reading starts enabled. */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c);
+
+/* Whether the idle timeout runs: only while an answer is awaited. */
+void conn_set_waiting(struct conn *c, bool waiting);
+
+/* Sends TLS close_notify if possible, closes the socket, fires nothing. */
+void conn_close(struct conn *c);
+
+enum conn_state conn_state(const struct conn *c);
+/* "connect to 127.0.0.1:995: Connection refused", "TLS handshake with
+ * pop.example.com: certificate has expired", ... */
+const char *conn_error(const struct conn *c);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "plain". */
+const char *conn_describe(const struct conn *c);
+
+#endif

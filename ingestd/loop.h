@@ -1,0 +1,70 @@
+/*
+ * The event loop of one worker thread: a level-triggered epoll set, a timer
+ * min-heap and an eventfd through which other threads wake it.  Only the
+ * wakeup is thread-safe; everything else belongs to the loop's thread.
+ */
+#ifndef INGESTD_LOOP_H
+#define INGESTD_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+
+enum loop_events {
+	LOOP_READ = 1 << 0,
+	LOOP_WRITE = 1 << 1,
+};
+
+/* events: LOOP_READ/LOOP_WRITE that are ready (errors and hangups are
+ * reported as both, so the handler's read or write sees them). */
+typedef void loop_fd_cb(struct loop *l, int fd, int events, void *arg);
+typedef void loop_timer_cb(struct loop *l, void *arg);
+typedef void loop_func(void *arg);
+
+/* Embedded by its owner; zero-initialise before first use. */
+struct loop_timer {
+	uint64_t when;		/* loop_now_ms() deadline */
+	size_t slot;		/* index in the heap + 1; 0 when not armed */
+	loop_timer_cb *cb;
+	void *arg;
+};
+
+/* NULL with err filled if epoll or eventfd cannot be created. */
+struct loop *loop_new(char *err, size_t errlen);
+void loop_free(struct loop **l);
+
+/* 0, or -1 with errno set. */
+int loop_fd_add(struct loop *l, int fd, int events, loop_fd_cb *cb,
+    void *arg);
+int loop_fd_mod(struct loop *l, int fd, int events);
+void loop_fd_del(struct loop *l, int fd);
+
+/* (Re)arms t to fire once after ms milliseconds. */
+void loop_timer_add(struct loop *l, struct loop_timer *t, uint64_t ms,
+    loop_timer_cb *cb, void *arg);
+/* Disarms t; harmless if not armed. */
+void loop_timer_cancel(struct loop *l, struct loop_timer *t);
+
+/* Monotonic milliseconds, cached per iteration. */
+uint64_t loop_now_ms(struct loop *l);
+
+/*
+ * Runs fn(arg) after the current dispatch round, when no handler is on the
+ * stack: the way to free a connection or session that was closed from its
+ * own callback.
+ */
+void loop_defer(struct loop *l, loop_func *fn, void *arg);
+
+/* Thread-safe: makes the loop call the wake callback soon. */
+void loop_wakeup(struct loop *l);
+void loop_set_wake(struct loop *l, loop_func *fn, void *arg);
+
+/* Dispatches until loop_stop(); returns 0, or -1 if epoll_wait failed. */
+int loop_run(struct loop *l);
+/* One round: waits at most timeout_ms (-1: until an event or timer). */
+int loop_run_once(struct loop *l, int timeout_ms);
+void loop_stop(struct loop *l);
+
+#endif
