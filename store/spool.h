@@ -10,30 +10,56 @@
 #ifndef STORE_SPOOL_H
 #define STORE_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 struct spool;
 
+/*
+ * Each call returns what the system call would and sets errno on failure.
+ * A NULL member means the real call, so a test replaces only what it
+ * wants to fail.
+ */
 struct spool_sys {
 	int (*open_tmp)(const char *dir);	/* O_TMPFILE or mkstemp+unlink */
 	ssize_t (*write)(int fd, const void *p, size_t n);
 	ssize_t (*pread)(int fd, void *p, size_t n, off_t off);
+	int (*close)(int fd);
 };
 
 /* The real system calls; tests may substitute their own. */
 extern const struct spool_sys spool_sys_default;
 
-/* sys may be NULL for the default. */
+/*
+ * sys may be NULL for the default; it is copied.  dir is copied; NULL means
+ * /tmp.  Nothing is allocated beyond the struct and nothing is opened until
+ * bytes arrive: memory grows with the message up to mem_limit, and only the
+ * bytes past mem_limit go to the temporary file, created on first need.
+ */
 struct spool *spool_new(const char *dir, size_t mem_limit,
     const struct spool_sys *sys);
-/* Appends; 0, or -1 with spool_error() set (e.g. ENOSPC). */
+/*
+ * Appends all of p[0, n); 0, or -1 with spool_error() set, e.g.
+ * "spool write to /var/spool: No space left on device".  A failure is
+ * sticky: every later write fails with the same text, so a message with a
+ * hole in it can never be committed.
+ */
 int spool_write(struct spool *s, const void *p, size_t n);
 uint64_t spool_size(const struct spool *s);
-/* Reads from offset off; returns bytes read (0 at end) or -1. */
+/*
+ * Reads up to n bytes from offset off (short reads happen at the boundary
+ * between memory and file); returns bytes read, 0 at the end, or -1 with
+ * spool_error() set.  May be called from another thread than the writer's
+ * once writing is over.
+ */
 ssize_t spool_read(struct spool *s, uint64_t off, void *p, size_t n);
+/* Whether the bytes outgrew memory and a temporary file holds the rest. */
+bool spool_on_disk(const struct spool *s);
+/* The last error, "" if none. */
 const char *spool_error(const struct spool *s);
+/* Closes the file (the kernel then drops it) and frees; *s becomes NULL. */
 void spool_free(struct spool **s);
 
 #endif

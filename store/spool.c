@@ -1,0 +1,248 @@
+#include "spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ingestd/log.h"
+#include "ingestd/xmalloc.h"
+
+/* First allocation for the in-memory part; it then doubles up to the bound. */
+#define SPOOL_MEM_MIN	4096
+
+struct spool {
+	char *dir;
+	size_t mem_limit;
+	struct spool_sys sys;	/* every member set */
+	char *mem;
+	size_t mem_len;
+	size_t mem_cap;
+	int fd;			/* -1 until the bytes outgrow memory */
+	uint64_t file_len;
+	bool failed;		/* a write failed: no further bytes accepted */
+	char error[256];
+};
+
+/*
+ * An unlinked file from the start, so a crash or kill -9 leaves nothing
+ * behind.  O_TMPFILE needs Linux 3.11 and a filesystem that supports it;
+ * where the kernel or the filesystem refuses it, a named file is created
+ * and unlinked at once.
+ */
+static int
+sys_open_tmp(const char *dir)
+{
+	char *path;
+	int fd, saved;
+
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd != -1)
+		return fd;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -1;
+	path = xasprintf("%s/.ingestd-spool.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd == -1) {
+		saved = errno;
+		free(path); path = NULL;
+		errno = saved;
+		return -1;
+	}
+	if (unlink(path) == -1) {
+		saved = errno;
+		(void)close(fd);
+		free(path); path = NULL;
+		errno = saved;
+		return -1;
+	}
+	free(path); path = NULL;
+	return fd;
+}
+
+const struct spool_sys spool_sys_default = {
+	.open_tmp = sys_open_tmp,
+	.write = write,
+	.pread = pread,
+	.close = close,
+};
+
+struct spool *
+spool_new(const char *dir, size_t mem_limit, const struct spool_sys *sys)
+{
+	struct spool *s;
+
+	s = xcalloc(1, sizeof(*s));
+	s->dir = xstrdup(dir != NULL ? dir : "/tmp");
+	s->mem_limit = mem_limit;
+	s->sys = spool_sys_default;
+	if (sys != NULL) {
+		if (sys->open_tmp != NULL)
+			s->sys.open_tmp = sys->open_tmp;
+		if (sys->write != NULL)
+			s->sys.write = sys->write;
+		if (sys->pread != NULL)
+			s->sys.pread = sys->pread;
+		if (sys->close != NULL)
+			s->sys.close = sys->close;
+	}
+	s->fd = -1;
+	return s;
+}
+
+static void
+spool_fail(struct spool *s, const char *what, int err)
+{
+	(void)snprintf(s->error, sizeof(s->error), "spool %s %s: %s", what,
+	    s->dir, strerror(err));
+}
+
+/* Grows the in-memory part to hold want bytes, never past mem_limit. */
+static void
+spool_mem_reserve(struct spool *s, size_t want)
+{
+	size_t cap;
+
+	if (want <= s->mem_cap)
+		return;
+	cap = s->mem_cap != 0 ? s->mem_cap : SPOOL_MEM_MIN;
+	while (cap < want)
+		cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+	if (cap > s->mem_limit)
+		cap = s->mem_limit;
+	s->mem = xreallocarray(s->mem, cap, 1);
+	s->mem_cap = cap;
+}
+
+static int
+spool_file_write(struct spool *s, const char *p, size_t n)
+{
+	ssize_t w;
+
+	if (s->fd == -1) {
+		s->fd = s->sys.open_tmp(s->dir);
+		if (s->fd == -1) {
+			spool_fail(s, "create in", errno);
+			return -1;
+		}
+	}
+	while (n > 0) {
+		w = s->sys.write(s->fd, p, n);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			spool_fail(s, "write to", errno);
+			return -1;
+		}
+		/* A regular file takes nothing only when it cannot grow. */
+		if (w == 0) {
+			spool_fail(s, "write to", ENOSPC);
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+		s->file_len += (uint64_t)w;
+	}
+	return 0;
+}
+
+int
+spool_write(struct spool *s, const void *p, size_t n)
+{
+	const char *c = p;
+	size_t room;
+
+	if (s->failed)
+		return -1;
+	if (n == 0)
+		return 0;
+	/* Once on disk, everything goes there so the order stays simple. */
+	if (s->fd == -1 && s->mem_len < s->mem_limit) {
+		room = s->mem_limit - s->mem_len;
+		if (room > n)
+			room = n;
+		spool_mem_reserve(s, s->mem_len + room);
+		memcpy(s->mem + s->mem_len, c, room);
+		s->mem_len += room;
+		c += room;
+		n -= room;
+	}
+	if (n > 0 && spool_file_write(s, c, n) == -1) {
+		s->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+uint64_t
+spool_size(const struct spool *s)
+{
+	return (uint64_t)s->mem_len + s->file_len;
+}
+
+ssize_t
+spool_read(struct spool *s, uint64_t off, void *p, size_t n)
+{
+	uint64_t foff;
+	ssize_t r;
+
+	if (off >= spool_size(s) || n == 0)
+		return 0;
+	if (off < s->mem_len) {
+		if (n > s->mem_len - off)
+			n = s->mem_len - (size_t)off;
+		memcpy(p, s->mem + off, n);
+		return (ssize_t)n;
+	}
+	foff = off - s->mem_len;
+	if (n > s->file_len - foff)
+		n = (size_t)(s->file_len - foff);
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX;
+	for (;;) {
+		r = s->sys.pread(s->fd, p, n, (off_t)foff);
+		if (r != -1)
+			break;
+		if (errno != EINTR) {
+			spool_fail(s, "read from", errno);
+			return -1;
+		}
+	}
+	/* Shorter than what was written: someone truncated it under us. */
+	if (r == 0) {
+		spool_fail(s, "read from", EIO);
+		return -1;
+	}
+	return r;
+}
+
+bool
+spool_on_disk(const struct spool *s)
+{
+	return s->fd != -1;
+}
+
+const char *
+spool_error(const struct spool *s)
+{
+	return s->error;
+}
+
+void
+spool_free(struct spool **sp)
+{
+	struct spool *s = *sp;
+
+	if (s == NULL)
+		return;
+	if (s->fd != -1)
+		(void)s->sys.close(s->fd);
+	free(s->mem); s->mem = NULL;
+	free(s->dir); s->dir = NULL;
+	free(s);
+	*sp = NULL;
+}
