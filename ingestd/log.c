@@ -96,14 +96,14 @@ fatal(const char *fmt, ...)
 	const char *e = strerror(errno);
 
 	LOG_BODY("fatal", e);
-	exit(1);
+	exit(3);	/* EXIT_STARTUP, see main.c */
 }
 
 void
 fatalx(const char *fmt, ...)
 {
 	LOG_BODY("fatal", NULL);
-	exit(1);
+	exit(3);	/* EXIT_STARTUP, see main.c */
 }
 
 void

@@ -25,6 +25,10 @@ struct commit_item {
 	void (*done)(struct commit_item *it, bool durable);
 	void *arg;
 	char error[256];
+	/* Set by the committer when durable: the blob was already stored
+	 * (deduplicated by content) / the delivery row already existed. */
+	bool blob_existed;
+	bool delivery_existed;
 	struct commit_item *next;	/* the committer's queue */
 };
 

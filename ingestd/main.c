@@ -1,0 +1,356 @@
+/*
+ * ingestd: archive POP3 mailboxes into PostgreSQL.
+ *
+ *   ingestd [-c FILE] [-v] once | run | check | migrate |
+ *           export --out DIR [--account NAME] | verify [--account NAME]
+ *
+ * Startup problems (configuration, database, TLS files) are fatal here with
+ * a message naming what is wrong; once running, a mailbox's failure is
+ * logged, recorded and retried without touching the others.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "conn.h"
+#include "log.h"
+#include "pgembed.h"
+#include "sched.h"
+#include "worker.h"
+#include "xmalloc.h"
+#include "store/commit.h"
+#include "store/db.h"
+#include "store/migrations.h"
+#include "store/reader.h"
+
+#define DEFAULT_CONFIG "/etc/ingestd/ingestd.conf"
+
+/* Exit codes, documented in ingestd(8). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,	/* a mailbox or a message failed */
+	EXIT_USAGE = 2,
+	EXIT_STARTUP = 3,	/* fatal(): config, database, files */
+};
+
+struct opts {
+	const char *config;
+	const char *command;
+	const char *out_dir;
+	const char *account;
+};
+
+/* Everything a command needs once the database is reachable. */
+struct ctx {
+	struct conf *conf;
+	char *conninfo;
+	bool embedded_started;
+	char *spool_dir;
+	struct db *db;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: ingestd [-c FILE] [-v] COMMAND\n"
+	    "\n"
+	    "commands:\n"
+	    "  once                     poll every enabled account once, "
+	    "then exit\n"
+	    "  run                      poll every poll_interval until "
+	    "SIGTERM/SIGINT\n"
+	    "  check                    validate the config and reach the "
+	    "database\n"
+	    "  migrate                  apply pending database migrations\n"
+	    "  export --out DIR [--account NAME]\n"
+	    "                           write DIR/<account>/<sha256>.eml, "
+	    "byte-exact\n"
+	    "  verify [--account NAME]  re-read every archived message and "
+	    "check its SHA-256\n"
+	    "\n"
+	    "options:\n"
+	    "  -c, --config FILE        default " DEFAULT_CONFIG "\n"
+	    "  -v, --verbose            more logging (twice: protocol "
+	    "trace)\n"
+	    "  -h, --help               this text\n"
+	    "  -V, --version            the version\n"
+	    "\n"
+	    "Exit status: 0 success, 1 a mailbox or message failed, 2 usage, "
+	    "3 startup error.\n");
+}
+
+static void
+parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "account", required_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch, verbosity = 0;
+
+	o->config = DEFAULT_CONFIG;
+	while ((ch = getopt_long(argc, argv, "c:vhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'v':
+			verbosity++;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(EXIT_OK);
+		case 'V':
+			printf("ingestd %s\n", INGESTD_VERSION);
+			exit(EXIT_OK);
+		case 'o':
+			o->out_dir = optarg;
+			break;
+		case 'a':
+			o->account = optarg;
+			break;
+		default:
+			usage(stderr);
+			exit(EXIT_USAGE);
+		}
+	}
+	log_init(verbosity);
+	if (optind != argc - 1) {
+		fprintf(stderr, "ingestd: %s\n", optind >= argc ?
+		    "a command is required" : "one command only");
+		usage(stderr);
+		exit(EXIT_USAGE);
+	}
+	o->command = argv[optind];
+	if (strcmp(o->command, "export") == 0 && o->out_dir == NULL) {
+		fprintf(stderr, "ingestd: export needs --out DIR\n");
+		exit(EXIT_USAGE);
+	}
+	if (o->out_dir != NULL && strcmp(o->command, "export") != 0) {
+		fprintf(stderr, "ingestd: --out is for export only\n");
+		exit(EXIT_USAGE);
+	}
+	if (o->account != NULL && strcmp(o->command, "export") != 0 &&
+	    strcmp(o->command, "verify") != 0) {
+		fprintf(stderr, "ingestd: --account is for export and verify\n");
+		exit(EXIT_USAGE);
+	}
+}
+
+/* mkdir -p with mode 0700 for what it creates. */
+static void
+make_dir(const char *path)
+{
+	char *p = xstrdup(path), *s;
+
+	for (s = p + 1; *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) == -1 && errno != EEXIST)
+			fatal("creating %s", p);
+		*s = '/';
+	}
+	if (mkdir(p, 0700) == -1 && errno != EEXIST)
+		fatal("creating %s (state_dir in %s)", p, "the configuration");
+	free(p); p = NULL;
+}
+
+/* Reaches the database, starting the embedded cluster if none is set. */
+static void
+open_database(struct ctx *x)
+{
+	char err[1024];
+	int applied;
+
+	make_dir(x->conf->state_dir);
+	if (x->conf->conninfo != NULL)
+		x->conninfo = xstrdup(x->conf->conninfo);
+	else if (pgembed_start(x->conf->state_dir, x->conf->pg_bindir,
+	    &x->conninfo, &x->embedded_started, err, sizeof(err)) == -1)
+		fatalx("embedded PostgreSQL under %s: %s", x->conf->state_dir,
+		    err);
+	if ((x->db = db_connect(x->conninfo, err, sizeof(err))) == NULL)
+		fatalx("database: %s", err);
+	if (db_migrate(x->db, &applied) == -1)
+		fatalx("database migration: %s", db_error(x->db));
+	if (applied > 0)
+		log_info("applied %d database migration%s", applied,
+		    applied == 1 ? "" : "s");
+}
+
+static void
+close_database(struct ctx *x)
+{
+	db_close(&x->db);
+	if (x->embedded_started)
+		pgembed_stop(x->conf->state_dir, x->conf->pg_bindir);
+	free(x->conninfo); x->conninfo = NULL;
+}
+
+/* Blocks the signals the scheduler reads from a signalfd, in this thread
+ * and so in every thread started after. */
+static void
+block_signals(void)
+{
+	sigset_t mask;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+}
+
+/* once and run: committer, workers, scheduler. */
+static int
+cmd_poll(struct ctx *x, bool once)
+{
+	struct committer_params cp = {
+		.conninfo = x->conninfo,
+		.batch_max = x->conf->batch_max,
+		.retry_seconds = 60,
+	};
+	struct worker **workers;
+	struct committer *cm;
+	struct sched *s;
+	char err[1024];
+	bool ok = true;
+	int i;
+
+	x->spool_dir = xasprintf("%s/spool", x->conf->state_dir);
+	make_dir(x->spool_dir);
+	if ((cm = committer_start(&cp, err, sizeof(err))) == NULL)
+		fatalx("committer: %s", err);
+	workers = xcalloc(x->conf->workers, sizeof(*workers));
+	for (i = 0; i < x->conf->workers; i++)
+		if ((workers[i] = worker_start(i, err, sizeof(err))) == NULL)
+			fatalx("%s", err);
+
+	struct sched_params sp = {
+		.conf = x->conf,
+		.db = x->db,
+		.committer = cm,
+		.workers = workers,
+		.nworkers = (size_t)x->conf->workers,
+		.spool_dir = x->spool_dir,
+		.summary = once ? stdout : NULL,
+	};
+	if ((s = sched_new(&sp, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if (once)
+		ok = sched_once(s);
+	else
+		sched_run(s);
+	sched_free(&s);
+	for (i = 0; i < x->conf->workers; i++)
+		worker_stop(&workers[i]);
+	free(workers); workers = NULL;
+	/* Sessions end only after their commits are answered, so nothing
+	 * is queued now; stopping still waits for a batch in progress. */
+	committer_stop(&cm);
+	free(x->spool_dir); x->spool_dir = NULL;
+	return ok ? EXIT_OK : EXIT_FAILED;
+}
+
+static int
+cmd_check(struct ctx *x)
+{
+	char err[1024];
+	size_t i, enabled = 0;
+
+	for (i = 0; i < x->conf->naccounts; i++) {
+		const struct conf_account *a = &x->conf->accounts[i];
+		struct conn_tls *t;
+
+		enabled += a->enabled;
+		if (a->tls == CONF_TLS_NONE)
+			continue;
+		if ((t = conn_tls_new(a->ca_file, err, sizeof(err))) == NULL)
+			fatalx("%s: account \"%s\": %s", a->where, a->name,
+			    err);
+		conn_tls_free(&t);
+	}
+	open_database(x);
+	printf("%s: ok: %zu accounts (%zu enabled); database reachable, "
+	    "schema %s\n", x->conf->path, x->conf->naccounts, enabled,
+	    migrations_count ? migrations[migrations_count - 1].name : "-");
+	close_database(x);
+	return EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct ctx x = { 0 };
+	char err[1024];
+	uint64_t n = 0, bad = 0;
+	int rc = EXIT_OK;
+
+	parse_args(argc, argv, &o);
+	if (strcmp(o.command, "once") != 0 && strcmp(o.command, "run") != 0 &&
+	    strcmp(o.command, "check") != 0 &&
+	    strcmp(o.command, "migrate") != 0 &&
+	    strcmp(o.command, "export") != 0 &&
+	    strcmp(o.command, "verify") != 0) {
+		fprintf(stderr, "ingestd: unknown command \"%s\"\n", o.command);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((x.conf = conf_load(o.config, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	block_signals();
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+
+	if (strcmp(o.command, "check") == 0) {
+		rc = cmd_check(&x);
+		conf_free(&x.conf);
+		return rc;
+	}
+	open_database(&x);
+	if (strcmp(o.command, "once") == 0)
+		rc = cmd_poll(&x, true);
+	else if (strcmp(o.command, "run") == 0)
+		rc = cmd_poll(&x, false);
+	else if (strcmp(o.command, "migrate") == 0)
+		printf("database schema is at %s\n", migrations_count ?
+		    migrations[migrations_count - 1].name : "-");
+	else if (strcmp(o.command, "export") == 0) {
+		if (reader_export(x.db, o.out_dir, o.account, &n, err,
+		    sizeof(err)) == -1) {
+			log_warnx("export: %s", err);
+			rc = EXIT_FAILED;
+		}
+		printf("exported %" PRIu64 " messages to %s\n", n, o.out_dir);
+	} else if (strcmp(o.command, "verify") == 0) {
+		if (reader_verify(x.db, o.account, &n, &bad, err,
+		    sizeof(err)) == -1) {
+			log_warnx("verify: %s", err);
+			rc = EXIT_FAILED;
+		}
+		printf("verified %" PRIu64 " messages: %" PRIu64 " damaged\n",
+		    n, bad);
+		if (bad > 0)
+			rc = EXIT_FAILED;
+	}
+	close_database(&x);
+	conf_free(&x.conf);
+	return rc;
+}

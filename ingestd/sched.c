@@ -1,0 +1,489 @@
+/*
+ * The scheduler runs its own loop on the main thread: a signalfd for
+ * TERM/INT/HUP, the wake callback for finished polls (posted by workers),
+ * and a timer for the next due poll.
+ */
+#include "sched.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "conn.h"
+#include "log.h"
+#include "loop.h"
+#include "session.h"
+#include "worker.h"
+#include "xmalloc.h"
+#include "store/db.h"
+#include "store/known.h"
+
+/* Retry after a temporary failure: 30 s doubling up to poll_interval. */
+#define RETRY_FIRST_S 30
+/* After a failure that needs the operator (password, certificate). */
+#define RETRY_PERMANENT_S 3600
+
+struct account {
+	const struct conf_account *conf;
+	int64_t id;			/* 0 until known in the database */
+	struct conn_tls *tls;		/* shared per CA file */
+	uint64_t due_ms;		/* next poll, loop clock */
+	unsigned failures;		/* consecutive */
+	bool running;
+	bool done_once;
+	time_t started;
+	struct session_job job;
+};
+
+struct tls_entry {
+	char *ca_file;			/* NULL: system trust store */
+	struct conn_tls *tls;
+};
+
+struct sched {
+	struct sched_params p;
+	struct loop *loop;
+	int sigfd;
+	struct loop_timer timer;
+
+	struct account *accounts;
+	size_t naccounts;
+	struct tls_entry *tls;
+	size_t ntls;
+
+	pthread_mutex_t lock;		/* protects finished */
+	struct session_job **finished;
+	size_t nfinished;
+
+	bool once;
+	bool stopping;
+	bool done;			/* loop_stop() called */
+	unsigned running;
+	unsigned failed;
+};
+
+static void sched_dispatch(struct sched *s);
+
+static struct conn_tls *
+tls_for(struct sched *s, const char *ca_file, char *err, size_t errlen)
+{
+	struct conn_tls *t;
+	size_t i;
+
+	for (i = 0; i < s->ntls; i++)
+		if ((ca_file == NULL && s->tls[i].ca_file == NULL) ||
+		    (ca_file != NULL && s->tls[i].ca_file != NULL &&
+		    strcmp(ca_file, s->tls[i].ca_file) == 0))
+			return s->tls[i].tls;
+	if ((t = conn_tls_new(ca_file, err, errlen)) == NULL)
+		return NULL;
+	s->tls = xreallocarray(s->tls, s->ntls + 1, sizeof(*s->tls));
+	s->tls[s->ntls].ca_file = ca_file ? xstrdup(ca_file) : NULL;
+	s->tls[s->ntls++].tls = t;
+	return t;
+}
+
+/* On a worker thread: queue the finished poll for the main thread. */
+static void
+on_finished(struct session_job *job)
+{
+	struct sched *s = job->arg;
+
+	pthread_mutex_lock(&s->lock);
+	s->finished = xreallocarray(s->finished, s->nfinished + 1,
+	    sizeof(*s->finished));
+	s->finished[s->nfinished++] = job;
+	pthread_mutex_unlock(&s->lock);
+	loop_wakeup(s->loop);
+}
+
+static const char *
+outcome_name(enum session_outcome o)
+{
+	switch (o) {
+	case SESSION_OK:
+		return "ok";
+	case SESSION_TEMPORARY:
+		return "temporary";
+	case SESSION_PERMANENT:
+		return "permanent";
+	}
+	return "?";
+}
+
+/* Database bookkeeping for a finished poll; a failure here is logged and
+ * retried once after reconnecting, and never affects the mailbox. */
+static void
+record(struct sched *s, struct account *a)
+{
+	struct session_result *r = &a->job.result;
+	struct db_poll poll = {
+		.account_id = a->id,
+		.started = a->started,
+		.finished = time(NULL),
+		.outcome = outcome_name(r->outcome),
+		.error = r->outcome == SESSION_OK ? NULL : r->error,
+		.listed = r->listed,
+		.fetched = r->fetched,
+		.archived = r->archived,
+		.deduplicated = r->deduplicated,
+		.deleted = r->deleted,
+		.bytes = r->bytes,
+	};
+	int attempt;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (attempt > 0 && db_reconnect(s->p.db) == -1)
+			break;
+		if ((r->ndeleted == 0 || db_mark_deleted(s->p.db, a->id,
+		    r->deleted_v, r->ndeleted) == 0) &&
+		    db_poll_record(s->p.db, &poll) == 0)
+			return;
+	}
+	log_warnx("mbox=%s recording the poll: %s", a->conf->name,
+	    db_error(s->p.db));
+}
+
+static void
+summary(struct sched *s, struct account *a)
+{
+	struct session_result *r = &a->job.result;
+
+	if (s->p.summary == NULL)
+		return;
+	fprintf(s->p.summary, "account=%s listed=%" PRIu64 " fetched=%" PRIu64
+	    " archived=%" PRIu64 " deduplicated=%" PRIu64 " deleted=%" PRIu64
+	    " bytes=%" PRIu64 " errors=%" PRIu64 " outcome=%s",
+	    a->conf->name, r->listed, r->fetched, r->archived,
+	    r->deduplicated, r->deleted, r->bytes,
+	    r->errors + (r->outcome != SESSION_OK && r->errors == 0),
+	    outcome_name(r->outcome));
+	if (r->outcome != SESSION_OK)
+		fprintf(s->p.summary, " error=\"%s\"", r->error);
+	fputc('\n', s->p.summary);
+	fflush(s->p.summary);
+}
+
+/* Jitter spreads retries of many mailboxes of one provider over time. */
+static uint64_t
+retry_delay_ms(const struct sched *s, const struct account *a)
+{
+	uint64_t d;
+
+	if (a->job.result.outcome == SESSION_OK)
+		return (uint64_t)s->p.conf->poll_interval * 1000;
+	if (a->job.result.outcome == SESSION_PERMANENT)
+		d = RETRY_PERMANENT_S;
+	else {
+		unsigned shift = a->failures > 10 ? 10 : a->failures - 1;
+
+		d = (uint64_t)RETRY_FIRST_S << shift;
+		if (d > (uint64_t)s->p.conf->poll_interval)
+			d = s->p.conf->poll_interval;
+	}
+	d *= 1000;
+	return d - d / 4 + (uint64_t)(random() % (long)(d / 2 + 1));
+}
+
+static void
+finish(struct sched *s, struct account *a)
+{
+	struct session_result *r = &a->job.result;
+
+	a->running = false;
+	a->done_once = true;
+	s->running--;
+	record(s, a);
+	summary(s, a);
+	if (r->outcome == SESSION_OK) {
+		a->failures = 0;
+		log_info("mbox=%s polled: %" PRIu64 " listed, %" PRIu64
+		    " archived, %" PRIu64 " deleted", a->conf->name, r->listed,
+		    r->archived, r->deleted);
+	} else {
+		a->failures++;
+		s->failed++;
+	}
+	a->due_ms = loop_now_ms(s->loop) + retry_delay_ms(s, a);
+	known_free(&a->job.known);
+	session_result_release(r);
+}
+
+static void
+on_wake(void *arg)
+{
+	struct sched *s = arg;
+	struct session_job **done;
+	size_t i, n;
+
+	pthread_mutex_lock(&s->lock);
+	done = s->finished;
+	n = s->nfinished;
+	s->finished = NULL;
+	s->nfinished = 0;
+	pthread_mutex_unlock(&s->lock);
+	for (i = 0; i < n; i++)
+		finish(s, done[i]->owner);
+	free(done); done = NULL;
+	sched_dispatch(s);
+}
+
+static unsigned
+host_running(const struct sched *s, const char *host)
+{
+	unsigned n = 0;
+	size_t i;
+
+	for (i = 0; i < s->naccounts; i++)
+		if (s->accounts[i].running &&
+		    strcmp(s->accounts[i].conf->host, host) == 0)
+			n++;
+	return n;
+}
+
+static struct worker *
+least_loaded(const struct sched *s)
+{
+	struct worker *best = s->p.workers[0];
+	size_t i;
+
+	for (i = 1; i < s->p.nworkers; i++)
+		if (worker_load(s->p.workers[i]) < worker_load(best))
+			best = s->p.workers[i];
+	return best;
+}
+
+/*
+ * Prepares and hands out one poll.  Returns -1 if it failed before reaching
+ * a worker; the failure is then recorded like any other.
+ */
+static int
+start_poll(struct sched *s, struct account *a)
+{
+	const struct conf_account *ca = a->conf;
+	struct session_job *job = &a->job;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	char port[16];
+	int r;
+
+	memset(job, 0, sizeof(*job));
+	job->conf = s->p.conf;
+	job->acct = ca;
+	job->tls = a->tls;
+	job->committer = s->p.committer;
+	job->spool_dir = s->p.spool_dir;
+	job->finished = on_finished;
+	job->arg = s;
+	job->owner = a;
+	a->started = time(NULL);
+	a->running = true;
+	s->running++;
+
+	if (a->id == 0 && db_account_id(s->p.db, ca->name, &a->id) == -1) {
+		snprintf(job->result.error, sizeof(job->result.error),
+		    "database: %s", db_error(s->p.db));
+		goto fail;
+	}
+	job->account_id = a->id;
+	job->known = known_new();
+	if (db_known_load(s->p.db, a->id, job->known) == -1) {
+		snprintf(job->result.error, sizeof(job->result.error),
+		    "loading the archive state: %s", db_error(s->p.db));
+		goto fail;
+	}
+	snprintf(port, sizeof(port), "%d", ca->port);
+	if ((r = getaddrinfo(ca->host, port, &hints, &ai)) != 0) {
+		snprintf(job->result.error, sizeof(job->result.error),
+		    "cannot resolve %s: %s", ca->host, gai_strerror(r));
+		goto fail;
+	}
+	memcpy(&job->addr, ai->ai_addr, ai->ai_addrlen);
+	job->addrlen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	worker_submit(least_loaded(s), job);
+	return 0;
+fail:
+	job->result.outcome = SESSION_TEMPORARY;
+	log_warnx("mbox=%s %s", ca->name, job->result.error);
+	finish(s, a);
+	return -1;
+}
+
+static void
+on_timer(struct loop *l, void *arg)
+{
+	sched_dispatch(arg);
+}
+
+/* Starts every due poll the per-host cap allows; arms the timer for the
+ * next one; stops the loop when a once-run or a drain is complete. */
+static void
+sched_dispatch(struct sched *s)
+{
+	uint64_t now = loop_now_ms(s->loop), next = UINT64_MAX;
+	size_t i;
+
+	for (i = 0; i < s->naccounts && !s->stopping; i++) {
+		struct account *a = &s->accounts[i];
+
+		if (a->running || (s->once && a->done_once))
+			continue;
+		if (a->due_ms > now) {
+			if (a->due_ms < next)
+				next = a->due_ms;
+			continue;
+		}
+		if (host_running(s, a->conf->host) >=
+		    (unsigned)s->p.conf->max_connections_per_host)
+			continue;	/* a finished poll re-dispatches */
+		start_poll(s, a);
+	}
+	if (s->running == 0 && (s->stopping || (s->once &&
+	    next == UINT64_MAX))) {
+		bool all = true;
+
+		for (i = 0; i < s->naccounts && s->once; i++)
+			if (!s->accounts[i].done_once)
+				all = false;
+		if (all || s->stopping) {
+			s->done = true;
+			loop_stop(s->loop);
+			return;
+		}
+	}
+	if (next != UINT64_MAX && !s->stopping)
+		loop_timer_add(s->loop, &s->timer, next - now, on_timer, s);
+}
+
+static void
+on_signal(struct loop *l, int fd, int events, void *arg)
+{
+	struct sched *s = arg;
+	struct signalfd_siginfo si;
+	size_t i;
+
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGHUP) {
+		log_info("SIGHUP: configuration reload is not supported; "
+		    "restart ingestd to apply changes");
+		return;
+	}
+	if (s->stopping) {
+		log_info("signal %u again: still draining %u polls",
+		    si.ssi_signo, s->running);
+		return;
+	}
+	log_info("signal %u: finishing %u polls in flight, then exiting",
+	    si.ssi_signo, s->running);
+	s->stopping = true;
+	loop_timer_cancel(s->loop, &s->timer);
+	for (i = 0; i < s->p.nworkers; i++)
+		worker_drain(s->p.workers[i]);
+	sched_dispatch(s);
+}
+
+struct sched *
+sched_new(const struct sched_params *p, char *err, size_t errlen)
+{
+	struct sched *s = xcalloc(1, sizeof(*s));
+	sigset_t mask;
+	size_t i;
+
+	s->p = *p;
+	s->sigfd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	if ((s->loop = loop_new(err, errlen)) == NULL)
+		goto fail;
+	loop_set_wake(s->loop, on_wake, s);
+
+	/* main.c blocked these in every thread before starting any. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if ((s->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) ==
+	    -1) {
+		snprintf(err, errlen, "signalfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (loop_fd_add(s->loop, s->sigfd, LOOP_READ, on_signal, s) == -1) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		goto fail;
+	}
+
+	s->accounts = xcalloc(p->conf->naccounts ? p->conf->naccounts : 1,
+	    sizeof(*s->accounts));
+	for (i = 0; i < p->conf->naccounts; i++) {
+		const struct conf_account *ca = &p->conf->accounts[i];
+		struct account *a;
+		char e[512];
+
+		if (!ca->enabled)
+			continue;
+		a = &s->accounts[s->naccounts++];
+		a->conf = ca;
+		if (ca->tls != CONF_TLS_NONE &&
+		    (a->tls = tls_for(s, ca->ca_file, e, sizeof(e))) == NULL) {
+			snprintf(err, errlen, "%s: account \"%s\": %s",
+			    ca->where, ca->name, e);
+			goto fail;
+		}
+	}
+	return s;
+fail:
+	sched_free(&s);
+	return NULL;
+}
+
+void
+sched_free(struct sched **sp)
+{
+	struct sched *s = *sp;
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->ntls; i++) {
+		free(s->tls[i].ca_file);
+		conn_tls_free(&s->tls[i].tls);
+	}
+	free(s->tls); s->tls = NULL;
+	free(s->accounts); s->accounts = NULL;
+	free(s->finished); s->finished = NULL;
+	if (s->sigfd != -1) {
+		if (s->loop != NULL)
+			loop_fd_del(s->loop, s->sigfd);
+		close(s->sigfd);
+	}
+	loop_free(&s->loop);
+	pthread_mutex_destroy(&s->lock);
+	free(s); *sp = NULL;
+}
+
+bool
+sched_once(struct sched *s)
+{
+	s->once = true;
+	sched_dispatch(s);
+	if (!s->done)
+		loop_run(s->loop);
+	return s->failed == 0 && !s->stopping;
+}
+
+void
+sched_run(struct sched *s)
+{
+	s->once = false;
+	sched_dispatch(s);
+	if (!s->done)
+		loop_run(s->loop);
+}

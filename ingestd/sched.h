@@ -1,0 +1,44 @@
+/*
+ * The scheduler, on the main thread: decides when each mailbox is polled,
+ * caps concurrent connections per server host, prepares each poll (address,
+ * archive state) and hands it to the least loaded worker, then records the
+ * outcome.  Its blocking work (DNS, database) happens here, never on a
+ * worker.
+ */
+#ifndef INGESTD_SCHED_H
+#define INGESTD_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct conf;
+struct db;
+struct committer;
+struct worker;
+struct sched;
+
+struct sched_params {
+	const struct conf *conf;
+	struct db *db;			/* the main thread's connection */
+	struct committer *committer;
+	struct worker **workers;
+	size_t nworkers;
+	const char *spool_dir;
+	FILE *summary;			/* one line per finished poll, or NULL */
+};
+
+/* NULL with err filled (e.g. an unreadable CA file). */
+struct sched *sched_new(const struct sched_params *p, char *err,
+    size_t errlen);
+void sched_free(struct sched **s);
+
+/* Polls every enabled account once, concurrently.  Returns true if every
+ * poll succeeded. */
+bool sched_once(struct sched *s);
+
+/* Polls each account every poll_interval until SIGTERM or SIGINT, then
+ * drains: polls in flight finish (commits complete, sessions QUIT). */
+void sched_run(struct sched *s);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * One poll of one mailbox, on one worker's loop: the glue between the
+ * transport (conn), the POP3 engine (pop3/client), the message pipeline
+ * (store/pipe) and the committer.  It decides what to fetch, verify and
+ * delete; it sends DELE for a message only after the committer reported the
+ * transaction holding it committed.
+ */
+#ifndef INGESTD_SESSION_H
+#define INGESTD_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf.h"
+#include "store/db.h"
+
+struct conn_tls;
+struct known;
+struct committer;
+struct worker;
+struct session;
+struct commit_item;
+
+enum session_outcome {
+	SESSION_OK,
+	SESSION_TEMPORARY,	/* retry later: network, server busy, ... */
+	SESSION_PERMANENT,	/* fix the config: credentials, certificate */
+};
+
+struct session_result {
+	enum session_outcome outcome;
+	char error[512];	/* the first error, with context */
+	uint64_t listed, fetched, archived, deduplicated, deleted, bytes;
+	uint64_t errors;	/* messages that failed (RETR/DELE -ERR,...) */
+	/* What the server confirmed deleted (+OK to QUIT). */
+	struct db_deleted *deleted_v;
+	size_t ndeleted;
+	/* The UIDLs listed, for reconciliation; NULL unless the listing was
+	 * complete and every message had a UIDL. */
+	char **present;
+	size_t npresent;
+};
+
+/* A poll to run, prepared by the scheduler on the main thread (address
+ * resolved, archive state loaded) and handed to a worker. */
+struct session_job {
+	const struct conf *conf;
+	const struct conf_account *acct;
+	int64_t account_id;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct conn_tls *tls;		/* NULL for tls = "none" */
+	struct known *known;		/* owned by the job */
+	struct committer *committer;
+	const char *spool_dir;
+	struct session_result result;
+	/* Called on the worker thread when the session has ended and every
+	 * commit it submitted has been answered. */
+	void (*finished)(struct session_job *job);
+	void *arg;			/* the scheduler */
+	void *owner;			/* its record of the account */
+};
+
+/* Starts the poll on the worker's loop.  Always ends in job->finished(). */
+void session_start(struct worker *w, struct session_job *job);
+/* Stop fetching new messages: finish what is in flight, then QUIT. */
+void session_drain(struct session *s);
+/* A commit answered (called on the session's worker thread). */
+void session_commit_done(struct commit_item *it, bool durable);
+
+void session_result_release(struct session_result *r);
+
+#endif
