@@ -29,13 +29,21 @@ struct loop_timer {
 	size_t slot;		/* index in the heap + 1; 0 when not armed */
 	loop_timer_cb *cb;
 	void *arg;
+	uint64_t seq;		/* arming order: equal deadlines fire FIFO */
 };
 
 /* NULL with err filled if epoll or eventfd cannot be created. */
 struct loop *loop_new(char *err, size_t errlen);
 void loop_free(struct loop **l);
 
-/* 0, or -1 with errno set. */
+/*
+ * Registers fd (at most once) for events, which may be 0.  cb runs on the
+ * loop thread with the ready subset of the events.  An fd deleted, re-added
+ * or modified to 0 during a round gets no stale event from that round.
+ * Interest 0 takes the fd out of epoll, so a hung-up fd nobody services
+ * does not make the loop spin.  Call loop_fd_del() before close().
+ * 0, or -1 with errno set (epoll_ctl failed).
+ */
 int loop_fd_add(struct loop *l, int fd, int events, loop_fd_cb *cb,
     void *arg);
 int loop_fd_mod(struct loop *l, int fd, int events);
@@ -61,10 +69,20 @@ void loop_defer(struct loop *l, loop_func *fn, void *arg);
 void loop_wakeup(struct loop *l);
 void loop_set_wake(struct loop *l, loop_func *fn, void *arg);
 
-/* Dispatches until loop_stop(); returns 0, or -1 if epoll_wait failed. */
+/*
+ * Dispatches until loop_stop(); returns 0, or -1 with errno set if
+ * epoll_wait failed.
+ */
 int loop_run(struct loop *l);
-/* One round: waits at most timeout_ms (-1: until an event or timer). */
+/*
+ * One round: waits at most timeout_ms (-1: until an event or timer), then
+ * dispatches fds, deferred functions and due timers.  Timers armed during
+ * the round fire in a later round even if already due.  0, or -1 with
+ * errno set if epoll_wait failed.
+ */
 int loop_run_once(struct loop *l, int timeout_ms);
+/* Makes loop_run() return after the current round.  Loop thread only:
+ * another thread calls it from the wake callback. */
 void loop_stop(struct loop *l);
 
 #endif
