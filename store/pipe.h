@@ -12,12 +12,14 @@
 #ifndef STORE_PIPE_H
 #define STORE_PIPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 struct pipe_stage;
 struct spool;
+struct spool_sys;
 struct zdict;
 
 struct pipe_ops {
@@ -51,20 +53,59 @@ struct pipe_params {
 	uint64_t size_hint;	/* expected size (LIST), 0 if unknown */
 	int level;		/* zstd level */
 	const struct zdict *dict; /* borrowed; NULL for none */
+	const struct spool_sys *spool_sys; /* NULL: the real system calls */
 };
 
 struct pipe;
 
+/*
+ * One pipe per message.  params is copied (dict and spool_sys stay
+ * borrowed).  Costs only small structs until the first byte: the zstd
+ * context, its buffer and the spool memory come with the bytes, and the
+ * zstd context goes back to a shared pool at pipe_finish().
+ */
 struct pipe *pipe_new(const struct pipe_params *params);
-/* Returns 0, or -1 with pipe_error() set; after -1 only pipe_free(). */
+/*
+ * Takes all of data[0, n), synchronously: every stage consumes what it is
+ * given, the spool writing a bounded chunk to its file when over its memory
+ * bound.  Returns 0, or -1 with pipe_error() set; after -1 only
+ * pipe_free().
+ */
 int pipe_write(struct pipe *p, const void *data, size_t n);
-/* Ends the message.  On 0, *r is filled and r->spool is the caller's. */
+/*
+ * Ends the message.  On 0, *r is filled and r->spool is the caller's (to
+ * free with spool_free(), or hand to the committer).  On -1, pipe_error()
+ * says why and nothing is handed over.  Either way only pipe_free() may
+ * follow.
+ */
 int pipe_finish(struct pipe *p, struct pipe_result *r);
+/* The first error of any stage, e.g. "spool write to /x: No space...". */
 const char *pipe_error(const struct pipe *p);
 /* Frees the pipe and anything unfinished (an aborted message). */
 void pipe_free(struct pipe **p);
 
 /* Lowercase hex of a 32-byte digest into out[65]. */
 void pipe_hex(const unsigned char digest[32], char out[65]);
+
+/*
+ * Where the header block ends, as head_sha256 defines it: after the first
+ * line that is empty or holds only CR, the message's first line included
+ * (a message that starts with an empty line has that line as its header
+ * block).  Resumable at any byte, so the session can apply the same rule
+ * to TOP n 0 output when it checks a UIDL against the archive.
+ */
+struct pipe_headscan {
+	int state;
+};
+
+void pipe_headscan_init(struct pipe_headscan *s);
+/*
+ * Scans the next n bytes.  Returns true once the header block has ended:
+ * *len_r is then how many of these bytes belong to it (0 on calls after
+ * the one that found the end).  Returns false, with *len_r = n, while all
+ * bytes so far are header.
+ */
+bool pipe_headscan_feed(struct pipe_headscan *s, const void *p, size_t n,
+    size_t *len_r);
 
 #endif

@@ -426,8 +426,12 @@ zdec_write(struct zdec *d, const void *p, size_t n,
 			d->failed = true;
 			return -1;
 		}
-		/* A full buffer may hide more output for the same input. */
-		if (in.pos == in.size && ob.pos < ob.size)
+		/*
+		 * A full buffer may hide more output for the same input,
+		 * unless the frame is complete: zstd would then take the
+		 * empty call as the start of a next frame.
+		 */
+		if (in.pos == in.size && (ob.pos < ob.size || r == 0))
 			break;
 		if (in.pos == in_before && ob.pos == 0) {
 			(void)snprintf(d->error, sizeof(d->error),

@@ -1,0 +1,359 @@
+#include "pipe.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingestd/log.h"
+#include "ingestd/xmalloc.h"
+#include "hash.h"
+#include "spool.h"
+#include "zstd.h"
+
+/*
+ * The chain is hash -> zstd -> sink.  Every stage consumes all it is given
+ * before returning: the sink writes to the spool synchronously, and the
+ * spool's file writes are the one bounded blocking I/O a worker may do.  So
+ * no stage here returns 0 ("full"), and the session's backpressure comes
+ * from the commit queue, not from this chain.
+ */
+
+enum headscan_state {
+	HS_LINE_START,		/* at the first byte of a line */
+	HS_CR,			/* the line so far is a lone CR */
+	HS_MID,			/* inside a line that is not empty */
+	HS_DONE,		/* the header block has ended */
+};
+
+enum pipe_state {
+	PIPE_OPEN,
+	PIPE_FAILED,
+	PIPE_DONE,
+};
+
+/* Hashes every byte, and the header block by a snapshot at its end. */
+struct hstage {
+	struct pipe_stage st;	/* first: the stage pointer is the hstage */
+	struct hash_sha256 sha;
+	struct pipe_headscan scan;
+	bool head_done;
+	unsigned char head[32];
+	unsigned char digest[32];
+	uint64_t size;
+};
+
+/* The end of the chain: appends to the spool. */
+struct sink {
+	struct pipe_stage st;
+	struct spool *spool;	/* borrowed from the pipe */
+};
+
+struct pipe {
+	struct hstage *hash;
+	struct pipe_stage *zstd;
+	struct sink *sink;
+	struct spool *spool;	/* NULL once handed over */
+	int64_t dict_id;
+	enum pipe_state state;
+	char error[256];
+};
+
+void
+pipe_headscan_init(struct pipe_headscan *s)
+{
+	s->state = HS_LINE_START;
+}
+
+bool
+pipe_headscan_feed(struct pipe_headscan *s, const void *p, size_t n,
+    size_t *len_r)
+{
+	const char *start = p, *c = p, *end = c + n, *nl;
+
+	if (s->state == HS_DONE) {
+		*len_r = 0;
+		return true;
+	}
+	while (c < end) {
+		switch (s->state) {
+		case HS_LINE_START:
+			if (*c == '\n')
+				goto found;
+			s->state = *c == '\r' ? HS_CR : HS_MID;
+			c++;
+			break;
+		case HS_CR:
+			if (*c == '\n')
+				goto found;
+			/* Not consumed: HS_MID looks at it again. */
+			s->state = HS_MID;
+			break;
+		default:
+			/* Most bytes are here: skip to the line end at once. */
+			nl = memchr(c, '\n', (size_t)(end - c));
+			if (nl == NULL) {
+				c = end;
+			} else {
+				c = nl + 1;
+				s->state = HS_LINE_START;
+			}
+			break;
+		}
+	}
+	*len_r = n;
+	return false;
+found:
+	s->state = HS_DONE;
+	*len_r = (size_t)(c + 1 - start);
+	return true;
+}
+
+/* Passes all of p[0, n) to st->next, taking on its error if it fails. */
+static int
+stage_pass(struct pipe_stage *st, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = st->next->ops->write(st->next, p, n);
+		if (w == -1) {
+			(void)snprintf(st->error, sizeof(st->error), "%s",
+			    st->next->error);
+			return -1;
+		}
+		if (w == 0) {
+			(void)snprintf(st->error, sizeof(st->error),
+			    "pipe: stage accepted nothing");
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static ssize_t
+hstage_write(struct pipe_stage *st, const void *p, size_t n)
+{
+	struct hstage *h = (struct hstage *)st;
+	size_t k;
+
+	if (!h->head_done &&
+	    pipe_headscan_feed(&h->scan, p, n, &k)) {
+		/*
+		 * The header digest is the running digest at this point,
+		 * so every byte is hashed once however long the header.
+		 */
+		hash_sha256_update(&h->sha, p, k);
+		hash_sha256_snapshot(&h->sha, h->head);
+		hash_sha256_update(&h->sha, (const char *)p + k, n - k);
+		h->head_done = true;
+	} else {
+		hash_sha256_update(&h->sha, p, n);
+	}
+	h->size += n;
+	if (stage_pass(st, p, n) == -1)
+		return -1;
+	return (ssize_t)n;
+}
+
+static int
+hstage_finish(struct pipe_stage *st)
+{
+	struct hstage *h = (struct hstage *)st;
+
+	hash_sha256_final(&h->sha, h->digest);
+	/* No empty line anywhere: the whole message is its header. */
+	if (!h->head_done)
+		memcpy(h->head, h->digest, sizeof(h->head));
+	if (st->next->ops->finish(st->next) == -1) {
+		(void)snprintf(st->error, sizeof(st->error), "%s",
+		    st->next->error);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+hstage_abort(struct pipe_stage *st)
+{
+	st->next->ops->abort(st->next);
+}
+
+static void
+hstage_free(struct pipe_stage *st)
+{
+	struct hstage *h = (struct hstage *)st;
+
+	hash_sha256_release(&h->sha);
+	free(h);
+}
+
+static const struct pipe_ops hstage_ops = {
+	.write = hstage_write,
+	.finish = hstage_finish,
+	.abort = hstage_abort,
+	.free = hstage_free,
+};
+
+static ssize_t
+sink_write(struct pipe_stage *st, const void *p, size_t n)
+{
+	struct sink *s = (struct sink *)st;
+
+	if (spool_write(s->spool, p, n) == -1) {
+		(void)snprintf(st->error, sizeof(st->error), "%s",
+		    spool_error(s->spool));
+		return -1;
+	}
+	return (ssize_t)n;
+}
+
+/*
+ * Nothing to flush: the spool is a temporary file that the committer reads
+ * back, and a crash loses it along with the message it would have held,
+ * which the server still has.
+ */
+static int
+sink_finish(struct pipe_stage *st)
+{
+	return 0;
+}
+
+/* The spool belongs to the pipe, which frees it. */
+static void
+sink_abort(struct pipe_stage *st)
+{
+}
+
+static void
+sink_free(struct pipe_stage *st)
+{
+	free(st);
+}
+
+static const struct pipe_ops sink_ops = {
+	.write = sink_write,
+	.finish = sink_finish,
+	.abort = sink_abort,
+	.free = sink_free,
+};
+
+struct pipe *
+pipe_new(const struct pipe_params *params)
+{
+	struct pipe *p;
+
+	p = xcalloc(1, sizeof(*p));
+	p->spool = spool_new(params->spool_dir, params->spool_mem,
+	    params->spool_sys);
+	p->sink = xcalloc(1, sizeof(*p->sink));
+	p->sink->st.ops = &sink_ops;
+	p->sink->spool = p->spool;
+	p->zstd = zstd_stage_new(params->level, params->size_hint,
+	    params->dict, &p->sink->st);
+	p->hash = xcalloc(1, sizeof(*p->hash));
+	p->hash->st.ops = &hstage_ops;
+	p->hash->st.next = p->zstd;
+	hash_sha256_init(&p->hash->sha);
+	pipe_headscan_init(&p->hash->scan);
+	p->dict_id = params->dict != NULL ? zdict_id(params->dict) : 0;
+	p->state = PIPE_OPEN;
+	return p;
+}
+
+static void
+pipe_fail(struct pipe *p)
+{
+	struct pipe_stage *head = &p->hash->st;
+
+	(void)snprintf(p->error, sizeof(p->error), "%s",
+	    head->error[0] != '\0' ? head->error : "pipe: stage failed");
+	p->state = PIPE_FAILED;
+	/* Give the zstd context back now rather than at pipe_free(). */
+	head->ops->abort(head);
+}
+
+int
+pipe_write(struct pipe *p, const void *data, size_t n)
+{
+	struct pipe_stage *head = &p->hash->st;
+	const char *c = data;
+	ssize_t w;
+
+	ASSERT(p->state != PIPE_DONE);
+	if (p->state == PIPE_FAILED)
+		return -1;
+	while (n > 0) {
+		w = head->ops->write(head, c, n);
+		if (w <= 0) {
+			pipe_fail(p);
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+pipe_finish(struct pipe *p, struct pipe_result *r)
+{
+	struct pipe_stage *head = &p->hash->st;
+
+	ASSERT(p->state != PIPE_DONE);
+	if (p->state == PIPE_FAILED)
+		return -1;
+	if (head->ops->finish(head) == -1) {
+		pipe_fail(p);
+		return -1;
+	}
+	memset(r, 0, sizeof(*r));
+	memcpy(r->sha256, p->hash->digest, sizeof(r->sha256));
+	memcpy(r->head_sha256, p->hash->head, sizeof(r->head_sha256));
+	r->size = p->hash->size;
+	r->stored_size = spool_size(p->spool);
+	r->dict_id = p->dict_id;
+	r->spool = p->spool;
+	p->spool = NULL;
+	p->sink->spool = NULL;
+	p->state = PIPE_DONE;
+	return 0;
+}
+
+const char *
+pipe_error(const struct pipe *p)
+{
+	return p->error;
+}
+
+void
+pipe_free(struct pipe **pp)
+{
+	struct pipe *p = *pp;
+
+	if (p == NULL)
+		return;
+	if (p->state == PIPE_OPEN)
+		p->hash->st.ops->abort(&p->hash->st);
+	p->hash->st.ops->free(&p->hash->st);
+	p->zstd->ops->free(p->zstd);
+	p->sink->st.ops->free(&p->sink->st);
+	spool_free(&p->spool);
+	free(p);
+	*pp = NULL;
+}
+
+void
+pipe_hex(const unsigned char digest[32], char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < 32; i++) {
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 0x0f];
+	}
+	out[64] = '\0';
+}
