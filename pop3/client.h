@@ -57,7 +57,11 @@ struct pop3_client_params {
 	bool starttls;		/* issue STLS after CAPA; fail if not offered */
 	/* MD5 for APOP, supplied by the owner so pop3/ needs no crypto library */
 	void (*md5)(const void *p, size_t n, unsigned char out[16]);
-	unsigned pipeline_window; /* in-flight commands with PIPELINING; 0: 16 */
+	unsigned pipeline_window; /* in-flight commands with PIPELINING; 0: 16,
+				   * at most 128 */
+	/* Bounds the listing's memory against a hostile server: a listing of
+	 * more messages fails with POP3_FAIL_PERM.  0: 1000000. */
+	uint32_t max_msgs;
 };
 
 /*
@@ -100,7 +104,11 @@ void pop3_client_free(struct pop3_client **c);
  */
 int pop3_client_feed(struct pop3_client *c, const char *p, size_t n);
 
-/* Bytes to send, or *n_r = 0.  Call pop3_client_sent() with what went out. */
+/*
+ * Bytes to send, or *n_r = 0.  Call pop3_client_sent() with what went out;
+ * it may move further queued commands into the buffer.  After failed()
+ * there is nothing more to send: the owner closes the connection.
+ */
 void pop3_client_pending(struct pop3_client *c, const char **p_r,
     size_t *n_r);
 void pop3_client_sent(struct pop3_client *c, size_t n);
@@ -119,7 +127,10 @@ bool pop3_client_idle(const struct pop3_client *c);
 /* Whether CAPA advertised PIPELINING / TOP (valid after ready()). */
 bool pop3_client_pipelining(const struct pop3_client *c);
 bool pop3_client_has_top(const struct pop3_client *c);
-/* Name of the current state, for log lines ("while ..."). */
+/*
+ * Name of the current state with its command ("RETR 5", "RETR 5 body"),
+ * for log lines ("while ...").  After failed(), where it failed.
+ */
 const char *pop3_client_state(const struct pop3_client *c);
 
 #endif

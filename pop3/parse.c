@@ -1,0 +1,328 @@
+#include "pop3/parse.h"
+
+#include <string.h>
+
+void
+pop3_line_init(struct pop3_line *l)
+{
+	l->len = 0;
+	l->complete = false;
+	l->buf[0] = '\0';
+}
+
+enum pop3_parse
+pop3_line_feed(struct pop3_line *l, const char *p, size_t n, size_t *used_r)
+{
+	const char *lf;
+	size_t take, room;
+
+	if (l->complete)
+		pop3_line_init(l);
+	/*
+	 * Octets before the LF may number POP3_LINE_MAX - 1 at most.  The
+	 * check is made on what is stored, not on what one call brings, so
+	 * the verdict is the same however the input is split.
+	 */
+	room = POP3_LINE_MAX - 1 - l->len;
+	lf = memchr(p, '\n', n);
+	take = lf != NULL ? (size_t)(lf - p) : n;
+	if (take > room) {
+		*used_r = room;
+		return POP3_PARSE_INVALID;
+	}
+	memcpy(l->buf + l->len, p, take);
+	l->len += take;
+	if (lf == NULL) {
+		*used_r = n;
+		return POP3_PARSE_NEED_MORE;
+	}
+	*used_r = take + 1;
+	if (l->len > 0 && l->buf[l->len - 1] == '\r')
+		l->len--;
+	l->buf[l->len] = '\0';
+	l->complete = true;
+	return POP3_PARSE_OK;
+}
+
+static bool
+is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+static char
+lower(char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+}
+
+/* Case-insensitive comparison of p[0, n) with the NUL-terminated word. */
+static bool
+word_eq(const char *p, size_t n, const char *word)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (word[i] == '\0' || lower(p[i]) != lower(word[i]))
+			return false;
+	return word[n] == '\0';
+}
+
+/* RFC 2449 rchar: printable except "/" (level separator) and "]". */
+static bool
+is_rchar(unsigned char ch)
+{
+	return ch >= 0x21 && ch <= 0x7f && ch != '/' && ch != ']';
+}
+
+/*
+ * Classifies a response code "level *("/" level)" by its first two levels,
+ * so that sub-levels we do not know fall back to their parent.  Returns
+ * POP3_CODE_NONE if the text is not a well-formed code.
+ */
+static enum pop3_code
+classify_code(const char *p, size_t n)
+{
+	const char *lv[2];
+	size_t lvlen[2] = { 0, 0 };
+	size_t i, k = 0, start = 0;
+
+	lv[0] = lv[1] = p;
+	for (i = 0; i <= n; i++) {
+		if (i < n && is_rchar((unsigned char)p[i]))
+			continue;
+		if (i < n && p[i] != '/')
+			return POP3_CODE_NONE;
+		if (i == start)
+			return POP3_CODE_NONE;	/* empty level */
+		if (k < 2) {
+			lv[k] = p + start;
+			lvlen[k] = i - start;
+			k++;
+		}
+		start = i + 1;
+	}
+	if (word_eq(lv[0], lvlen[0], "IN-USE"))
+		return POP3_CODE_IN_USE;
+	if (word_eq(lv[0], lvlen[0], "LOGIN-DELAY"))
+		return POP3_CODE_LOGIN_DELAY;
+	if (word_eq(lv[0], lvlen[0], "AUTH"))
+		return POP3_CODE_AUTH;
+	if (word_eq(lv[0], lvlen[0], "SYS") && k > 1) {
+		if (word_eq(lv[1], lvlen[1], "TEMP"))
+			return POP3_CODE_SYS_TEMP;
+		if (word_eq(lv[1], lvlen[1], "PERM"))
+			return POP3_CODE_SYS_PERM;
+	}
+	return POP3_CODE_OTHER;
+}
+
+enum pop3_parse
+pop3_parse_status(const char *line, size_t len, struct pop3_status *st)
+{
+	const char *close;
+	size_t ind;
+
+	if (memchr(line, '\0', len) != NULL)
+		return POP3_PARSE_INVALID;
+	if (len >= 3 && memcmp(line, "+OK", 3) == 0) {
+		st->ok = true;
+		ind = 3;
+	} else if (len >= 4 && memcmp(line, "-ERR", 4) == 0) {
+		st->ok = false;
+		ind = 4;
+	} else
+		return POP3_PARSE_INVALID;
+	/* "+OKAY" is not "+OK": the indicator ends the line or a blank does. */
+	if (ind < len && !is_blank(line[ind]))
+		return POP3_PARSE_INVALID;
+	while (ind < len && is_blank(line[ind]))
+		ind++;
+	st->text = line + ind;
+	st->textlen = len - ind;
+	st->code = POP3_CODE_NONE;
+	if (st->textlen > 1 && st->text[0] == '[') {
+		close = memchr(st->text, ']', st->textlen);
+		if (close != NULL)
+			st->code = classify_code(st->text + 1,
+			    (size_t)(close - st->text) - 1);
+	}
+	return POP3_PARSE_OK;
+}
+
+bool
+pop3_parse_continuation(const char *line, size_t len)
+{
+	return len >= 1 && line[0] == '+' && (len == 1 || line[1] == ' ');
+}
+
+/* Next blank-separated token of line[*pos, len); false at the end. */
+static bool
+next_token(const char *line, size_t len, size_t *pos, const char **tok_r,
+    size_t *toklen_r)
+{
+	size_t i = *pos, start;
+
+	while (i < len && is_blank(line[i]))
+		i++;
+	if (i == len)
+		return false;
+	start = i;
+	while (i < len && !is_blank(line[i]))
+		i++;
+	*tok_r = line + start;
+	*toklen_r = i - start;
+	*pos = i;
+	return true;
+}
+
+enum pop3_parse
+pop3_parse_capa(const char *line, size_t len, unsigned *caps)
+{
+	static const struct {
+		const char *name;
+		unsigned flag;
+	} known[] = {
+		{ "STLS", POP3_CAPA_STLS },
+		{ "USER", POP3_CAPA_USER },
+		{ "TOP", POP3_CAPA_TOP },
+		{ "UIDL", POP3_CAPA_UIDL },
+		{ "PIPELINING", POP3_CAPA_PIPELINING },
+		{ "RESP-CODES", POP3_CAPA_RESP_CODES },
+		{ "AUTH-RESP-CODE", POP3_CAPA_AUTH_RESP_CODE },
+	};
+	const char *tok;
+	size_t toklen, pos = 0, i;
+
+	if (memchr(line, '\0', len) != NULL)
+		return POP3_PARSE_INVALID;
+	if (!next_token(line, len, &pos, &tok, &toklen))
+		return POP3_PARSE_OK;
+	if (word_eq(tok, toklen, "SASL")) {
+		while (next_token(line, len, &pos, &tok, &toklen))
+			if (word_eq(tok, toklen, "PLAIN"))
+				*caps |= POP3_CAPA_SASL_PLAIN;
+		return POP3_PARSE_OK;
+	}
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (word_eq(tok, toklen, known[i].name))
+			*caps |= known[i].flag;
+	return POP3_PARSE_OK;
+}
+
+/* Decimal digits at line[*pos], at least one, no sign, at most max. */
+static bool
+parse_num(const char *line, size_t len, size_t *pos, uint64_t max,
+    uint64_t *v_r)
+{
+	uint64_t v = 0;
+	size_t i = *pos;
+	unsigned d;
+
+	if (i == len || line[i] < '0' || line[i] > '9')
+		return false;
+	for (; i < len && line[i] >= '0' && line[i] <= '9'; i++) {
+		d = (unsigned)(line[i] - '0');
+		if (v > (max - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*pos = i;
+	*v_r = v;
+	return true;
+}
+
+/* "num" and the blanks after it, common to LIST and UIDL items. */
+static bool
+parse_msgnum(const char *line, size_t len, size_t *pos, uint32_t *num_r)
+{
+	uint64_t v;
+
+	if (memchr(line, '\0', len) != NULL)
+		return false;
+	if (!parse_num(line, len, pos, UINT32_MAX, &v) || v == 0)
+		return false;
+	if (*pos == len || !is_blank(line[*pos]))
+		return false;
+	while (*pos < len && is_blank(line[*pos]))
+		(*pos)++;
+	*num_r = (uint32_t)v;
+	return true;
+}
+
+enum pop3_parse
+pop3_parse_list_item(const char *line, size_t len, uint32_t *num_r,
+    uint64_t *size_r)
+{
+	size_t pos = 0;
+	uint32_t num;
+	uint64_t size;
+
+	if (!parse_msgnum(line, len, &pos, &num))
+		return POP3_PARSE_INVALID;
+	if (!parse_num(line, len, &pos, UINT64_MAX, &size))
+		return POP3_PARSE_INVALID;
+	if (pos < len && !is_blank(line[pos]))
+		return POP3_PARSE_INVALID;
+	*num_r = num;
+	*size_r = size;
+	return POP3_PARSE_OK;
+}
+
+static bool
+is_uidchar(unsigned char ch)
+{
+	return (ch >= 0x21 && ch <= 0x7e) || ch >= 0x80;
+}
+
+enum pop3_parse
+pop3_parse_uidl_item(const char *line, size_t len, uint32_t *num_r,
+    const char **uid_r, size_t *uidlen_r)
+{
+	size_t pos = 0, start;
+	uint32_t num;
+
+	if (!parse_msgnum(line, len, &pos, &num))
+		return POP3_PARSE_INVALID;
+	start = pos;
+	while (pos < len && is_uidchar((unsigned char)line[pos]))
+		pos++;
+	if (pos == start)
+		return POP3_PARSE_INVALID;
+	*uid_r = line + start;
+	*uidlen_r = pos - start;
+	while (pos < len && is_blank(line[pos]))
+		pos++;
+	if (pos != len)
+		return POP3_PARSE_INVALID;
+	*num_r = num;
+	return POP3_PARSE_OK;
+}
+
+bool
+pop3_parse_timestamp(const char *line, size_t len, const char **ts_r,
+    size_t *tslen_r)
+{
+	size_t i, j;
+	bool at;
+	unsigned char ch;
+
+	for (i = 0; i < len; i++) {
+		if (line[i] != '<')
+			continue;
+		at = false;
+		for (j = i + 1; j < len; j++) {
+			ch = (unsigned char)line[j];
+			if (ch == '>' || ch == '<' || ch <= 0x20 || ch == 0x7f)
+				break;
+			if (ch == '@')
+				at = true;
+		}
+		if (j < len && line[j] == '>' && at) {
+			*ts_r = line + i;
+			*tslen_r = j - i + 1;
+			return true;
+		}
+	}
+	return false;
+}
