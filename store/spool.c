@@ -28,23 +28,12 @@ struct spool {
 	char error[256];
 };
 
-/*
- * An unlinked file from the start, so a crash or kill -9 leaves nothing
- * behind.  O_TMPFILE needs Linux 3.11 and a filesystem that supports it;
- * where the kernel or the filesystem refuses it, a named file is created
- * and unlinked at once.
- */
-static int
-sys_open_tmp(const char *dir)
+int
+spool_open_unlinked(const char *dir)
 {
 	char *path;
 	int fd, saved;
 
-	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd != -1)
-		return fd;
-	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
-		return -1;
 	path = xasprintf("%s/.ingestd-spool.XXXXXX", dir);
 	fd = mkostemp(path, O_CLOEXEC);
 	if (fd == -1) {
@@ -62,6 +51,25 @@ sys_open_tmp(const char *dir)
 	}
 	free(path); path = NULL;
 	return fd;
+}
+
+/*
+ * An unlinked file from the start, so a crash or kill -9 leaves nothing
+ * behind.  O_TMPFILE needs Linux 3.11 and a filesystem that supports it;
+ * where the kernel or the filesystem refuses it, a named file is created
+ * and unlinked at once.
+ */
+static int
+sys_open_tmp(const char *dir)
+{
+	int fd;
+
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd != -1)
+		return fd;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -1;
+	return spool_open_unlinked(dir);
 }
 
 const struct spool_sys spool_sys_default = {

@@ -23,7 +23,7 @@ struct spool;
  * wants to fail.
  */
 struct spool_sys {
-	int (*open_tmp)(const char *dir);	/* O_TMPFILE or mkstemp+unlink */
+	int (*open_tmp)(const char *dir); /* O_TMPFILE or mkstemp+unlink */
 	ssize_t (*write)(int fd, const void *p, size_t n);
 	ssize_t (*pread)(int fd, void *p, size_t n, off_t off);
 	int (*close)(int fd);
@@ -31,6 +31,14 @@ struct spool_sys {
 
 /* The real system calls; tests may substitute their own. */
 extern const struct spool_sys spool_sys_default;
+
+/*
+ * The fallback of the default open_tmp where O_TMPFILE is refused: a file
+ * made by mkstemp in dir and unlinked at once.  Returns the fd, or -1 with
+ * errno set.  Exposed so that the path is tested on systems that never
+ * take it.
+ */
+int spool_open_unlinked(const char *dir);
 
 /*
  * sys may be NULL for the default; it is copied.  dir is copied; NULL means
