@@ -98,9 +98,11 @@ COMMENT ON TABLE ingestd.delivery IS
 -- Re-committing a delivery is a no-op (ON CONFLICT DO NOTHING), while two
 -- different messages under one UIDL are both kept.  coalesce() makes a
 -- missing UIDL compare equal to itself on any PostgreSQL version; a real
--- UIDL is never empty (RFC 1939: 1 to 70 printable characters).
+-- UIDL is never empty (RFC 1939: 1 to 70 printable characters).  The column
+-- order also serves per-account lookups and export's walk of an account's
+-- blobs in hash order.
 CREATE UNIQUE INDEX delivery_identity
-    ON ingestd.delivery (account_id, (coalesce(uidl, '')), sha256);
+    ON ingestd.delivery (account_id, sha256, (coalesce(uidl, '')));
 -- Retention works by age.
 CREATE INDEX delivery_archived_at ON ingestd.delivery (archived_at);
 -- Deleting a blob must find its deliveries without a scan.

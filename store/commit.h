@@ -8,6 +8,7 @@
 #define STORE_COMMIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pipe.h"
@@ -26,7 +27,9 @@ struct commit_item {
 	void *arg;
 	char error[256];
 	/* Set by the committer when durable: the blob was already stored
-	 * (deduplicated by content) / the delivery row already existed. */
+	 * (deduplicated by content) / the delivery row already existed.
+	 * After a COMMIT whose outcome was lost and that is retried, either
+	 * may say true for rows this item itself stored. */
 	bool blob_existed;
 	bool delivery_existed;
 	struct commit_item *next;	/* the committer's queue */
@@ -45,6 +48,9 @@ struct committer *committer_start(const struct committer_params *params,
     char *err, size_t errlen);
 /* Thread-safe.  done() fires later, on the committer thread. */
 void committer_submit(struct committer *cm, struct commit_item *it);
+/* Items submitted and not yet taken into a transaction (thread-safe): for
+ * backpressure, e.g. not starting new RETRs while it is high. */
+size_t committer_queued(struct committer *cm);
 /* Commits what is queued, then stops the thread and frees. */
 void committer_stop(struct committer **cm);
 

@@ -16,14 +16,39 @@ struct db;
 struct known;
 struct commit_item;
 
+/*
+ * Connects (conninfo: a libpq keyword string or URI, never logged) and sets
+ * synchronous_commit = on for the session.  NULL with err filled ("database:
+ * connect: ...") on failure.
+ */
 struct db *db_connect(const char *conninfo, char *err, size_t errlen);
 void db_close(struct db **db);
-/* The last error, with the server's message; valid until the next call. */
+/*
+ * The last error, "database: <what>: <server message>", e.g.
+ * "database: INSERT blob: ..."; valid until the next call.
+ */
 const char *db_error(const struct db *db);
-/* Re-establishes a broken connection; 0 or -1. */
+/*
+ * Re-establishes the connection (always a new one); 0 or -1.  Every other
+ * call also reconnects first, once, if it finds the connection broken.
+ */
 int db_reconnect(struct db *db);
+/* Whether the connection is up as far as libpq knows. */
+bool db_connected(const struct db *db);
 
-/* Applies the embedded migrations not yet recorded; *applied_r counts them. */
+/*
+ * Creates database dbname through the maintenance connection conninfo_admin
+ * (e.g. dbname=postgres) unless it exists; 0 or -1 with err filled.  For the
+ * embedded cluster.
+ */
+int db_create_database(const char *conninfo_admin, const char *dbname,
+    char *err, size_t errlen);
+
+/*
+ * Applies the embedded migrations not yet recorded in
+ * ingestd.schema_migrations, each in its own transaction under an advisory
+ * lock, so concurrent ingestd processes are safe; *applied_r counts them.
+ */
 int db_migrate(struct db *db, int *applied_r);
 
 /* The id of the named account, creating the row if needed. */
@@ -34,8 +59,16 @@ int db_known_load(struct db *db, int64_t account_id, struct known *k);
 
 /*
  * In one transaction: each distinct blob once (ON CONFLICT DO NOTHING, its
- * chunks streamed from the spool), then a delivery row per item.  Returns 0
- * only once COMMIT has returned.
+ * chunks streamed from the spool in 1 MiB pieces), then a delivery row per
+ * item.  Returns 0 only once COMMIT has returned; then each item's
+ * blob_existed says whether its bytes were already stored.  Spools are read,
+ * never freed.  Safe to repeat after any failure: nothing is duplicated.
+ *
+ * On -1 the transaction was rolled back (or its outcome is unknown, if the
+ * connection dropped during COMMIT).  An item that can never be committed
+ * (its spool unreadable or shorter than stored_size, an unstorable UIDL)
+ * has it->error filled; the others have it->error[0] == '\0', so a caller
+ * can drop the bad items and retry the rest.
  */
 int db_commit_messages(struct db *db, struct commit_item *const *items,
     size_t n);
@@ -53,7 +86,8 @@ int db_mark_deleted(struct db *db, int64_t account_id,
 /*
  * Reconciles: deliveries of the account not yet marked deleted whose UIDL
  * is not among present[] were removed from the server by someone (or by a
- * QUIT whose outcome we never recorded): mark them.
+ * QUIT whose outcome we never recorded): mark them.  present[] must be the
+ * server's complete UIDL listing; deliveries without a UIDL are left alone.
  */
 int db_mark_absent(struct db *db, int64_t account_id,
     const char *const *present, size_t n);
@@ -78,15 +112,29 @@ struct db_message {
 };
 
 /* Calls cb for each distinct (account, blob); account NULL for all.
- * cb returns 0 to go on, -1 to stop (db_each_message then returns -1). */
+ * cb returns 0 to go on, -1 to stop (db_each_message then returns -1).
+ * Rows are fetched a page at a time, in (account, sha256) order, so cb may
+ * use db itself (e.g. db_blob_read); m and its strings last until cb
+ * returns. */
 int db_each_message(struct db *db, const char *account,
     int (*cb)(void *arg, const struct db_message *m), void *arg);
 
-/* Streams a blob's compressed chunks in order to cb. */
+/* Like db_each_message, once per stored blob whoever holds it (also blobs
+ * no delivery refers to); m->account is NULL. */
+int db_each_blob(struct db *db,
+    int (*cb)(void *arg, const struct db_message *m), void *arg);
+
+/*
+ * Streams a blob's compressed chunks in order to cb, one query per chunk so
+ * memory stays one chunk.  Fails if a chunk is missing or the total is not
+ * the recorded stored_size.  cb returns 0 to go on, -1 to stop (then -1).
+ */
 int db_blob_read(struct db *db, const char *sha256_hex,
     int (*cb)(void *arg, const void *p, size_t n), void *arg);
 
 /* A zstd dictionary by id; *p_r is the caller's to free. */
 int db_dict_load(struct db *db, int64_t id, void **p_r, size_t *n_r);
+/* Stores a zstd dictionary; *id_r is what pipe_result.dict_id refers to. */
+int db_dict_store(struct db *db, const void *p, size_t n, int64_t *id_r);
 
 #endif

@@ -1,0 +1,293 @@
+/*
+ * The committer thread (see commit.h).
+ *
+ * Group commit: the thread takes whatever is queued, up to batch_max, into
+ * one transaction.  While that COMMIT waits for its fsync, new items queue
+ * up and go into the next one, so under load batches grow by themselves and
+ * one fsync serves many messages; when idle, a lone message is committed
+ * at once.
+ *
+ * A failed batch is retried with backoff, on a fresh connection, until
+ * retry_seconds have passed: a database restart costs the sessions some
+ * waiting, not their messages.  An item that can never be committed (its
+ * spool unreadable) is failed alone at once and the rest retried.
+ */
+#include "commit.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ingestd/log.h"
+#include "ingestd/xmalloc.h"
+#include "db.h"
+#include "spool.h"
+
+#define COMMIT_BATCH_DEFAULT	64
+#define COMMIT_BACKOFF_MIN_MS	250
+#define COMMIT_BACKOFF_MAX_MS	10000
+
+struct committer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	/* on CLOCK_MONOTONIC */
+	struct commit_item *head, **tailp;
+	size_t queued;
+	bool stopping;
+	struct timespec stop_at;
+	struct db *db;		/* the thread's alone once it runs */
+	unsigned batch_max;
+	unsigned retry_seconds;
+};
+
+static void
+committer_now(struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+}
+
+static void
+committer_add_ms(struct timespec *ts, long ms)
+{
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static int
+committer_cmp(const struct timespec *a, const struct timespec *b)
+{
+	if (a->tv_sec != b->tv_sec)
+		return a->tv_sec < b->tv_sec ? -1 : 1;
+	if (a->tv_nsec != b->tv_nsec)
+		return a->tv_nsec < b->tv_nsec ? -1 : 1;
+	return 0;
+}
+
+/*
+ * When retrying must end: retry_seconds after the batch's first attempt,
+ * and once stopping, no later than retry_seconds after the stop began, so
+ * that a dead database cannot make shutdown last a retry period per batch.
+ * Called with cm->mu held.
+ */
+static void
+committer_deadline(struct committer *cm, const struct timespec *first,
+    struct timespec *deadline)
+{
+	struct timespec stop;
+
+	*deadline = *first;
+	deadline->tv_sec += cm->retry_seconds;
+	if (cm->stopping) {
+		stop = cm->stop_at;
+		stop.tv_sec += cm->retry_seconds;
+		if (committer_cmp(&stop, deadline) < 0)
+			*deadline = stop;
+	}
+}
+
+/* Hands an item back: its spool is freed first, as commit.h promises. */
+static void
+committer_release(struct commit_item *it, bool durable)
+{
+	spool_free(&it->res.spool);
+	it->done(it, durable);
+}
+
+/*
+ * Sleeps until wake or the deadline, whichever is first.  Returns whether
+ * the deadline has passed.
+ */
+static bool
+committer_sleep(struct committer *cm, const struct timespec *first,
+    struct timespec wake)
+{
+	struct timespec now, deadline;
+	bool expired;
+
+	pthread_mutex_lock(&cm->mu);
+	for (;;) {
+		/* A stop while asleep may bring the deadline forward. */
+		committer_deadline(cm, first, &deadline);
+		committer_now(&now);
+		expired = committer_cmp(&now, &deadline) >= 0;
+		if (expired || committer_cmp(&now, &wake) >= 0)
+			break;
+		(void)pthread_cond_timedwait(&cm->cv, &cm->mu,
+		    committer_cmp(&deadline, &wake) < 0 ? &deadline : &wake);
+	}
+	pthread_mutex_unlock(&cm->mu);
+	return expired;
+}
+
+static void
+committer_batch(struct committer *cm, struct commit_item **batch, size_t n)
+{
+	struct timespec first, wake;
+	long backoff = COMMIT_BACKOFF_MIN_MS;
+	size_t i, kept;
+
+	committer_now(&first);
+	for (;;) {
+		for (i = 0; i < n; i++)
+			batch[i]->error[0] = '\0';
+		if (db_commit_messages(cm->db, batch, n) == 0) {
+			log_debug("committer: %zu message%s durable", n,
+			    n == 1 ? "" : "s");
+			for (i = 0; i < n; i++)
+				committer_release(batch[i], true);
+			return;
+		}
+		/* Items at fault fail alone; the rest go again at once. */
+		for (i = kept = 0; i < n; i++) {
+			if (batch[i]->error[0] == '\0') {
+				batch[kept++] = batch[i];
+				continue;
+			}
+			log_warnx("committer: message not archived: %s",
+			    batch[i]->error);
+			committer_release(batch[i], false);
+		}
+		if (kept == 0)
+			return;
+		if (kept < n) {
+			n = kept;
+			continue;
+		}
+		committer_now(&wake);
+		committer_add_ms(&wake, backoff);
+		if (committer_sleep(cm, &first, wake))
+			break;
+		log_warnx("committer: %zu message%s: %s; retrying", n,
+		    n == 1 ? "" : "s", db_error(cm->db));
+		backoff = backoff * 2 < COMMIT_BACKOFF_MAX_MS ? backoff * 2 :
+		    COMMIT_BACKOFF_MAX_MS;
+		/*
+		 * A fresh connection: whatever broke (a restarted server, a
+		 * stale session) is left behind.  If this fails, the next
+		 * attempt tries again and reports why.
+		 */
+		(void)db_reconnect(cm->db);
+	}
+	log_warnx("committer: %zu message%s not archived after %u s: %s", n,
+	    n == 1 ? "" : "s", cm->retry_seconds, db_error(cm->db));
+	for (i = 0; i < n; i++) {
+		snprintf(batch[i]->error, sizeof(batch[i]->error), "%s",
+		    db_error(cm->db));
+		committer_release(batch[i], false);
+	}
+}
+
+static void *
+committer_main(void *arg)
+{
+	struct committer *cm = arg;
+	struct commit_item **batch;
+	size_t n;
+
+	batch = xcalloc(cm->batch_max, sizeof(*batch));
+	for (;;) {
+		pthread_mutex_lock(&cm->mu);
+		while (cm->head == NULL && !cm->stopping)
+			pthread_cond_wait(&cm->cv, &cm->mu);
+		if (cm->head == NULL) {
+			/* Stopping, and everything queued is answered. */
+			pthread_mutex_unlock(&cm->mu);
+			break;
+		}
+		for (n = 0; n < cm->batch_max && cm->head != NULL; n++) {
+			batch[n] = cm->head;
+			cm->head = batch[n]->next;
+			batch[n]->next = NULL;
+		}
+		if (cm->head == NULL)
+			cm->tailp = &cm->head;
+		cm->queued -= n;
+		pthread_mutex_unlock(&cm->mu);
+		committer_batch(cm, batch, n);
+	}
+	free(batch); batch = NULL;
+	return NULL;
+}
+
+struct committer *
+committer_start(const struct committer_params *params, char *err,
+    size_t errlen)
+{
+	struct committer *cm;
+	pthread_condattr_t ca;
+	int e;
+
+	cm = xcalloc(1, sizeof(*cm));
+	cm->tailp = &cm->head;
+	cm->batch_max = params->batch_max > 0 ? params->batch_max :
+	    COMMIT_BATCH_DEFAULT;
+	cm->retry_seconds = params->retry_seconds;
+	if ((cm->db = db_connect(params->conninfo, err, errlen)) == NULL) {
+		free(cm);
+		return NULL;
+	}
+	pthread_mutex_init(&cm->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&cm->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if ((e = pthread_create(&cm->thread, NULL, committer_main, cm)) != 0) {
+		snprintf(err, errlen, "committer thread: %s", strerror(e));
+		pthread_cond_destroy(&cm->cv);
+		pthread_mutex_destroy(&cm->mu);
+		db_close(&cm->db);
+		free(cm);
+		return NULL;
+	}
+	return cm;
+}
+
+void
+committer_submit(struct committer *cm, struct commit_item *it)
+{
+	it->next = NULL;
+	pthread_mutex_lock(&cm->mu);
+	ASSERT(!cm->stopping);
+	*cm->tailp = it;
+	cm->tailp = &it->next;
+	cm->queued++;
+	pthread_cond_broadcast(&cm->cv);
+	pthread_mutex_unlock(&cm->mu);
+}
+
+size_t
+committer_queued(struct committer *cm)
+{
+	size_t n;
+
+	pthread_mutex_lock(&cm->mu);
+	n = cm->queued;
+	pthread_mutex_unlock(&cm->mu);
+	return n;
+}
+
+void
+committer_stop(struct committer **cmp)
+{
+	struct committer *cm = *cmp;
+
+	if (cm == NULL)
+		return;
+	pthread_mutex_lock(&cm->mu);
+	cm->stopping = true;
+	committer_now(&cm->stop_at);
+	pthread_cond_broadcast(&cm->cv);
+	pthread_mutex_unlock(&cm->mu);
+	pthread_join(cm->thread, NULL);
+	pthread_cond_destroy(&cm->cv);
+	pthread_mutex_destroy(&cm->mu);
+	db_close(&cm->db);
+	free(cm); *cmp = NULL;
+}

@@ -1,0 +1,177 @@
+/*
+ * The SQL text of the store (see index.h).  The schema is in
+ * migrations/0001_create_archive.sql.
+ *
+ * Parameters are typed with casts so that the server never has to guess,
+ * whatever format (text or binary) db.c sends them in.
+ */
+#include "index.h"
+
+/*
+ * Every session: durability is the whole point (a session sends DELE
+ * because COMMIT returned), so never inherit synchronous_commit = off from
+ * a role or database default.
+ */
+const char index_session_setup[] =
+    "SET synchronous_commit = on";
+
+/*
+ * The advisory lock (key: "ingestd" in ASCII) serializes concurrent
+ * migrators, including the first CREATE SCHEMA, which would otherwise race
+ * on the catalog's unique indexes.
+ */
+#define MIGRATION_LOCK "SELECT pg_advisory_xact_lock(29676262917370980)"
+
+const char index_migration_bootstrap[] =
+    MIGRATION_LOCK ";"
+    "CREATE SCHEMA IF NOT EXISTS ingestd;"
+    "CREATE TABLE IF NOT EXISTS ingestd.schema_migrations ("
+    " name text PRIMARY KEY,"
+    " applied_at timestamptz NOT NULL DEFAULT now())";
+
+const struct index_stmt index_stmts[INDEX_COUNT] = {
+	[INDEX_ACCOUNT_INSERT] = {
+		"account_insert", "INSERT account",
+		"INSERT INTO ingestd.account (name) VALUES ($1::text)"
+		" ON CONFLICT (name) DO NOTHING",
+		1 },
+	[INDEX_ACCOUNT_SELECT] = {
+		"account_select", "SELECT account",
+		"SELECT id FROM ingestd.account WHERE name = $1::text",
+		1 },
+	/* Binary results: the hashes arrive as raw bytes. */
+	[INDEX_KNOWN_SELECT] = {
+		"known_select", "SELECT known",
+		"SELECT d.uidl, d.sha256, d.head_sha256, d.list_size, b.size,"
+		"  d.server_deleted_at IS NOT NULL"
+		" FROM ingestd.delivery d"
+		" JOIN ingestd.blob b ON b.sha256 = d.sha256"
+		" WHERE d.account_id = $1::bigint AND d.uidl IS NOT NULL",
+		1 },
+	/*
+	 * Returns a row only when this transaction inserted the blob: only
+	 * then are its chunks written.  A concurrent inserter of the same
+	 * blob makes this wait for its outcome, so the chunks are written
+	 * exactly once whoever wins.
+	 */
+	[INDEX_BLOB_INSERT] = {
+		"blob_insert", "INSERT blob",
+		"INSERT INTO ingestd.blob"
+		" (sha256, size, stored_size, dict_id, chunks)"
+		" VALUES ($1::bytea, $2::bigint, $3::bigint,"
+		"  nullif($4::bigint, 0), $5::integer)"
+		" ON CONFLICT (sha256) DO NOTHING RETURNING true",
+		5 },
+	[INDEX_CHUNK_INSERT] = {
+		"chunk_insert", "INSERT blob_chunk",
+		"INSERT INTO ingestd.blob_chunk (sha256, seq, data)"
+		" VALUES ($1::bytea, $2::integer, $3::bytea)",
+		3 },
+	/*
+	 * The conflict target is the delivery_identity index.  A row comes
+	 * back only when the delivery is new.
+	 */
+	[INDEX_DELIVERY_INSERT] = {
+		"delivery_insert", "INSERT delivery",
+		"INSERT INTO ingestd.delivery"
+		" (account_id, uidl, sha256, list_size, head_sha256)"
+		" VALUES ($1::bigint, $2::text, $3::bytea, $4::bigint,"
+		"  $5::bytea)"
+		" ON CONFLICT (account_id, (coalesce(uidl, '')), sha256)"
+		" DO NOTHING RETURNING true",
+		5 },
+	/* Written as the delivery_identity index expression to use it. */
+	[INDEX_MARK_DELETED] = {
+		"mark_deleted", "UPDATE delivery (deleted)",
+		"UPDATE ingestd.delivery SET server_deleted_at = now()"
+		" WHERE account_id = $1::bigint"
+		"  AND coalesce(uidl, '') = coalesce($2::text, '')"
+		"  AND sha256 = $3::bytea AND server_deleted_at IS NULL",
+		3 },
+	/*
+	 * $2 is every UIDL the server listed.  Deliveries without a UIDL
+	 * cannot be reconciled and are left alone.
+	 */
+	[INDEX_MARK_ABSENT] = {
+		"mark_absent", "UPDATE delivery (absent)",
+		"UPDATE ingestd.delivery d SET server_deleted_at = now()"
+		" WHERE d.account_id = $1::bigint"
+		"  AND d.server_deleted_at IS NULL AND d.uidl IS NOT NULL"
+		"  AND NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS p(uidl)"
+		"   WHERE p.uidl = d.uidl)",
+		2 },
+	[INDEX_POLL_INSERT] = {
+		"poll_insert", "INSERT poll",
+		"INSERT INTO ingestd.poll (account_id, started_at, finished_at,"
+		"  outcome, error, listed, fetched, archived, deduplicated,"
+		"  deleted, bytes)"
+		" VALUES ($1::bigint, to_timestamp($2::float8),"
+		"  to_timestamp($3::float8), $4::text, $5::text, $6::bigint,"
+		"  $7::bigint, $8::bigint, $9::bigint, $10::bigint,"
+		"  $11::bigint)",
+		11 },
+	[INDEX_ACCOUNT_LIST] = {
+		"account_list", "SELECT accounts",
+		"SELECT id, name FROM ingestd.account"
+		" WHERE $1::text IS NULL OR name = $1::text ORDER BY name",
+		1 },
+	/*
+	 * One page of an account's distinct blobs after the key $2, so that
+	 * the caller's callback may use the connection between pages and
+	 * memory stays one page whatever the archive's size.  A range scan
+	 * of delivery_identity.
+	 */
+	[INDEX_EACH_MESSAGE] = {
+		"each_message", "SELECT deliveries",
+		"SELECT encode(d.sha256, 'hex'), b.size,"
+		"  coalesce(b.dict_id, 0)"
+		" FROM (SELECT DISTINCT sha256 FROM ingestd.delivery"
+		"   WHERE account_id = $1::bigint"
+		"    AND sha256 > decode($2::text, 'hex')"
+		"   ORDER BY sha256 LIMIT $3::bigint) d"
+		" JOIN ingestd.blob b ON b.sha256 = d.sha256"
+		" ORDER BY d.sha256",
+		3 },
+	[INDEX_EACH_BLOB] = {
+		"each_blob", "SELECT blobs",
+		"SELECT encode(sha256, 'hex'), size, coalesce(dict_id, 0)"
+		" FROM ingestd.blob WHERE sha256 > decode($1::text, 'hex')"
+		" ORDER BY sha256 LIMIT $2::bigint",
+		2 },
+	[INDEX_BLOB_SELECT] = {
+		"blob_select", "SELECT blob",
+		"SELECT chunks, stored_size FROM ingestd.blob"
+		" WHERE sha256 = decode($1::text, 'hex')",
+		1 },
+	/* Binary result: raw chunk bytes, no hex expansion. */
+	[INDEX_CHUNK_SELECT] = {
+		"chunk_select", "SELECT blob_chunk",
+		"SELECT data FROM ingestd.blob_chunk"
+		" WHERE sha256 = decode($1::text, 'hex') AND seq = $2::integer",
+		2 },
+	[INDEX_DICT_SELECT] = {
+		"dict_select", "SELECT dict",
+		"SELECT data FROM ingestd.dict WHERE id = $1::bigint",
+		1 },
+	[INDEX_DICT_INSERT] = {
+		"dict_insert", "INSERT dict",
+		"INSERT INTO ingestd.dict (data) VALUES ($1::bytea)"
+		" RETURNING id",
+		1 },
+	[INDEX_MIGRATION_LOCK] = {
+		"migration_lock", "lock migrations",
+		MIGRATION_LOCK,
+		0 },
+	[INDEX_MIGRATION_SELECT] = {
+		"migration_select", "SELECT schema_migrations",
+		"SELECT name FROM ingestd.schema_migrations ORDER BY name",
+		0 },
+	[INDEX_MIGRATION_INSERT] = {
+		"migration_insert", "INSERT schema_migrations",
+		"INSERT INTO ingestd.schema_migrations (name) VALUES ($1::text)",
+		1 },
+	[INDEX_DATABASE_SELECT] = {
+		"database_select", "SELECT pg_database",
+		"SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1::text",
+		1 },
+};

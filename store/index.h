@@ -1,0 +1,51 @@
+/*
+ * The SQL that db.c runs, in one place so it can be read and reviewed as a
+ * whole.  Every statement is parameterized; none is ever built from data.
+ * db.c prepares each one lazily, once per connection, under its name.
+ */
+#ifndef STORE_INDEX_H
+#define STORE_INDEX_H
+
+enum index_id {
+	INDEX_ACCOUNT_INSERT,
+	INDEX_ACCOUNT_SELECT,
+	INDEX_KNOWN_SELECT,
+	INDEX_BLOB_INSERT,
+	INDEX_CHUNK_INSERT,
+	INDEX_DELIVERY_INSERT,
+	INDEX_MARK_DELETED,
+	INDEX_MARK_ABSENT,
+	INDEX_POLL_INSERT,
+	INDEX_ACCOUNT_LIST,
+	INDEX_EACH_MESSAGE,
+	INDEX_EACH_BLOB,
+	INDEX_BLOB_SELECT,
+	INDEX_CHUNK_SELECT,
+	INDEX_DICT_SELECT,
+	INDEX_DICT_INSERT,
+	INDEX_MIGRATION_LOCK,
+	INDEX_MIGRATION_SELECT,
+	INDEX_MIGRATION_INSERT,
+	INDEX_DATABASE_SELECT,
+	INDEX_COUNT
+};
+
+struct index_stmt {
+	const char *name;	/* prepared statement name */
+	const char *label;	/* for error text: "INSERT blob" */
+	const char *sql;
+	int nparams;
+};
+
+/* Indexed by enum index_id. */
+extern const struct index_stmt index_stmts[INDEX_COUNT];
+
+/*
+ * Run as simple queries, without parameters: the statements that create
+ * the migration bookkeeping before any migration, and that set up a
+ * session.
+ */
+extern const char index_session_setup[];
+extern const char index_migration_bootstrap[];
+
+#endif
