@@ -1,0 +1,360 @@
+/*
+ * Export and verify (see reader.h).
+ *
+ * One path for both: chunks from db_blob_read() go through a zdec, and the
+ * decompressed bytes through SHA-256 and, for export, into a file.  A blob
+ * passes only if the digest and size match what was recorded at archive
+ * time and the zstd frame itself ended cleanly (its own checksum included).
+ */
+#include "reader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ingestd/log.h"
+#include "ingestd/xmalloc.h"
+#include "db.h"
+#include "hash.h"
+#include "pipe.h"
+#include "zstd.h"
+
+struct reader {
+	struct db *db;
+	/* The decompressor for the dictionary last used, kept across
+	 * blobs. */
+	struct zdec *dec;
+	int64_t dec_dict;
+	/* The blob in progress. */
+	struct hash_sha256 h;
+	uint64_t size;
+	int fd;			/* -1 when only verifying */
+	const char *path;	/* for messages */
+	char why[512];		/* why the blob in progress failed */
+	/* Export. */
+	const char *out_dir;
+	char *acct;		/* account whose directory is dir */
+	char *dir;
+	uint64_t count;
+};
+
+/* name as one safe file name component; the caller frees it. */
+static char *
+reader_dirname(const char *name)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+	char *out, *w;
+
+	w = out = xmalloc(strlen(name) * 3 + 2);
+	if (*name == '\0')
+		*w++ = '_';
+	for (p = (const unsigned char *)name; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '_' || *p == '@' ||
+		    *p == '+' || *p == '-' || (*p == '.' && p != (const
+		    unsigned char *)name))
+			*w++ = *p;
+		else {
+			*w++ = '%';
+			*w++ = hex[*p >> 4];
+			*w++ = hex[*p & 15];
+		}
+	}
+	*w = '\0';
+	return out;
+}
+
+static int
+reader_write_all(int fd, const unsigned char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= w;
+	}
+	return 0;
+}
+
+/* Decompressed bytes: hashed, counted, and written when exporting. */
+static int
+reader_out(void *arg, const void *p, size_t n)
+{
+	struct reader *r = arg;
+
+	hash_sha256_update(&r->h, p, n);
+	r->size += n;
+	if (r->fd != -1 && reader_write_all(r->fd, p, n) == -1) {
+		snprintf(r->why, sizeof(r->why), "writing %s: %s", r->path,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Compressed bytes from the database, one chunk at a time. */
+static int
+reader_in(void *arg, const void *p, size_t n)
+{
+	struct reader *r = arg;
+
+	if (zdec_write(r->dec, p, n, reader_out, r) == -1) {
+		if (r->why[0] == '\0')
+			snprintf(r->why, sizeof(r->why), "decompressing: %s",
+			    zdec_error(r->dec));
+		return -1;
+	}
+	return 0;
+}
+
+/* A decompressor for dictionary id (0: none), reusing the last one. */
+static int
+reader_dec(struct reader *r, int64_t dict_id)
+{
+	void *dict = NULL;
+	size_t dictlen = 0;
+
+	if (r->dec != NULL && r->dec_dict == dict_id)
+		return 0;
+	zdec_free(&r->dec);
+	if (dict_id != 0 &&
+	    db_dict_load(r->db, dict_id, &dict, &dictlen) == -1) {
+		snprintf(r->why, sizeof(r->why), "%s", db_error(r->db));
+		return -1;
+	}
+	r->dec = zdec_new(dict, dictlen);
+	r->dec_dict = dict_id;
+	free(dict); dict = NULL;
+	return 0;
+}
+
+/*
+ * Streams one blob through the decompressor and checks it.  0 if it
+ * matches; -1 with r->why set if not; -2 if the database went away (the
+ * blob is then unjudged).
+ */
+static int
+reader_blob(struct reader *r, const struct db_message *m)
+{
+	unsigned char digest[32];
+	char hex[65];
+	int rc = -1;
+
+	r->why[0] = '\0';
+	r->size = 0;
+	if (reader_dec(r, m->dict_id) == -1)
+		return db_connected(r->db) ? -1 : -2;
+	hash_sha256_init(&r->h);
+	if (db_blob_read(r->db, m->sha256_hex, reader_in, r) == -1) {
+		if (r->why[0] == '\0') {
+			snprintf(r->why, sizeof(r->why), "%s",
+			    db_error(r->db));
+			if (!db_connected(r->db))
+				rc = -2;
+		}
+		goto out;
+	}
+	if (zdec_finish(r->dec) == -1) {
+		snprintf(r->why, sizeof(r->why), "decompressing: %s",
+		    zdec_error(r->dec));
+		goto out;
+	}
+	hash_sha256_final(&r->h, digest);
+	pipe_hex(digest, hex);
+	if (strcmp(hex, m->sha256_hex) != 0)
+		snprintf(r->why, sizeof(r->why), "SHA-256 mismatch: the "
+		    "stored bytes hash to %s", hex);
+	else if (r->size != m->size)
+		snprintf(r->why, sizeof(r->why), "%" PRIu64 " bytes, %" PRIu64
+		    " recorded", r->size, m->size);
+	else
+		rc = 0;
+out:
+	hash_sha256_release(&r->h);
+	/* After an error a zdec is good only for freeing. */
+	if (rc != 0)
+		zdec_free(&r->dec);
+	return rc;
+}
+
+static int
+reader_mkdir(const char *path)
+{
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* Makes the rename of a file in dir durable. */
+static int
+reader_sync_dir(const char *dir)
+{
+	int fd, rc;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static int
+reader_export_one(void *arg, const struct db_message *m)
+{
+	struct reader *r = arg;
+	char *tmp = NULL, *dst = NULL, *name;
+
+	if (r->acct == NULL || strcmp(r->acct, m->account) != 0) {
+		if (r->dir != NULL && reader_sync_dir(r->dir) == -1) {
+			snprintf(r->why, sizeof(r->why), "syncing %s: %s",
+			    r->dir, strerror(errno));
+			return -1;
+		}
+		free(r->acct);
+		free(r->dir);
+		r->acct = xstrdup(m->account);
+		name = reader_dirname(m->account);
+		r->dir = xasprintf("%s/%s", r->out_dir, name);
+		free(name); name = NULL;
+		if (reader_mkdir(r->dir) == -1) {
+			snprintf(r->why, sizeof(r->why), "creating %s: %s",
+			    r->dir, strerror(errno));
+			return -1;
+		}
+	}
+	tmp = xasprintf("%s/.%s.eml.tmp", r->dir, m->sha256_hex);
+	dst = xasprintf("%s/%s.eml", r->dir, m->sha256_hex);
+	r->path = tmp;
+	if ((r->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1) {
+		snprintf(r->why, sizeof(r->why), "creating %s: %s", tmp,
+		    strerror(errno));
+		goto fail;
+	}
+	if (reader_blob(r, m) != 0) {
+		/* reader_blob's why names the blob's fault or the
+		 * database's; say which message. */
+		char why[sizeof(r->why)];
+
+		snprintf(why, sizeof(why), "%s", r->why);
+		snprintf(r->why, sizeof(r->why), "%.64s of %.100s: %.300s",
+		    m->sha256_hex, m->account, why);
+		goto fail;
+	}
+	if (fsync(r->fd) == -1 || close(r->fd) == -1) {
+		r->fd = -1;
+		snprintf(r->why, sizeof(r->why), "writing %s: %s", tmp,
+		    strerror(errno));
+		goto fail;
+	}
+	r->fd = -1;
+	if (rename(tmp, dst) == -1) {
+		snprintf(r->why, sizeof(r->why), "renaming %s: %s", tmp,
+		    strerror(errno));
+		goto fail;
+	}
+	r->count++;
+	free(tmp); tmp = NULL;
+	free(dst); dst = NULL;
+	return 0;
+fail:
+	if (r->fd != -1) {
+		close(r->fd);
+		r->fd = -1;
+	}
+	(void)unlink(tmp);
+	free(tmp); tmp = NULL;
+	free(dst); dst = NULL;
+	return -1;
+}
+
+int
+reader_export(struct db *db, const char *out_dir, const char *account,
+    uint64_t *count_r, char *err, size_t errlen)
+{
+	struct reader r = { .db = db, .fd = -1, .out_dir = out_dir };
+	int rc = -1;
+
+	*count_r = 0;
+	if (reader_mkdir(out_dir) == -1) {
+		snprintf(err, errlen, "creating %s: %s", out_dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (db_each_message(db, account, reader_export_one, &r) == -1) {
+		snprintf(err, errlen, "%s", r.why[0] != '\0' ? r.why :
+		    db_error(db));
+		goto out;
+	}
+	if (r.dir != NULL && reader_sync_dir(r.dir) == -1) {
+		snprintf(err, errlen, "syncing %s: %s", r.dir,
+		    strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	*count_r = r.count;
+	zdec_free(&r.dec);
+	free(r.acct); r.acct = NULL;
+	free(r.dir); r.dir = NULL;
+	return rc;
+}
+
+struct reader_verify {
+	struct reader r;
+	uint64_t ok, bad;
+	bool lost;		/* the database went away */
+};
+
+static int
+reader_verify_one(void *arg, const struct db_message *m)
+{
+	struct reader_verify *v = arg;
+
+	switch (reader_blob(&v->r, m)) {
+	case 0:
+		v->ok++;
+		return 0;
+	case -1:
+		v->bad++;
+		log_warnx("verify: blob %s%s%s: %s", m->sha256_hex,
+		    m->account ? " of " : "", m->account ? m->account : "",
+		    v->r.why);
+		return 0;
+	default:
+		v->lost = true;
+		return -1;
+	}
+}
+
+int
+reader_verify(struct db *db, const char *account, uint64_t *ok_r,
+    uint64_t *bad_r, char *err, size_t errlen)
+{
+	struct reader_verify v = { .r = { .db = db, .fd = -1 } };
+	int rc;
+
+	/* All blobs once each, or those one account refers to. */
+	if (account == NULL)
+		rc = db_each_blob(db, reader_verify_one, &v);
+	else
+		rc = db_each_message(db, account, reader_verify_one, &v);
+	if (rc == -1)
+		snprintf(err, errlen, "%s", v.lost ? v.r.why : db_error(db));
+	*ok_r = v.ok;
+	*bad_r = v.bad;
+	zdec_free(&v.r.dec);
+	return rc;
+}
