@@ -909,20 +909,26 @@ db_send_chunks(struct db *db, struct commit_item *it)
 	struct db_params p;
 	uint64_t off = 0, left = it->res.stored_size;
 	ssize_t r;
-	size_t want;
+	size_t want, got;
 	int seq = 0;
 
 	if (db->chunk == NULL)
 		db->chunk = xmalloc(DB_CHUNK);
 	while (left > 0) {
 		want = left < DB_CHUNK ? (size_t)left : DB_CHUNK;
-		r = spool_read(it->res.spool, off, db->chunk, want);
-		if (r == -1 || (size_t)r != want) {
-			snprintf(it->error, sizeof(it->error), "spool read: "
-			    "%s", r == -1 ? spool_error(it->res.spool) :
-			    "short read");
-			db_seterr(db, "message: %s", it->error);
-			return -1;
+		/* A read may stop short, e.g. where memory ends and the
+		 * file begins. */
+		for (got = 0; got < want; got += r) {
+			r = spool_read(it->res.spool, off + got,
+			    db->chunk + got, want - got);
+			if (r <= 0) {
+				snprintf(it->error, sizeof(it->error),
+				    "spool read: %s", r == -1 ?
+				    spool_error(it->res.spool) :
+				    "ends early");
+				db_seterr(db, "message: %s", it->error);
+				return -1;
+			}
 		}
 		par_init(&p);
 		par_bytes(&p, it->res.sha256, 32);
