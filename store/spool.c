@@ -195,37 +195,41 @@ spool_size(const struct spool *s)
 ssize_t
 spool_read(struct spool *s, uint64_t off, void *p, size_t n)
 {
-	uint64_t foff;
+	char *c = p;
+	uint64_t size = spool_size(s), foff;
+	size_t k, done = 0;
 	ssize_t r;
 
-	if (off >= spool_size(s) || n == 0)
+	if (off >= size || n == 0)
 		return 0;
-	if (off < s->mem_len) {
-		if (n > s->mem_len - off)
-			n = s->mem_len - (size_t)off;
-		memcpy(p, s->mem + off, n);
-		return (ssize_t)n;
-	}
-	foff = off - s->mem_len;
-	if (n > s->file_len - foff)
-		n = (size_t)(s->file_len - foff);
+	if (n > size - off)
+		n = (size_t)(size - off);
 	if (n > SSIZE_MAX)
 		n = SSIZE_MAX;
-	for (;;) {
-		r = s->sys.pread(s->fd, p, n, (off_t)foff);
-		if (r != -1)
-			break;
-		if (errno != EINTR) {
+	if (off < s->mem_len) {
+		k = s->mem_len - (size_t)off < n ? s->mem_len - (size_t)off :
+		    n;
+		memcpy(c, s->mem + off, k);
+		done = k;
+	}
+	/* Whole reads only, across the boundary too: callers size by it. */
+	while (done < n) {
+		foff = off + done - s->mem_len;
+		r = s->sys.pread(s->fd, c + done, n - done, (off_t)foff);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
 			spool_fail(s, "read from", errno);
 			return -1;
 		}
+		/* Shorter than what was written: truncated under us. */
+		if (r == 0) {
+			spool_fail(s, "read from", EIO);
+			return -1;
+		}
+		done += (size_t)r;
 	}
-	/* Shorter than what was written: someone truncated it under us. */
-	if (r == 0) {
-		spool_fail(s, "read from", EIO);
-		return -1;
-	}
-	return r;
+	return (ssize_t)n;
 }
 
 bool

@@ -57,10 +57,10 @@ struct spool *spool_new(const char *dir, size_t mem_limit,
 int spool_write(struct spool *s, const void *p, size_t n);
 uint64_t spool_size(const struct spool *s);
 /*
- * Reads up to n bytes from offset off (short reads happen at the boundary
- * between memory and file); returns bytes read, 0 at the end, or -1 with
- * spool_error() set.  May be called from another thread than the writer's
- * once writing is over.
+ * Reads min(n, spool_size() - off) bytes from offset off, all of them,
+ * across the boundary between memory and file: returns that count (0 at
+ * or past the end), or -1 with spool_error() set.  May be called from
+ * another thread than the writer's once writing is over.
  */
 ssize_t spool_read(struct spool *s, uint64_t off, void *p, size_t n);
 /* Whether the bytes outgrew memory and a temporary file holds the rest. */

@@ -50,6 +50,8 @@ static struct {
 	int eintr_every;	/* every Nth write fails with EINTR; 0 off */
 	bool write_zero;	/* write returns 0 */
 	int fail_pread_errno;
+	size_t max_pread;	/* short preads of at most this; 0 off */
+	bool pread_zero;	/* pread finds the file truncated */
 	int open_fds;
 } f;
 
@@ -103,6 +105,14 @@ f_pread(int fd, void *p, size_t n, off_t off)
 		errno = f.fail_pread_errno;
 		return -1;
 	}
+	if (f.pread_zero)
+		return 0;
+	if (f.eintr_every != 0 && f.preads % f.eintr_every == 0) {
+		errno = EINTR;
+		return -1;
+	}
+	if (f.max_pread != 0 && n > f.max_pread)
+		n = f.max_pread;
 	return pread(fd, p, n, off);
 }
 
@@ -144,7 +154,8 @@ check_contents(struct spool *s, const char *want, size_t n, size_t step)
 	while (off < n) {
 		r = spool_read(s, off, got + off,
 		    n - off < step ? n - off : step);
-		ASSERT_TRUE(r > 0);
+		/* whole reads, wherever the memory/file boundary falls */
+		ASSERT_EQ(r, n - off < step ? n - off : step);
 		off += (uint64_t)r;
 	}
 	ASSERT_EQ(spool_read(s, off, got, 1), 0);
@@ -221,12 +232,12 @@ test_overflow_to_file(void)
 	ASSERT_EQ(f.opens, 1);
 	check_contents(s, p, n, 65536);
 	check_contents(s, p, n, 1000003);
-	/* across the memory/file boundary: a short read, then the rest */
+	/* across the memory/file boundary: one whole read */
 	{
 		char b[10];
 
-		ASSERT_EQ(spool_read(s, (1u << 20) - 4, b, 10), 4);
-		ASSERT_MEMEQ(b, p + (1u << 20) - 4, 4);
+		ASSERT_EQ(spool_read(s, (1u << 20) - 4, b, 10), 10);
+		ASSERT_MEMEQ(b, p + (1u << 20) - 4, 10);
 		ASSERT_EQ(spool_read(s, 1u << 20, b, 10), 10);
 		ASSERT_MEMEQ(b, p + (1u << 20), 10);
 	}
@@ -418,7 +429,10 @@ test_short_and_interrupted_writes(void)
 	ASSERT_EQ(spool_write(s, p + 30000, 20000), 0);
 	ASSERT_STREQ(spool_error(s), "");
 	ASSERT_TRUE(f.writes > 49000 / 777);
+	f.max_pread = 555;
 	check_contents(s, p, 50000, 3000);
+	check_contents(s, p, 50000, 50000);
+	ASSERT_TRUE(f.preads > 2 * 49000 / 555);
 	spool_free(&s);
 	ASSERT_EQ(f.open_fds, 0);
 	free(p);
@@ -450,12 +464,19 @@ test_read_fails(void)
 
 	dir_make();
 	fault_reset();
-	f.fail_pread_errno = EIO;
+	f.fail_pread_errno = ENXIO;
 	s = spool_new(tmpdir, 1000, &fsys);
 	ASSERT_EQ(spool_write(s, p, 3000), 0);
 	/* memory part still reads */
 	ASSERT_EQ(spool_read(s, 0, b, 100), 100);
 	ASSERT_EQ(spool_read(s, 1000, b, 100), -1);
+	snprintf(want, sizeof(want), "spool read from %s: %s", tmpdir,
+	    strerror(ENXIO));
+	ASSERT_STREQ(spool_error(s), want);
+	/* a file shorter than what was written to it: EIO */
+	f.fail_pread_errno = 0;
+	f.pread_zero = true;
+	ASSERT_EQ(spool_read(s, 990, b, 100), -1);
 	snprintf(want, sizeof(want), "spool read from %s: %s", tmpdir,
 	    strerror(EIO));
 	ASSERT_STREQ(spool_error(s), want);
