@@ -6,8 +6,9 @@
  *
  *   write(st, p, n)  consumes bytes, passing what it produces to st->next;
  *                    returns n, or -1 on error (st keeps the error text)
- *   finish(st)       flushes; 0 or -1
- *   abort(st)        drops everything
+ *   finish(st)       flushes, then finishes st->next; 0 or -1
+ *   abort(st)        drops everything, then aborts st->next
+ *   free(st)         frees st alone
  */
 #ifndef STORE_PIPE_H
 #define STORE_PIPE_H

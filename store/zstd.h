@@ -35,7 +35,8 @@ void zdict_free(struct zdict **d);
  * next, which must consume them synchronously.  size_hint, the LIST size
  * or 0, only tunes the tables (a small message gets small ones); it is not
  * pledged, so a server that lies about sizes cannot break a frame.  dict is
- * borrowed and may be NULL.
+ * borrowed and may be NULL; with one, the level is the one the dictionary
+ * was made for, and level is ignored.
  *
  * The context comes from a process-wide pool on the first write and goes
  * back at finish or abort, so a pipe waiting for bytes holds no zstd memory.
