@@ -34,7 +34,8 @@ extern char **environ;
 #define PGEMBED_SOCKET	"/.s.PGSQL." PGEMBED_PORT
 #define PGEMBED_USER	"ingestd"
 #define PGEMBED_DB	"ingestd"
-#define PGEMBED_TAIL	600	/* bytes of a log quoted in an error */
+#define PGEMBED_TAIL	600	/* bytes of a log quoted in an error, */
+#define PGEMBED_LINES	3	/* at most this many lines */
 
 struct pgembed {
 	char *dir;		/* absolute state directory */
@@ -72,12 +73,16 @@ pgembed_tail(const char *path, char *out, size_t outlen)
 	if (n <= 0)
 		return;
 	buf[n] = '\0';
-	/* Start at a line boundary unless that leaves nothing. */
-	p = buf;
-	if (size > PGEMBED_TAIL && (p = strchr(buf, '\n')) != NULL &&
-	    p[1] != '\0')
-		p++;
-	else
+	/* The last PGEMBED_LINES lines, or what of them fits. */
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	for (p = buf + n, i = 0; p > buf; p--)
+		if (p[-1] == '\n' && ++i == PGEMBED_LINES)
+			break;
+	if (p == buf && size > PGEMBED_TAIL && (p = strchr(buf, '\n')) !=
+	    NULL && p[1] != '\0')
+		p++;	/* not from the middle of a line */
+	else if (p == NULL)
 		p = buf;
 	for (i = j = 0; p[i] != '\0' && j + 3 < outlen; i++) {
 		if (p[i] == '\n') {

@@ -1,0 +1,67 @@
+"""The store's own checks, C programs run against the run's PostgreSQL.
+
+store_check: the database layer, the committer thread, export and verify
+(it creates its own databases in the cluster).  pgembed_check: the embedded
+cluster, refused as root and run end to end as the service user.  Both print
+"N passed, N failed" and exit non-zero on any failure.
+"""
+
+import os
+import re
+
+import harness
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.M)
+
+
+def _helper(name):
+    build = os.environ.get("BUILD") or os.path.join(HERE, "..", "..",
+                                                    "build")
+    path = os.path.abspath(os.path.join(build, "tests", "integ", name))
+    if not os.access(path, os.X_OK):
+        raise harness.HarnessError("%s not built: run `make` first" % path)
+    return path
+
+
+def _expect_pass(p, what):
+    out = p.stdout.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    m = SUMMARY.search(out)
+    assert p.returncode == 0 and m and m.group(2) == "0" and \
+        int(m.group(1)) > 0, "%s exited %d:\n%s%s" % (what, p.returncode,
+                                                      out, err)
+
+
+def test_store_check(env):
+    p = harness.run([_helper("store_check"), env.pg.conninfo],
+                    timeout=120, check=False)
+    _expect_pass(p, "store_check")
+
+
+def test_pgembed_refuses_root(env):
+    if not harness.is_root():
+        return
+    state = env.tmpdir("pgembed")
+    p = harness.run([_helper("pgembed_check"), state], check=False)
+    _expect_pass(p, "pgembed_check as root")
+
+
+def test_pgembed(env):
+    user, uid, gid = harness.service_user()
+    state = os.path.join(env.tmpdir("pgembed"), "state")
+    os.makedirs(state)
+    os.chmod(state, 0o700)
+    if harness.is_root():
+        os.chown(state, uid, gid)
+    try:
+        p = harness.run([_helper("pgembed_check"), state], timeout=150,
+                        check=False, user=user)
+    finally:
+        # A check that failed half-way may leave its server running.
+        pgdata = os.path.join(state, "pgdata")
+        if os.path.exists(os.path.join(pgdata, "postmaster.pid")):
+            harness.run([os.path.join(harness.pg_bindir(), "pg_ctl"),
+                         "stop", "-m", "immediate", "-D", pgdata],
+                        check=False, user=user)
+    _expect_pass(p, "pgembed_check as %s" % user)
