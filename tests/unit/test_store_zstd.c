@@ -5,6 +5,7 @@
  */
 #include "test.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,6 +32,7 @@
 	X(test_next_stage_fails)                                         \
 	X(test_abort_midway)                                             \
 	X(test_pool_limits)                                              \
+	X(test_threads_share_dict_and_pool)                              \
 	X(test_train)                                                    \
 	X(test_train_too_little)
 TESTS(TEST_DECLARE)
@@ -706,6 +708,69 @@ test_pool_limits(void)
 	zstd_pool_set_max(8);
 	zstd_pool_clear();
 	free(t);
+}
+
+/*
+ * Worker threads compress at once with one shared dictionary and the one
+ * context pool; each checks its own output.  Run under TSan as well.
+ */
+struct thr {
+	const struct zdict *zd;
+	const char *dict;
+	size_t dictlen;
+	const char *text;
+	size_t len;
+	int rounds;
+	int ok;
+};
+
+static void *
+thr_main(void *arg)
+{
+	struct thr *t = arg;
+	struct bytes z, out;
+	char err[256];
+	int i;
+
+	for (i = 0; i < t->rounds; i++) {
+		compress(t->text, t->len, 4096, 3, t->len,
+		    i % 2 ? t->zd : NULL, &z);
+		if (decompress(z.p, z.len, 0, i % 2 ? t->dict : NULL,
+		    i % 2 ? t->dictlen : 0, &out, err, sizeof(err)) == 0 &&
+		    out.len == t->len && memcmp(out.p, t->text, t->len) == 0)
+			t->ok++;
+		bytes_free(&z);
+		bytes_free(&out);
+	}
+	return NULL;
+}
+
+static void
+test_threads_share_dict_and_pool(void)
+{
+	enum { NT = 4 };
+	char *dict = mailtext(16384), *text[NT];
+	struct zdict *zd = zdict_new(3, dict, 16384, 3);
+	pthread_t tid[NT];
+	struct thr t[NT];
+	int i;
+
+	zstd_pool_set_max(2);	/* fewer than threads: create and free too */
+	for (i = 0; i < NT; i++) {
+		text[i] = mailtext(20000 + 5000 * (size_t)i);
+		t[i] = (struct thr){ zd, dict, 16384, text[i],
+		    20000 + 5000 * (size_t)i, 40, 0 };
+		ASSERT_EQ(pthread_create(&tid[i], NULL, thr_main, &t[i]), 0);
+	}
+	for (i = 0; i < NT; i++) {
+		ASSERT_EQ(pthread_join(tid[i], NULL), 0);
+		ASSERT_EQ(t[i].ok, 40);
+		free(text[i]);
+	}
+	zstd_pool_set_max(8);
+	zstd_pool_clear();
+	zdict_free(&zd);
+	free(dict);
 }
 
 static void
