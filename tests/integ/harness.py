@@ -1022,7 +1022,7 @@ def demo_server(demo_dir, state_dir=None, owner=None):
     dc = Dovecot(srv, auth_failure_delay="2 secs")
     gen = mailgen.MailGen(seed=int(time.time()))
     fixed = mailgen.MailGen(seed=2024)
-    shared = fixed.message(kind="multipart", size=120_000,
+    shared = fixed.message(kind="alternative", size=120_000,
                            subject="Quarterly report (sent to everyone)")
     boxes = {
         "sales": ("implicit", "after-archive"),
