@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "xmalloc.h"
 
 #include <stdarg.h>
@@ -36,7 +35,7 @@ xreallocarray(void *p, size_t nmemb, size_t size)
 
 	if (size != 0 && nmemb > SIZE_MAX / size)
 		fatalx("xreallocarray: %zu x %zu overflows", nmemb, size);
-	q = realloc(p, nmemb * size ? nmemb * size : 1);
+	q = realloc(p, nmemb * size != 0 ? nmemb * size : 1);
 	if (q == NULL)
 		fatal("realloc %zu x %zu bytes", nmemb, size);
 	return q;
