@@ -1,0 +1,1067 @@
+/*
+ * Non-blocking TCP with optional TLS.  The only file that includes ssl.h.
+ *
+ * Event order seen by the owner:
+ *   UP once (again after conn_starttls()), then any number of DATA and
+ *   LOWAT, then at most one of CLOSED, ERROR or TIMEOUT, after which the
+ *   state is CONN_CLOSING and nothing more fires.  conn_close() fires
+ *   nothing.  No conn_* call made by the owner fires an event
+ *   synchronously: events come only from the loop (fd readiness, timers).
+ *
+ * Reading: bytes go into rbuf (64 KiB, allocated when needed and freed
+ * when empty).  DATA fires after a read that added bytes.  Bytes the owner
+ * leaves unconsumed stay; when rbuf is full or the owner paused, the fd
+ * drops read interest until conn_consume() or conn_resume().
+ *
+ * OpenSSL's WANT_READ/WANT_WRITE are recorded as two flags, "the read
+ * wants to write" and "the write wants to read", and conn_interest() alone
+ * turns state and flags into epoll interest.
+ */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "buf.h"
+#include "log.h"
+#include "loop.h"
+#include "xmalloc.h"
+
+/* A 64 KiB read buffer holds four full TLS records. */
+#define CONN_RBUF_SIZE	(64 * 1024)
+/* POP3 commands are short; a bounded buffer keeps writers honest. */
+#define CONN_WBUF_SIZE	(16 * 1024)
+
+enum conn_flags {
+	CONN_F_PAUSED = 1 << 0,		/* conn_pause() */
+	CONN_F_WAITING = 1 << 1,	/* idle timer runs */
+	CONN_F_RD_WANTS_WR = 1 << 2,	/* SSL_read said WANT_WRITE */
+	CONN_F_WR_WANTS_RD = 1 << 3,	/* SSL_write said WANT_READ */
+	CONN_F_LOWAT_OWED = 1 << 4,	/* bytes written since last LOWAT */
+	CONN_F_DONE = 1 << 5,		/* no more events */
+	CONN_F_CLOSED = 1 << 6,		/* conn_close() ran */
+	CONN_F_TLS_UP = 1 << 7,		/* handshake completed */
+	CONN_F_TLS_FATAL = 1 << 8,	/* no SSL_shutdown allowed */
+	CONN_F_FAIL_PENDING = 1 << 9,	/* ERROR fires from t_kick */
+	CONN_F_NOTIFY = 1 << 10,	/* DATA for held bytes on kick */
+};
+
+enum conn_fill {
+	CONN_FILL_OK,		/* would block, buffer full, or drained */
+	CONN_FILL_EOF,		/* orderly: FIN, or TLS close_notify */
+	CONN_FILL_TRUNC,	/* TLS without close_notify */
+	CONN_FILL_ERR,		/* c->err says what */
+};
+
+struct conn_tls {
+	SSL_CTX *ctx;
+};
+
+struct conn {
+	struct loop *loop;
+	conn_cb *cb;
+	void *arg;
+	enum conn_state state;
+	unsigned int flags;
+	int cb_depth;		/* inside the owner's callback */
+
+	int fd;
+	bool registered;	/* fd is in the loop */
+	int events;		/* interest registered with the loop */
+
+	struct conn_tls *tls;	/* implicit TLS; not owned */
+	SSL *ssl;
+	int hs_want;		/* LOOP_READ or LOOP_WRITE */
+
+	struct buf rbuf;
+	struct buf wbuf;
+
+	char *host;		/* for SNI, verification and messages */
+	char *hostport;		/* "host:995" */
+	char peer[INET6_ADDRSTRLEN + 16];	/* "192.0.2.1:995" */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+
+	int connect_ms;
+	int idle_ms;
+	int session_ms;
+	struct loop_timer t_connect;
+	struct loop_timer t_idle;
+	struct loop_timer t_session;
+	struct loop_timer t_kick;	/* deferred work on the loop */
+
+	char err[256];
+	char desc[96];
+};
+
+static void conn_on_io(struct loop *, int, int, void *);
+static void conn_on_kick(struct loop *, void *);
+
+/* ---- TLS settings ---- */
+
+static const char *
+conn_ssl_reason(unsigned long e)
+{
+	const char *r;
+
+	if (e == 0)
+		return "unknown error";
+	if ((r = ERR_reason_error_string(e)) != NULL)
+		return r;
+	return "unrecognised OpenSSL error";
+}
+
+struct conn_tls *
+conn_tls_new(const char *ca_file, char *err, size_t errlen)
+{
+	struct conn_tls *t;
+	FILE *f;
+
+	t = xcalloc(1, sizeof(*t));
+	ERR_clear_error();
+	if ((t->ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		snprintf(err, errlen, "TLS context: %s",
+		    conn_ssl_reason(ERR_peek_last_error()));
+		goto fail;
+	}
+	if (SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION) != 1) {
+		snprintf(err, errlen, "TLS context: minimum version: %s",
+		    conn_ssl_reason(ERR_peek_last_error()));
+		goto fail;
+	}
+	SSL_CTX_set_options(t->ctx, SSL_OP_NO_COMPRESSION);
+	/*
+	 * Partial writes let a bounded buffer drain record by record; the
+	 * buffer compacts, so a retried write may start elsewhere; released
+	 * buffers keep idle connections small.
+	 */
+	SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+	if (ca_file != NULL) {
+		/* OpenSSL's own message for a missing file names no file. */
+		if ((f = fopen(ca_file, "r")) == NULL) {
+			snprintf(err, errlen, "CA file %s: %s", ca_file,
+			    strerror(errno));
+			goto fail;
+		}
+		fclose(f);
+		if (SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL) !=
+		    1) {
+			snprintf(err, errlen, "CA file %s: no usable "
+			    "certificate: %s", ca_file,
+			    conn_ssl_reason(ERR_peek_last_error()));
+			goto fail;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
+		snprintf(err, errlen, "system trust store: %s",
+		    conn_ssl_reason(ERR_peek_last_error()));
+		goto fail;
+	}
+	ERR_clear_error();
+	return t;
+
+fail:
+	ERR_clear_error();
+	conn_tls_free(&t);
+	return NULL;
+}
+
+void
+conn_tls_free(struct conn_tls **tp)
+{
+	struct conn_tls *t = *tp;
+
+	if (t == NULL)
+		return;
+	SSL_CTX_free(t->ctx);
+	free(t); *tp = NULL;
+}
+
+/* ---- helpers ---- */
+
+static void
+conn_fmt_ms(char *s, size_t len, int ms)
+{
+	if (ms % 1000 == 0)
+		snprintf(s, len, "%d s", ms / 1000);
+	else
+		snprintf(s, len, "%d ms", ms);
+}
+
+static void LOG_PRINTF(2, 3)
+conn_seterr(struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+}
+
+static bool
+conn_live(const struct conn *c)
+{
+	return (c->flags & CONN_F_DONE) == 0;
+}
+
+static bool
+conn_reading(const struct conn *c)
+{
+	return c->state == CONN_UP && conn_live(c) &&
+	    (c->flags & CONN_F_PAUSED) == 0 &&
+	    buf_used(&c->rbuf) < c->rbuf.cap;
+}
+
+/* Calls the owner; false if the conn must not be driven any further. */
+static bool
+conn_fire(struct conn *c, enum conn_ev ev)
+{
+	c->cb_depth++;
+	c->cb(c, ev, c->arg);
+	c->cb_depth--;
+	/* Now that the owner no longer holds conn_rdata() pointers. */
+	if (c->cb_depth == 0) {
+		if (c->flags & CONN_F_CLOSED)
+			buf_release(&c->rbuf);
+		else
+			buf_shrink(&c->rbuf);
+	}
+	return conn_live(c);
+}
+
+static void
+conn_unregister(struct conn *c)
+{
+	if (!c->registered)
+		return;
+	loop_fd_del(c->loop, c->fd);
+	c->registered = false;
+	c->events = 0;
+}
+
+static void
+conn_stop_timers(struct conn *c)
+{
+	loop_timer_cancel(c->loop, &c->t_connect);
+	loop_timer_cancel(c->loop, &c->t_idle);
+	loop_timer_cancel(c->loop, &c->t_session);
+	loop_timer_cancel(c->loop, &c->t_kick);
+}
+
+/*
+ * The last event: CLOSED, ERROR or TIMEOUT, with c->err already set.  The
+ * fd stays open (out of the loop) until conn_close() or conn_free().
+ */
+static void
+conn_end(struct conn *c, enum conn_ev ev)
+{
+	ASSERT(conn_live(c));
+	conn_stop_timers(c);
+	conn_unregister(c);
+	c->flags |= CONN_F_DONE;
+	c->state = CONN_CLOSING;
+	(void)conn_fire(c, ev);
+}
+
+/*
+ * A failure found where no event may fire (inside conn_new() or a call
+ * from the owner): ERROR fires from the loop instead.  c->err is set.
+ */
+static void
+conn_fail_soon(struct conn *c)
+{
+	conn_unregister(c);
+	c->flags |= CONN_F_FAIL_PENDING;
+	loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
+}
+
+/*
+ * The one place that maps state and OpenSSL's wants onto epoll interest.
+ * A read that wants to write waits for writability, and a write that wants
+ * to read waits for readability.
+ */
+static int
+conn_interest(const struct conn *c)
+{
+	int m = 0;
+
+	switch (c->state) {
+	case CONN_CONNECTING:
+		return LOOP_WRITE;
+	case CONN_TLS_HANDSHAKE:
+		return c->hs_want;
+	case CONN_UP:
+		if (conn_reading(c))
+			m |= (c->flags & CONN_F_RD_WANTS_WR) ? LOOP_WRITE :
+			    LOOP_READ;
+		if (buf_used(&c->wbuf) > 0)
+			m |= (c->flags & CONN_F_WR_WANTS_RD) ? LOOP_READ :
+			    LOOP_WRITE;
+		return m;
+	case CONN_CLOSING:
+		break;
+	}
+	return 0;
+}
+
+static void
+conn_update(struct conn *c)
+{
+	int m;
+
+	if (!conn_live(c) || !c->registered)
+		return;
+	m = conn_interest(c);
+	if (m == c->events)
+		return;
+	if (loop_fd_mod(c->loop, c->fd, m) == -1) {
+		conn_seterr(c, "epoll_ctl for %s: %s", c->peer,
+		    strerror(errno));
+		conn_fail_soon(c);
+		return;
+	}
+	c->events = m;
+}
+
+/* ---- timers ---- */
+
+static void
+conn_on_connect_timeout(struct loop *l, void *arg)
+{
+	struct conn *c = arg;
+	char d[32];
+
+	conn_fmt_ms(d, sizeof(d), c->connect_ms);
+	if (c->state == CONN_CONNECTING)
+		conn_seterr(c, "connect to %s: timed out after %s", c->peer,
+		    d);
+	else
+		conn_seterr(c, "TLS handshake with %s: timed out after %s",
+		    c->hostport, d);
+	conn_end(c, CONN_EV_TIMEOUT);
+}
+
+static void
+conn_on_idle_timeout(struct loop *l, void *arg)
+{
+	struct conn *c = arg;
+	char d[32];
+
+	conn_fmt_ms(d, sizeof(d), c->idle_ms);
+	conn_seterr(c, "idle timeout after %s waiting for the server", d);
+	conn_end(c, CONN_EV_TIMEOUT);
+}
+
+static void
+conn_on_session_timeout(struct loop *l, void *arg)
+{
+	struct conn *c = arg;
+	char d[32];
+
+	conn_fmt_ms(d, sizeof(d), c->session_ms);
+	conn_seterr(c, "session timeout after %s", d);
+	conn_end(c, CONN_EV_TIMEOUT);
+}
+
+static void
+conn_arm_idle(struct conn *c)
+{
+	if (c->idle_ms > 0)
+		loop_timer_add(c->loop, &c->t_idle, (uint64_t)c->idle_ms,
+		    conn_on_idle_timeout, c);
+}
+
+/* ---- connecting and TLS ---- */
+
+/* Host names get SNI and name checks; IP literals get an address check. */
+static int
+conn_tls_start(struct conn *c, struct conn_tls *tls)
+{
+	unsigned char ip[sizeof(struct in6_addr)];
+	SSL *ssl;
+
+	ERR_clear_error();
+	if ((ssl = SSL_new(tls->ctx)) == NULL) {
+		conn_seterr(c, "TLS setup for %s: %s", c->hostport,
+		    conn_ssl_reason(ERR_peek_last_error()));
+		goto fail;
+	}
+	if (SSL_set_fd(ssl, c->fd) != 1)
+		goto fail_ssl;
+	if (inet_pton(AF_INET, c->host, ip) == 1 ||
+	    inet_pton(AF_INET6, c->host, ip) == 1) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+		    c->host) != 1)
+			goto fail_ssl;
+	} else {
+		if (SSL_set_tlsext_host_name(ssl, c->host) != 1)
+			goto fail_ssl;
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (SSL_set1_host(ssl, c->host) != 1)
+			goto fail_ssl;
+	}
+	SSL_set_connect_state(ssl);
+	c->ssl = ssl;
+	c->state = CONN_TLS_HANDSHAKE;
+	/* The ClientHello goes first. */
+	c->hs_want = LOOP_WRITE;
+	c->flags &= ~(CONN_F_RD_WANTS_WR | CONN_F_WR_WANTS_RD);
+	return 0;
+
+fail_ssl:
+	conn_seterr(c, "TLS setup for %s: %s", c->hostport,
+	    conn_ssl_reason(ERR_peek_last_error()));
+	SSL_free(ssl);
+fail:
+	ERR_clear_error();
+	return -1;
+}
+
+static void
+conn_up(struct conn *c)
+{
+	loop_timer_cancel(c->loop, &c->t_connect);
+	c->state = CONN_UP;
+	if (c->ssl != NULL) {
+		c->flags |= CONN_F_TLS_UP;
+		snprintf(c->desc, sizeof(c->desc), "%s %s",
+		    SSL_get_version(c->ssl),
+		    SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
+	}
+	(void)conn_fire(c, CONN_EV_UP);
+}
+
+static void
+conn_handshake(struct conn *c)
+{
+	unsigned long e;
+	long v;
+	int r, rc, saved;
+
+	ERR_clear_error();
+	errno = 0;
+	r = SSL_do_handshake(c->ssl);
+	saved = errno;
+	if (r == 1) {
+		conn_up(c);
+		return;
+	}
+	rc = SSL_get_error(c->ssl, r);
+	if (rc == SSL_ERROR_WANT_READ) {
+		c->hs_want = LOOP_READ;
+		return;
+	}
+	if (rc == SSL_ERROR_WANT_WRITE) {
+		c->hs_want = LOOP_WRITE;
+		return;
+	}
+	c->flags |= CONN_F_TLS_FATAL;
+	e = ERR_peek_error();
+	v = SSL_get_verify_result(c->ssl);
+	if (v != X509_V_OK)
+		conn_seterr(c, "TLS handshake with %s: certificate verify "
+		    "failed: %s", c->hostport,
+		    X509_verify_cert_error_string(v));
+	else if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
+	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+		conn_seterr(c, "TLS handshake with %s: the server closed "
+		    "the connection", c->hostport);
+	else if (rc == SSL_ERROR_SYSCALL && e == 0)
+		conn_seterr(c, "TLS handshake with %s: %s", c->hostport,
+		    strerror(saved));
+	else
+		conn_seterr(c, "TLS handshake with %s: %s", c->hostport,
+		    conn_ssl_reason(e));
+	ERR_clear_error();
+	conn_end(c, CONN_EV_ERROR);
+}
+
+static void
+conn_connected(struct conn *c)
+{
+	socklen_t len = sizeof(int);
+	int soerr = 0;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
+		soerr = errno;
+	if (soerr != 0) {
+		conn_seterr(c, "connect to %s: %s", c->peer,
+		    strerror(soerr));
+		conn_end(c, CONN_EV_ERROR);
+		return;
+	}
+	if (c->tls == NULL) {
+		conn_up(c);
+		return;
+	}
+	if (conn_tls_start(c, c->tls) == -1) {
+		conn_end(c, CONN_EV_ERROR);
+		return;
+	}
+	conn_handshake(c);
+}
+
+/* ---- reading ---- */
+
+/*
+ * Reads into rbuf until it is full, the socket would block, or (TLS) the
+ * record layer holds nothing more.  Returns the bytes added.
+ */
+static size_t
+conn_fill(struct conn *c, enum conn_fill *st_r)
+{
+	unsigned long e;
+	size_t room, got = 0;
+	ssize_t n;
+	char *p;
+	int r, rc, saved;
+
+	*st_r = CONN_FILL_OK;
+	for (;;) {
+		p = buf_space(&c->rbuf, &room);
+		if (room == 0)
+			return got;
+		if (c->ssl == NULL) {
+			n = recv(c->fd, p, room, 0);
+			if (n > 0) {
+				buf_commit(&c->rbuf, (size_t)n);
+				/* Level-triggered: more comes next round. */
+				return got + (size_t)n;
+			}
+			if (n == 0) {
+				*st_r = CONN_FILL_EOF;
+				return got;
+			}
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				conn_seterr(c, "read from %s: %s", c->hostport,
+				    strerror(errno));
+				*st_r = CONN_FILL_ERR;
+			}
+			return got;
+		}
+
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_read(c->ssl, p, room > INT_MAX ? INT_MAX : (int)room);
+		saved = errno;
+		if (r > 0) {
+			buf_commit(&c->rbuf, (size_t)r);
+			got += (size_t)r;
+			c->flags &= ~CONN_F_RD_WANTS_WR;
+			/* Decrypted bytes epoll cannot see. */
+			if (SSL_pending(c->ssl) > 0)
+				continue;
+			return got;
+		}
+		rc = SSL_get_error(c->ssl, r);
+		switch (rc) {
+		case SSL_ERROR_WANT_READ:
+			c->flags &= ~CONN_F_RD_WANTS_WR;
+			return got;
+		case SSL_ERROR_WANT_WRITE:
+			c->flags |= CONN_F_RD_WANTS_WR;
+			return got;
+		case SSL_ERROR_ZERO_RETURN:
+			*st_r = CONN_FILL_EOF;
+			return got;
+		}
+		c->flags |= CONN_F_TLS_FATAL;
+		e = ERR_peek_error();
+		/*
+		 * OpenSSL 1.1 reports EOF without close_notify as SYSCALL
+		 * with errno 0, OpenSSL 3 as an SSL error of its own.
+		 */
+		if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
+		    (rc == SSL_ERROR_SSL && ERR_GET_REASON(e) ==
+		    SSL_R_UNEXPECTED_EOF_WHILE_READING))
+			*st_r = CONN_FILL_TRUNC;
+		else {
+			if (rc == SSL_ERROR_SYSCALL && e == 0)
+				conn_seterr(c, "TLS read from %s: %s",
+				    c->hostport, strerror(saved));
+			else
+				conn_seterr(c, "TLS read from %s: %s",
+				    c->hostport, conn_ssl_reason(e));
+			*st_r = CONN_FILL_ERR;
+		}
+		ERR_clear_error();
+		return got;
+	}
+}
+
+/*
+ * Reads and reports DATA; notify also reports bytes already held (after
+ * conn_resume()).  Loops while OpenSSL holds decrypted bytes that the owner
+ * made room for, since epoll will not report them.
+ */
+static void
+conn_read(struct conn *c, bool notify)
+{
+	enum conn_fill st;
+	size_t got;
+
+	for (;;) {
+		got = conn_fill(c, &st);
+		if (got > 0 && (c->flags & CONN_F_WAITING))
+			conn_arm_idle(c);
+		if ((got > 0 || notify) && buf_used(&c->rbuf) > 0) {
+			if (!conn_fire(c, CONN_EV_DATA))
+				return;
+			/* conn_starttls() from the callback. */
+			if (c->state != CONN_UP)
+				return;
+		}
+		notify = false;
+		switch (st) {
+		case CONN_FILL_OK:
+			break;
+		case CONN_FILL_EOF:
+			c->err[0] = '\0';
+			conn_end(c, CONN_EV_CLOSED);
+			return;
+		case CONN_FILL_TRUNC:
+			conn_seterr(c, "%s closed the connection without TLS "
+			    "close_notify", c->hostport);
+			conn_end(c, CONN_EV_CLOSED);
+			return;
+		case CONN_FILL_ERR:
+			conn_end(c, CONN_EV_ERROR);
+			return;
+		}
+		if (c->ssl == NULL || SSL_pending(c->ssl) == 0 ||
+		    !conn_reading(c))
+			return;
+	}
+}
+
+/* ---- writing ---- */
+
+static void
+conn_flush(struct conn *c)
+{
+	unsigned long e;
+	size_t n;
+	ssize_t w;
+	int r, rc, saved;
+
+	while ((n = buf_used(&c->wbuf)) > 0) {
+		if (c->ssl == NULL) {
+			/* MSG_NOSIGNAL: a reset peer is an error, not a
+			 * signal. */
+			w = send(c->fd, buf_peek(&c->wbuf), n, MSG_NOSIGNAL);
+			if (w >= 0) {
+				buf_consume(&c->wbuf, (size_t)w);
+				continue;
+			}
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			conn_seterr(c, "write to %s: %s", c->hostport,
+			    strerror(errno));
+			conn_end(c, CONN_EV_ERROR);
+			return;
+		}
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_write(c->ssl, buf_peek(&c->wbuf),
+		    n > INT_MAX ? INT_MAX : (int)n);
+		saved = errno;
+		if (r > 0) {
+			buf_consume(&c->wbuf, (size_t)r);
+			c->flags &= ~CONN_F_WR_WANTS_RD;
+			continue;
+		}
+		rc = SSL_get_error(c->ssl, r);
+		if (rc == SSL_ERROR_WANT_WRITE) {
+			c->flags &= ~CONN_F_WR_WANTS_RD;
+			return;
+		}
+		if (rc == SSL_ERROR_WANT_READ) {
+			c->flags |= CONN_F_WR_WANTS_RD;
+			return;
+		}
+		c->flags |= CONN_F_TLS_FATAL;
+		e = ERR_peek_error();
+		if (rc == SSL_ERROR_SYSCALL && e == 0)
+			conn_seterr(c, "TLS write to %s: %s", c->hostport,
+			    saved != 0 ? strerror(saved) :
+			    "connection closed");
+		else
+			conn_seterr(c, "TLS write to %s: %s", c->hostport,
+			    conn_ssl_reason(e));
+		ERR_clear_error();
+		conn_end(c, CONN_EV_ERROR);
+		return;
+	}
+	c->flags &= ~CONN_F_WR_WANTS_RD;
+	buf_shrink(&c->wbuf);
+	if (c->flags & CONN_F_LOWAT_OWED) {
+		c->flags &= ~CONN_F_LOWAT_OWED;
+		(void)conn_fire(c, CONN_EV_LOWAT);
+	}
+}
+
+/* ---- dispatch ---- */
+
+static void
+conn_io_up(struct conn *c, int events)
+{
+	bool rd, wr;
+
+	/* The peer's last words (and EOF) before any write error. */
+	rd = conn_reading(c) && (c->flags & CONN_F_RD_WANTS_WR ?
+	    (events & LOOP_WRITE) : (events & LOOP_READ));
+	if (rd) {
+		conn_read(c, false);
+		if (!conn_live(c) || c->state != CONN_UP)
+			return;
+	}
+	wr = buf_used(&c->wbuf) > 0 && (c->flags & CONN_F_WR_WANTS_RD ?
+	    (events & LOOP_READ) : (events & LOOP_WRITE));
+	if (wr)
+		conn_flush(c);
+}
+
+static void
+conn_on_io(struct loop *l, int fd, int events, void *arg)
+{
+	struct conn *c = arg;
+
+	ASSERT(conn_live(c) && fd == c->fd);
+	switch (c->state) {
+	case CONN_CONNECTING:
+		conn_connected(c);
+		break;
+	case CONN_TLS_HANDSHAKE:
+		conn_handshake(c);
+		break;
+	case CONN_UP:
+		conn_io_up(c, events);
+		break;
+	case CONN_CLOSING:
+		ASSERT(!"event for a closing conn");
+	}
+	conn_update(c);
+}
+
+/* Work that must not run inside an owner's call: failures, resumption. */
+static void
+conn_on_kick(struct loop *l, void *arg)
+{
+	struct conn *c = arg;
+	bool notify;
+
+	if (c->flags & CONN_F_FAIL_PENDING) {
+		c->flags &= ~CONN_F_FAIL_PENDING;
+		conn_end(c, CONN_EV_ERROR);
+		return;
+	}
+	notify = (c->flags & CONN_F_NOTIFY) != 0;
+	c->flags &= ~CONN_F_NOTIFY;
+	if (conn_reading(c))
+		conn_read(c, notify);
+	conn_update(c);
+}
+
+/* Epoll cannot see bytes OpenSSL already decrypted: go get them. */
+static void
+conn_kick_if_pending(struct conn *c)
+{
+	if (conn_reading(c) && c->ssl != NULL && SSL_pending(c->ssl) > 0)
+		loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
+}
+
+/* ---- public ---- */
+
+static void
+conn_name(struct conn *c, const struct conn_params *p)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned int port = 0;
+
+	if (p->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)&p->addr;
+
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		port = ntohs(sin->sin_port);
+		snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, port);
+	} else if (p->addr.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)&p->addr;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(sin6->sin6_port);
+		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip, port);
+	} else
+		snprintf(c->peer, sizeof(c->peer), "address family %d",
+		    (int)p->addr.ss_family);
+	/* Without a name, the certificate must carry the address. */
+	c->host = xstrdup(p->host != NULL ? p->host : ip);
+	if (strchr(c->host, ':') != NULL)
+		c->hostport = xasprintf("[%s]:%u", c->host, port);
+	else
+		c->hostport = xasprintf("%s:%u", c->host, port);
+}
+
+struct conn *
+conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
+    void *arg)
+{
+	struct conn *c;
+	int one = 1;
+
+	ASSERT(l != NULL && params != NULL && cb != NULL);
+	ASSERT(params->addrlen <= sizeof(params->addr));
+	c = xcalloc(1, sizeof(*c));
+	c->loop = l;
+	c->cb = cb;
+	c->arg = arg;
+	c->state = CONN_CONNECTING;
+	c->fd = -1;
+	c->tls = params->tls;
+	memcpy(&c->addr, &params->addr, sizeof(c->addr));
+	c->addrlen = params->addrlen;
+	c->connect_ms = params->connect_timeout_ms;
+	c->idle_ms = params->idle_timeout_ms;
+	c->session_ms = params->session_timeout_ms;
+	buf_init(&c->rbuf, CONN_RBUF_SIZE);
+	buf_init(&c->wbuf, CONN_WBUF_SIZE);
+	snprintf(c->desc, sizeof(c->desc), "plain");
+	conn_name(c, params);
+
+	if (c->session_ms > 0)
+		loop_timer_add(l, &c->t_session, (uint64_t)c->session_ms,
+		    conn_on_session_timeout, c);
+	if (c->connect_ms > 0)
+		loop_timer_add(l, &c->t_connect, (uint64_t)c->connect_ms,
+		    conn_on_connect_timeout, c);
+
+	c->fd = socket(c->addr.ss_family,
+	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd == -1) {
+		conn_seterr(c, "connect to %s: socket: %s", c->peer,
+		    strerror(errno));
+		conn_fail_soon(c);
+		return c;
+	}
+	/* Commands are small and each waits for its answer. */
+	if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one)) == -1)
+		log_debug("TCP_NODELAY for %s: %s", c->peer, strerror(errno));
+	/* EINTR: the connection still completes in the background. */
+	if (connect(c->fd, (const struct sockaddr *)&c->addr,
+	    c->addrlen) == -1 && errno != EINPROGRESS && errno != EINTR) {
+		conn_seterr(c, "connect to %s: %s", c->peer,
+		    strerror(errno));
+		conn_fail_soon(c);
+		return c;
+	}
+	/* Completion, even an immediate one, is reported as writable. */
+	if (loop_fd_add(l, c->fd, LOOP_WRITE, conn_on_io, c) == -1) {
+		conn_seterr(c, "connect to %s: epoll_ctl: %s", c->peer,
+		    strerror(errno));
+		conn_fail_soon(c);
+		return c;
+	}
+	c->registered = true;
+	c->events = LOOP_WRITE;
+	return c;
+}
+
+void
+conn_free(struct conn **cp)
+{
+	struct conn *c = *cp;
+
+	if (c == NULL)
+		return;
+	/* Freeing from inside the conn's own callback is a bug. */
+	ASSERT(c->cb_depth == 0);
+	conn_close(c);
+	buf_release(&c->rbuf);
+	buf_release(&c->wbuf);
+	free(c->host); c->host = NULL;
+	free(c->hostport); c->hostport = NULL;
+	free(c); *cp = NULL;
+}
+
+void
+conn_starttls(struct conn *c, struct conn_tls *tls)
+{
+	ASSERT(c->state == CONN_UP && conn_live(c) && c->ssl == NULL);
+	/* Anything queued now would go out in the clear after STLS. */
+	ASSERT(buf_used(&c->wbuf) == 0);
+	/*
+	 * Bytes after the server's answer to STLS arrived in the clear and
+	 * may have been injected: drop them.  The memory stays until the
+	 * owner's callback returns, as it may still hold conn_rdata().
+	 */
+	c->rbuf.off = c->rbuf.len = 0;
+	if (c->cb_depth == 0)
+		buf_release(&c->rbuf);
+	if (conn_tls_start(c, tls) == -1) {
+		conn_fail_soon(c);
+		return;
+	}
+	if (c->connect_ms > 0)
+		loop_timer_add(c->loop, &c->t_connect,
+		    (uint64_t)c->connect_ms, conn_on_connect_timeout, c);
+	conn_update(c);
+}
+
+const char *
+conn_rdata(const struct conn *c, size_t *n_r)
+{
+	*n_r = buf_used(&c->rbuf);
+	if (*n_r == 0)
+		return "";
+	return buf_peek(&c->rbuf);
+}
+
+void
+conn_consume(struct conn *c, size_t n)
+{
+	ASSERT(n <= buf_used(&c->rbuf));
+	if (n == 0)
+		return;
+	buf_consume(&c->rbuf, n);
+	if (!conn_live(c))
+		return;
+	if (c->cb_depth == 0)
+		buf_shrink(&c->rbuf);
+	/* Room again: read interest returns, held TLS bytes get read. */
+	conn_update(c);
+	conn_kick_if_pending(c);
+}
+
+size_t
+conn_write(struct conn *c, const void *p, size_t n)
+{
+	const char *s = p;
+	size_t room, k, done = 0;
+	char *w;
+
+	if (!conn_live(c) || n == 0)
+		return 0;
+	while (done < n) {
+		w = buf_space(&c->wbuf, &room);
+		if (room == 0)
+			break;
+		k = n - done < room ? n - done : room;
+		memcpy(w, s + done, k);
+		buf_commit(&c->wbuf, k);
+		done += k;
+	}
+	if (done > 0) {
+		c->flags |= CONN_F_LOWAT_OWED;
+		conn_update(c);
+	}
+	return done;
+}
+
+void
+conn_pause(struct conn *c)
+{
+	c->flags |= CONN_F_PAUSED;
+	conn_update(c);
+}
+
+void
+conn_resume(struct conn *c)
+{
+	if ((c->flags & CONN_F_PAUSED) == 0)
+		return;
+	c->flags &= ~CONN_F_PAUSED;
+	conn_update(c);
+	/* Report the bytes held while paused, and those OpenSSL holds. */
+	if (conn_reading(c) && (buf_used(&c->rbuf) > 0 ||
+	    (c->ssl != NULL && SSL_pending(c->ssl) > 0))) {
+		c->flags |= CONN_F_NOTIFY;
+		loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
+	}
+}
+
+void
+conn_set_waiting(struct conn *c, bool waiting)
+{
+	if (!conn_live(c))
+		return;
+	if (!waiting) {
+		c->flags &= ~CONN_F_WAITING;
+		loop_timer_cancel(c->loop, &c->t_idle);
+		return;
+	}
+	/* Already waiting: the silence so far still counts. */
+	if (c->flags & CONN_F_WAITING)
+		return;
+	c->flags |= CONN_F_WAITING;
+	conn_arm_idle(c);
+}
+
+void
+conn_close(struct conn *c)
+{
+	if (c->flags & CONN_F_CLOSED)
+		return;
+	c->flags |= CONN_F_CLOSED | CONN_F_DONE;
+	conn_stop_timers(c);
+	conn_unregister(c);
+	if (c->ssl != NULL) {
+		/*
+		 * One non-blocking attempt at close_notify; never after a
+		 * fatal error, where OpenSSL forbids it.
+		 */
+		if ((c->flags & (CONN_F_TLS_UP | CONN_F_TLS_FATAL)) ==
+		    CONN_F_TLS_UP) {
+			ERR_clear_error();
+			(void)SSL_shutdown(c->ssl);
+		}
+		ERR_clear_error();
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (c->fd != -1) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	c->state = CONN_CLOSING;
+	buf_release(&c->wbuf);
+	if (c->cb_depth == 0)
+		buf_release(&c->rbuf);
+}
+
+enum conn_state
+conn_state(const struct conn *c)
+{
+	return c->state;
+}
+
+const char *
+conn_error(const struct conn *c)
+{
+	return c->err;
+}
+
+const char *
+conn_describe(const struct conn *c)
+{
+	return c->desc;
+}
