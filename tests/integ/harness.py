@@ -981,21 +981,47 @@ def run_ingestd(args, timeout=120, binary=None, user=None, env=None):
         kw.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          start_new_session=True, env=env, **kw)
+    group = _ProcessGroup(p)
+    _register(group)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        group.stop()
         out, err = p.communicate(timeout=30)
         raise HarnessError("`%s` still running after %ds; killed.\n"
                            "stdout:\n%s\nstderr:\n%s" % (
                                " ".join(cmd), timeout,
                                out.decode(errors="replace")[-4000:],
                                err.decode(errors="replace")[-4000:]))
+    except BaseException:  # the test's time limit, ^C: leave nothing behind
+        group.stop()
+        raise
+    finally:
+        _unregister(group)
     return (p.returncode, out.decode(errors="replace"),
             err.decode(errors="replace"))
+
+
+class _ProcessGroup:
+    """A child started in its own session: stopping it kills that process
+    group (the child and anything it started), and nothing else."""
+
+    def __init__(self, popen):
+        self.popen = popen
+
+    def __repr__(self):
+        return "process group %d" % self.popen.pid
+
+    def stop(self):
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
 
 
 # --------------------------------------------------------------------------
