@@ -759,14 +759,16 @@ finish_listing(struct pop3_client *c)
 {
 	size_t i;
 
-	qsort(c->list, c->nlist, sizeof(*c->list), cmp_list);
+	if (c->nlist > 1)
+		qsort(c->list, c->nlist, sizeof(*c->list), cmp_list);
 	for (i = 1; i < c->nlist; i++)
 		if (c->list[i].num == c->list[i - 1].num)
 			return fail(c, POP3_FAIL_PROTOCOL,
 			    "LIST lists message %" PRIu32 " twice",
 			    c->list[i].num);
 	if (c->uidl_ok) {
-		qsort(c->uids, c->nuid, sizeof(*c->uids), cmp_uid);
+		if (c->nuid > 1)
+			qsort(c->uids, c->nuid, sizeof(*c->uids), cmp_uid);
 		for (i = 1; i < c->nuid; i++)
 			if (c->uids[i].num == c->uids[i - 1].num)
 				return fail(c, POP3_FAIL_PROTOCOL,
@@ -1074,7 +1076,8 @@ void
 pop3_client_pending(struct pop3_client *c, const char **p_r, size_t *n_r)
 {
 	*n_r = buf_used(&c->out);
-	*p_r = *n_r > 0 ? buf_peek(&c->out) : NULL;
+	/* Never NULL, so callers may pass it to memcpy() with 0. */
+	*p_r = *n_r > 0 ? buf_peek(&c->out) : "";
 }
 
 void

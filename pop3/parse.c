@@ -27,6 +27,10 @@ pop3_line_feed(struct pop3_line *l, const char *p, size_t n, size_t *used_r)
 	lf = memchr(p, '\n', n);
 	take = lf != NULL ? (size_t)(lf - p) : n;
 	if (take > room) {
+		/* Keep what fits, so an error can quote the line's start. */
+		memcpy(l->buf + l->len, p, room);
+		l->len += room;
+		l->buf[l->len] = '\0';
 		*used_r = room;
 		return POP3_PARSE_INVALID;
 	}
