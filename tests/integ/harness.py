@@ -164,10 +164,14 @@ def ensure_test_user(name=TEST_USER):
                            % name)
     if shutil.which("useradd") is None:
         raise Missing("useradd", "passwd")
-    run(["useradd", "--system", "--user-group", "--no-create-home",
-         "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-         name])
-    return pwd.getpwnam(name)
+    p = run(["useradd", "--system", "--user-group", "--no-create-home",
+             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+             name], check=False)
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:  # not made by a concurrent run either
+        raise HarnessError("useradd %s failed: %s" % (
+            name, p.stderr.decode(errors="replace")))
 
 
 def service_user():
