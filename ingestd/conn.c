@@ -49,7 +49,7 @@
 
 enum conn_flags {
 	CONN_F_PAUSED = 1 << 0,		/* conn_pause() */
-	CONN_F_WAITING = 1 << 1,	/* idle timer runs */
+	CONN_F_WAITING = 1 << 1,	/* conn_set_waiting(c, true) */
 	CONN_F_RD_WANTS_WR = 1 << 2,	/* SSL_read said WANT_WRITE */
 	CONN_F_WR_WANTS_RD = 1 << 3,	/* SSL_write said WANT_READ */
 	CONN_F_LOWAT_OWED = 1 << 4,	/* bytes written since last LOWAT */
@@ -111,6 +111,7 @@ struct conn {
 
 static void conn_on_io(struct loop *, int, int, void *);
 static void conn_on_kick(struct loop *, void *);
+static void conn_idle_sync(struct conn *, bool);
 
 /* ---- TLS settings ---- */
 
@@ -325,7 +326,10 @@ conn_update(struct conn *c)
 {
 	int m;
 
-	if (!conn_live(c) || !c->registered)
+	if (!conn_live(c))
+		return;
+	conn_idle_sync(c, false);
+	if (!c->registered)
 		return;
 	m = conn_interest(c);
 	if (m == c->events)
@@ -379,10 +383,22 @@ conn_on_session_timeout(struct loop *l, void *arg)
 	conn_end(c, CONN_EV_TIMEOUT);
 }
 
+/*
+ * The idle timer measures the server's silence while an answer is awaited
+ * and we are reading.  A pause or a full rbuf is the owner's doing, so it
+ * stops the timer; reading again starts it afresh.  restart: bytes came.
+ */
 static void
-conn_arm_idle(struct conn *c)
+conn_idle_sync(struct conn *c, bool restart)
 {
-	if (c->idle_ms > 0)
+	bool run;
+
+	run = (c->flags & CONN_F_WAITING) && conn_live(c) && c->idle_ms > 0 &&
+	    (c->flags & CONN_F_PAUSED) == 0 &&
+	    buf_used(&c->rbuf) < c->rbuf.cap;
+	if (!run)
+		loop_timer_cancel(c->loop, &c->t_idle);
+	else if (restart || c->t_idle.slot == 0)
 		loop_timer_add(c->loop, &c->t_idle, (uint64_t)c->idle_ms,
 		    conn_on_idle_timeout, c);
 }
@@ -620,8 +636,8 @@ conn_read(struct conn *c, bool notify)
 
 	for (;;) {
 		got = conn_fill(c, &st);
-		if (got > 0 && (c->flags & CONN_F_WAITING))
-			conn_arm_idle(c);
+		if (got > 0)
+			conn_idle_sync(c, true);
 		if ((got > 0 || notify) && buf_used(&c->rbuf) > 0) {
 			if (!conn_fire(c, CONN_EV_DATA))
 				return;
@@ -797,6 +813,8 @@ conn_name(struct conn *c, const struct conn_params *p)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
 	unsigned int port = 0;
+	const char *h;
+	size_t len;
 
 	if (p->addr.ss_family == AF_INET) {
 		const struct sockaddr_in *sin = (const void *)&p->addr;
@@ -814,7 +832,13 @@ conn_name(struct conn *c, const struct conn_params *p)
 		snprintf(c->peer, sizeof(c->peer), "address family %d",
 		    (int)p->addr.ss_family);
 	/* Without a name, the certificate must carry the address. */
-	c->host = xstrdup(p->host != NULL ? p->host : ip);
+	h = p->host != NULL ? p->host : ip;
+	len = strlen(h);
+	/* "[2001:db8::1]" as written in a URL: the address inside. */
+	if (len > 2 && h[0] == '[' && h[len - 1] == ']')
+		c->host = xstrndup(h + 1, len - 2);
+	else
+		c->host = xstrdup(h);
 	if (strchr(c->host, ':') != NULL)
 		c->hostport = xasprintf("[%s]:%u", c->host, port);
 	else
@@ -1010,10 +1034,8 @@ conn_set_waiting(struct conn *c, bool waiting)
 		return;
 	}
 	/* Already waiting: the silence so far still counts. */
-	if (c->flags & CONN_F_WAITING)
-		return;
 	c->flags |= CONN_F_WAITING;
-	conn_arm_idle(c);
+	conn_idle_sync(c, false);
 }
 
 void

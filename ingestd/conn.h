@@ -8,6 +8,17 @@
  * Events go to the owner through one callback.  The owner must not free the
  * conn inside that callback: it calls conn_close() and frees it later (see
  * loop_defer()).
+ *
+ * Event order: UP, then DATA and LOWAT in any order, then at most one of
+ * CLOSED, ERROR or TIMEOUT, after which the state is CONN_CLOSING and
+ * nothing more fires.  conn_starttls() leads to a second UP.  No conn_*
+ * function fires an event while the owner calls it: events come only from
+ * the loop, so the owner may call anything from inside its callback, and a
+ * failure found inside conn_new() arrives as ERROR from the loop.
+ *
+ * Everything except conn_tls_new()/conn_tls_free() belongs to the loop's
+ * thread.  TLS writes go through write(2): the process must ignore SIGPIPE
+ * (main does).
  */
 #ifndef INGESTD_CONN_H
 #define INGESTD_CONN_H
@@ -45,6 +56,7 @@ typedef void conn_cb(struct conn *c, enum conn_ev ev, void *arg);
  * Thread-safe once built.  NULL with err filled (naming the file) on error.
  */
 struct conn_tls *conn_tls_new(const char *ca_file, char *err, size_t errlen);
+/* Only after every conn that uses t has been freed. */
 void conn_tls_free(struct conn_tls **t);
 
 struct conn_params {
@@ -55,40 +67,72 @@ struct conn_params {
 	int connect_timeout_ms;	/* TCP connect and TLS handshake */
 	int idle_timeout_ms;	/* no bytes from the server while waiting */
 	int session_timeout_ms;	/* the whole connection */
-};
+};				/* a timeout <= 0 is off */
 
-/* Starts connecting; params are copied (host too).  NULL only on a bug. */
+/*
+ * Starts connecting; params are copied (host too), params->tls is not and
+ * must outlive the conn.  host NULL: the address itself is verified.
+ * Never fails: errors arrive as CONN_EV_ERROR from the loop.
+ */
 struct conn *conn_new(struct loop *l, const struct conn_params *params,
     conn_cb *cb, void *arg);
+/* Closes (conn_close()) if still open, then frees; never from inside the
+ * conn's own callback. */
 void conn_free(struct conn **c);
 
 /*
  * Starts TLS on an established plain connection (STLS).  Bytes already
- * received are discarded.  CONN_EV_UP fires when the handshake is done.
+ * received are discarded (no conn_consume() needed); a pointer from
+ * conn_rdata() stays readable until the current callback returns.  The
+ * state must be CONN_UP and the write buffer empty.  CONN_EV_UP fires when
+ * the handshake is done; the connect timeout covers it.
  */
 void conn_starttls(struct conn *c, struct conn_tls *tls);
 
-/* Received bytes: conn_rdata() then conn_consume() what was used. */
+/*
+ * Received bytes: conn_rdata() then conn_consume() what was used.  Bytes
+ * left unconsumed stay at the front, and the next DATA (fired only when
+ * new bytes arrive) shows them again with the new ones.  With 64 KiB
+ * unconsumed, reading stops until conn_consume() makes room.  The bytes
+ * stay readable after CLOSED, ERROR or TIMEOUT until conn_close().
+ */
 const char *conn_rdata(const struct conn *c, size_t *n_r);
 void conn_consume(struct conn *c, size_t n);
 
-/* Queues bytes to send; returns how many were accepted (the write buffer is
- * bounded), and sends as soon as the socket allows. */
+/*
+ * Queues bytes to send; returns how many were accepted (the write buffer
+ * holds 16 KiB), and sends as soon as the socket allows; bytes queued
+ * before UP go out after it.  0 once the conn has ended.  CONN_EV_LOWAT
+ * fires once the buffer has drained into the kernel after one or more
+ * writes: the moment to write the rest.
+ */
 size_t conn_write(struct conn *c, const void *p, size_t n);
 
-/* Stop and resume reading (backpressure).  Reading starts enabled. */
+/*
+ * Stop and resume reading (backpressure).  Reading starts enabled.  No
+ * DATA fires while paused; after conn_resume(), DATA fires from the loop
+ * if bytes are held.
+ */
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);
 
-/* Whether the idle timeout runs: only while an answer is awaited. */
+/*
+ * Whether the idle timeout runs: only while an answer is awaited, and not
+ * while paused or with rbuf full (then the owner is the slow one).  Every
+ * byte received restarts it; setting true again does not.
+ */
 void conn_set_waiting(struct conn *c, bool waiting);
 
-/* Sends TLS close_notify if possible, closes the socket, fires nothing. */
+/*
+ * Sends TLS close_notify if possible (one non-blocking try), closes the
+ * socket, fires nothing.  Harmless when already closed or ended.
+ */
 void conn_close(struct conn *c);
 
 enum conn_state conn_state(const struct conn *c);
 /* "connect to 127.0.0.1:995: Connection refused", "TLS handshake with
- * pop.example.com: certificate has expired", ... */
+ * pop.example.com:995: certificate verify failed: certificate has
+ * expired", ...; "" after an orderly close by the peer. */
 const char *conn_error(const struct conn *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "plain". */
 const char *conn_describe(const struct conn *c);

@@ -29,7 +29,7 @@ struct loop_timer {
 	size_t slot;		/* index in the heap + 1; 0 when not armed */
 	loop_timer_cb *cb;
 	void *arg;
-	uint64_t seq;		/* arming order: equal deadlines fire FIFO */
+	uint64_t seq;		/* arming order: equal deadlines in FIFO */
 };
 
 /* NULL with err filled if epoll or eventfd cannot be created. */

@@ -43,7 +43,9 @@
 	X(test_handshake_timeout)                                       \
 	X(test_idle_timeout)                                            \
 	X(test_idle_only_while_waiting)                                 \
+	X(test_idle_paused)                                             \
 	X(test_session_timeout)                                         \
+	X(test_socket_error)                                            \
 	X(test_starttls)                                                \
 	X(test_large_tls)                                               \
 	X(test_rbuf_full_no_spin)                                       \
@@ -906,6 +908,32 @@ test_idle_only_while_waiting(void)
 	srv_join(&s);
 }
 
+/* Paused by the owner, the server's silence is not held against it. */
+static void
+test_idle_paused(void)
+{
+	struct srv s;
+	struct cl t;
+	uint64_t t0;
+
+	srv_start(&s, NULL, srv_silent);
+	cl_start_t(&t, s.port, "localhost", NULL, hook_up, 5000, 100, 0);
+	cl_run(&t, &t.stop);
+	conn_set_waiting(t.c, true);
+	conn_pause(t.c);
+	run_for(&t, 300);
+	ASSERT_STREQ(t.evs, "U");
+	t0 = now_ms();
+	conn_resume(t.c);
+	cl_run(&t, &t.end);
+	ASSERT_TRUE(now_ms() - t0 >= 95);
+	ASSERT_STREQ(t.evs, "UT");
+	expect_error(&t, CONN_EV_TIMEOUT,
+	    "idle timeout after 100 ms waiting for the server");
+	cl_done(&t);
+	srv_join(&s);
+}
+
 static void
 test_session_timeout(void)
 {
@@ -920,6 +948,40 @@ test_session_timeout(void)
 	expect_error(&t, CONN_EV_TIMEOUT, "session timeout after 250 ms");
 	cl_done(&t);
 	srv_join(&s);
+}
+
+/*
+ * A failure inside conn_new() (here socket() refusing the address family)
+ * is reported from the loop, never from inside the call.
+ */
+static void
+test_socket_error(void)
+{
+	struct conn_params p;
+	char err[256];
+	struct cl t;
+
+	memset(&t, 0, sizeof(t));
+	memset(&p, 0, sizeof(p));
+	p.addr.ss_family = AF_UNSPEC;
+	p.addrlen = sizeof(p.addr);
+	p.host = "localhost";
+	p.connect_timeout_ms = 1000;
+	if ((t.l = loop_new(err, sizeof(err))) == NULL)
+		TEST_FAIL_("loop_new: %s", err);
+	t.c = conn_new(t.l, &p, cl_cb, &t);
+	ASSERT_TRUE(t.c != NULL);
+	ASSERT_EQ(t.nev, 0);
+	ASSERT_EQ(conn_write(t.c, "x", 1), 1);
+	cl_run(&t, &t.end);
+	ASSERT_STREQ(t.evs, "E");
+	snprintf(err, sizeof(err), "connect to address family 0: socket: %s",
+	    strerror(EAFNOSUPPORT));
+	expect_error(&t, CONN_EV_ERROR, err);
+	/* Nothing more fires, the 1 s connect timeout included. */
+	ASSERT_EQ(loop_run_once(t.l, 0), 0);
+	ASSERT_STREQ(t.evs, "E");
+	cl_done(&t);
 }
 
 /*
