@@ -63,6 +63,10 @@ $(BUILD)/migrations.c: $(MIGRATIONS) Makefile
 	  echo 'const size_t migrations_count = sizeof(migrations) / sizeof(migrations[0]);'; \
 	} > $@
 
+$(BUILD)/migrations.o: $(BUILD)/migrations.c
+	$(E) CC $<
+	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
 $(BUILD)/libingestd.a: $(LIB_OBJ)
 	$(E) AR $@
 	$(Q)rm -f $@ && ar rcs $@ $^
