@@ -229,6 +229,33 @@ def _cmdline(pid):
         return ""
 
 
+def _exists(pid):
+    """pid names a process, even a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _children(pid):
+    """PIDs whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(") ", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            out.append(int(d))
+    return out
+
+
 def stop_pid(pid, must_contain, timeout=20):
     """SIGTERM pid (only if its command line contains must_contain), wait,
     then SIGKILL.  Returns True if a process was stopped."""
@@ -358,14 +385,27 @@ class Postgres:
         self.start()
 
     def kill9(self):
-        """Crash the postmaster (SIGKILL by the PID in postmaster.pid)."""
+        """Crash the server: SIGKILL to the postmaster (by the PID in
+        postmaster.pid), then wait until its children, which notice and
+        exit, are gone, so that start() can recover."""
         with open(os.path.join(self.datadir, "postmaster.pid")) as f:
             pid = int(f.readline())
+        children = _children(pid)
         if "postgres" in _cmdline(pid):
             os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 20
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30
+        while any(_pid_alive(p) for p in [pid] + children):
+            if time.monotonic() > deadline:
+                raise HarnessError("postgres children of %d still alive"
+                                   % pid)
             time.sleep(0.05)
+        # PostgreSQL's lock file check takes a zombie for a live
+        # postmaster; where init is slow to reap, clear the stale file.
+        deadline = time.monotonic() + 5
+        while _exists(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _exists(pid):
+            os.unlink(os.path.join(self.datadir, "postmaster.pid"))
         self.running = False
         _unregister(self)
 

@@ -37,6 +37,18 @@ def test_postgres_restart_keeps_data(env):
     assert pg.scalar("SELECT v FROM k", dbname=dbname) == "kept"
 
 
+def test_postgres_crash_and_recovery(env):
+    """kill9() then start(): committed rows survive (fsync is on)."""
+    pg = env.pg
+    db = env.database()
+    dbname = db.split("dbname=")[1].split()[0]
+    pg.psql("CREATE TABLE c (v int); INSERT INTO c VALUES (42);",
+            dbname=dbname)
+    pg.kill9()
+    pg.start()
+    assert pg.scalar("SELECT v FROM c", dbname=dbname) == "42"
+
+
 def test_dovecot_pop3s_login_and_retr(env):
     dc = env.dovecot
     user = dc.add_user(env.unique("hs"), "pw-1")
