@@ -20,9 +20,11 @@ processes use the packaged `dovenull` and `dovecot` users.  As any other
 user, everything runs as that user.
 
 Command line (used by deploy/demo.sh):
-    harness.py demo-server DIR    start a demo POP3S server with sample
+    harness.py demo-server DIR [USER]
+                                  start a demo POP3S server with sample
                                   mail under DIR, write DIR/ingestd.conf
-                                  and print its path
+                                  (owned by USER, with its state_dir
+                                  DIR/state) and print its path
     harness.py demo-stop DIR      stop the demo server started in DIR
     harness.py self-test          start both services and exercise them
 """
