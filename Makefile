@@ -28,7 +28,7 @@ endif
 
 LIB_SRC  := $(filter-out ingestd/main.c,$(wildcard ingestd/*.c)) \
             $(wildcard pop3/*.c) $(wildcard store/*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/migrations.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/migrations.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(wildcard tests/fake/*.c) $(wildcard tests/bench/*.c) $(wildcard tests/integ/*.c)
@@ -42,7 +42,7 @@ MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 
 all: $(BUILD)/ingestd $(TOOL_BIN)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(E) CC $<
 	$(Q)$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
@@ -71,7 +71,7 @@ $(BUILD)/libingestd.a: $(LIB_OBJ)
 	$(E) AR $@
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/ingestd: $(BUILD)/ingestd/main.o $(BUILD)/libingestd.a
+$(BUILD)/ingestd: $(BUILD)/obj/ingestd/main.o $(BUILD)/libingestd.a
 	$(E) LD $@
 	$(Q)$(CC) -o $@ $^ $(LDLIBS_ALL)
 
