@@ -59,6 +59,7 @@ enum conn_flags {
 	CONN_F_TLS_FATAL = 1 << 8,	/* no SSL_shutdown allowed */
 	CONN_F_FAIL_PENDING = 1 << 9,	/* ERROR fires from t_kick */
 	CONN_F_NOTIFY = 1 << 10,	/* DATA for held bytes on kick */
+	CONN_F_CERT_BAD = 1 << 11,	/* the server's certificate failed */
 };
 
 enum conn_fill {
@@ -490,11 +491,12 @@ conn_handshake(struct conn *c)
 	c->flags |= CONN_F_TLS_FATAL;
 	e = ERR_peek_error();
 	v = SSL_get_verify_result(c->ssl);
-	if (v != X509_V_OK)
+	if (v != X509_V_OK) {
+		c->flags |= CONN_F_CERT_BAD;
 		conn_seterr(c, "TLS handshake with %s: certificate verify "
 		    "failed: %s", c->hostport,
 		    X509_verify_cert_error_string(v));
-	else if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
+	} else if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
 	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
 		conn_seterr(c, "TLS handshake with %s: the server closed "
 		    "the connection", c->hostport);
@@ -1086,4 +1088,10 @@ const char *
 conn_describe(const struct conn *c)
 {
 	return c->desc;
+}
+
+bool
+conn_cert_failed(const struct conn *c)
+{
+	return (c->flags & CONN_F_CERT_BAD) != 0;
 }

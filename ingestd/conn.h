@@ -134,6 +134,9 @@ enum conn_state conn_state(const struct conn *c);
  * pop.example.com:995: certificate verify failed: certificate has
  * expired", ...; "" after an orderly close by the peer. */
 const char *conn_error(const struct conn *c);
+/* The server's certificate failed verification: a configuration problem
+ * (CA, host name, expiry), not worth retrying soon. */
+bool conn_cert_failed(const struct conn *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "plain". */
 const char *conn_describe(const struct conn *c);
 

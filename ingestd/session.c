@@ -598,7 +598,8 @@ on_conn(struct conn *c, enum conn_ev ev, void *arg)
 	case CONN_EV_ERROR:
 	case CONN_EV_TIMEOUT:
 		if (!s->ended) {
-			session_error(s, SESSION_TEMPORARY, "%s",
+			session_error(s, conn_cert_failed(c) ?
+			    SESSION_PERMANENT : SESSION_TEMPORARY, "%s",
 			    ev == CONN_EV_CLOSED && conn_error(c)[0] == '\0' ?
 			    "server closed the connection" : conn_error(c));
 			s->ended = true;
