@@ -358,7 +358,9 @@ class Directive:
                 continue
             if sarg is None:
                 return True
-            if arg is None:
+            if sarg == "-" or arg is None:
+                if sarg == "-" and arg is None:
+                    return True
                 continue
             if sarg.isdigit() and arg.isdigit():
                 if int(sarg) == int(arg):
@@ -1570,7 +1572,7 @@ class FakePop3:
             self._tasks.discard(task)
 
     def request_stop(self):
-        if self._loop is None or self._stop is None:
+        if self._loop is None or self._stop is None or self._loop.is_closed():
             return
         if threading.current_thread() is self._thread or self._thread is None:
             self._stop.set()
