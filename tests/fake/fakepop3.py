@@ -15,7 +15,8 @@ kept in STATE/<user>/.fakepop3-deleted.json.
 As a library:
 
     from fakepop3 import FakePop3
-    with FakePop3(state_dir, scenario="USER alice pw\\nCUT RETR:1 100 RST\\n") as srv:
+    sc = "USER alice pw\\nCUT RETR:1 100 RST\\n"
+    with FakePop3(state_dir, scenario=sc) as srv:
         ... connect to 127.0.0.1:srv.port ...
     read_transcript(srv.transcript_path)
 
@@ -165,7 +166,8 @@ def _gen_unit(seed, index, k, eol, limit):
     need = min(limit - len(prefix), ll * UNIT_LINES)
     nlines = -(-need // ll)
     key = b"fakepop3:%d:%d:%d" % (seed, index, k)
-    ba = bytearray(hashlib.shake_128(key).digest(ll * nlines).translate(_TABLE))
+    raw = hashlib.shake_128(key).digest(ll * nlines)
+    ba = bytearray(raw.translate(_TABLE))
     for off, byte in enumerate(eol):
         ba[76 + off::ll] = bytes([byte]) * nlines
     del ba[need:]
@@ -1538,6 +1540,9 @@ class FakePop3:
                 self._accept, self.host, self.port, limit=LINE_LIMIT,
                 backlog=1024, reuse_address=True)
             self.port = self._server.sockets[0].getsockname()[1]
+            self.transcript.write(0, None, False, "E", "listening on %s port "
+                                  "%d pid %d" % (self.host, self.port,
+                                                 os.getpid()))
             if ready:
                 ready(self.port)
             await self._stop.wait()
@@ -1658,8 +1663,12 @@ def make_certs(directory, openssl="openssl"):
     d.mkdir(parents=True, exist_ok=True)
 
     def run(*args):
-        r = subprocess.run([openssl] + list(args), cwd=d, capture_output=True,
-                           text=True)
+        try:
+            r = subprocess.run([openssl] + list(args), cwd=d,
+                               capture_output=True, text=True)
+        except FileNotFoundError:
+            raise RuntimeError("%s not found: install the Debian package "
+                               "openssl" % openssl) from None
         if r.returncode != 0:
             raise RuntimeError("openssl %s failed: %s" % (args[0],
                                                           r.stderr.strip()))

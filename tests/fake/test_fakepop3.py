@@ -4,7 +4,6 @@ really happens on the wire.  Run: python3 tests/fake/test_fakepop3.py
 [NAME...]; prints "ok NAME" per test and "N passed, N failed"."""
 
 import hashlib
-import os
 import poplib
 import shutil
 import signal
@@ -491,7 +490,8 @@ def concurrent_connections_300():
             check(c.status().startswith("+OK"), "QUIT")
             c.close()
         events = srv.events()
-        eq(len({ev.conn for ev in events}), n, "connections in transcript")
+        eq(len({ev.conn for ev in events if ev.conn}), n,
+           "connections in transcript")
 
 
 # ---------------------------------------------------------------------------
@@ -1109,7 +1109,8 @@ def stls_not_offered():
 def plaintext_injected_after_stls_reply():
     with Env() as e:
         e.put("alice", "m1", MSG1)
-        srv = e.serve('STLS-INJECT "+OK injected"\nUSER alice pw\n', **tls_kw())
+        srv = e.serve('STLS-INJECT "+OK injected"\nUSER alice pw\n',
+                      **tls_kw())
         p = Pop(srv.port)
         p.send("STLS\r\n")
         while b"+OK injected\r\n" not in p.buf:
