@@ -996,7 +996,6 @@ pop3_client_new(const struct pop3_client_params *params,
 	c->params = *params;
 	c->cb = *cb;
 	c->arg = arg;
-	c->window = 1;
 	if (params->pipeline_window == 0)
 		c->window = WINDOW_DEFAULT;
 	else if (params->pipeline_window > WINDOW_MAX)
@@ -1045,7 +1044,8 @@ pop3_client_feed(struct pop3_client *c, const char *p, size_t n)
 			return -1;
 		case P3_DONE:
 		case P3_TLS:
-			return 0;	/* nothing more is expected or trusted */
+			/* Nothing more is expected, or to be trusted. */
+			return 0;
 		case P3_BODY:
 			if (st_body(c, p, n, &used) == -1)
 				return -1;

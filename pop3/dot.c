@@ -57,8 +57,10 @@ pop3_dot_feed(struct pop3_dot *d, const char *in, size_t n, char *out,
 			} else if (in[i] == '\r') {
 				d->state = DOT_DOTCR;
 				i++;
-			} else
-				d->state = DOT_MID;	/* stuffed dot dropped */
+			} else {
+				/* The dot was stuffing: drop it. */
+				d->state = DOT_MID;
+			}
 			break;
 		case DOT_DOTCR:
 			if (in[i] == '\n') {

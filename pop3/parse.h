@@ -63,7 +63,8 @@ enum pop3_code {
 struct pop3_status {
 	bool ok;		/* +OK, else -ERR */
 	enum pop3_code code;
-	const char *text;	/* after the indicator and blanks, code included */
+	const char *text;	/* after the indicator and blanks, with any
+				 * response code */
 	size_t textlen;
 };
 

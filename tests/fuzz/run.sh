@@ -69,7 +69,8 @@ pkg_flags() {
 	pkg-config --cflags --libs $p
 }
 
-WARN="-Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wno-unused-parameter"
+WARN="-Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes"
+WARN="$WARN -Wno-unused-parameter"
 CSTD="-std=c11 -D_GNU_SOURCE -I$top"
 
 if [ "$mode" = replay ]; then
@@ -148,8 +149,10 @@ for t in "${targets[@]}"; do
 		tail -n 40 "$log"
 	fi
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+	# The last status line: "#N DONE cov: C ft: F corp: K/..."
+	re='.*cov: \([0-9]*\).*ft: \([0-9]*\).*corp: \([0-9]*\).*'
 	cov=$(grep -E '^#[0-9]+' "$log" | tail -n 1 |
-	    sed -n 's/.*cov: \([0-9]*\).*ft: \([0-9]*\).*corp: \([0-9]*\).*/cov \1, ft \2, corpus \3/p')
+	    sed -n "s/$re/cov \\1, ft \\2, corpus \\3/p")
 	summary+=("$name: ${runs:-?} runs, ${cov:-no coverage line}: $result")
 done
 printf '%s\n' "${summary[@]}"

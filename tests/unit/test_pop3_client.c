@@ -789,7 +789,8 @@ test_stls_refused(void)
 		},
 		.segs = { SEG("+OK ready\r\n+OK\r\nSTLS\r\n.\r\n"
 		    "-ERR \"not\" now\r\n") },
-		.events = "failed NO_STLS: STLS refused: -ERR \"\\\"not\\\" now\"\n",
+		.events = "failed NO_STLS: STLS refused: "
+		    "-ERR \"\\\"not\\\" now\"\n",
 		.out = "CAPA\r\nSTLS\r\n",
 	};
 
@@ -812,9 +813,11 @@ test_auth_refused_classes(void)
 		    "failed TEMP: PASS refused: -ERR "
 		    "\"[IN-USE] mailbox locked\"\n" },
 		{ "-ERR [LOGIN-DELAY] wait\r\n",
-		    "failed TEMP: PASS refused: -ERR \"[LOGIN-DELAY] wait\"\n" },
+		    "failed TEMP: PASS refused: -ERR "
+		    "\"[LOGIN-DELAY] wait\"\n" },
 		{ "-ERR [SYS/TEMP] try later\r\n",
-		    "failed TEMP: PASS refused: -ERR \"[SYS/TEMP] try later\"\n" },
+		    "failed TEMP: PASS refused: -ERR "
+		    "\"[SYS/TEMP] try later\"\n" },
 		{ "-ERR [SYS/PERM] gone\r\n",
 		    "failed PERM: PASS refused: -ERR \"[SYS/PERM] gone\"\n" },
 	};
@@ -842,7 +845,8 @@ test_auth_refused_classes(void)
 		.params = USER_PARAMS,
 		.segs = { SEG("+OK <1.2@x>\r\n-ERR\r\n-ERR\r\n") },
 		.events = "failed AUTH: APOP refused: -ERR \"\"\n",
-		.out = "CAPA\r\nAPOP alice df1bfe9e886db35880f8c62728a2f7e9\r\n",
+		.out = "CAPA\r\n"
+		    "APOP alice df1bfe9e886db35880f8c62728a2f7e9\r\n",
 	};
 	size_t i;
 
@@ -878,7 +882,8 @@ test_no_auth_mechanism(void)
 	/* PLAIN asked for, CAPA does not list it. */
 	sc.params = user_params;
 	sc.params.auth = POP3_AUTH_PLAIN;
-	sc.segs[0] = (struct seg)SEG("+OK\r\n+OK\r\nSASL LOGIN\r\nUSER\r\n.\r\n");
+	sc.segs[0] = (struct seg)SEG("+OK\r\n"
+	    "+OK\r\nSASL LOGIN\r\nUSER\r\n.\r\n");
 	sc.events = "failed NO_AUTH: server does not offer SASL PLAIN\n";
 	run(&sc);
 	/* USER asked for, CAPA does not list it. */
@@ -972,7 +977,8 @@ test_duplicate_uidls_passed(void)
 	static const struct script sc = {
 		.params = USER_PARAMS,
 		.policy = OWN_NOTHING,
-		.segs = { SEG(LOGIN "+OK\r\n2 same\r\n1 same\r\n3 other\r\n.\r\n"
+		.segs = { SEG(LOGIN
+		    "+OK\r\n2 same\r\n1 same\r\n3 other\r\n.\r\n"
 		    "+OK\r\n3 30\r\n1 10\r\n2 20\r\n.\r\n") },
 		.events = "ready 3\n"
 		    "  1 10 same\n"
@@ -994,13 +1000,16 @@ test_listing_mismatch(void)
 	} cases[] = {
 		{ LOGIN "+OK\r\n1 a\r\n2 b\r\n3 c\r\n.\r\n"
 		  "+OK\r\n1 1\r\n2 2\r\n.\r\n",
-		  "failed PROTOCOL: message 3 in UIDL but not in LIST\n", true },
+		  "failed PROTOCOL: message 3 in UIDL but not in LIST\n",
+		  true },
 		{ LOGIN "+OK\r\n1 a\r\n3 c\r\n.\r\n"
 		  "+OK\r\n1 1\r\n2 2\r\n3 3\r\n.\r\n",
-		  "failed PROTOCOL: message 2 in LIST but not in UIDL\n", true },
+		  "failed PROTOCOL: message 2 in LIST but not in UIDL\n",
+		  true },
 		{ LOGIN "+OK\r\n1 a\r\n2 c\r\n.\r\n"
 		  "+OK\r\n1 1\r\n3 3\r\n.\r\n",
-		  "failed PROTOCOL: message 2 in UIDL but not in LIST\n", true },
+		  "failed PROTOCOL: message 2 in UIDL but not in LIST\n",
+		  true },
 		{ LOGIN "+OK\r\n1 a\r\n.\r\n"
 		  "+OK\r\n1 1\r\n1 2\r\n.\r\n",
 		  "failed PROTOCOL: LIST lists message 1 twice\n", true },
@@ -1357,7 +1366,8 @@ test_response_while_idle(void)
 	static const struct script sc = {
 		.params = USER_PARAMS,
 		.policy = OWN_NOTHING,
-		.segs = { SEG(LOGIN "+OK\r\n.\r\n+OK\r\n.\r\n+OK surprise\r\n") },
+		.segs = { SEG(LOGIN "+OK\r\n.\r\n+OK\r\n.\r\n"
+		    "+OK surprise\r\n") },
 		.events = "ready 0\nfailed PROTOCOL: response with no command "
 		    "in flight: \"+OK surprise\"\n",
 		.out = LOGIN_OUT "UIDL\r\nLIST\r\n",

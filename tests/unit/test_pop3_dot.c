@@ -248,7 +248,8 @@ reference(const char *in, size_t n, char *out, size_t *outlen_r, bool *end_r)
 		}
 		if (lf == NULL && in[pos] == '.' &&
 		    (len == 1 || (len == 2 && in[pos + 1] == '\r'))) {
-			pos += len;	/* maybe a terminator: nothing out yet */
+			/* Maybe a terminator: nothing is out yet. */
+			pos += len;
 			break;
 		}
 		if (in[pos] == '.') {
