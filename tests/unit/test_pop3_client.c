@@ -52,6 +52,7 @@
 	X(test_bytes_after_quit_ignored)                                 \
 	X(test_pipelined_emission)                                       \
 	X(test_unpipelined_emission)                                     \
+	X(test_queue_grows_around)                                       \
 	X(test_state_names)                                              \
 	X(test_secrets_not_logged)                                       \
 	X(test_queue_after_quit_is_bug)
@@ -1481,6 +1482,66 @@ test_unpipelined_emission(void)
 	    "body RETR 1 [x\r\n]\nend RETR 1\nbody RETR 2 [y\r\n]\n"
 	    "end RETR 2\ndeleted 1\ndeleted 2\ndone\n");
 	sim_release(&s);
+}
+
+/*
+ * The command queue is a ring: grow it while its head has moved on, and
+ * every command must still go out once and in order.  A window above the
+ * maximum is cut to 128.
+ */
+static void
+test_queue_grows_around(void)
+{
+	struct pop3_client_params params = user_params;
+	struct str in = { 0 }, want = { 0 }, ev = { 0 };
+	struct sim s;
+	uint32_t i;
+
+	params.pipeline_window = 100000;
+	sim_init(&s, &params, OWN_NOTHING);
+	/* A stuffed CAPA line is unstuffed, not taken for the end. */
+	str_addf(&in, "+OK\r\n+OK\r\nPIPELINING\r\n..X\r\nUSER\r\n.\r\n"
+	    "+OK\r\n+OK\r\n+OK\r\n");
+	for (i = 1; i <= 200; i++)
+		str_addf(&in, "%" PRIu32 " u%" PRIu32 "\r\n", i, i);
+	str_addf(&in, ".\r\n+OK\r\n");
+	for (i = 1; i <= 200; i++)
+		str_addf(&in, "%" PRIu32 " %" PRIu32 "\r\n", i, i);
+	str_addf(&in, ".\r\n");
+	sim_feed(&s, in.p, in.len);
+	ASSERT_TRUE(pop3_client_pipelining(s.c));
+	str_addf(&ev, "ready 200\n");
+	for (i = 1; i <= 200; i++)
+		str_addf(&ev, "  %" PRIu32 " %" PRIu32 " u%" PRIu32 "\n", i, i,
+		    i);
+	for (i = 1; i <= 10; i++)
+		pop3_client_dele(s.c, i);
+	for (i = 1; i <= 8; i++) {
+		sim_feed(&s, "+OK\r\n", 5);
+		str_addf(&ev, "deleted %" PRIu32 "\n", i);
+	}
+	/* 2 left at the head's new place, 150 more: the ring grows. */
+	for (i = 11; i <= 160; i++)
+		pop3_client_dele(s.c, i);
+	pop3_client_quit(s.c);
+	drain(&s);
+	for (i = 9; i <= 160; i++) {
+		sim_feed(&s, "+OK\r\n", 5);
+		str_addf(&ev, "deleted %" PRIu32 "\n", i);
+	}
+	sim_feed(&s, "+OK\r\n", 5);
+	str_addf(&ev, "done\n");
+	str_addf(&want, "CAPA\r\nUSER alice\r\nPASS s3cret\r\nUIDL\r\n"
+	    "LIST\r\n");
+	for (i = 1; i <= 160; i++)
+		str_addf(&want, "DELE %" PRIu32 "\r\n", i);
+	str_addf(&want, "QUIT\r\n");
+	ASSERT_STREQ(s.ev.p, ev.p);
+	ASSERT_STREQ(s.out.p, want.p);
+	sim_release(&s);
+	free(in.p);
+	free(want.p);
+	free(ev.p);
 }
 
 static void
