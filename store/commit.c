@@ -8,8 +8,9 @@
  * at once.
  *
  * A failed batch is retried with backoff, on a fresh connection, until
- * retry_seconds have passed: a database restart costs the sessions some
- * waiting, not their messages.  An item that can never be committed (its
+ * retry_seconds have passed since its oldest item was submitted: a
+ * database restart costs the sessions some waiting, not their messages,
+ * and a long outage answers every item within that time.  An item that can never be committed (its
  * spool unreadable) is failed alone at once and the rest retried.
  */
 #include "commit.h"
@@ -71,10 +72,10 @@ committer_cmp(const struct timespec *a, const struct timespec *b)
 }
 
 /*
- * When retrying must end: retry_seconds after the batch's first attempt,
- * and once stopping, no later than retry_seconds after the stop began, so
- * that a dead database cannot make shutdown last a retry period per batch.
- * Called with cm->mu held.
+ * When retrying must end: retry_seconds after the oldest item was
+ * submitted, so that during a long outage the items queued behind a failing
+ * batch do not each wait a whole retry period more; and once stopping, no
+ * later than retry_seconds after the stop began.  Called with cm->mu held.
  */
 static void
 committer_deadline(struct committer *cm, const struct timespec *first,
@@ -133,7 +134,8 @@ committer_batch(struct committer *cm, struct commit_item **batch, size_t n)
 	long backoff = COMMIT_BACKOFF_MIN_MS;
 	size_t i, kept;
 
-	committer_now(&first);
+	/* The queue is FIFO: the first item is the oldest. */
+	first = batch[0]->queued_at;
 	for (;;) {
 		for (i = 0; i < n; i++)
 			batch[i]->error[0] = '\0';
@@ -158,6 +160,7 @@ committer_batch(struct committer *cm, struct commit_item **batch, size_t n)
 			return;
 		if (kept < n) {
 			n = kept;
+			first = batch[0]->queued_at;
 			continue;
 		}
 		committer_now(&wake);
@@ -175,8 +178,8 @@ committer_batch(struct committer *cm, struct commit_item **batch, size_t n)
 		 */
 		(void)db_reconnect(cm->db);
 	}
-	log_warnx("committer: %zu message%s not archived after %u s: %s", n,
-	    n == 1 ? "" : "s", cm->retry_seconds, db_error(cm->db));
+	log_warnx("committer: %zu message%s not archived, retried for %u s: "
+	    "%s", n, n == 1 ? "" : "s", cm->retry_seconds, db_error(cm->db));
 	for (i = 0; i < n; i++) {
 		snprintf(batch[i]->error, sizeof(batch[i]->error), "%s",
 		    db_error(cm->db));
@@ -253,6 +256,7 @@ void
 committer_submit(struct committer *cm, struct commit_item *it)
 {
 	it->next = NULL;
+	committer_now(&it->queued_at);
 	pthread_mutex_lock(&cm->mu);
 	ASSERT(!cm->stopping);
 	*cm->tailp = it;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "pipe.h"
 
@@ -33,12 +34,18 @@ struct commit_item {
 	bool blob_existed;
 	bool delivery_existed;
 	struct commit_item *next;	/* the committer's queue */
+	struct timespec queued_at;	/* the committer's: when submitted */
 };
 
 struct committer_params {
 	const char *conninfo;
-	unsigned batch_max;	/* messages per transaction */
-	unsigned retry_seconds;	/* how long to retry a failed batch */
+	unsigned batch_max;	/* messages per transaction (0: 64) */
+	/*
+	 * How long a failing item is retried, counted from its submission:
+	 * every item is answered within about this long, even through a
+	 * long database outage (0: one attempt).
+	 */
+	unsigned retry_seconds;
 };
 
 struct committer;

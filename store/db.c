@@ -416,6 +416,11 @@ db_prepare(struct db *db, enum index_id id)
 /*
  * Runs a prepared statement.  Returns its result, the caller's to PQclear,
  * or NULL with the error set.  binary asks for binary result columns.
+ *
+ * A connection lost since the last call (a database restart) shows only
+ * when it is used.  Outside a transaction the statement simply goes again,
+ * once, on a new connection: every statement run that way is idempotent or
+ * harmless to repeat.
  */
 static PGresult *
 db_exec(struct db *db, enum index_id id, const struct db_params *p,
@@ -424,19 +429,29 @@ db_exec(struct db *db, enum index_id id, const struct db_params *p,
 	const struct index_stmt *st = &index_stmts[id];
 	ExecStatusType status;
 	PGresult *res;
+	bool again;
 
-	if (db_prepare(db, id) == -1)
-		return NULL;
 	ASSERT(p == NULL || p->n == st->nparams);
-	res = PQexecPrepared(db->conn, st->name, p ? p->n : 0,
-	    p ? p->v : NULL, p ? p->len : NULL, p ? p->fmt : NULL, binary);
-	status = PQresultStatus(res);
-	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-		db_reserr(db, st->label, res);
-		PQclear(res);
-		return NULL;
+	again = PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+	for (;;) {
+		if (db_prepare(db, id) == 0) {
+			res = PQexecPrepared(db->conn, st->name,
+			    p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+			    p ? p->fmt : NULL, binary);
+			status = PQresultStatus(res);
+			if (status == PGRES_COMMAND_OK ||
+			    status == PGRES_TUPLES_OK)
+				return res;
+			db_reserr(db, st->label, res);
+			PQclear(res);
+		}
+		if (!again || PQstatus(db->conn) != CONNECTION_BAD)
+			return NULL;
+		again = false;
+		log_info("%s; reconnecting", db->error);
+		if (db_reconnect(db) == -1)
+			return NULL;
 	}
-	return res;
 }
 
 /* Runs fixed SQL (no parameters) whose result is not needed. */
@@ -829,19 +844,24 @@ db_known_rows(const PGresult *res, struct known *k)
 	return 0;
 }
 
-int
-db_known_load(struct db *db, int64_t account_id, struct known *k)
+/*
+ * Runs INDEX_KNOWN_SELECT row by row into k, so that the set is held once,
+ * in k, not twice.  *added_r counts the rows added.
+ */
+static int
+db_known_query(struct db *db, int64_t account_id, struct known *k,
+    size_t *added_r)
 {
 	const struct index_stmt *st = &index_stmts[INDEX_KNOWN_SELECT];
 	struct db_params p;
 	PGresult *res;
 	int rc = 0;
 
-	if (db_ready(db) == -1 || db_prepare(db, INDEX_KNOWN_SELECT) == -1)
+	*added_r = 0;
+	if (db_prepare(db, INDEX_KNOWN_SELECT) == -1)
 		return -1;
 	par_init(&p);
 	par_int(&p, account_id);
-	/* Row by row: the set is held once, in k, not twice. */
 	if (PQsendQueryPrepared(db->conn, st->name, p.n, p.v, p.len, p.fmt,
 	    1) == 0) {
 		db_connerr(db, st->label);
@@ -859,6 +879,7 @@ db_known_load(struct db *db, int64_t account_id, struct known *k)
 				db_seterr(db, "%s: malformed row", st->label);
 				rc = -1;
 			}
+			*added_r += PQntuples(res);
 			break;
 		default:
 			if (rc == 0)
@@ -869,6 +890,24 @@ db_known_load(struct db *db, int64_t account_id, struct known *k)
 		PQclear(res);
 	}
 	return rc;
+}
+
+int
+db_known_load(struct db *db, int64_t account_id, struct known *k)
+{
+	size_t added;
+
+	if (db_ready(db) == -1)
+		return -1;
+	if (db_known_query(db, account_id, k, &added) == 0)
+		return 0;
+	/* As in db_exec(), but only if k is still untouched. */
+	if (added > 0 || PQstatus(db->conn) != CONNECTION_BAD)
+		return -1;
+	log_info("%s; reconnecting", db->error);
+	if (db_reconnect(db) == -1)
+		return -1;
+	return db_known_query(db, account_id, k, &added);
 }
 
 /*

@@ -1,5 +1,6 @@
 /*
- * store_check CONNINFO: the store against a real PostgreSQL.
+ * store_check CONNINFO [RESTART_COMMAND]: the store against a real
+ * PostgreSQL.
  *
  * Creates a fresh database next to the one CONNINFO names (a keyword
  * conninfo, e.g. from tests/integ/pg.sh) and checks, through the public
@@ -9,7 +10,9 @@
  * chunks, a dictionary), items that can never be committed, the known set,
  * deletion marks, poll records, export byte for byte, verify (and that it
  * catches a damaged blob), and the committer thread under many concurrent
- * submitters.
+ * submitters.  With RESTART_COMMAND (a shell command that stops the
+ * server, waits a little and starts it again), also that the committer
+ * retries across a database restart and that connections come back.
  *
  * Prints one line per failed check and "N passed, N failed"; exits 1 if
  * anything failed.
@@ -727,6 +730,76 @@ check_reconnect(struct db *db, int64_t alice)
 	CHECK(id == alice);
 }
 
+static void *
+restart_thread(void *arg)
+{
+	const char *cmd = arg;
+	int rc;
+
+	rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "restart command exited %d\n", rc);
+	return NULL;
+}
+
+/*
+ * The database goes away under a running committer (restart_cmd stops
+ * the server, waits and starts it again): everything submitted meanwhile
+ * is retried until it is durable, and the main connection reconnects on
+ * its next call.
+ */
+static void
+check_restart(struct db *db, const char *conninfo, const char *restart_cmd,
+    int64_t alice)
+{
+	struct committer_params cp = {
+		.conninfo = conninfo,
+		.batch_max = 8,
+		.retry_seconds = 60,
+	};
+	struct commit_item *it;
+	struct committer *cm;
+	struct known *k;
+	unsigned char *m;
+	pthread_t t;
+	char err[512], uidl[32];
+	int64_t id;
+	size_t len;
+	int i, n = 40;
+
+	if ((cm = committer_start(&cp, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "committer: %s\n", err);
+		CHECK(false);
+		return;
+	}
+	w.done = w.durable = w.failed = 0;
+	pthread_create(&t, NULL, restart_thread, (void *)restart_cmd);
+	for (i = 0; i < n; i++) {
+		m = message(9000 + i, 1500, &len);
+		snprintf(uidl, sizeof(uidl), "r%d", i);
+		it = item("alice", alice, uidl, m, len, NULL);
+		it->done = done_cb;
+		committer_submit(cm, it);
+		free(m);
+		usleep(100 * 1000);
+	}
+	pthread_join(t, NULL);
+	pthread_mutex_lock(&w.mu);
+	while (w.done < n)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	committer_stop(&cm);
+	CHECK(w.durable == n && w.failed == 0);
+
+	/* db's connection died with the server: the next call reconnects
+	 * by itself, whichever call it is. */
+	k = known_new();
+	CHECK_OK(db_known_load(db, alice, k), db);
+	CHECK(known_find(k, "r0") != NULL && known_find(k, "r39") != NULL);
+	known_free(&k);
+	CHECK_OK(db_account_id(db, "alice", &id), db);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -736,8 +809,9 @@ main(int argc, char **argv)
 	int64_t alice = 0, bob = 0;
 	unsigned tag;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: store_check CONNINFO\n");
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "usage: store_check CONNINFO "
+		    "[RESTART_COMMAND]\n");
 		return 2;
 	}
 	log_init(getenv("STORE_CHECK_DEBUG") ? 1 : 0);
@@ -769,6 +843,10 @@ main(int argc, char **argv)
 	check_export(db, out);
 	check_committer(db, ci);
 	check_reconnect(db, alice);
+	if (argc == 3) {
+		/* Leave db idle across the restart, as a scheduler's is. */
+		check_restart(db, ci, argv[2], alice);
+	}
 	/* Last: it leaves a damaged blob behind on purpose. */
 	check_damage(db, out);
 

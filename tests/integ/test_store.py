@@ -8,6 +8,7 @@ cluster, refused as root and run end to end as the service user.  Both print
 
 import os
 import re
+import shlex
 
 import harness
 
@@ -37,6 +38,22 @@ def test_store_check(env):
     p = harness.run([_helper("store_check"), env.pg.conninfo],
                     timeout=120, check=False)
     _expect_pass(p, "store_check")
+
+
+def test_store_check_restart(env):
+    """The same, plus a database restart under a running committer."""
+    pg = env.pg
+    pg_ctl = os.path.join(harness.pg_bindir(), "pg_ctl")
+    as_user = ("runuser -u %s -- " % shlex.quote(pg.user)
+               if harness.is_root() else "")
+    restart = "%s%s -D %s -m fast -w stop >/dev/null; sleep 2; " \
+        "%s%s -D %s -l %s -w -t 60 start >/dev/null" % (
+            as_user, shlex.quote(pg_ctl), shlex.quote(pg.datadir),
+            as_user, shlex.quote(pg_ctl), shlex.quote(pg.datadir),
+            shlex.quote(pg.logfile))
+    p = harness.run([_helper("store_check"), pg.conninfo, restart],
+                    timeout=150, check=False)
+    _expect_pass(p, "store_check with a restart")
 
 
 def test_pgembed_refuses_root(env):
