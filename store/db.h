@@ -29,8 +29,10 @@ void db_close(struct db **db);
  */
 const char *db_error(const struct db *db);
 /*
- * Re-establishes the connection (always a new one); 0 or -1.  Every other
- * call also reconnects first, once, if it finds the connection broken.
+ * Re-establishes the connection (always a new one); 0 or -1.  Other calls
+ * reconnect by themselves when they find the connection broken: before
+ * they start, and once more when a statement outside a transaction meets
+ * a connection that died since the last call (a database restart).
  */
 int db_reconnect(struct db *db);
 /* Whether the connection is up as far as libpq knows. */
@@ -54,15 +56,19 @@ int db_migrate(struct db *db, int *applied_r);
 /* The id of the named account, creating the row if needed. */
 int db_account_id(struct db *db, const char *name, int64_t *id_r);
 
-/* Fills k with what is archived for the account. */
+/*
+ * Adds to k what is archived for the account: every delivery that has a
+ * UIDL (one without cannot be looked up by one), server-deleted or not.
+ */
 int db_known_load(struct db *db, int64_t account_id, struct known *k);
 
 /*
  * In one transaction: each distinct blob once (ON CONFLICT DO NOTHING, its
  * chunks streamed from the spool in 1 MiB pieces), then a delivery row per
  * item.  Returns 0 only once COMMIT has returned; then each item's
- * blob_existed says whether its bytes were already stored.  Spools are read,
- * never freed.  Safe to repeat after any failure: nothing is duplicated.
+ * blob_existed and delivery_existed say whether its bytes, and its delivery
+ * row, were already stored.  Spools are read, never freed.  Safe to repeat
+ * after any failure: nothing is duplicated.
  *
  * On -1 the transaction was rolled back (or its outcome is unknown, if the
  * connection dropped during COMMIT).  An item that can never be committed
@@ -79,7 +85,11 @@ struct db_deleted {
 	unsigned char sha256[32];
 };
 
-/* Sets server_deleted_at = now() for the given deliveries. */
+/*
+ * Sets server_deleted_at = now(), in one transaction, for the given
+ * deliveries that do not have it yet (matched on UIDL and hash, so the
+ * other message under a reused UIDL keeps its mark).  Idempotent.
+ */
 int db_mark_deleted(struct db *db, int64_t account_id,
     const struct db_deleted *d, size_t n);
 
@@ -101,6 +111,8 @@ struct db_poll {
 	uint64_t bytes;
 };
 
+/* Inserts a poll row; finished 0 for unknown.  An outcome other than the
+ * three above is refused by the schema. */
 int db_poll_record(struct db *db, const struct db_poll *p);
 
 /* One archived message, for export and verify. */
@@ -111,7 +123,8 @@ struct db_message {
 	int64_t dict_id;
 };
 
-/* Calls cb for each distinct (account, blob); account NULL for all.
+/* Calls cb for each distinct (account, blob); account NULL for all (an
+ * account that does not exist is an error).
  * cb returns 0 to go on, -1 to stop (db_each_message then returns -1).
  * Rows are fetched a page at a time, in (account, sha256) order, so cb may
  * use db itself (e.g. db_blob_read); m and its strings last until cb
