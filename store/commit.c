@@ -15,7 +15,6 @@
  */
 #include "commit.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
