@@ -53,6 +53,7 @@
 	X(test_pipelined_emission)                                       \
 	X(test_unpipelined_emission)                                     \
 	X(test_queue_grows_around)                                       \
+	X(test_optional_callbacks_null)                                  \
 	X(test_state_names)                                              \
 	X(test_secrets_not_logged)                                       \
 	X(test_queue_after_quit_is_bug)
@@ -1542,6 +1543,58 @@ test_queue_grows_around(void)
 	free(in.p);
 	free(want.p);
 	free(ev.p);
+}
+
+static int ncalls;
+
+static void
+count_ready(void *arg, const struct pop3_msg *msgs, size_t n)
+{
+	struct pop3_client *c = *(struct pop3_client **)arg;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		pop3_client_retr(c, msgs[i].num);
+		pop3_client_dele(c, msgs[i].num);
+	}
+	pop3_client_quit(c);
+	ncalls++;
+}
+
+static void
+count_done(void *arg)
+{
+	ncalls++;
+}
+
+static void
+count_failed(void *arg, enum pop3_fail why, const char *text)
+{
+	abort();
+}
+
+/* Only ready, done and failed are required. */
+static void
+test_optional_callbacks_null(void)
+{
+	static const char in[] = LOGIN "+OK\r\n1 a\r\n2 b\r\n.\r\n"
+	    "+OK\r\n1 1\r\n2 2\r\n.\r\n+OK\r\nx\r\n.\r\n+OK\r\n"
+	    "-ERR\r\n-ERR\r\n+OK\r\n";
+	static const struct pop3_client_cb cb = {
+		.ready = count_ready,
+		.done = count_done,
+		.failed = count_failed,
+	};
+	struct pop3_client *c;
+
+	ncalls = 0;
+	c = pop3_client_new(&user_params, &cb, &c);
+	ASSERT_EQ(pop3_client_feed(c, in, sizeof(in) - 1), 0);
+	ASSERT_EQ(ncalls, 2);
+	ASSERT_TRUE(pop3_client_idle(c));
+	pop3_client_free(&c);
+	ASSERT_TRUE(c == NULL);
+	pop3_client_free(&c);
 }
 
 static void
