@@ -119,8 +119,13 @@ outcome_name(enum session_outcome o)
 	return "?";
 }
 
-/* Database bookkeeping for a finished poll; a failure here is logged and
- * retried once after reconnecting, and never affects the mailbox. */
+/*
+ * Database bookkeeping for a finished poll: deletions the server confirmed,
+ * archived messages no longer listed (deleted by someone else, or by a QUIT
+ * whose answer a crash kept us from recording), and the poll itself.  A
+ * failure here is logged and retried once after reconnecting; it never
+ * affects the mailbox.
+ */
 static void
 record(struct sched *s, struct account *a)
 {
@@ -145,6 +150,8 @@ record(struct sched *s, struct account *a)
 			break;
 		if ((r->ndeleted == 0 || db_mark_deleted(s->p.db, a->id,
 		    r->deleted_v, r->ndeleted) == 0) &&
+		    (r->present == NULL || db_mark_absent(s->p.db, a->id,
+		    (const char *const *)r->present, r->npresent) == 0) &&
 		    db_poll_record(s->p.db, &poll) == 0)
 			return;
 	}

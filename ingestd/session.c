@@ -45,7 +45,7 @@ enum msg_action {
 struct msg {
 	uint32_t num;
 	uint64_t list_size;
-	const char *uidl;	/* borrowed from the POP3 engine's listing */
+	const char *uidl;	/* the POP3 engine's, or one of owned[] */
 	enum msg_action action;
 	const struct known_entry *known; /* for MSG_VERIFY */
 };
@@ -66,6 +66,8 @@ struct session {
 
 	struct msg *msgs;
 	size_t nmsgs;
+	char **owned;		/* UIDLs rewritten by uidl_clean() */
+	size_t nowned;
 	size_t next;		/* next entry of msgs to act on */
 	unsigned inflight;	/* RETR/TOP queued and unanswered */
 	unsigned uncommitted;	/* submitted, not yet answered */
@@ -222,6 +224,37 @@ plan(struct session *s, struct msg *m, bool uidl_unique, bool has_top)
 	return MSG_FETCH;
 }
 
+/*
+ * RFC 1939 limits a UIDL to 0x21..0x7E.  A server that sends other bytes
+ * still gets its mail archived: such a UIDL is stored with those bytes as
+ * %XX, which is stable from poll to poll.  (A collision with a real UIDL
+ * spelt that way costs nothing: a UIDL is never proof on its own.)
+ * Returns uidl itself when it is clean, else a string the caller frees.
+ */
+static char *
+uidl_clean(char *uidl)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+	char *out, *o;
+
+	for (p = (const unsigned char *)uidl; *p != '\0'; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			break;
+	if (*p == '\0')
+		return uidl;
+	o = out = xmalloc(strlen(uidl) * 3 + 1);
+	for (p = (const unsigned char *)uidl; *p != '\0'; p++)
+		if (*p < 0x21 || *p > 0x7e) {
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 0xf];
+		} else
+			*o++ = (char)*p;
+	*o = '\0';
+	return out;
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -244,13 +277,20 @@ on_ready(void *arg, const struct pop3_msg *list, size_t n)
 	s->nmsgs = n;
 	sorted = xcalloc(n ? n : 1, sizeof(*sorted));
 	for (i = 0; i < n; i++) {
+		char *u = list[i].uidl ? uidl_clean(list[i].uidl) : NULL;
+
+		if (u != list[i].uidl) {
+			s->owned = xreallocarray(s->owned, s->nowned + 1,
+			    sizeof(*s->owned));
+			s->owned[s->nowned++] = u;
+		}
 		s->msgs[i].num = list[i].num;
 		s->msgs[i].list_size = list[i].size;
-		s->msgs[i].uidl = list[i].uidl;
-		if (list[i].uidl == NULL)
+		s->msgs[i].uidl = u;
+		if (u == NULL)
 			all_uidl = false;
 		else
-			sorted[i] = list[i].uidl;
+			sorted[i] = u;
 	}
 	/* RFC 1939 allows one UIDL for two messages; such UIDLs prove
 	 * nothing, so those messages are fetched and checked by content. */
@@ -623,6 +663,9 @@ session_free(void *arg)
 	hash_sha256_release(&s->top);
 	free(s->msgs); s->msgs = NULL;
 	free(s->marked); s->marked = NULL;
+	while (s->nowned > 0)
+		free(s->owned[--s->nowned]);
+	free(s->owned); s->owned = NULL;
 	worker_session_remove(s->w, s);
 	free(s); s = NULL;
 	job->finished(job);
