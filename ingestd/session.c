@@ -570,8 +570,12 @@ session_pump(struct session *s)
 		}
 		s->inflight++;
 	}
+	/* With PIPELINING, QUIT follows the last DELEs without waiting for
+	 * their answers: they arrive first, in order, and a refused DELE is
+	 * simply not applied. */
 	if ((s->draining || s->next == s->nmsgs) && s->inflight == 0 &&
-	    s->uncommitted == 0 && s->deles == 0 && !s->quit_sent) {
+	    s->uncommitted == 0 && !s->quit_sent &&
+	    (s->deles == 0 || pop3_client_pipelining(s->pop3))) {
 		set_action(s, "quitting");
 		s->quit_sent = true;
 		pop3_client_quit(s->pop3);
