@@ -8,6 +8,7 @@
 #include "conf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -168,7 +169,8 @@ get_choice(struct ctx *x, const config_setting_t *g, const char *key,
 				return i;
 	}
 	for (i = 0; choices[i] != NULL; i++) {
-		strncat(list, i ? ", \"" : "\"", sizeof(list) - strlen(list) - 1);
+		strncat(list, i ? ", \"" : "\"",
+		    sizeof(list) - strlen(list) - 1);
 		strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
 		strncat(list, "\"", sizeof(list) - strlen(list) - 1);
 	}
@@ -177,26 +179,82 @@ get_choice(struct ctx *x, const config_setting_t *g, const char *key,
 	return def;
 }
 
-/* The first line of a password file, without its line ending. */
+/* A file holding passwords must not be readable by other users. */
+static void
+check_permissions(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return;
+	if (st.st_mode & (S_IRGRP | S_IROTH))
+		log_warnx("%s holds passwords and is readable by other users "
+		    "(mode %03o); run: chmod 600 %s", path,
+		    (unsigned)(st.st_mode & 0777), path);
+}
+
+/*
+ * The first line of a password file, without its line ending.  getline()
+ * cuts no password short; the copies are wiped before they are freed.
+ */
 static char *
 read_password_file(struct ctx *x, const config_setting_t *s, const char *path)
 {
-	char line[1024], *nl;
+	char name[256], *line = NULL, *pw = NULL;
+	size_t cap = 0;
+	struct stat st;
 	FILE *f;
 
+	setting_name(s, name, sizeof(name));
 	if ((f = fopen(path, "r")) == NULL) {
-		err_at(x, s, "password_file \"%s\": %s", path, strerror(errno));
+		err_at(x, s, "'%s' \"%s\": %s", name, path, strerror(errno));
 		return NULL;
 	}
-	if (fgets(line, sizeof(line), f) == NULL) {
-		fclose(f);
-		err_at(x, s, "password_file \"%s\" is empty", path);
-		return NULL;
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		err_at(x, s, "'%s' \"%s\": %s", name, path, strerror(EISDIR));
+		goto done;
 	}
+	if (getline(&line, &cap, f) == -1) {
+		if (ferror(f))
+			err_at(x, s, "'%s' \"%s\": %s", name, path,
+			    strerror(errno));
+		else
+			err_at(x, s, "'%s' \"%s\" is empty", name, path);
+		goto done;
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	if (*line == '\0') {
+		err_at(x, s, "'%s' \"%s\": its first line is empty", name,
+		    path);
+		goto done;
+	}
+	pw = xstrdup(line);
+	check_permissions(path);
+done:
+	if (line != NULL)
+		explicit_bzero(line, cap);
+	free(line); line = NULL;
 	fclose(f);
-	if ((nl = strpbrk(line, "\r\n")) != NULL)
-		*nl = '\0';
-	return xstrdup(line);
+	return pw;
+}
+
+/* 0 if path is a file we can open for reading, else -1 with errno set. */
+static int
+readable_file(const char *path)
+{
+	struct stat st;
+	int fd, rc = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1)
+		rc = -1;
+	else if (S_ISDIR(st.st_mode)) {
+		errno = EISDIR;
+		rc = -1;
+	}
+	close(fd);
+	return rc;
 }
 
 static const char *const account_keys[] = {
@@ -236,28 +294,32 @@ load_account(struct ctx *x, const config_setting_t *s, struct conf_account *a,
 	    CONF_DELETE_AFTER_ARCHIVE);
 	a->enabled = get_bool(x, s, "enabled", true);
 
+	/* Messages name each setting as 'accounts[N].key'. */
 	setting_name(s, buf, sizeof(buf));
 	if (a->name == NULL || *a->name == '\0')
-		err_at(x, s, "%s: 'name' is required", buf);
+		err_at(x, s, "'%s.name' is required", buf);
 	if (a->host == NULL || *a->host == '\0')
-		err_at(x, s, "%s: 'host' is required", buf);
+		err_at(x, s, "'%s.host' is required", buf);
 	if (a->user == NULL || *a->user == '\0')
-		err_at(x, s, "%s: 'user' is required", buf);
+		err_at(x, s, "'%s.user' is required", buf);
 	if (a->tls == CONF_TLS_NONE && !a->allow_plaintext)
 		err_at(x, config_setting_get_member(s, "tls"),
-		    "%s: tls = \"none\" sends the password in clear; it is "
-		    "refused unless allow_plaintext = true", buf);
-	if (a->ca_file != NULL && access(a->ca_file, R_OK) == -1)
+		    "'%s.tls' is \"none\", which sends the password in "
+		    "clear; it is refused unless allow_plaintext = true", buf);
+	if (a->ca_file != NULL && readable_file(a->ca_file) == -1)
 		err_at(x, config_setting_get_member(s, "ca_file"),
-		    "%s.ca_file \"%s\": %s", buf, a->ca_file, strerror(errno));
+		    "'%s.ca_file' \"%s\": %s", buf, a->ca_file,
+		    strerror(errno));
 
 	pw = config_setting_get_member(s, "password");
 	pwf = config_setting_get_member(s, "password_file");
 	if (pw != NULL && pwf != NULL)
-		err_at(x, pwf, "%s: set 'password' or 'password_file', not both",
-		    buf);
+		err_at(x, pwf, "'%s.password_file': set 'password' or "
+		    "'password_file', not both", buf);
 	else if (pw != NULL) {
 		a->password = get_string(x, s, "password", NULL);
+		if (a->password != NULL && *a->password == '\0')
+			err_at(x, pw, "'%s.password' is empty", buf);
 		*has_password_r = true;
 	} else if (pwf != NULL) {
 		char *path = get_string(x, s, "password_file", NULL);
@@ -266,8 +328,8 @@ load_account(struct ctx *x, const config_setting_t *s, struct conf_account *a,
 			a->password = read_password_file(x, pwf, path);
 		free(path); path = NULL;
 	} else
-		err_at(x, s, "%s: 'password' or 'password_file' is required",
-		    buf);
+		err_at(x, s, "'%s.password' or '%s.password_file' is required",
+		    buf, buf);
 }
 
 static const char *const top_keys[] = {
@@ -289,6 +351,9 @@ load_accounts(struct ctx *x, struct conf *c, const config_setting_t *list,
 		return;
 	}
 	c->naccounts = config_setting_length(list);
+	if (c->naccounts == 0)
+		err_at(x, list, "'accounts' is empty; it needs at least one "
+		    "account { name = ...; host = ...; ... }");
 	c->accounts = xcalloc(c->naccounts ? c->naccounts : 1,
 	    sizeof(*c->accounts));
 	for (i = 0; i < c->naccounts; i++)
@@ -299,23 +364,9 @@ load_accounts(struct ctx *x, struct conf *c, const config_setting_t *list,
 			if (strcmp(c->accounts[i].name,
 			    c->accounts[j].name) == 0)
 				err_at(x, config_setting_get_elem(list, i),
-				    "account name \"%s\" is used twice "
-				    "(also at %s)", c->accounts[i].name,
+				    "'accounts[%zu].name' \"%s\" is used twice "
+				    "(also at %s)", i, c->accounts[i].name,
 				    c->accounts[j].where);
-}
-
-/* A file holding passwords must not be readable by other users. */
-static void
-check_permissions(const char *path)
-{
-	struct stat st;
-
-	if (stat(path, &st) == -1)
-		return;
-	if (st.st_mode & (S_IRGRP | S_IROTH))
-		log_warnx("%s holds passwords and is readable by other users "
-		    "(mode %03o); run: chmod 600 %s", path,
-		    (unsigned)(st.st_mode & 0777), path);
 }
 
 struct conf *
@@ -323,14 +374,31 @@ conf_load(const char *path, char *err, size_t errlen)
 {
 	struct ctx x = { .path = path, .err = err, .errlen = errlen };
 	const config_setting_t *root, *db, *acc;
-	bool has_password = false;
+	bool has_password = false, ok;
 	struct conf *c;
+	struct stat st;
 	config_t cfg;
+	FILE *f;
 
+	/*
+	 * Opened here rather than by config_read_file(), which reports a
+	 * directory as a read error with errno 0 ("Success").
+	 */
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
+		fclose(f);
+		return NULL;
+	}
 	config_init(&cfg);
-	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
+	ok = config_read(&cfg, f) == CONFIG_TRUE;
+	fclose(f);
+	if (!ok) {
 		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			snprintf(err, errlen, "%s: cannot be read", path);
 		else
 			snprintf(err, errlen, "%s:%d: %s",
 			    config_error_file(&cfg) ? config_error_file(&cfg) :
@@ -369,10 +437,16 @@ conf_load(const char *path, char *err, size_t errlen)
 			check_known(&x, db, database_keys);
 			c->conninfo = get_string(&x, db, "conninfo", NULL);
 			c->pg_bindir = get_string(&x, db, "pg_bindir", NULL);
+			if (c->conninfo != NULL &&
+			    strstr(c->conninfo, "password") != NULL)
+				has_password = true;
 		}
 	}
 	if ((acc = config_setting_get_member(root, "accounts")) != NULL)
 		load_accounts(&x, c, acc, &has_password);
+	else
+		err_at(&x, NULL, "'accounts' is required: a list of at least "
+		    "one account ( { name = ...; host = ...; ... } )");
 	config_destroy(&cfg);
 
 	if (x.failed) {

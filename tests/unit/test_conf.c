@@ -1,0 +1,1038 @@
+/*
+ * ingestd/conf: config files written to a private directory.  A valid
+ * file gives every setting and its defaults; every mistake is refused with
+ * the file, the line and the setting in the message.
+ */
+#include "test.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ingestd/conf.h"
+#include "ingestd/xmalloc.h"
+
+#define TESTS(X)                                                         \
+	X(test_full_config)                                              \
+	X(test_defaults)                                                 \
+	X(test_password_file_first_line)                                 \
+	X(test_unknown_top_level_key)                                    \
+	X(test_unknown_account_key)                                      \
+	X(test_unknown_database_key)                                     \
+	X(test_wrong_type)                                               \
+	X(test_out_of_range)                                             \
+	X(test_invalid_choice)                                           \
+	X(test_missing_required)                                         \
+	X(test_password_and_password_file)                               \
+	X(test_missing_password_file)                                    \
+	X(test_empty_password)                                           \
+	X(test_unreadable_ca_file)                                       \
+	X(test_unreadable_as_other_user)                                 \
+	X(test_duplicate_account_name)                                   \
+	X(test_plaintext_needs_allow)                                    \
+	X(test_syntax_error)                                             \
+	X(test_permissions_warning)                                      \
+	X(test_no_accounts)                                              \
+	X(test_not_a_config_file)                                        \
+	X(test_small_error_buffer)
+TESTS(TEST_DECLARE)
+
+/* err contains want. */
+#define ASSERT_CONTAINS(err, want)                                       \
+	do {                                                             \
+		const char *e_ = (err), *w_ = (want);                    \
+		if (strstr(e_, w_) == NULL)                              \
+			TEST_FAIL_("%s contains %s: \"%s\" lacks \"%s\"", \
+			    #err, #want, e_, w_);                        \
+	} while (0)
+
+/* err starts with "<config path>:<line>: ". */
+#define ASSERT_AT(err, line)                                             \
+	do {                                                             \
+		char at_[512];                                           \
+		snprintf(at_, sizeof(at_), "%s:%d: ", conf_path(), (line)); \
+		if (strncmp((err), at_, strlen(at_)) != 0)               \
+			TEST_FAIL_("%s starts with \"%s\": \"%s\"", #err, \
+			    at_, (err));                                 \
+	} while (0)
+
+/* a->where is "<config path>:<line>". */
+#define ASSERT_WHERE(a, line)                                            \
+	do {                                                             \
+		char w_[512];                                            \
+		snprintf(w_, sizeof(w_), "%s:%d", conf_path(), (line));  \
+		ASSERT_STREQ((a)->where, w_);                            \
+	} while (0)
+
+static char tmpdir[64];
+static char errbuf[1024];
+static const char *conf_name = "ingestd.conf";
+
+/* A valid account, for tests about something else. */
+#define ACCOUNT                                                          \
+	"name = \"sales\"; host = \"pop.example.com\"; "                 \
+	"user = \"sales@example.com\"; password = \"secret\";"
+
+/* Removes tmpdir at exit; after a failure (abort) it stays to look at. */
+static void
+cleanup(void)
+{
+	struct dirent *de;
+	char path[512];
+	DIR *d;
+
+	if ((d = opendir(tmpdir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, de->d_name);
+		(void)unlink(path);
+	}
+	closedir(d);
+	(void)rmdir(tmpdir);
+}
+
+static void
+setup(void)
+{
+	if (tmpdir[0] != '\0')
+		return;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ingestd-test-conf.XXXXXX");
+	if (mkdtemp(tmpdir) == NULL)
+		TEST_FAIL_("mkdtemp: %s", strerror(errno));
+	atexit(cleanup);
+}
+
+/* A path in tmpdir, good until 16 more calls. */
+static const char *
+path_of(const char *name)
+{
+	static char buf[16][256];
+	static unsigned next;
+	char *p = buf[next++ % 16];
+
+	setup();
+	snprintf(p, sizeof(buf[0]), "%s/%s", tmpdir, name);
+	return p;
+}
+
+static const char *
+conf_path(void)
+{
+	return path_of(conf_name);
+}
+
+/* Writes text to tmpdir/name with the given mode; returns the path. */
+static const char *
+write_file(const char *name, mode_t mode, const char *text)
+{
+	const char *path = path_of(name);
+	size_t len = strlen(text);
+	int fd;
+
+	(void)unlink(path);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode)) == -1)
+		TEST_FAIL_("open %s: %s", path, strerror(errno));
+	if (write(fd, text, len) != (ssize_t)len)
+		TEST_FAIL_("write %s: %s", path, strerror(errno));
+	close(fd);
+	/* The umask must not decide what the permission check sees. */
+	if (chmod(path, mode) == -1)
+		TEST_FAIL_("chmod %s: %s", path, strerror(errno));
+	return path;
+}
+
+static void write_conf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* Writes the config file, mode 0600, from a printf format. */
+static void
+write_conf(const char *fmt, ...)
+{
+	char text[8192];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	ASSERT_TRUE(n >= 0 && (size_t)n < sizeof(text));
+	write_file(conf_name, 0600, text);
+}
+
+/* Loads the config file, which must be valid. */
+static struct conf *
+load_ok(void)
+{
+	struct conf *c;
+
+	errbuf[0] = '\0';
+	if ((c = conf_load(conf_path(), errbuf, sizeof(errbuf))) == NULL)
+		TEST_FAIL_("conf_load: %s", errbuf);
+	return c;
+}
+
+/* Loads the config file, which must be refused; returns the message. */
+static const char *
+load_refused(void)
+{
+	struct conf *c;
+
+	snprintf(errbuf, sizeof(errbuf), "(no message)");
+	if ((c = conf_load(conf_path(), errbuf, sizeof(errbuf))) != NULL) {
+		conf_free(&c);
+		TEST_FAIL_("conf_load accepted %s", conf_path());
+	}
+	return errbuf;
+}
+
+/* The config file with only an account's settings. */
+static const char *
+refuse_account(const char *settings)
+{
+	write_conf("accounts = (\n  { %s }\n);\n", settings);
+	return load_refused();
+}
+
+/*
+ * Standard error is captured through a pipe around the calls in between:
+ * log.c writes each line with one write(2), and a few lines fit in the
+ * pipe's buffer.
+ */
+static int saved_stderr = -1, capture_rd = -1;
+
+static void
+capture_begin(void)
+{
+	int p[2];
+
+	if (pipe(p) == -1)
+		TEST_FAIL_("pipe: %s", strerror(errno));
+	fflush(stderr);
+	saved_stderr = dup(STDERR_FILENO);
+	ASSERT_TRUE(saved_stderr != -1);
+	ASSERT_TRUE(dup2(p[1], STDERR_FILENO) != -1);
+	close(p[1]);
+	capture_rd = p[0];
+}
+
+static void
+capture_end(char *buf, size_t len)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	fflush(stderr);
+	ASSERT_TRUE(dup2(saved_stderr, STDERR_FILENO) != -1);
+	close(saved_stderr);
+	saved_stderr = -1;
+	/* The write end is closed now, so read() ends at 0. */
+	while (n < len - 1 &&
+	    (r = read(capture_rd, buf + n, len - 1 - n)) > 0)
+		n += (size_t)r;
+	buf[n] = '\0';
+	close(capture_rd);
+	capture_rd = -1;
+}
+
+static void
+test_full_config(void)
+{
+	const char *pwf, *ca;
+	struct conf *c;
+	const struct conf_account *a;
+
+	pwf = write_file("support.pw", 0600, "s3cret pass\nsecond line\n");
+	ca = write_file("ca.pem", 0644, "not parsed here\n");
+	write_conf(
+	    "# every setting\n"
+	    "state_dir = \"/srv/ingestd\";\n"
+	    "database = { conninfo = \"host=/run/postgresql dbname=x\";\n"
+	    "             pg_bindir = \"/usr/lib/postgresql/15/bin\"; };\n"
+	    "workers = 4;\n"
+	    "poll_interval = 60;\n"
+	    "max_connections_per_host = 8;\n"
+	    "connect_timeout = 10;\n"
+	    "command_timeout = 20;\n"
+	    "session_timeout = 3600;\n"
+	    "zstd_level = 19;\n"
+	    "spool_memory = 4096;\n"
+	    "batch_max = 100000;\n"
+	    "accounts = (\n"
+	    "  { name = \"sales\"; host = \"pop.example.com\"; port = 995;\n"
+	    "    tls = \"implicit\"; ca_file = \"%s\";\n"
+	    "    user = \"sales@example.com\"; password = \"pw\";\n"
+	    "    auth = \"apop\"; delete = \"never\"; enabled = false; },\n"
+	    "  { name = \"support\"; host = \"10.0.0.1\"; port = 1110;\n"
+	    "    tls = \"starttls\"; user = \"support\";\n"
+	    "    password_file = \"%s\"; auth = \"plain\"; },\n"
+	    "  { name = \"lab\"; host = \"localhost\"; tls = \"none\";\n"
+	    "    allow_plaintext = true; user = \"lab\";\n"
+	    "    password = \"x\"; auth = \"user\"; enabled = true; }\n"
+	    ");\n", ca, pwf);
+	c = load_ok();
+	ASSERT_STREQ(c->path, conf_path());
+	ASSERT_STREQ(c->state_dir, "/srv/ingestd");
+	ASSERT_STREQ(c->conninfo, "host=/run/postgresql dbname=x");
+	ASSERT_STREQ(c->pg_bindir, "/usr/lib/postgresql/15/bin");
+	ASSERT_EQ(c->workers, 4);
+	ASSERT_EQ(c->poll_interval, 60);
+	ASSERT_EQ(c->max_connections_per_host, 8);
+	ASSERT_EQ(c->connect_timeout, 10);
+	ASSERT_EQ(c->command_timeout, 20);
+	ASSERT_EQ(c->session_timeout, 3600);
+	ASSERT_EQ(c->zstd_level, 19);
+	ASSERT_EQ(c->spool_mem, 4096);
+	ASSERT_EQ(c->batch_max, 100000);
+	ASSERT_EQ(c->naccounts, 3);
+
+	a = &c->accounts[0];
+	ASSERT_STREQ(a->name, "sales");
+	ASSERT_STREQ(a->host, "pop.example.com");
+	ASSERT_EQ(a->port, 995);
+	ASSERT_EQ(a->tls, CONF_TLS_IMPLICIT);
+	ASSERT_STREQ(a->ca_file, ca);
+	ASSERT_STREQ(a->user, "sales@example.com");
+	ASSERT_STREQ(a->password, "pw");
+	ASSERT_EQ(a->auth, CONF_AUTH_APOP);
+	ASSERT_EQ(a->delete, CONF_DELETE_NEVER);
+	ASSERT_EQ(a->enabled, false);
+	ASSERT_EQ(a->allow_plaintext, false);
+	ASSERT_WHERE(a, 15);
+
+	a = &c->accounts[1];
+	ASSERT_STREQ(a->name, "support");
+	ASSERT_STREQ(a->host, "10.0.0.1");
+	ASSERT_EQ(a->port, 1110);
+	ASSERT_EQ(a->tls, CONF_TLS_STARTTLS);
+	ASSERT_TRUE(a->ca_file == NULL);
+	ASSERT_STREQ(a->password, "s3cret pass");
+	ASSERT_EQ(a->auth, CONF_AUTH_PLAIN);
+	ASSERT_EQ(a->delete, CONF_DELETE_AFTER_ARCHIVE);
+	ASSERT_EQ(a->enabled, true);
+	ASSERT_WHERE(a, 19);
+
+	a = &c->accounts[2];
+	ASSERT_EQ(a->tls, CONF_TLS_NONE);
+	ASSERT_EQ(a->allow_plaintext, true);
+	ASSERT_EQ(a->port, 110);
+	ASSERT_EQ(a->auth, CONF_AUTH_USER);
+	ASSERT_EQ(a->enabled, true);
+
+	conf_free(&c);
+	ASSERT_TRUE(c == NULL);
+	conf_free(&c);
+}
+
+static void
+test_defaults(void)
+{
+	struct conf *c;
+	const struct conf_account *a;
+
+	write_conf("accounts = ( { " ACCOUNT " },\n"
+	    "  { name = \"b\"; host = \"h\"; user = \"u\"; password = \"p\";\n"
+	    "    tls = \"starttls\"; } );\n");
+	c = load_ok();
+	ASSERT_STREQ(c->state_dir, "/var/lib/ingestd");
+	ASSERT_TRUE(c->conninfo == NULL);
+	ASSERT_TRUE(c->pg_bindir == NULL);
+	ASSERT_EQ(c->workers, 2);
+	ASSERT_EQ(c->poll_interval, 300);
+	ASSERT_EQ(c->max_connections_per_host, 32);
+	ASSERT_EQ(c->connect_timeout, 30);
+	ASSERT_EQ(c->command_timeout, 120);
+	ASSERT_EQ(c->session_timeout, 21600);
+	ASSERT_EQ(c->zstd_level, 3);
+	ASSERT_EQ(c->spool_mem, 262144);
+	ASSERT_EQ(c->batch_max, 256);
+	ASSERT_EQ(c->naccounts, 2);
+	a = &c->accounts[0];
+	ASSERT_EQ(a->port, 995);
+	ASSERT_EQ(a->tls, CONF_TLS_IMPLICIT);
+	ASSERT_TRUE(a->ca_file == NULL);
+	ASSERT_EQ(a->allow_plaintext, false);
+	ASSERT_EQ(a->auth, CONF_AUTH_AUTO);
+	ASSERT_EQ(a->delete, CONF_DELETE_AFTER_ARCHIVE);
+	ASSERT_EQ(a->enabled, true);
+	ASSERT_WHERE(a, 1);
+	/* STLS is spoken on the plain POP3 port. */
+	ASSERT_EQ(c->accounts[1].port, 110);
+	ASSERT_WHERE(&c->accounts[1], 2);
+	conf_free(&c);
+
+	/* An empty database group keeps the embedded cluster. */
+	write_conf("database = { };\naccounts = ( { " ACCOUNT " } );\n");
+	c = load_ok();
+	ASSERT_TRUE(c->conninfo == NULL);
+	conf_free(&c);
+}
+
+static void
+test_password_file_first_line(void)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "pw", "pw" },
+		{ "pw\n", "pw" },
+		{ "pw\r\n", "pw" },
+		{ "pw\r\nsecond\r\n", "pw" },
+		{ "pw\nsecond", "pw" },
+		{ "with space\tand tab \n", "with space\tand tab " },
+		{ "\"quoted\";#\n", "\"quoted\";#" },
+	};
+	char *big;
+	struct conf *c;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *pwf = write_file("a.pw", 0600, cases[i].text);
+
+		write_conf("accounts = ( { name = \"a\"; host = \"h\"; "
+		    "user = \"u\"; password_file = \"%s\"; } );\n", pwf);
+		c = load_ok();
+		ASSERT_STREQ(c->accounts[0].password, cases[i].want);
+		conf_free(&c);
+	}
+
+	/* A long password is kept whole, not cut at a buffer's size. */
+	big = xmalloc(5002);
+	memset(big, 'k', 5000);
+	big[5000] = '\n';
+	big[5001] = '\0';
+	write_conf("accounts = ( { name = \"a\"; host = \"h\"; user = \"u\";"
+	    " password_file = \"%s\"; } );\n", write_file("a.pw", 0600, big));
+	c = load_ok();
+	big[5000] = '\0';
+	ASSERT_STREQ(c->accounts[0].password, big);
+	conf_free(&c);
+	free(big); big = NULL;
+}
+
+static void
+test_unknown_top_level_key(void)
+{
+	const char *err;
+
+	write_conf("workers = 2;\n"
+	    "# a comment\n"
+	    "wrokers = 3;\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "unknown setting 'wrokers'");
+
+	/* A group of ours misplaced at the top is unknown there too. */
+	write_conf("accounts = ( { " ACCOUNT " } );\nname = \"x\";\n");
+	err = load_refused();
+	ASSERT_AT(err, 2);
+	ASSERT_CONTAINS(err, "unknown setting 'name'");
+}
+
+static void
+test_unknown_account_key(void)
+{
+	const char *err;
+
+	write_conf("workers = 2;\n"
+	    "accounts = (\n"
+	    "  { " ACCOUNT " },\n"
+	    "  { name = \"support\";\n"
+	    "    hots = \"pop.example.com\";\n"
+	    "    user = \"u\"; password = \"p\"; }\n"
+	    ");\n");
+	err = load_refused();
+	ASSERT_AT(err, 5);
+	ASSERT_CONTAINS(err, "unknown setting 'accounts[1].hots'");
+}
+
+static void
+test_unknown_database_key(void)
+{
+	const char *err;
+
+	write_conf("database = {\n  conninfo = \"dbname=x\";\n"
+	    "  conn_info = \"dbname=y\";\n};\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "unknown setting 'database.conn_info'");
+}
+
+static void
+test_wrong_type(void)
+{
+	const char *err;
+
+	err = refuse_account(ACCOUNT "\n    port = \"995\";");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[0].port' must be a whole number");
+
+	write_conf("workers = 2.5;\naccounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 1);
+	ASSERT_CONTAINS(err, "'workers' must be a whole number");
+
+	err = refuse_account(ACCOUNT "\n    enabled = \"yes\";");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[0].enabled' must be true or false");
+
+	err = refuse_account("name = 5; host = \"h\"; user = \"u\"; "
+	    "password = \"p\";");
+	ASSERT_AT(err, 2);
+	ASSERT_CONTAINS(err,
+	    "'accounts[0].name' must be a string in double quotes");
+
+	err = refuse_account(ACCOUNT " allow_plaintext = 1;");
+	ASSERT_CONTAINS(err,
+	    "'accounts[0].allow_plaintext' must be true or false");
+
+	err = refuse_account(ACCOUNT " tls = 1;");
+	ASSERT_CONTAINS(err, "'accounts[0].tls' must be one of");
+
+	write_conf("state_dir = [ \"/a\", \"/b\" ];\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 1);
+	ASSERT_CONTAINS(err, "'state_dir' must be a string in double quotes");
+
+	write_conf("database = \"dbname=x\";\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 1);
+	ASSERT_CONTAINS(err, "'database' must be a group");
+
+	write_conf("database = { conninfo = 5; };\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 1);
+	ASSERT_CONTAINS(err, "'database.conninfo' must be a string");
+
+	write_conf("accounts = { " ACCOUNT " };\n");
+	err = load_refused();
+	ASSERT_AT(err, 1);
+	ASSERT_CONTAINS(err, "'accounts' must be a list");
+
+	/*
+	 * libconfig 1.5 gives a scalar in a list the line of the token
+	 * after it, so the list ends on the same line here.
+	 */
+	write_conf("accounts = (\n  { " ACCOUNT " },\n  \"support\" );\n");
+	err = load_refused();
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[1]' must be a group");
+
+	write_conf("accounts = [ \"sales\" ];\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'accounts[0]' must be a group");
+}
+
+static void
+test_out_of_range(void)
+{
+	const char *err;
+	struct conf *c;
+
+	err = refuse_account(ACCOUNT "\n    port = 0;");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err,
+	    "'accounts[0].port' is 0; it must be from 1 to 65535");
+
+	err = refuse_account(ACCOUNT "\n    port = 70000;");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err,
+	    "'accounts[0].port' is 70000; it must be from 1 to 65535");
+
+	/* A 64-bit value is not truncated into range. */
+	err = refuse_account(ACCOUNT " port = 4294968291L;");
+	ASSERT_CONTAINS(err, "'accounts[0].port' is 4294968291;");
+
+	err = refuse_account(ACCOUNT " port = -995;");
+	ASSERT_CONTAINS(err, "'accounts[0].port' is -995;");
+
+	write_conf("\nworkers = 0;\naccounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 2);
+	ASSERT_CONTAINS(err, "'workers' is 0; it must be from 1 to 256");
+
+	write_conf("spool_memory = 4095;\naccounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'spool_memory' is 4095; it must be from 4096");
+
+	write_conf("zstd_level = 20;\naccounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'zstd_level' is 20; it must be from 1 to 19");
+
+	/* The bounds themselves are accepted, in any integer notation. */
+	write_conf("workers = 256; poll_interval = 0x1;\n"
+	    "accounts = ( { " ACCOUNT " port = 65535; },\n"
+	    "  { name = \"b\"; host = \"h\"; user = \"u\"; password = \"p\";"
+	    " port = 1L; } );\n");
+	c = load_ok();
+	ASSERT_EQ(c->workers, 256);
+	ASSERT_EQ(c->poll_interval, 1);
+	ASSERT_EQ(c->accounts[0].port, 65535);
+	ASSERT_EQ(c->accounts[1].port, 1);
+	conf_free(&c);
+}
+
+static void
+test_invalid_choice(void)
+{
+	const char *err;
+
+	err = refuse_account(ACCOUNT "\n    tls = \"ssl\";");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[0].tls' must be one of \"implicit\", "
+	    "\"starttls\", \"none\"");
+
+	err = refuse_account(ACCOUNT "\n    auth = \"login\";");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[0].auth' must be one of \"auto\", "
+	    "\"user\", \"apop\", \"plain\"");
+
+	err = refuse_account(ACCOUNT "\n\n    delete = \"always\";");
+	ASSERT_AT(err, 4);
+	ASSERT_CONTAINS(err, "'accounts[0].delete' must be one of "
+	    "\"after-archive\", \"never\"");
+
+	/* Choices are exact: no case folding. */
+	err = refuse_account(ACCOUNT " tls = \"IMPLICIT\";");
+	ASSERT_CONTAINS(err, "'accounts[0].tls' must be one of");
+}
+
+static void
+test_missing_required(void)
+{
+	static const struct {
+		const char *settings, *want;
+	} cases[] = {
+		{ "host = \"h\"; user = \"u\"; password = \"p\";",
+		    "'accounts[1].name' is required" },
+		{ "name = \"\"; host = \"h\"; user = \"u\"; password = \"p\";",
+		    "'accounts[1].name' is required" },
+		{ "name = \"b\"; user = \"u\"; password = \"p\";",
+		    "'accounts[1].host' is required" },
+		{ "name = \"b\"; host = \"h\"; password = \"p\";",
+		    "'accounts[1].user' is required" },
+		{ "name = \"b\"; host = \"h\"; user = \"u\";",
+		    "'accounts[1].password' or 'accounts[1].password_file' "
+		    "is required" },
+	};
+	const char *err;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_conf("accounts = (\n  { " ACCOUNT " },\n"
+		    "  { %s }\n);\n", cases[i].settings);
+		err = load_refused();
+		ASSERT_AT(err, 3);
+		ASSERT_CONTAINS(err, cases[i].want);
+	}
+}
+
+static void
+test_password_and_password_file(void)
+{
+	const char *pwf = write_file("both.pw", 0600, "pw\n");
+	const char *err;
+
+	write_conf("accounts = (\n  { name = \"a\"; host = \"h\"; "
+	    "user = \"u\"; password = \"p\";\n    password_file = \"%s\"; }\n"
+	    ");\n", pwf);
+	err = load_refused();
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[0].password_file': set 'password' or "
+	    "'password_file', not both");
+}
+
+static void
+test_missing_password_file(void)
+{
+	const char *missing = path_of("missing.pw");
+	char want[512];
+	const char *err;
+
+	write_conf("accounts = (\n  { name = \"a\"; host = \"h\"; "
+	    "user = \"u\";\n    password_file = \"%s\"; }\n);\n", missing);
+	err = load_refused();
+	ASSERT_AT(err, 3);
+	snprintf(want, sizeof(want), "'accounts[0].password_file' \"%s\": %s",
+	    missing, strerror(ENOENT));
+	ASSERT_CONTAINS(err, want);
+
+	/* A directory opens, but it is no password file. */
+	write_conf("accounts = (\n  { name = \"a\"; host = \"h\"; "
+	    "user = \"u\";\n    password_file = \"%s\"; }\n);\n", tmpdir);
+	err = load_refused();
+	ASSERT_AT(err, 3);
+	snprintf(want, sizeof(want), "'accounts[0].password_file' \"%s\": %s",
+	    tmpdir, strerror(EISDIR));
+	ASSERT_CONTAINS(err, want);
+
+	write_conf("accounts = ( { name = \"a\"; host = \"h\"; user = \"u\"; "
+	    "password_file = 7; } );\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'accounts[0].password_file' must be a string");
+}
+
+static void
+test_empty_password(void)
+{
+	const char *err, *pwf;
+	char want[512];
+
+	pwf = write_file("empty.pw", 0600, "");
+	write_conf("accounts = ( { name = \"a\"; host = \"h\"; user = \"u\"; "
+	    "password_file = \"%s\"; } );\n", pwf);
+	err = load_refused();
+	ASSERT_AT(err, 1);
+	snprintf(want, sizeof(want), "'accounts[0].password_file' \"%s\" is "
+	    "empty", pwf);
+	ASSERT_CONTAINS(err, want);
+
+	/* A blank first line is a mistake, not an empty password. */
+	pwf = write_file("empty.pw", 0600, "\r\nsecret\n");
+	write_conf("accounts = ( { name = \"a\"; host = \"h\"; user = \"u\"; "
+	    "password_file = \"%s\"; } );\n", pwf);
+	err = load_refused();
+	ASSERT_AT(err, 1);
+	snprintf(want, sizeof(want), "'accounts[0].password_file' \"%s\": its "
+	    "first line is empty", pwf);
+	ASSERT_CONTAINS(err, want);
+
+	err = refuse_account("name = \"a\"; host = \"h\"; user = \"u\";\n"
+	    "    password = \"\";");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[0].password' is empty");
+}
+
+static void
+test_unreadable_ca_file(void)
+{
+	const char *missing = path_of("missing-ca.pem");
+	char want[512];
+	const char *err;
+
+	write_conf("accounts = (\n  { " ACCOUNT "\n    ca_file = \"%s\"; }\n"
+	    ");\n", missing);
+	err = load_refused();
+	ASSERT_AT(err, 3);
+	snprintf(want, sizeof(want), "'accounts[0].ca_file' \"%s\": %s",
+	    missing, strerror(ENOENT));
+	ASSERT_CONTAINS(err, want);
+
+	/* Readable, but a directory: TLS set-up would fail later. */
+	write_conf("accounts = (\n  { " ACCOUNT "\n    ca_file = \"%s\"; }\n"
+	    ");\n", tmpdir);
+	err = load_refused();
+	ASSERT_AT(err, 3);
+	snprintf(want, sizeof(want), "'accounts[0].ca_file' \"%s\": %s",
+	    tmpdir, strerror(EISDIR));
+	ASSERT_CONTAINS(err, want);
+}
+
+/*
+ * Mode 000 stops every user but root, so as root the check runs in a
+ * child that has become nobody.
+ */
+static void
+test_unreadable_as_other_user(void)
+{
+	struct passwd *pw = NULL;
+	char ca[256], pwf[256], want[512];
+	const char *err;
+	int status;
+	pid_t pid;
+
+	snprintf(ca, sizeof(ca), "%s", write_file("locked-ca.pem", 0, "x\n"));
+	snprintf(pwf, sizeof(pwf), "%s", write_file("locked.pw", 0, "x\n"));
+	conf_name = "ca.conf";
+	write_conf("accounts = (\n  { " ACCOUNT "\n"
+	    "    ca_file = \"%s\"; }\n);\n", ca);
+	ASSERT_TRUE(chmod(conf_path(), 0644) == 0);
+	conf_name = "pw.conf";
+	write_conf("accounts = (\n  { name = \"a\"; host = \"h\"; "
+	    "user = \"u\";\n    password_file = \"%s\"; }\n);\n", pwf);
+	ASSERT_TRUE(chmod(conf_path(), 0644) == 0);
+	conf_name = "locked.conf";
+	write_conf("accounts = ( { " ACCOUNT " } );\n");
+	ASSERT_TRUE(chmod(conf_path(), 0000) == 0);
+	conf_name = "ingestd.conf";
+	if (geteuid() == 0) {
+		if ((pw = getpwnam("nobody")) == NULL)
+			TEST_FAIL_("no user nobody to test mode 000 as");
+		ASSERT_TRUE(chmod(tmpdir, 0755) == 0);
+	}
+	fflush(NULL);
+	if ((pid = fork()) == -1)
+		TEST_FAIL_("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (pw != NULL && (setgid(pw->pw_gid) == -1 ||
+		    setuid(pw->pw_uid) == -1))
+			TEST_FAIL_("setuid nobody: %s", strerror(errno));
+		conf_name = "ca.conf";
+		err = load_refused();
+		ASSERT_AT(err, 3);
+		snprintf(want, sizeof(want), "'accounts[0].ca_file' \"%s\": %s",
+		    ca, strerror(EACCES));
+		ASSERT_CONTAINS(err, want);
+
+		conf_name = "pw.conf";
+		err = load_refused();
+		ASSERT_AT(err, 3);
+		snprintf(want, sizeof(want),
+		    "'accounts[0].password_file' \"%s\": %s", pwf,
+		    strerror(EACCES));
+		ASSERT_CONTAINS(err, want);
+
+		conf_name = "locked.conf";
+		err = load_refused();
+		snprintf(want, sizeof(want), "%s: %s", conf_path(),
+		    strerror(EACCES));
+		ASSERT_STREQ(err, want);
+		_exit(0);
+	}
+	ASSERT_TRUE(waitpid(pid, &status, 0) == pid);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ASSERT_TRUE(chmod(tmpdir, 0700) == 0);
+}
+
+static void
+test_duplicate_account_name(void)
+{
+	char want[512];
+	const char *err;
+
+	write_conf("accounts = (\n"
+	    "  { " ACCOUNT " },\n"
+	    "  { name = \"support\"; host = \"h\"; user = \"u\";"
+	    " password = \"p\"; },\n"
+	    "\n"
+	    "  { " ACCOUNT " }\n"
+	    ");\n");
+	err = load_refused();
+	ASSERT_AT(err, 5);
+	snprintf(want, sizeof(want), "'accounts[2].name' \"sales\" is used "
+	    "twice (also at %s:2)", conf_path());
+	ASSERT_CONTAINS(err, want);
+}
+
+static void
+test_plaintext_needs_allow(void)
+{
+	const char *err;
+	struct conf *c;
+
+	err = refuse_account(ACCOUNT "\n    tls = \"none\";");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[0].tls' is \"none\", which sends the "
+	    "password in clear; it is refused unless allow_plaintext = true");
+
+	err = refuse_account(ACCOUNT " tls = \"none\"; "
+	    "allow_plaintext = false;");
+	ASSERT_CONTAINS(err, "refused unless allow_plaintext = true");
+
+	/* allow_plaintext alone changes nothing for TLS accounts. */
+	write_conf("accounts = ( { " ACCOUNT " allow_plaintext = true; } );\n");
+	c = load_ok();
+	ASSERT_EQ(c->accounts[0].tls, CONF_TLS_IMPLICIT);
+	ASSERT_EQ(c->accounts[0].allow_plaintext, true);
+	conf_free(&c);
+}
+
+static void
+test_syntax_error(void)
+{
+	const char *err;
+
+	/* libconfig's own message and line; a missing ';' is allowed. */
+	write_conf("workers = 2\npoll_interval 300;\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 2);
+	ASSERT_CONTAINS(err, "syntax error");
+
+	write_conf("accounts = (\n  { " ACCOUNT "\n);\n");
+	err = load_refused();
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "syntax error");
+
+	write_conf("workers = 2;\n\nworkers = 3;\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "duplicate setting name");
+
+	write_conf("accounts = ( { " ACCOUNT " name = \"b\"; } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 1);
+	ASSERT_CONTAINS(err, "duplicate setting name");
+
+	/* An unterminated string. */
+	write_conf("state_dir = \"/var/lib\n");
+	err = load_refused();
+	ASSERT_TRUE(strncmp(err, conf_path(), strlen(conf_path())) == 0);
+	ASSERT_CONTAINS(err, "syntax error");
+}
+
+static void
+test_permissions_warning(void)
+{
+	char out[4096], want[512];
+	const char *pwf;
+	struct conf *c;
+
+	write_conf("accounts = ( { " ACCOUNT " } );\n");
+	ASSERT_TRUE(chmod(conf_path(), 0644) == 0);
+	capture_begin();
+	c = conf_load(conf_path(), errbuf, sizeof(errbuf));
+	capture_end(out, sizeof(out));
+	ASSERT_TRUE(c != NULL);
+	conf_free(&c);
+	ASSERT_CONTAINS(out, "warning");
+	snprintf(want, sizeof(want), "%s holds passwords and is readable by "
+	    "other users (mode 644); run: chmod 600 %s\n", conf_path(),
+	    conf_path());
+	ASSERT_CONTAINS(out, want);
+
+	/* Readable by the group is readable by other users too. */
+	ASSERT_TRUE(chmod(conf_path(), 0640) == 0);
+	capture_begin();
+	c = conf_load(conf_path(), errbuf, sizeof(errbuf));
+	capture_end(out, sizeof(out));
+	conf_free(&c);
+	ASSERT_CONTAINS(out, "(mode 640)");
+
+	/* 0600: silent. */
+	ASSERT_TRUE(chmod(conf_path(), 0600) == 0);
+	capture_begin();
+	c = conf_load(conf_path(), errbuf, sizeof(errbuf));
+	capture_end(out, sizeof(out));
+	ASSERT_TRUE(c != NULL);
+	conf_free(&c);
+	ASSERT_STREQ(out, "");
+
+	/* A password in the database conninfo is a password too. */
+	write_conf("database = { conninfo = \"dbname=x password=pg\"; };\n"
+	    "accounts = ( { name = \"a\"; host = \"h\"; user = \"u\"; "
+	    "password_file = \"%s\"; } );\n",
+	    write_file("a.pw", 0600, "pw\n"));
+	ASSERT_TRUE(chmod(conf_path(), 0644) == 0);
+	capture_begin();
+	c = conf_load(conf_path(), errbuf, sizeof(errbuf));
+	capture_end(out, sizeof(out));
+	conf_free(&c);
+	ASSERT_CONTAINS(out, "holds passwords and is readable");
+
+	/*
+	 * Without a password in it, the config may be readable; the
+	 * password file may not.
+	 */
+	pwf = write_file("a.pw", 0644, "pw\n");
+	write_conf("accounts = ( { name = \"a\"; host = \"h\"; user = \"u\"; "
+	    "password_file = \"%s\"; } );\n", pwf);
+	ASSERT_TRUE(chmod(conf_path(), 0644) == 0);
+	capture_begin();
+	c = conf_load(conf_path(), errbuf, sizeof(errbuf));
+	capture_end(out, sizeof(out));
+	ASSERT_TRUE(c != NULL);
+	conf_free(&c);
+	snprintf(want, sizeof(want), "%s holds passwords and is readable by "
+	    "other users (mode 644)", pwf);
+	ASSERT_CONTAINS(out, want);
+	ASSERT_TRUE(strstr(out, conf_path()) == NULL);
+
+	ASSERT_TRUE(chmod(pwf, 0600) == 0);
+	capture_begin();
+	c = conf_load(conf_path(), errbuf, sizeof(errbuf));
+	capture_end(out, sizeof(out));
+	ASSERT_TRUE(c != NULL);
+	conf_free(&c);
+	ASSERT_STREQ(out, "");
+
+	/* A refused config is not also warned about. */
+	write_conf("accounts = ( { " ACCOUNT " port = 0; } );\n");
+	ASSERT_TRUE(chmod(conf_path(), 0644) == 0);
+	capture_begin();
+	c = conf_load(conf_path(), errbuf, sizeof(errbuf));
+	capture_end(out, sizeof(out));
+	ASSERT_TRUE(c == NULL);
+	ASSERT_STREQ(out, "");
+}
+
+static void
+test_no_accounts(void)
+{
+	const char *err;
+
+	write_conf("workers = 2;\naccounts = ( );\n");
+	err = load_refused();
+	ASSERT_AT(err, 2);
+	ASSERT_CONTAINS(err, "'accounts' is empty");
+
+	write_conf("workers = 2;\naccounts = [ ];\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'accounts' is empty");
+
+	/* No line to point at: the file as a whole lacks it. */
+	write_conf("workers = 2;\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, conf_path());
+	ASSERT_CONTAINS(err, ": 'accounts' is required");
+
+	write_conf("%s", "");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'accounts' is required");
+}
+
+static void
+test_not_a_config_file(void)
+{
+	const char *missing = path_of("missing.conf");
+	char want[512];
+	struct conf *c;
+
+	snprintf(errbuf, sizeof(errbuf), "(no message)");
+	c = conf_load(tmpdir, errbuf, sizeof(errbuf));
+	ASSERT_TRUE(c == NULL);
+	snprintf(want, sizeof(want), "%s: %s", tmpdir, strerror(EISDIR));
+	ASSERT_STREQ(errbuf, want);
+
+	c = conf_load(missing, errbuf, sizeof(errbuf));
+	ASSERT_TRUE(c == NULL);
+	snprintf(want, sizeof(want), "%s: %s", missing, strerror(ENOENT));
+	ASSERT_STREQ(errbuf, want);
+
+	/* Binary junk is a syntax error, not a crash. */
+	write_file("ingestd.conf", 0600, "\x7f" "ELF\x02\x01\x01");
+	ASSERT_CONTAINS(load_refused(), "syntax error");
+}
+
+static void
+test_small_error_buffer(void)
+{
+	char small[16];
+	struct conf *c;
+
+	write_conf("accounts = ( { " ACCOUNT " port = 0; } );\n");
+	memset(small, 'x', sizeof(small));
+	c = conf_load(conf_path(), small, sizeof(small));
+	ASSERT_TRUE(c == NULL);
+	ASSERT_EQ(strlen(small), sizeof(small) - 1);
+	ASSERT_TRUE(strncmp(small, conf_path(), sizeof(small) - 1) == 0);
+
+	c = conf_load(path_of("missing.conf"), small, sizeof(small));
+	ASSERT_TRUE(c == NULL);
+	ASSERT_EQ(strlen(small), sizeof(small) - 1);
+}
+
+TEST_MAIN(TESTS)
