@@ -1,0 +1,514 @@
+"""Fault tests: the ingestd binary against fakepop3, a POP3 server that
+misbehaves on purpose (tests/fake/README.md), and the run's PostgreSQL.
+
+Every test puts the faulty mailboxes and at least one healthy one in the
+same config and the same `once`, and checks both sides after each run:
+what the archive holds (deliveries, blobs, polls, export byte for byte
+against what the server sent) and what the server still holds (message
+files left in the mailbox directory), plus the transcript of what
+ingestd sent (no DELE for a message not archived, no password before
+TLS).
+"""
+
+import faultlib
+from faultlib import FaultRun, message
+
+
+def _files(tag, n, **kw):
+    return [message(i, tag, **kw) for i in range(1, n + 1)]
+
+
+def test_cut_stall_and_drip_mid_retr(env):
+    """Cut by FIN and by RST in the middle of RETR 3, a server that stalls
+    in the middle of RETR 3, and one that sends a message a byte at a time:
+    the cut and stalled polls fail as temporary, archive only the messages
+    received whole, delete none of the others; the next run completes
+    without fetching again what was archived."""
+    fr = FaultRun(env, "cut")
+    srv = fr.server()
+    big = [message(i, "cut", body_lines=400) for i in range(1, 6)]
+    fin = fr.mailbox(srv, files=big,
+                     directives=["@1 CUT RETR:3 3000 FIN"])
+    rst = fr.mailbox(srv, files=big,
+                     directives=["@1 CUT RETR:3 3000 RST"])
+    stall = fr.mailbox(srv, files=_files("stall", 5, body_lines=400),
+                       directives=["@1 STALL RETR:3 3000"])
+    drip = fr.mailbox(srv, files=_files("drip", 1, body_lines=2),
+                      directives=["DRIP RETR 1 1"])
+    healthy = fr.mailbox(srv, files=_files("healthy", 4))
+
+    summ = fr.once(expect_rc=1, command_timeout=2)
+    fr.check_healthy(healthy, summ)
+    fr.check_healthy(drip, summ)
+    for name in (fin, rst, stall):
+        msgs = fr.msgs(name)
+        s = summ[name]
+        assert s["errors"] >= 1 and s["outcome"] == "temporary", s
+        # Messages 1 and 2 came whole before the fault; 3 was cut short.
+        rows = fr.deliveries(name)
+        got = {r["sha256"] for r in rows}
+        assert msgs[2].sha256 not in got, \
+            "%s: a message cut mid-RETR was archived" % name
+        assert got <= {m.sha256 for m in msgs}, rows
+        fr.check_archived(name, [m for m in msgs if m.sha256 in got])
+        # Nothing deleted: QUIT never went through.
+        fr.check_dele_proven(name)
+        fr.check_left(name, msgs)
+        assert all(r["deleted"] is None for r in rows), rows
+        fr.check_poll(name, "temporary")
+    fr.check_poll(stall, "temporary", ["timeout"])
+    assert not any(t.startswith("QUIT") for _, t, _ in
+                   fr.where[stall].commands(stall)), \
+        "QUIT to a stalled server: it would apply the DELEs"
+
+    archived_before = {n: len(fr.deliveries(n)) for n in (fin, rst, stall)}
+    summ = fr.once()
+    for name in (fin, rst, stall):
+        n = len(fr.msgs(name))
+        s = summ[name]
+        assert s["outcome"] == "ok" and s["errors"] == 0, s
+        assert s["fetched"] == n - archived_before[name], \
+            "%s: fetched %d again, %d were archived already" % (
+                name, s["fetched"], archived_before[name])
+        fr.check_archived(name)
+        fr.check_dele_proven(name)
+        fr.check_left(name, [])
+        fr.check_poll(name, "ok")
+    ex = fr.export()
+    for name in (fin, rst, stall, drip, healthy):
+        fr.check_export(ex, name)
+    fr.check_no_secrets()
+
+
+def test_cut_after_quit(env):
+    """The server cuts the connection once QUIT arrives: before applying
+    the deletions, and after applying them but before its +OK.  Either
+    way ingestd cannot know; the poll is temporary, and the next one
+    converges: the messages still there are proven and deleted, nothing is
+    stored twice, and the ones already gone are recorded as gone."""
+    fr = FaultRun(env, "quit")
+    srv = fr.server()
+    before = fr.mailbox(srv, files=_files("qb", 4),
+                        directives=["@1 CUT QUIT before"])
+    after = fr.mailbox(srv, files=_files("qa", 4),
+                       directives=["@1 CUT QUIT after"])
+    healthy = fr.mailbox(srv, files=_files("qh", 3))
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    for name in (before, after):
+        s = summ[name]
+        assert s["archived"] == 4 and s["outcome"] == "temporary", s
+        fr.check_archived(name)
+        fr.check_poll(name, "temporary", ["quit"])
+        # No +OK to QUIT: nothing may be recorded as deleted yet.
+        assert all(r["deleted"] is None for r in fr.deliveries(name))
+        fr.check_dele_proven(name)
+    fr.check_left(before, fr.msgs(before))
+    fr.check_left(after, [])
+    blobs = fr.blobs()
+
+    summ = fr.once()
+    for name in (before, after):
+        s = summ[name]
+        assert s["outcome"] == "ok" and s["fetched"] == 0 and \
+            s["archived"] == 0, s
+        fr.check_archived(name)
+        fr.check_dele_proven(name)
+        fr.check_left(name, [])
+        fr.check_poll(name, "ok")
+    assert summ[before]["deleted"] == 4, summ[before]
+    assert fr.blobs() == blobs, "the second poll stored something again"
+    # Messages deleted by the cut QUIT are seen gone at the next poll.
+    for name in (before, after):
+        for r in fr.deliveries(name):
+            assert r["deleted"] is not None, \
+                "%s: %s is gone from the server but server_deleted_at " \
+                "is NULL" % (name, r["uidl"])
+    # A QUIT left unanswered is not sent again as a DELE for a message
+    # the server no longer lists.
+    assert [t for _, t, _ in srv.commands(after)
+            if t.startswith("DELE")] == ["DELE %d" % i for i in range(1, 5)]
+    ex = fr.export()
+    for name in (before, after, healthy):
+        fr.check_export(ex, name)
+
+
+def test_err_on_retr_dele_and_no_uidl(env):
+    """-ERR to RETR 2: that message stays on the server, the others are
+    archived and deleted, the poll is temporary.  -ERR to DELE 2: message
+    2 is archived but stays, and is not recorded as deleted.  A server
+    with no UIDL: everything archived; polled again (delete "never") it is
+    downloaded again but nothing is stored twice; with "after-archive" the
+    server ends empty."""
+    fr = FaultRun(env, "err")
+    srv = fr.server()
+    retr = fr.mailbox(srv, files=_files("er", 4), directives=[
+        "@1 ERR RETR:2 [SYS/TEMP] cannot read message"])
+    dele = fr.mailbox(srv, files=_files("ed", 4), directives=[
+        "@1 ERR DELE:2 [SYS/TEMP] cannot delete message"])
+    nouidl_keep = fr.mailbox(srv, files=_files("nk", 3),
+                             directives=["NO-UIDL"], delete="never")
+    nouidl_del = fr.mailbox(srv, files=_files("nd", 3),
+                            directives=["NO-UIDL"])
+    healthy = fr.mailbox(srv, files=_files("eh", 3))
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    msgs = fr.msgs(retr)
+    others = [m for i, m in enumerate(msgs) if i != 1]
+    s = summ[retr]
+    assert s["outcome"] == "temporary" and s["archived"] == 3 and \
+        s["deleted"] == 3, s
+    fr.check_archived(retr, others)
+    fr.check_dele_proven(retr)
+    fr.check_left(retr, [msgs[1]])
+    fr.check_poll(retr, "temporary", ["RETR 2", "cannot read message"])
+    assert all(r["deleted"] is not None for r in fr.deliveries(retr))
+
+    msgs = fr.msgs(dele)
+    s = summ[dele]
+    assert s["outcome"] == "temporary" and s["archived"] == 4 and \
+        s["deleted"] == 3, s
+    fr.check_archived(dele)
+    fr.check_dele_proven(dele)
+    fr.check_left(dele, [msgs[1]])
+    fr.check_poll(dele, "temporary", ["DELE 2", "cannot delete message"])
+    for r in fr.deliveries(dele):
+        on_server = r["uidl"] == msgs[1].uidl
+        assert (r["deleted"] is None) == on_server, \
+            "%s: %s server_deleted_at %s" % (dele, r["uidl"], r["deleted"])
+
+    for name in (nouidl_keep, nouidl_del):
+        s = summ[name]
+        assert s["outcome"] == "ok" and s["archived"] == 3, s
+        fr.check_archived(name, uidls=False)
+        assert all(r["uidl"] is None for r in fr.deliveries(name))
+        fr.check_dele_proven(name)
+        fr.check_poll(name, "ok")
+    fr.check_never_dele(nouidl_keep)
+    fr.check_left(nouidl_keep, fr.msgs(nouidl_keep))
+    fr.check_left(nouidl_del, [])
+    blobs = fr.blobs()
+
+    summ = fr.once()
+    for name in (retr, dele):
+        assert summ[name]["outcome"] == "ok", summ[name]
+        fr.check_archived(name)
+        fr.check_dele_proven(name)
+        fr.check_left(name, [])
+        assert all(r["deleted"] is not None for r in fr.deliveries(name))
+    assert summ[retr]["fetched"] == 1, summ[retr]
+    assert summ[dele]["fetched"] == 0, summ[dele]
+    # Without UIDL the only proof is the content: fetched again, stored
+    # once.
+    s = summ[nouidl_keep]
+    assert s["fetched"] == 3 and s["outcome"] == "ok", s
+    fr.check_archived(nouidl_keep, uidls=False)
+    fr.check_never_dele(nouidl_keep)
+    fr.check_left(nouidl_keep, fr.msgs(nouidl_keep))
+    new = set(fr.blobs()) - set(blobs)
+    assert new == {m.sha256 for m in fr.msgs(retr)[1:2]}, \
+        "new blobs %s: only RETR 2 of %s was missing" % (new, retr)
+    ex = fr.export()
+    for name in (retr, dele, nouidl_keep, nouidl_del, healthy):
+        fr.check_export(ex, name)
+
+
+def test_login_response_codes(env):
+    """[IN-USE], [LOGIN-DELAY] and [SYS/TEMP] at login mean "try later"
+    (temporary); [AUTH] and [SYS/PERM] mean "fix the config" (permanent).
+    Nothing is fetched or deleted; the next poll of the temporary ones
+    completes."""
+    fr = FaultRun(env, "login")
+    srv = fr.server()
+    codes = {
+        "[IN-USE] mailbox locked by another session": "temporary",
+        "[LOGIN-DELAY] wait before logging in again": "temporary",
+        "[SYS/TEMP] mail store unavailable": "temporary",
+        "[SYS/PERM] mailbox disabled": "permanent",
+        "[AUTH] invalid user name or password": "permanent",
+    }
+    names = {}
+    for i, (text, outcome) in enumerate(codes.items()):
+        q = "@1 " if outcome == "temporary" else ""
+        names[fr.mailbox(srv, files=_files("lg%d" % i, 2),
+                         directives=[q + "LOGIN-FAIL " + text])] = \
+            (text, outcome)
+    healthy = fr.mailbox(srv, files=_files("lh", 3))
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    for name, (text, outcome) in names.items():
+        s = summ[name]
+        assert s["outcome"] == outcome and s["errors"] >= 1 and \
+            s["fetched"] == 0, (text, s)
+        code = text.split("]")[0] + "]"
+        fr.check_poll(name, outcome, [text])
+        assert fr.deliveries(name) == []
+        fr.check_left(name, fr.msgs(name))
+        cmds = [t.split()[0].upper() for _, t, _ in srv.commands(name)]
+        assert not {"RETR", "DELE", "TOP", "UIDL"} & set(cmds), \
+            "%s: commands after a refused login: %s" % (code, cmds)
+
+    summ = fr.once(expect_rc=1)
+    for name, (text, outcome) in names.items():
+        if outcome == "permanent":
+            fr.check_poll(name, "permanent")
+            fr.check_left(name, fr.msgs(name))
+            assert fr.deliveries(name) == []
+        else:
+            assert summ[name]["outcome"] == "ok", summ[name]
+            fr.check_archived(name)
+            fr.check_dele_proven(name)
+            fr.check_left(name, [])
+            fr.check_poll(name, "ok")
+
+
+def test_broken_responses(env):
+    """Text garbage, binary junk and a 1 MiB line without CRLF in answer
+    to RETR 2, and a message whose terminating "." never comes before the
+    server closes: each is a protocol error that archives nothing it did
+    not receive whole and deletes nothing.  A server that ends every line
+    with a bare LF: its messages are archived with exactly the bytes it
+    sent, and deleted."""
+    fr = FaultRun(env, "junk")
+    srv = fr.server()
+    faults = {
+        "REPLY RETR:2 this is not a POP3 reply": ["not a POP3 reply"],
+        "GARBAGE RETR:2 4K 7": [],
+        "LONG-LINE RETR:2 1M": ["longer than"],
+        "NO-TERMINATOR RETR:2": ["closed"],
+        "NO-TERMINATOR RETR:4": ["closed"],
+    }
+    names = {}
+    for i, (d, words) in enumerate(faults.items()):
+        names[fr.mailbox(srv, files=_files("j%d" % i, 4),
+                         directives=["@1 " + d])] = (d, words)
+    lf = [message(i, "lf").replace(b"\r\n", b"\n") for i in range(1, 4)]
+    lf.append(b"Subject: no final line end\n\nlast line")
+    bare = fr.mailbox(srv, files=lf, directives=["BARE-LF"], bare_lf=True)
+    healthy = fr.mailbox(srv, files=_files("jh", 3))
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    fr.check_healthy(bare, summ)
+    for m in fr.msgs(bare):
+        assert b"\r" not in m.bytes
+    for name, (d, words) in names.items():
+        s = summ[name]
+        assert s["outcome"] == "temporary" and s["errors"] >= 1 and \
+            s["deleted"] == 0, (d, s)
+        msgs = fr.msgs(name)
+        bad = 3 if d.endswith("RETR:4") else 1
+        rows = fr.deliveries(name)
+        got = {r["sha256"] for r in rows}
+        assert msgs[bad].sha256 not in got, \
+            "%s: message %d archived though %s" % (name, bad + 1, d)
+        assert got <= {m.sha256 for m in msgs[:bad]}, (d, rows)
+        fr.check_archived(name, [m for m in msgs if m.sha256 in got])
+        fr.check_dele_proven(name)
+        fr.check_left(name, msgs)
+        fr.check_poll(name, "temporary", words)
+
+    summ = fr.once()
+    for name, (d, words) in names.items():
+        assert summ[name]["outcome"] == "ok", (d, summ[name])
+        fr.check_archived(name)
+        fr.check_dele_proven(name)
+        fr.check_left(name, [])
+    ex = fr.export()
+    for name in list(names) + [bare, healthy]:
+        fr.check_export(ex, name)
+
+
+def test_listings_that_lie(env):
+    """LIST sizes that are wrong (larger, smaller, zero): the archive holds
+    the bytes RETR sent.  Two messages under one UIDL, different or
+    identical: both archived, each deleted only once its own bytes are.
+    UIDLs of 200 characters: archived under those UIDLs, and known at the
+    next poll."""
+    fr = FaultRun(env, "lie")
+    srv = fr.server()
+    lie = fr.mailbox(srv, files=_files("ls", 4), directives=[
+        "LIE-SIZE 1 +1000", "LIE-SIZE 2 -100", "LIE-SIZE 3 0",
+        "LIE-SIZE 4 99999999"])
+    dup = fr.mailbox(srv, files=_files("du", 4), directives=[
+        "UIDL-DUP 1 2"])
+    same = message(1, "same")
+    dup_same = fr.mailbox(srv, files=[same, same, message(3, "same")],
+                          directives=["UIDL-DUP 1 2"])
+    long_ = fr.mailbox(srv, files=_files("lu", 3), delete="never",
+                       directives=["UIDL-LONG 200"])
+    healthy = fr.mailbox(srv, files=_files("lh", 2))
+
+    summ = fr.once()
+    fr.check_healthy(healthy, summ)
+    for name in (lie, dup):
+        fr.check_healthy(name, summ)
+    msgs = fr.msgs(dup)
+    rows = fr.deliveries(dup)
+    assert sorted(r["uidl"] for r in rows if r["sha256"] in
+                  (msgs[0].sha256, msgs[1].sha256)) == [msgs[0].uidl] * 2
+    deles, applied, _ = fr.check_dele_proven(dup)
+    assert sorted(m.id for _, _, m in deles) == [m.id for m in msgs]
+
+    msgs = fr.msgs(dup_same)
+    fr.check_archived(dup_same, [msgs[0], msgs[2]])
+    fr.check_dele_proven(dup_same)
+    fr.check_left(dup_same, [])
+
+    s = summ[long_]
+    assert s["outcome"] == "ok" and s["archived"] == 3, s
+    rows = fr.check_archived(long_, uidls=False)
+    assert sorted(len(r["uidl"]) for r in rows) == [200] * 3, rows
+    fr.check_left(long_, fr.msgs(long_))
+    fr.check_never_dele(long_)
+
+    summ = fr.once()
+    s = summ[long_]
+    assert s["fetched"] == 0 and s["listed"] == 3, \
+        "200-character UIDLs were not recognised at the next poll: %s" % s
+    ex = fr.export()
+    for name in (lie, dup, long_, healthy):
+        fr.check_export(ex, name)
+    fr.check_export(ex, dup_same, [msgs[0], msgs[2]])
+
+
+def test_uidls_change_between_sessions(env):
+    """A server that gives every message a new UIDL at each session: with
+    delete "never", the second poll downloads everything again and stores
+    nothing twice; with "after-archive" and a first QUIT cut before the
+    deletions, the second poll re-matches by content, stores nothing
+    twice, and empties the mailbox."""
+    fr = FaultRun(env, "chg")
+    srv = fr.server()
+    keep = fr.mailbox(srv, files=_files("ck", 4), delete="never",
+                      directives=["UIDL-CHANGE"])
+    drain = fr.mailbox(srv, files=_files("cd", 4),
+                       directives=["UIDL-CHANGE", "@1 CUT QUIT before"])
+    healthy = fr.mailbox(srv, files=_files("ch", 2))
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    for name in (keep, drain):
+        fr.check_archived(name, uidls=False)
+        fr.check_left(name, fr.msgs(name))
+        fr.check_dele_proven(name)
+    fr.check_never_dele(keep)
+    blobs = fr.blobs()
+    first = {n: fr.deliveries(n) for n in (keep, drain)}
+
+    summ = fr.once()
+    assert summ[keep]["fetched"] == 4 and summ[keep]["outcome"] == "ok", \
+        summ[keep]
+    assert fr.blobs() == blobs, "a changed UIDL made a message stored twice"
+    fr.check_never_dele(keep)
+    fr.check_left(keep, fr.msgs(keep))
+    fr.check_dele_proven(drain)
+    fr.check_left(drain, [])
+    assert summ[drain]["deleted"] == 4, summ[drain]
+    for name in (keep, drain):
+        rows = fr.deliveries(name)
+        assert {r["sha256"] for r in rows} == \
+            {m.sha256 for m in fr.msgs(name)}, rows
+        # Each message is on the server under one UIDL only: the archive
+        # must not say it is there twice.
+        on_server = [r for r in rows if r["deleted"] is None]
+        want = 4 if name == keep else 0
+        assert len(on_server) == want, \
+            "%s: %d deliveries marked on the server, %d messages are: %s" % (
+                name, len(on_server), want, rows)
+    ex = fr.export()
+    for name in (keep, drain, healthy):
+        fr.check_export(ex, name)
+
+
+LOGIN_COMMANDS = ("USER", "PASS", "APOP", "AUTH")
+
+
+def _login_lines(srv):
+    """Every login command any client sent to srv: [(conn, text, tls)]."""
+    return [(e.conn, e.text, e.tls) for e in srv.events()
+            if e.kind == "C" and e.text.split(" ")[0].upper() in
+            LOGIN_COMMANDS]
+
+
+def test_bad_certificates_are_refused_before_login(env):
+    """Expired, self-signed and wrong-host certificates, with implicit TLS
+    and with STLS: a permanent failure naming the certificate problem, no
+    login command sent, nothing fetched or deleted; the healthy accounts
+    of the same run, over implicit TLS and over STLS, are archived."""
+    fr = FaultRun(env, "cert")
+    good = fr.server()
+    good_stls = fr.server(tls="starttls")
+    healthy = fr.mailbox(good, files=_files("th", 2))
+    healthy_stls = fr.mailbox(good_stls, files=_files("ts", 2),
+                              tls="starttls")
+    problems = {"expired": "expired", "selfsigned": "self-signed",
+                "wronghost": "mismatch"}
+    bad = {}
+    for cert, words in problems.items():
+        for tls in ("implicit", "starttls"):
+            srv = fr.server(tls=tls, cert=cert)
+            # a host name for one, an address for the other
+            host = "localhost" if tls == "implicit" else "127.0.0.1"
+            name = fr.mailbox(srv, files=_files(cert, 2), tls=tls,
+                              host=host)
+            bad[name] = (cert, words, srv)
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    fr.check_healthy(healthy_stls, summ)
+    for name, (cert, words, srv) in bad.items():
+        s = summ[name]
+        assert s["outcome"] == "permanent" and s["fetched"] == 0, (cert, s)
+        fr.check_poll(name, "permanent", ["certificate", words])
+        assert fr.deliveries(name) == []
+        fr.check_left(name, fr.msgs(name))
+        assert _login_lines(srv) == [], \
+            "%s (%s): login sent over a bad certificate: %s" % (
+                name, cert, _login_lines(srv))
+        assert any(e.kind == "E" and "handshake failed" in e.text
+                   for e in srv.events()), "%s: no TLS handshake" % name
+    logins = _login_lines(good_stls)
+    assert logins and all(tls for _, _, tls in logins), \
+        "credentials in plaintext before STLS: %s" % logins
+    fr.check_no_secrets()
+
+
+def test_stls_not_offered_and_injected_plaintext(env):
+    """tls = "starttls" and a server that does not offer STLS: a permanent
+    refusal, no credentials sent.  A server that injects plaintext after
+    its STLS +OK: the injected line is discarded and the session archives
+    everything, logging in only under TLS."""
+    fr = FaultRun(env, "stls")
+    none = fr.server(tls="starttls", global_lines=["NO-STLS"])
+    inject = fr.server(tls="starttls", global_lines=[
+        'STLS-INJECT "+OK injected\\r\\n+OK capability list follows'
+        '\\r\\nUSER\\r\\n."'])
+    good = fr.server()
+    refused = fr.mailbox(none, files=_files("sn", 2), tls="starttls")
+    injected = fr.mailbox(inject, files=_files("si", 3), tls="starttls")
+    healthy = fr.mailbox(good, files=_files("sh", 2))
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    s = summ[refused]
+    assert s["outcome"] == "permanent" and s["fetched"] == 0, s
+    fr.check_poll(refused, "permanent", ["STLS"])
+    assert fr.deliveries(refused) == []
+    fr.check_left(refused, fr.msgs(refused))
+    assert _login_lines(none) == [], _login_lines(none)
+    cmds = [e.text for e in none.events() if e.kind == "C"]
+    assert all(c.split(" ")[0].upper() in ("CAPA", "QUIT", "STLS")
+               for c in cmds), "sent to a server without STLS: %s" % cmds
+
+    fr.check_healthy(injected, summ)
+    assert any(e.kind == "E" and "STLS-INJECT" in e.text
+               for e in inject.events()), "the injection did not fire"
+    logins = _login_lines(inject)
+    assert logins and all(tls for _, _, tls in logins), logins
+    ex = fr.export()
+    fr.check_export(ex, injected)
+    fr.check_export(ex, healthy)
