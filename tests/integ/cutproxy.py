@@ -17,10 +17,23 @@ from the server (the greeting) for S seconds, so a client that polls
 many mailboxes one after another is visibly slower than one that polls
 them together.  record=True keeps every byte in both directions.
 
+Concurrency is counted, not timed: `active` is the number of connections
+open right now and `max_active` the most that were ever open at once.  A
+connection stops counting as soon as the client has closed its end (its
+FIN or RST has reached the proxy's socket), even if the proxy has not got
+round to noticing yet, so a client that closes one connection and then
+opens the next is never counted twice.  hold_until=N holds the first bytes
+from the server on every connection until N connections are open at once
+(then the gate stays open), or until hold_timeout seconds after the first
+connection: a client that really opens N sessions together reaches N
+whatever the machine's speed, and one that does not is seen to stay below.
+
 Command line:
     cutproxy.py --target-port PORT [--port P] [--cut-after N] [--rst]
-                [--max-cuts N] [--first-byte-delay S]
-prints "listening on 127.0.0.1:P" and runs until SIGINT or SIGTERM.
+                [--max-cuts N] [--first-byte-delay S] [--hold-until N]
+                [--hold-timeout S]
+prints "listening on 127.0.0.1:P" and runs until SIGINT or SIGTERM, then
+the connection counts.
 Only loopback addresses are accepted.
 """
 
@@ -36,6 +49,30 @@ import time
 
 CHUNK = 65536
 
+# Linux TCP states (include/net/tcp_states.h), first byte of TCP_INFO.
+_TCP_ESTABLISHED = 1
+
+
+def _readable(socks, timeout):
+    """The sockets of socks with something to read (or EOF, or an error),
+    waiting up to timeout seconds.  poll(), so descriptors above 1023
+    work."""
+    p = select.poll()
+    by_fd = {}
+    for so in socks:
+        by_fd[so.fileno()] = so
+        p.register(so, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return [by_fd[fd] for fd, _ in p.poll(timeout * 1000)]
+
+
+def _client_open(sock):
+    """Whether the peer of sock has not closed its end yet."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+    except OSError:
+        return False
+    return info[0] == _TCP_ESTABLISHED
+
 
 def _loopback(host):
     try:
@@ -47,8 +84,9 @@ def _loopback(host):
 class CutProxy:
     def __init__(self, target_port, target_host="127.0.0.1",
                  cut_after=None, rst=False, max_cuts=None,
-                 first_byte_delay=0.0, record=False,
-                 listen_host="127.0.0.1", port=0, start=True):
+                 first_byte_delay=0.0, record=False, hold_until=None,
+                 hold_timeout=20.0, listen_host="127.0.0.1", port=0,
+                 start=True):
         if not (_loopback(target_host) and _loopback(listen_host)):
             raise ValueError("cutproxy only works on loopback")
         self.target = (target_host, target_port)
@@ -57,9 +95,16 @@ class CutProxy:
         self.max_cuts = max_cuts
         self.first_byte_delay = first_byte_delay
         self.record = record
+        self.hold_until = hold_until
+        self.hold_timeout = hold_timeout
         self.connections = 0
         self.cuts = 0
+        self.max_active = 0
+        self.hold_timed_out = False  # the gate opened by its time limit
         self.transcripts = []
+        self._clients = set()  # client sockets the proxy has not closed
+        self._gate = threading.Event()
+        self._gate_deadline = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._threads = []
@@ -67,7 +112,7 @@ class CutProxy:
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._lsock.bind((listen_host, port))
-        self._lsock.listen(128)
+        self._lsock.listen(1024)
         self.host = listen_host
         self.port = self._lsock.getsockname()[1]
         self._acceptor = None
@@ -83,6 +128,12 @@ class CutProxy:
     def __repr__(self):
         return "CutProxy(%d -> %d)" % (self.port, self.target[1])
 
+    @property
+    def active(self):
+        """Connections open right now (see the module's description)."""
+        with self._lock:
+            return sum(1 for c in self._clients if _client_open(c))
+
     def start(self):
         self._acceptor = threading.Thread(target=self._accept_loop,
                                           daemon=True)
@@ -91,6 +142,7 @@ class CutProxy:
     def stop(self, timeout=10):
         """Stop accepting, close every open connection, join the threads."""
         self._stopping.set()
+        self._gate.set()
         try:
             self._lsock.close()
         except OSError:
@@ -110,14 +162,22 @@ class CutProxy:
     def _accept_loop(self):
         while not self._stopping.is_set():
             try:
-                r, _, _ = select.select([self._lsock], [], [], 0.2)
-                if not r:
+                if not _readable([self._lsock], 0.2):
                     continue
                 client, _ = self._lsock.accept()
             except OSError:
                 return
             with self._lock:
                 self.connections += 1
+                # Counted at accept: the only moment the number can grow.
+                now = 1 + sum(1 for c in self._clients if _client_open(c))
+                self._clients.add(client)
+                self.max_active = max(self.max_active, now)
+                if self._gate_deadline is None:
+                    self._gate_deadline = (time.monotonic()
+                                           + self.hold_timeout)
+                if self.hold_until is None or now >= self.hold_until:
+                    self._gate.set()
                 cut = self.cut_after is not None and (
                     self.max_cuts is None or self.cuts < self.max_cuts)
                 if cut:
@@ -142,6 +202,7 @@ class CutProxy:
             pass
         with self._lock:
             self._socks.discard(s)
+            self._clients.discard(s)
 
     def _serve(self, client, cut):
         c2s, s2c = bytearray(), bytearray()
@@ -162,7 +223,7 @@ class CutProxy:
         did_cut = False
         try:
             while not self._stopping.is_set():
-                r, _, _ = select.select([client, server], [], [], 0.5)
+                r = _readable([client, server], 0.5)
                 if client in r:
                     data = client.recv(CHUNK)
                     if not data:
@@ -183,6 +244,7 @@ class CutProxy:
                         break
                     if first:
                         first = False
+                        self._hold()
                         wait = delay_until - time.monotonic()
                         if wait > 0:
                             time.sleep(wait)
@@ -208,6 +270,18 @@ class CutProxy:
             if self.record:
                 with self._lock:
                     self.transcripts.append((bytes(c2s), bytes(s2c)))
+
+    def _hold(self):
+        """Wait at the gate of hold_until (no-op once it is open)."""
+        if self._gate.is_set():
+            return
+        with self._lock:
+            left = self._gate_deadline - time.monotonic()
+        if not self._gate.wait(max(0.0, left)):
+            with self._lock:
+                if not self._gate.is_set():
+                    self.hold_timed_out = True
+                    self._gate.set()
 
     def _drain(self, server, client, budget, s2c):
         server.settimeout(5)
@@ -242,10 +316,14 @@ def main(argv=None):
     ap.add_argument("--rst", action="store_true")
     ap.add_argument("--max-cuts", type=int)
     ap.add_argument("--first-byte-delay", type=float, default=0.0)
+    ap.add_argument("--hold-until", type=int)
+    ap.add_argument("--hold-timeout", type=float, default=20.0)
     a = ap.parse_args(argv)
     px = CutProxy(a.target_port, a.target_host, cut_after=a.cut_after,
                   rst=a.rst, max_cuts=a.max_cuts,
-                  first_byte_delay=a.first_byte_delay, port=a.port)
+                  first_byte_delay=a.first_byte_delay,
+                  hold_until=a.hold_until, hold_timeout=a.hold_timeout,
+                  port=a.port)
     print("listening on %s:%d" % (px.host, px.port), flush=True)
     done = threading.Event()
     for s in (signal.SIGINT, signal.SIGTERM):
@@ -253,7 +331,8 @@ def main(argv=None):
     while not done.wait(0.5):
         pass
     px.stop()
-    print("%d connections, %d cut" % (px.connections, px.cuts))
+    print("%d connections, %d cut, at most %d at once"
+          % (px.connections, px.cuts, px.max_active))
     return 0
 
 

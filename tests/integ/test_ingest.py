@@ -19,7 +19,6 @@ successful poll.
 
 import os
 import re
-import time
 
 import cutproxy
 import harness
@@ -617,23 +616,125 @@ def test_session_reset_mid_retr_deletes_nothing(env):
     _cut_mid_retr(env, "rst", rst=True)
 
 
-def test_mailboxes_are_polled_concurrently(env):
-    """40 mailboxes behind a proxy that holds each greeting for 0.5 s:
-    polled one after another that takes 20 s."""
-    ar = Archive(env, "par")
-    gen = mailgen.MailGen(800)
-    delay, n = 0.5, 40
-    with cutproxy.CutProxy(ar.dc.pop3s_port, first_byte_delay=delay) as px:
-        for _ in range(n):
-            ar.mailbox([gen.message(size=2000)], port=px.port)
-        ar.snapshot()
-        ar.write_config(workers=2)
-        t0 = time.monotonic()
-        summ = ar.once()
-        took = time.monotonic() - t0
-    assert all(s["archived"] == 1 and s["errors"] == 0
-               for s in summ.values()), summ
-    assert px.connections >= n
-    assert took < n * delay / 3, \
-        "40 mailboxes took %.1fs; one after another takes %.0fs" % (
-            took, n * delay)
+def _top_counts(dc, user):
+    """TOP commands of each ended POP3 session of user, oldest first (from
+    Dovecot's logout line: top=COMMANDS/BYTES)."""
+    rx = re.compile(r"pop3\(%s\)<[^:]*: Info: .*? top=(\d+)/\d+ retr="
+                    % re.escape(user))
+    try:
+        with open(dc.log, "rb") as f:
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [int(m.group(1)) for m in map(rx.search, text.splitlines()) if m]
+
+
+def test_switch_from_never_to_after_archive(env):
+    """A mailbox archived with delete = "never" and later switched to
+    "after-archive" is emptied by the next poll without downloading
+    anything again: each message is proven by TOP n 0 and deleted, and its
+    server_deleted_at is set."""
+    ar = Archive(env, "switch")
+    gen = mailgen.MailGen(1000)
+    msgs = [gen.message(kind=k) for k in ("plain", "dots", "crlf", "utf8",
+                                          "alternative", "longline")]
+    msgs.append(gen.message(kind="attachment", size=1_500_000))
+    name = ar.mailbox(msgs, delete="never")
+    ar.snapshot()
+    n = len(msgs)
+    ar.write_config()
+    summ = ar.once()
+    ar.check_summary(summ, name, listed=n, fetched=n, archived=n, deleted=0,
+                     errors=0)
+    ar.check_archived(name)
+    ar.check_untouched(name)
+    before = sorted((r["uidl"], r["sha256"], r["archived_at"])
+                    for r in ar.deliveries(name))
+
+    ar.account(name)["delete"] = "after-archive"
+    ar.write_config()
+    summ = ar.once()
+    ar.check_summary(summ, name, listed=n, fetched=0, archived=0,
+                     deduplicated=0, deleted=n, bytes=0, errors=0)
+    sessions = ar.dc.sessions(name, want=3)
+    assert len(sessions) == 3, sessions
+    last = sessions[-1]
+    assert last["retr"] == 0 and last["retr_bytes"] == 0, \
+        "the poll after the switch downloaded again: %s" % last
+    assert last["deleted"] == n, "Dovecot deleted %d of %d: %s" % (
+        last["deleted"], n, last)
+    tops = _top_counts(ar.dc, name)
+    assert len(tops) == 3 and tops[-1] == n, \
+        "TOP commands per session: %s; want %d in the last" % (tops, n)
+    ar.check_drained(name)
+    after = sorted((r["uidl"], r["sha256"], r["archived_at"])
+                   for r in ar.deliveries(name))
+    assert after == before, "the deliveries changed:\n%s\n%s" % (before,
+                                                                 after)
+    ar.check_export(ar.export())
+    ar.ok("verify")
+
+
+def test_export_one_account_and_verify_detects_damage(env):
+    """export --account writes that account's messages only, named by
+    their SHA-256; verify passes, then fails with exit 1 naming the blob
+    once one byte of one of its chunks is changed in PostgreSQL, while the
+    accounts that do not refer to it still verify."""
+    ar = Archive(env, "damage")
+    gen = mailgen.MailGen(1100)
+    shared = gen.message(kind="alternative", subject="To A and B")
+    # 4 MB of random base64: several 1 MiB chunks once compressed
+    big = gen.message(kind="attachment", size=4_000_000)
+    while b"application/pdf" not in big:
+        big = gen.message(kind="attachment", size=4_000_000)
+    a = ar.mailbox([gen.message(), big, shared])
+    b = ar.mailbox([gen.message(kind="dots"), shared])
+    c = ar.mailbox([gen.message(kind="crlf"), gen.message()])
+    ar.snapshot()
+    ar.write_config()
+    ar.once()
+    for name in (a, b, c):
+        ar.check_archived(name)
+
+    exported = ar.export(account=a)
+    assert list(exported) == [a], "export --account %s wrote %s" % (
+        a, sorted(exported))
+    ar.check_export(exported, accounts=[a])
+    assert all(re.fullmatch(r"[0-9a-f]{64}\.eml", f)
+               for f in exported[a]), sorted(exported[a])
+    rc, out, err = ar.run("export", "--out",
+                          os.path.join(ar.dir, "none"), "--account",
+                          "no-such-account")
+    assert rc == 1, "export of an unknown account exited %d%s" % (
+        rc, ar.context())
+    out = ar.ok("verify")
+    assert "0 damaged" in out, out
+
+    h = sha256_hex(mailgen.served(big))
+    chunks = int(ar.sql("SELECT count(*) FROM blob_chunk "
+                        "WHERE sha256 = decode('%s', 'hex');" % h)[0][0])
+    assert chunks >= 2, "the big message has %d chunks" % chunks
+    ar.sql("UPDATE blob_chunk SET data = set_byte(data, 5000, "
+           "get_byte(data, 5000) # 255) WHERE sha256 = decode('%s', 'hex') "
+           "AND seq = 1;" % h)
+    rc, out, err = ar.run("verify")
+    assert rc == 1, "verify exited %d after damage%s" % (rc, ar.context())
+    assert h in out + err, "verify did not name blob %s%s" % (
+        h, ar.context())
+    others = {sha256_hex(m) for _, m in
+              ar.expected[a] + ar.expected[b] + ar.expected[c]} - {h}
+    named = set(re.findall(r"[0-9a-f]{64}", out + err))
+    assert not named & others, "verify named intact blobs %s%s" % (
+        sorted(named & others), ar.context())
+    assert "1 damaged" in out, ar.context()
+    rc, out, err = ar.run("verify", "--account", c)
+    assert rc == 0, "verify --account %s failed for a blob it does not " \
+        "refer to%s" % (c, ar.context())
+    # The damaged message is never exported under its name.
+    dest = os.path.join(ar.env.tmpdir("export"), "out")
+    rc, out, err = ar.run("export", "--out", dest, "--account", a)
+    assert rc == 1, "export of damaged %s exited %d%s" % (a, rc,
+                                                         ar.context())
+    assert h in out + err, ar.context()
+    assert not os.path.exists(os.path.join(dest, a, h + ".eml")), \
+        "export wrote the damaged message as %s.eml" % h
