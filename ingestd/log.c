@@ -21,6 +21,9 @@ log_verbosity(void)
 	return verbosity;
 }
 
+static void vlog(const char *level, const char *fmt, va_list ap,
+    const char *suffix) __attribute__((format(printf, 2, 0)));
+
 /* One write(2) per line keeps lines from different threads whole. */
 static void
 vlog(const char *level, const char *fmt, va_list ap, const char *suffix)
