@@ -193,16 +193,20 @@ check_permissions(const char *path)
 		    (unsigned)(st.st_mode & 0777), path);
 }
 
+/* The longest password_file line we take; nobody's password is longer. */
+#define CONF_PASSWORD_MAX 4096
+
 /*
- * The first line of a password file, without its line ending.  getline()
- * cuts no password short; the copies are wiped before they are freed.
+ * The first line of a password file, without its line ending.  A longer
+ * line is refused rather than cut short, and the stack copy is wiped.
  */
 static char *
 read_password_file(struct ctx *x, const config_setting_t *s, const char *path)
 {
-	char name[256], *line = NULL, *pw = NULL;
-	size_t cap = 0;
+	char name[256], line[CONF_PASSWORD_MAX + 1], *pw = NULL;
+	size_t n = 0;
 	struct stat st;
+	int ch;
 	FILE *f;
 
 	setting_name(s, name, sizeof(name));
@@ -214,15 +218,29 @@ read_password_file(struct ctx *x, const config_setting_t *s, const char *path)
 		err_at(x, s, "'%s' \"%s\": %s", name, path, strerror(EISDIR));
 		goto done;
 	}
-	if (getline(&line, &cap, f) == -1) {
-		if (ferror(f))
-			err_at(x, s, "'%s' \"%s\": %s", name, path,
-			    strerror(errno));
-		else
-			err_at(x, s, "'%s' \"%s\" is empty", name, path);
+	while ((ch = getc(f)) != EOF && ch != '\n') {
+		if (n == CONF_PASSWORD_MAX) {
+			err_at(x, s, "'%s' \"%s\": its first line is longer "
+			    "than %d bytes", name, path, CONF_PASSWORD_MAX);
+			goto done;
+		}
+		line[n++] = (char)ch;
+	}
+	if (ch == EOF && ferror(f)) {
+		err_at(x, s, "'%s' \"%s\": %s", name, path, strerror(errno));
 		goto done;
 	}
-	line[strcspn(line, "\r\n")] = '\0';
+	if (ch == EOF && n == 0) {
+		err_at(x, s, "'%s' \"%s\" is empty", name, path);
+		goto done;
+	}
+	line[n] = '\0';
+	if (strlen(line) != n) {
+		err_at(x, s, "'%s' \"%s\": its first line holds a NUL byte",
+		    name, path);
+		goto done;
+	}
+	line[strcspn(line, "\r")] = '\0';
 	if (*line == '\0') {
 		err_at(x, s, "'%s' \"%s\": its first line is empty", name,
 		    path);
@@ -231,9 +249,7 @@ read_password_file(struct ctx *x, const config_setting_t *s, const char *path)
 	pw = xstrdup(line);
 	check_permissions(path);
 done:
-	if (line != NULL)
-		explicit_bzero(line, cap);
-	free(line); line = NULL;
+	explicit_bzero(line, sizeof(line));
 	fclose(f);
 	return pw;
 }

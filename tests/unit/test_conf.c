@@ -129,24 +129,29 @@ conf_path(void)
 	return path_of(conf_name);
 }
 
-/* Writes text to tmpdir/name with the given mode; returns the path. */
+/* Writes n bytes to tmpdir/name with the given mode; returns the path. */
 static const char *
-write_file(const char *name, mode_t mode, const char *text)
+write_bytes(const char *name, mode_t mode, const void *p, size_t n)
 {
 	const char *path = path_of(name);
-	size_t len = strlen(text);
 	int fd;
 
 	(void)unlink(path);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode)) == -1)
 		TEST_FAIL_("open %s: %s", path, strerror(errno));
-	if (write(fd, text, len) != (ssize_t)len)
+	if (write(fd, p, n) != (ssize_t)n)
 		TEST_FAIL_("write %s: %s", path, strerror(errno));
 	close(fd);
 	/* The umask must not decide what the permission check sees. */
 	if (chmod(path, mode) == -1)
 		TEST_FAIL_("chmod %s: %s", path, strerror(errno));
 	return path;
+}
+
+static const char *
+write_file(const char *name, mode_t mode, const char *text)
+{
+	return write_bytes(name, mode, text, strlen(text));
 }
 
 static void write_conf(const char *fmt, ...)
@@ -389,6 +394,7 @@ test_password_file_first_line(void)
 		{ "with space\tand tab \n", "with space\tand tab " },
 		{ "\"quoted\";#\n", "\"quoted\";#" },
 	};
+	const char *err;
 	char *big;
 	struct conf *c;
 	size_t i;
@@ -403,18 +409,39 @@ test_password_file_first_line(void)
 		conf_free(&c);
 	}
 
-	/* A long password is kept whole, not cut at a buffer's size. */
-	big = xmalloc(5002);
-	memset(big, 'k', 5000);
-	big[5000] = '\n';
-	big[5001] = '\0';
+	/* A long password is kept whole, not cut at a buffer's size... */
+	big = xmalloc(4098);
+	memset(big, 'k', 4096);
+	big[4096] = '\n';
+	big[4097] = '\0';
 	write_conf("accounts = ( { name = \"a\"; host = \"h\"; user = \"u\";"
 	    " password_file = \"%s\"; } );\n", write_file("a.pw", 0600, big));
 	c = load_ok();
-	big[5000] = '\0';
+	big[4096] = '\0';
 	ASSERT_STREQ(c->accounts[0].password, big);
 	conf_free(&c);
+
+	/* ...and a longer one, or a file with no line end, is refused. */
+	big[4096] = 'k';
+	write_conf("accounts = (\n  { name = \"a\"; host = \"h\"; user = \"u\";"
+	    " password_file = \"%s\"; } );\n", write_file("a.pw", 0600, big));
+	err = load_refused();
+	ASSERT_AT(err, 2);
+	ASSERT_CONTAINS(err, "'accounts[0].password_file' \"");
+	ASSERT_CONTAINS(err, "its first line is longer than 4096 bytes");
 	free(big); big = NULL;
+
+	/* A character device that never ends a line. */
+	write_conf("accounts = ( { name = \"a\"; host = \"h\"; user = \"u\";"
+	    " password_file = \"/dev/zero\"; } );\n");
+	ASSERT_CONTAINS(load_refused(), "is longer than 4096 bytes");
+
+	write_conf("accounts = ( { name = \"a\"; host = \"h\"; user = \"u\";"
+	    " password_file = \"%s\"; } );\n",
+	    write_file("a.pw", 0600, "p\x01w\n"));
+	c = load_ok();
+	ASSERT_STREQ(c->accounts[0].password, "p\x01w");
+	conf_free(&c);
 }
 
 static void
@@ -708,6 +735,14 @@ test_empty_password(void)
 	snprintf(want, sizeof(want), "'accounts[0].password_file' \"%s\": its "
 	    "first line is empty", pwf);
 	ASSERT_CONTAINS(err, want);
+
+	/* A NUL would cut the password short wherever it is used. */
+	pwf = write_bytes("nul.pw", 0600, "p\0w\n", 4);
+	write_conf("accounts = ( { name = \"a\"; host = \"h\"; user = \"u\"; "
+	    "password_file = \"%s\"; } );\n", pwf);
+	snprintf(want, sizeof(want), "'accounts[0].password_file' \"%s\": its "
+	    "first line holds a NUL byte", pwf);
+	ASSERT_CONTAINS(load_refused(), want);
 
 	err = refuse_account("name = \"a\"; host = \"h\"; user = \"u\";\n"
 	    "    password = \"\";");
