@@ -698,9 +698,10 @@ def test_switch_from_never_to_after_archive(env):
 
 def test_export_one_account_and_verify_detects_damage(env):
     """export --account writes that account's messages only, named by
-    their SHA-256; verify passes, then fails with exit 1 naming the blob
-    once one byte of one of its chunks is changed in PostgreSQL, while the
-    accounts that do not refer to it still verify."""
+    their SHA-256; verify passes, then fails with exit 1 naming exactly
+    the damaged blobs once their chunks are changed in PostgreSQL (a byte
+    flipped, a byte cut off), while an account that refers to neither
+    still verifies."""
     ar = Archive(env, "damage")
     gen = mailgen.MailGen(1100)
     shared = gen.message(kind="alternative", subject="To A and B")
@@ -735,19 +736,25 @@ def test_export_one_account_and_verify_detects_damage(env):
     chunks = int(ar.sql("SELECT count(*) FROM blob_chunk "
                         "WHERE sha256 = decode('%s', 'hex');" % h)[0][0])
     assert chunks >= 2, "the big message has %d chunks" % chunks
+    # One byte flipped in the middle of the big message's second chunk,
+    # and the one chunk of a small message of b's one byte short.
     ar.sql("UPDATE blob_chunk SET data = set_byte(data, 5000, "
            "get_byte(data, 5000) # 255) WHERE sha256 = decode('%s', 'hex') "
            "AND seq = 1;" % h)
+    h2 = sha256_hex(ar.expected[b][0][1])
+    ar.sql("UPDATE blob_chunk SET data = substring(data FROM 1 FOR "
+           "length(data) - 1) WHERE sha256 = decode('%s', 'hex');" % h2)
     rc, out, err = ar.run("verify")
     assert rc == 1, "verify exited %d after damage%s" % (rc, ar.context())
-    assert h in out + err, "verify did not name blob %s%s" % (
-        h, ar.context())
+    for damaged in (h, h2):
+        assert damaged in out + err, "verify did not name blob %s%s" % (
+            damaged, ar.context())
     others = {sha256_hex(m) for _, m in
-              ar.expected[a] + ar.expected[b] + ar.expected[c]} - {h}
+              ar.expected[a] + ar.expected[b] + ar.expected[c]} - {h, h2}
     named = set(re.findall(r"[0-9a-f]{64}", out + err))
     assert not named & others, "verify named intact blobs %s%s" % (
         sorted(named & others), ar.context())
-    assert "1 damaged" in out, ar.context()
+    assert "2 damaged" in out, ar.context()
     rc, out, err = ar.run("verify", "--account", c)
     assert rc == 0, "verify --account %s failed for a blob it does not " \
         "refer to%s" % (c, ar.context())
