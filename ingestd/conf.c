@@ -254,14 +254,17 @@ done:
 	return pw;
 }
 
-/* 0 if path is a file we can open for reading, else -1 with errno set. */
+/*
+ * 0 if path is a file we can open for reading, else -1 with errno set.
+ * O_NONBLOCK: a FIFO must not hold up the check.
+ */
 static int
 readable_file(const char *path)
 {
 	struct stat st;
 	int fd, rc = 0;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
 		return -1;
 	if (fstat(fd, &st) == -1)
 		rc = -1;
