@@ -53,7 +53,7 @@ struct conf {
 	int command_timeout;	/* seconds without progress on a command */
 	int session_timeout;	/* seconds for a whole session */
 	int zstd_level;
-	size_t spool_mem;	/* compressed bytes kept in memory per message */
+	size_t spool_mem;	/* compressed bytes in memory per message */
 	unsigned batch_max;	/* messages per commit */
 	struct conf_account *accounts;
 	size_t naccounts;

@@ -147,7 +147,8 @@ parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (o->account != NULL && strcmp(o->command, "export") != 0 &&
 	    strcmp(o->command, "verify") != 0) {
-		fprintf(stderr, "ingestd: --account is for export and verify\n");
+		fprintf(stderr,
+		    "ingestd: --account is for export and verify\n");
 		exit(EXIT_USAGE);
 	}
 }

@@ -25,7 +25,7 @@ struct sched_params {
 	struct worker **workers;
 	size_t nworkers;
 	const char *spool_dir;
-	FILE *summary;			/* one line per finished poll, or NULL */
+	FILE *summary;		/* one line per finished poll, or NULL */
 };
 
 /* NULL with err filled (e.g. an unreadable CA file). */

@@ -55,7 +55,7 @@ struct pop3_client_params {
 	const char *password;	/* borrowed; must outlive the client */
 	enum pop3_auth auth;
 	bool starttls;		/* issue STLS after CAPA; fail if not offered */
-	/* MD5 for APOP, supplied by the owner so pop3/ needs no crypto library */
+	/* MD5 for APOP, from the owner, so pop3/ needs no crypto library */
 	void (*md5)(const void *p, size_t n, unsigned char out[16]);
 	unsigned pipeline_window; /* in-flight commands with PIPELINING; 0: 16,
 				   * at most 128 */

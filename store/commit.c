@@ -10,8 +10,9 @@
  * A failed batch is retried with backoff, on a fresh connection, until
  * retry_seconds have passed since its oldest item was submitted: a
  * database restart costs the sessions some waiting, not their messages,
- * and a long outage answers every item within that time.  An item that can never be committed (its
- * spool unreadable) is failed alone at once and the rest retried.
+ * and a long outage answers every item within that time.  An item that
+ * can never be committed (its spool unreadable) is failed alone at once
+ * and the rest retried.
  */
 #include "commit.h"
 

@@ -168,7 +168,8 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		0 },
 	[INDEX_MIGRATION_INSERT] = {
 		"migration_insert", "INSERT schema_migrations",
-		"INSERT INTO ingestd.schema_migrations (name) VALUES ($1::text)",
+		"INSERT INTO ingestd.schema_migrations (name) "
+		"VALUES ($1::text)",
 		1 },
 	[INDEX_DATABASE_SELECT] = {
 		"database_select", "SELECT pg_database",

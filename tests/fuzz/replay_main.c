@@ -76,11 +76,14 @@ run_dir(const char *dir)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
-		names = realloc(names, (n + 1) * sizeof(*names));
-		if (names == NULL || (names[n] = strdup(de->d_name)) == NULL) {
+		char **grown = realloc(names, (n + 1) * sizeof(*names));
+
+		if (grown == NULL || (grown[n] = strdup(de->d_name)) == NULL) {
+			free(grown != NULL ? grown : names);
 			closedir(d);
 			return -1;
 		}
+		names = grown;
 		n++;
 	}
 	closedir(d);

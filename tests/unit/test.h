@@ -51,8 +51,9 @@
 	do {                                                             \
 		size_t n_ = (n);                                         \
 		if (memcmp((a), (b), n_) != 0)                           \
-			TEST_FAIL_("%s == %s (%zu bytes): \"%.*s\" != \"%.*s\"", \
-			    #a, #b, n_, (int)n_, (const char *)(a),      \
+			TEST_FAIL_("%s == %s (%zu bytes): \"%.*s\" != " \
+			    "\"%.*s\"", #a, #b, n_, (int)n_,               \
+			    (const char *)(a),                           \
 			    (int)n_, (const char *)(b));                 \
 	} while (0)
 
