@@ -31,8 +31,15 @@
 /* After a failure that needs the operator (password, certificate). */
 #define RETRY_PERMANENT_S 3600
 
+/* A server host, for max_connections_per_host. */
+struct host {
+	const char *name;		/* the accounts' conf string */
+	unsigned running;
+};
+
 struct account {
 	const struct conf_account *conf;
+	struct host *host;
 	int64_t id;			/* 0 until known in the database */
 	struct conn_tls *tls;		/* shared per CA file */
 	uint64_t due_ms;		/* next poll, loop clock */
@@ -56,6 +63,8 @@ struct sched {
 
 	struct account *accounts;
 	size_t naccounts;
+	struct host *hosts;
+	size_t nhosts;
 	struct tls_entry *tls;
 	size_t ntls;
 
@@ -71,6 +80,18 @@ struct sched {
 };
 
 static void sched_dispatch(struct sched *s);
+
+static struct host *
+host_for(struct sched *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->nhosts; i++)
+		if (strcmp(s->hosts[i].name, name) == 0)
+			return &s->hosts[i];
+	s->hosts[s->nhosts].name = name;
+	return &s->hosts[s->nhosts++];
+}
 
 static struct conn_tls *
 tls_for(struct sched *s, const char *ca_file, char *err, size_t errlen)
@@ -207,6 +228,7 @@ finish(struct sched *s, struct account *a)
 
 	a->running = false;
 	a->done_once = true;
+	a->host->running--;
 	s->running--;
 	record(s, a);
 	summary(s, a);
@@ -241,19 +263,6 @@ on_wake(void *arg)
 		finish(s, done[i]->owner);
 	free(done); done = NULL;
 	sched_dispatch(s);
-}
-
-static unsigned
-host_running(const struct sched *s, const char *host)
-{
-	unsigned n = 0;
-	size_t i;
-
-	for (i = 0; i < s->naccounts; i++)
-		if (s->accounts[i].running &&
-		    strcmp(s->accounts[i].conf->host, host) == 0)
-			n++;
-	return n;
 }
 
 static struct worker *
@@ -292,6 +301,7 @@ start_poll(struct sched *s, struct account *a)
 	job->owner = a;
 	a->started = time(NULL);
 	a->running = true;
+	a->host->running++;
 	s->running++;
 
 	if (a->id == 0 && db_account_id(s->p.db, ca->name, &a->id) == -1) {
@@ -348,7 +358,7 @@ sched_dispatch(struct sched *s)
 				next = a->due_ms;
 			continue;
 		}
-		if (host_running(s, a->conf->host) >=
+		if (a->host->running >=
 		    (unsigned)s->p.conf->max_connections_per_host)
 			continue;	/* a finished poll re-dispatches */
 		start_poll(s, a);
@@ -429,6 +439,8 @@ sched_new(const struct sched_params *p, char *err, size_t errlen)
 
 	s->accounts = xcalloc(p->conf->naccounts ? p->conf->naccounts : 1,
 	    sizeof(*s->accounts));
+	s->hosts = xcalloc(p->conf->naccounts ? p->conf->naccounts : 1,
+	    sizeof(*s->hosts));
 	for (i = 0; i < p->conf->naccounts; i++) {
 		const struct conf_account *ca = &p->conf->accounts[i];
 		struct account *a;
@@ -438,6 +450,7 @@ sched_new(const struct sched_params *p, char *err, size_t errlen)
 			continue;
 		a = &s->accounts[s->naccounts++];
 		a->conf = ca;
+		a->host = host_for(s, ca->host);
 		if (ca->tls != CONF_TLS_NONE &&
 		    (a->tls = tls_for(s, ca->ca_file, e, sizeof(e))) == NULL) {
 			snprintf(err, errlen, "%s: account \"%s\": %s",
@@ -465,6 +478,7 @@ sched_free(struct sched **sp)
 	}
 	free(s->tls); s->tls = NULL;
 	free(s->accounts); s->accounts = NULL;
+	free(s->hosts); s->hosts = NULL;
 	free(s->finished); s->finished = NULL;
 	if (s->sigfd != -1) {
 		if (s->loop != NULL)
