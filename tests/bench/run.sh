@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# make bench: ingestd against fetchmail, mpop and getmail6 on a private
+# Dovecot, plus the pipeline micro-benchmark and the memory scenarios.
+#
+#   bash tests/bench/run.sh [bench.py options]
+#   make bench BENCH_ARGS="--quick"        # about a minute
+#   BENCH_SCALE=0.5 make bench             # half the mailboxes
+#
+# Installs the peers (Debian packages) through tests/deps.sh, builds what
+# is missing, runs tests/bench/bench.py, and keeps a copy of the report
+# in build/bench/report.txt.  Exits non-zero if a contender did not
+# drain everything.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+bash tests/deps.sh fetchmail mpop getmail6
+build=${BUILD:-build}
+if [ ! -x "$build/ingestd" ] || [ ! -x "$build/tests/bench/rusage_run" ] ||
+	[ ! -x "$build/tests/bench/maildir_mda" ] ||
+	[ ! -x "$build/tests/bench/bench_pipeline" ]; then
+	make --no-print-directory BUILD="$build" all
+fi
+mkdir -p "$build/bench"
+# shellcheck disable=SC2086  # BENCH_ARGS is a list of options
+exec env BUILD="$build" python3 tests/bench/bench.py \
+	--report "$build/bench/report.txt" ${BENCH_ARGS:-} "$@"
