@@ -203,7 +203,13 @@ on_start_tls(void *arg)
 	conn_starttls(s->conn, s->job->tls);
 }
 
-/* Chooses what to do with each listed message. */
+/*
+ * Chooses what to do with each listed message.  One archived earlier, and
+ * not since confirmed deleted, under the same UIDL and LIST size is left
+ * alone under "never".  Under "after-archive" it is deleted only once TOP
+ * shows the very header block archived (its trace and Message-ID with it);
+ * otherwise it is fetched again and proven by its full SHA-256.
+ */
 static enum msg_action
 plan(struct session *s, struct msg *m, bool uidl_unique, bool has_top)
 {
@@ -213,7 +219,9 @@ plan(struct session *s, struct msg *m, bool uidl_unique, bool has_top)
 		return MSG_FETCH;
 	for (e = known_find(s->job->known, m->uidl); e != NULL;
 	    e = known_next(e)) {
-		if (e->list_size != m->list_size)
+		/* A message the server confirmed deleted cannot be listed
+		 * again: its UIDL has been reused for another message. */
+		if (e->list_size != m->list_size || e->server_deleted)
 			continue;
 		if (!delete_after_archive(s))
 			return MSG_SKIP;

@@ -46,7 +46,11 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"  d.server_deleted_at IS NOT NULL"
 		" FROM ingestd.delivery d"
 		" JOIN ingestd.blob b ON b.sha256 = d.sha256"
-		" WHERE d.account_id = $1::bigint AND d.uidl IS NOT NULL",
+		" WHERE d.account_id = $1::bigint AND d.uidl IS NOT NULL"
+		/* Only what may still be on the server: a UIDL seen again
+		 * after its message was deleted belongs to a new message,
+		 * and a long-drained mailbox loads nothing. */
+		"  AND d.server_deleted_at IS NULL",
 		1 },
 	/*
 	 * Returns a row only when this transaction inserted the blob: only
