@@ -684,3 +684,36 @@ def test_errors_say_where_they_happened(env):
     err = fr.check_poll(refused, "permanent", ["STLS"])["error"]
     assert "greeting" not in err, \
         "%s: the greeting was fine, the error says %r" % (refused, err)
+
+
+def test_renumbered_uidls_do_not_hide_a_message(env):
+    """delete "never", messages of one size (automated notices often are),
+    and a server that renumbers its UIDLs between two polls, after a first
+    poll that could not fetch message 2: message 2 now carries the UIDL
+    message 1 was archived under.  Same UIDL and same size prove nothing:
+    message 2 must end up archived."""
+    fr = FaultRun(env, "renum")
+    srv = fr.server()
+    notice = "Subject: disk usage notice %d\n\nusage at %d%% on host%d\n"
+    files = [crlf(notice % (i, 50 + i, i)) for i in range(1, 4)]
+    assert len({len(f) for f in files}) == 1
+    name = fr.mailbox(srv, files=files, delete="never", directives=[
+        "@1 ERR RETR:2 [SYS/TEMP] try later",
+        # second session on: the server has renumbered its UIDLs
+        "@2- SET-UIDL 1 renumbered-1",
+        "@2- SET-UIDL 2 m0001",
+        "@2- SET-UIDL 3 renumbered-3"])
+    healthy = fr.mailbox(srv, files=_files("nh", 2))
+    msgs = fr.msgs(name)
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    fr.check_archived(name, [msgs[0], msgs[2]], uidls=False)
+    summ = fr.once()
+    got = {r["sha256"] for r in fr.deliveries(name)}
+    assert msgs[1].sha256 in got, \
+        "%s: message 2 never archived: its new UIDL was message 1's, with " \
+        "the same size; summary %s" % (name, summ[name])
+    assert got == {m.sha256 for m in msgs}
+    fr.check_never_dele(name)
+    fr.check_left(name, msgs)
