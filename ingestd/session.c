@@ -87,6 +87,8 @@ struct session {
 	} *marked;
 	size_t nmarked;
 
+	uint32_t top_num;
+	bool connected;		/* the transport came up once */
 	bool tls_pending;	/* STLS accepted, handshake running */
 	bool draining;
 	bool quit_sent;
@@ -113,22 +115,53 @@ static void
 session_error(struct session *s, enum session_outcome o, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * What the session is doing, for "... while <where>": the transport's
+ * step until the POP3 conversation runs, then the message in hand, then
+ * the POP3 engine's own state ("CAPA", "STLS", "DELE 4", ...).
+ */
+static const char *
+session_where(const struct session *s, char *buf, size_t len)
+{
+	const char *st;
+
+	if (!s->connected || s->tls_pending)
+		return s->action;
+	if (s->pipe != NULL) {
+		snprintf(buf, len, "receiving message %" PRIu32, s->pipe_num);
+		return buf;
+	}
+	if (s->top_active) {
+		snprintf(buf, len, "verifying message %" PRIu32, s->top_num);
+		return buf;
+	}
+	st = pop3_client_state(s->pop3);
+	if (strcmp(st, "greeting") == 0)
+		return "waiting for the greeting";
+	if (strcmp(st, "ready") == 0)
+		return s->uncommitted > 0 ? "waiting for the archive to commit" :
+		    "idle";
+	snprintf(buf, len, "in POP3 %s", st);
+	return buf;
+}
+
 static void
 session_error(struct session *s, enum session_outcome o, const char *fmt, ...)
 {
 	struct session_result *r = result(s);
-	char text[400];
+	char text[400], where[64];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_warnx("mbox=%s %s while %s", s->acct->name, text, s->action);
+	log_warnx("mbox=%s %s while %s", s->acct->name, text,
+	    session_where(s, where, sizeof(where)));
 	if (r->outcome == SESSION_OK || (o == SESSION_PERMANENT &&
 	    r->outcome == SESSION_TEMPORARY)) {
 		if (r->outcome == SESSION_OK)
 			snprintf(r->error, sizeof(r->error), "%s while %s",
-			    text, s->action);
+			    text, session_where(s, where, sizeof(where)));
 		r->outcome = o;
 	}
 }
@@ -204,11 +237,14 @@ on_start_tls(void *arg)
 }
 
 /*
- * Chooses what to do with each listed message.  One archived earlier, and
- * not since confirmed deleted, under the same UIDL and LIST size is left
- * alone under "never".  Under "after-archive" it is deleted only once TOP
- * shows the very header block archived (its trace and Message-ID with it);
- * otherwise it is fetched again and proven by its full SHA-256.
+ * Chooses what to do with each listed message.  A UIDL is never proof on
+ * its own (servers reset and renumber them): a message listed under the
+ * UIDL and LIST size of one archived earlier, and not since confirmed
+ * deleted, is taken for that message only once TOP shows the very header
+ * block archived (its trace and Message-ID with it).  Then it is left
+ * alone, or deleted under "after-archive"; otherwise it is fetched and
+ * proven by its full SHA-256.  Only a server without TOP leaves size and
+ * UIDL as the sole evidence, and then only for not downloading again.
  */
 static enum msg_action
 plan(struct session *s, struct msg *m, bool uidl_unique, bool has_top)
@@ -223,11 +259,11 @@ plan(struct session *s, struct msg *m, bool uidl_unique, bool has_top)
 		 * again: its UIDL has been reused for another message. */
 		if (e->list_size != m->list_size || e->server_deleted)
 			continue;
-		if (!delete_after_archive(s))
-			return MSG_SKIP;
 		m->known = e;
+		if (has_top)
+			return MSG_VERIFY;
 		/* Without TOP the only proof is the whole message again. */
-		return has_top ? MSG_VERIFY : MSG_FETCH;
+		return delete_after_archive(s) ? MSG_FETCH : MSG_SKIP;
 	}
 	return MSG_FETCH;
 }
@@ -340,6 +376,7 @@ on_body(void *arg, enum pop3_cmd cmd, uint32_t num, const char *p, size_t n)
 		if (!s->top_active) {
 			hash_sha256_reset(&s->top);
 			s->top_active = true;
+			s->top_num = num;
 		}
 		hash_sha256_update(&s->top, p, n);
 		return 0;
@@ -381,7 +418,7 @@ finish_top(struct session *s, struct msg *m)
 	s->top_active = false;
 	if (m != NULL && m->known != NULL &&
 	    memcmp(head, m->known->head_sha256, 32) == 0) {
-		session_dele(s, m, m->known->sha256);
+		session_dele(s, m, m->known->sha256);	/* per policy */
 		return;
 	}
 	/* Not provably the message archived under that UIDL: fetch it. */
@@ -568,11 +605,9 @@ session_pump(struct session *s)
 		case MSG_SKIP:
 			continue;
 		case MSG_FETCH:
-			set_action(s, "fetching message %" PRIu32, m->num);
 			pop3_client_retr(s->pop3, m->num);
 			break;
 		case MSG_VERIFY:
-			set_action(s, "verifying message %" PRIu32, m->num);
 			pop3_client_top(s->pop3, m->num, 0);
 			break;
 		}
@@ -584,7 +619,6 @@ session_pump(struct session *s)
 	if ((s->draining || s->next == s->nmsgs) && s->inflight == 0 &&
 	    s->uncommitted == 0 && !s->quit_sent &&
 	    (s->deles == 0 || pop3_client_pipelining(s->pop3))) {
-		set_action(s, "quitting");
 		s->quit_sent = true;
 		pop3_client_quit(s->pop3);
 	}
@@ -625,12 +659,11 @@ on_conn(struct conn *c, enum conn_ev ev, void *arg)
 			s->tls_pending = false;
 			log_debug("mbox=%s STLS: %s", s->acct->name,
 			    conn_describe(c));
-			set_action(s, "reading capabilities after STLS");
 			pop3_client_tls_ready(s->pop3);
 		} else {
 			log_debug("mbox=%s connected: %s", s->acct->name,
 			    conn_describe(c));
-			set_action(s, "waiting for the greeting");
+			s->connected = true;
 		}
 		session_flush(s);
 		break;

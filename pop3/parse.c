@@ -273,32 +273,30 @@ pop3_parse_list_item(const char *line, size_t len, uint32_t *num_r,
 	return POP3_PARSE_OK;
 }
 
-static bool
-is_uidchar(unsigned char ch)
-{
-	return (ch >= 0x21 && ch <= 0x7e) || ch >= 0x80;
-}
-
+/*
+ * RFC 1939 restricts a unique-id to 0x21..0x7E, but servers send 8-bit
+ * bytes, control bytes and even blanks inside.  Refusing the line would
+ * refuse the whole mailbox, so the unique-id is everything after the
+ * message number and its blanks, less trailing blanks; only NUL, which no
+ * C string can carry, is refused.  The session rewrites such unique-ids
+ * into a printable form before storing them.
+ */
 enum pop3_parse
 pop3_parse_uidl_item(const char *line, size_t len, uint32_t *num_r,
     const char **uid_r, size_t *uidlen_r)
 {
-	size_t pos = 0, start;
+	size_t pos = 0, end;
 	uint32_t num;
 
 	if (!parse_msgnum(line, len, &pos, &num))
 		return POP3_PARSE_INVALID;
-	start = pos;
-	while (pos < len && is_uidchar((unsigned char)line[pos]))
-		pos++;
-	if (pos == start)
+	end = len;
+	while (end > pos && is_blank(line[end - 1]))
+		end--;
+	if (end == pos || memchr(line + pos, '\0', end - pos) != NULL)
 		return POP3_PARSE_INVALID;
-	*uid_r = line + start;
-	*uidlen_r = pos - start;
-	while (pos < len && is_blank(line[pos]))
-		pos++;
-	if (pos != len)
-		return POP3_PARSE_INVALID;
+	*uid_r = line + pos;
+	*uidlen_r = end - pos;
 	*num_r = num;
 	return POP3_PARSE_OK;
 }

@@ -340,8 +340,8 @@ static void
 test_uidl_items(void)
 {
 	static const char *const bad[] = {
-		"", "1", "1 ", "0 abc", "x abc", "1 abc def", "1 a\x01",
-		"1 a\x7f", " 1 abc", "1abc", "4294967296 a",
+		"", "1", "1 ", "0 abc", "x abc", " 1 abc", "1abc",
+		"4294967296 a",
 	};
 	const char *uid;
 	size_t uidlen, i;
@@ -361,6 +361,17 @@ test_uidl_items(void)
 	ASSERT_EQ(pop3_parse_uidl_item("3 \xc3\xa9t\xc3\xa9", 7, &num, &uid,
 	    &uidlen), POP3_PARSE_OK);
 	ASSERT_EQ(uidlen, 5);
+	/* Outside RFC 1939's range, but refusing the line would refuse the
+	 * whole mailbox: control bytes and inner blanks are kept, trailing
+	 * blanks dropped. */
+	ASSERT_EQ(pop3_parse_uidl_item("1 abc def ", 10, &num, &uid,
+	    &uidlen), POP3_PARSE_OK);
+	ASSERT_EQ(uidlen, 7);
+	ASSERT_MEMEQ(uid, "abc def", 7);
+	ASSERT_EQ(pop3_parse_uidl_item("2 a\x01\x7f", 5, &num, &uid,
+	    &uidlen), POP3_PARSE_OK);
+	ASSERT_EQ(uidlen, 3);
+	ASSERT_MEMEQ(uid, "a\x01\x7f", 3);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (pop3_parse_uidl_item(bad[i], strlen(bad[i]), &num, &uid,
 		    &uidlen) != POP3_PARSE_INVALID)
