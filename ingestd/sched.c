@@ -50,6 +50,16 @@ struct account {
 	struct session_job job;
 };
 
+/* A poll record the database could not take when the poll ended. */
+struct unrecorded {
+	struct account *a;
+	struct db_poll poll;
+	char error[512];
+};
+
+/* Poll records kept in memory while the database is away. */
+#define UNRECORDED_MAX 10000
+
 struct tls_entry {
 	char *ca_file;			/* NULL: system trust store */
 	struct conn_tls *tls;
@@ -65,6 +75,8 @@ struct sched {
 	size_t naccounts;
 	struct host *hosts;
 	size_t nhosts;
+	struct unrecorded *unrecorded;
+	size_t nunrecorded;
 	struct tls_entry *tls;
 	size_t ntls;
 
@@ -140,44 +152,91 @@ outcome_name(enum session_outcome o)
 	return "?";
 }
 
+static int
+write_poll(struct sched *s, struct unrecorded *u)
+{
+	struct account *a = u->a;
+
+	if (a->id == 0 && db_account_id(s->p.db, a->conf->name, &a->id) == -1)
+		return -1;
+	u->poll.account_id = a->id;
+	u->poll.error = u->error[0] != '\0' ? u->error : NULL;
+	return db_poll_record(s->p.db, &u->poll);
+}
+
+/* Writes the poll records kept while the database was away, oldest
+ * first; stops at the first that fails. */
+static void
+flush_unrecorded(struct sched *s)
+{
+	size_t done = 0;
+
+	while (done < s->nunrecorded &&
+	    write_poll(s, &s->unrecorded[done]) == 0)
+		done++;
+	if (done == 0)
+		return;
+	memmove(s->unrecorded, s->unrecorded + done,
+	    (s->nunrecorded - done) * sizeof(*s->unrecorded));
+	s->nunrecorded -= done;
+	log_info("recorded %zu polls kept while the database was away",
+	    done);
+}
+
 /*
  * Database bookkeeping for a finished poll: deletions the server confirmed,
  * archived messages no longer listed (deleted by someone else, or by a QUIT
- * whose answer a crash kept us from recording), and the poll itself.  A
- * failure here is logged and retried once after reconnecting; it never
- * affects the mailbox.
+ * whose answer a crash kept us from recording), and the poll itself.  It
+ * never affects the mailbox.  Marks that fail are healed by the next
+ * complete listing; a poll record that fails is kept in memory (bounded)
+ * and written once the database is back, so an outage shows in the polls
+ * view.
  */
 static void
 record(struct sched *s, struct account *a)
 {
 	struct session_result *r = &a->job.result;
-	struct db_poll poll = {
-		.account_id = a->id,
-		.started = a->started,
-		.finished = time(NULL),
-		.outcome = outcome_name(r->outcome),
-		.error = r->outcome == SESSION_OK ? NULL : r->error,
-		.listed = r->listed,
-		.fetched = r->fetched,
-		.archived = r->archived,
-		.deduplicated = r->deduplicated,
-		.deleted = r->deleted,
-		.bytes = r->bytes,
+	struct unrecorded u = {
+		.a = a,
+		.poll = {
+			.started = a->started,
+			.finished = time(NULL),
+			.outcome = outcome_name(r->outcome),
+			.listed = r->listed,
+			.fetched = r->fetched,
+			.archived = r->archived,
+			.deduplicated = r->deduplicated,
+			.deleted = r->deleted,
+			.bytes = r->bytes,
+		},
 	};
-	int attempt;
 
-	for (attempt = 0; attempt < 2; attempt++) {
-		if (attempt > 0 && db_reconnect(s->p.db) == -1)
-			break;
-		if ((r->ndeleted == 0 || db_mark_deleted(s->p.db, a->id,
-		    r->deleted_v, r->ndeleted) == 0) &&
-		    (r->present == NULL || db_mark_absent(s->p.db, a->id,
-		    (const char *const *)r->present, r->npresent) == 0) &&
-		    db_poll_record(s->p.db, &poll) == 0)
-			return;
+	if (r->outcome != SESSION_OK)
+		snprintf(u.error, sizeof(u.error), "%s", r->error);
+	if (!db_connected(s->p.db))
+		(void)db_reconnect(s->p.db);
+	if (a->id != 0 && ((r->ndeleted > 0 && db_mark_deleted(s->p.db, a->id,
+	    r->deleted_v, r->ndeleted) == -1) || (r->present != NULL &&
+	    db_mark_absent(s->p.db, a->id, (const char *const *)r->present,
+	    r->npresent) == -1)))
+		log_warnx("mbox=%s recording deletions: %s (the next poll "
+		    "reconciles)", a->conf->name, db_error(s->p.db));
+	flush_unrecorded(s);
+	if (s->nunrecorded == 0 && write_poll(s, &u) == 0)
+		return;
+	if (s->nunrecorded == UNRECORDED_MAX) {
+		log_warnx("mbox=%s dropping the oldest unrecorded poll: the "
+		    "database has been away for %zu polls", a->conf->name,
+		    s->nunrecorded);
+		memmove(s->unrecorded, s->unrecorded + 1,
+		    (s->nunrecorded - 1) * sizeof(*s->unrecorded));
+		s->nunrecorded--;
 	}
-	log_warnx("mbox=%s recording the poll: %s", a->conf->name,
-	    db_error(s->p.db));
+	log_warnx("mbox=%s recording the poll: %s (kept until the database "
+	    "is back)", a->conf->name, db_error(s->p.db));
+	s->unrecorded = xreallocarray(s->unrecorded, s->nunrecorded + 1,
+	    sizeof(*s->unrecorded));
+	s->unrecorded[s->nunrecorded++] = u;
 }
 
 static void
@@ -479,6 +538,12 @@ sched_free(struct sched **sp)
 	free(s->tls); s->tls = NULL;
 	free(s->accounts); s->accounts = NULL;
 	free(s->hosts); s->hosts = NULL;
+	if (s->nunrecorded > 0)
+		flush_unrecorded(s);
+	if (s->nunrecorded > 0)
+		log_warnx("%zu poll records could not be written to the "
+		    "database", s->nunrecorded);
+	free(s->unrecorded); s->unrecorded = NULL;
 	free(s->finished); s->finished = NULL;
 	if (s->sigfd != -1) {
 		if (s->loop != NULL)
