@@ -206,6 +206,7 @@ class CrashLoop:
         self.kills = []        # (round, mode, seconds, what the probe saw)
         self.rounds = 0
         self.finished_alone = 0
+        self.hung = {}         # pid -> mailbox of stuck Dovecot sessions
         self.logdir = os.path.join(self.ar.dir, "logs")
         os.makedirs(self.logdir)
         self.pg_log_start = os.path.getsize(self.ar.pg.logfile)
@@ -423,6 +424,49 @@ class CrashLoop:
             % (rnd, rc, self.seed, err[-3000:])
         return False
 
+    def wait_dovecot_sessions(self, grace=3.0):
+        """Waits until every Dovecot POP3 session that logged in to one of
+        our mailboxes has ended (its logout line is logged once QUIT's
+        deletions are done, or once it noticed its client gone), so that
+        the next run does not race a dying session.
+
+        A session whose client is killed just as Dovecot hands the login
+        over to its pop3 process can be left waiting for ever; after
+        `grace` seconds such a process (ours: it serves our mailbox for
+        the Dovecot this run started, and its client is dead) is killed
+        by its PID.  It never saw QUIT, so it had nothing to apply."""
+        names = set(self.names)
+        rx_in = re.compile(r"pop3-login: Info: Login: user=<([^>]+)>.* "
+                           r"mpid=(\d+)")
+        rx_out = re.compile(r"pop3\(([^)]+)\)<(\d+)><[^:]*: Info: .*"
+                            r"top=\d+/\d+ retr=")
+        deadline = time.monotonic() + grace
+        while True:
+            with open(self.dc.log, "rb") as f:
+                text = f.read().decode(errors="replace")
+            opened, closed = {}, set()
+            for line in text.splitlines():
+                m = rx_in.search(line)
+                if m and m.group(1) in names:
+                    opened[int(m.group(2))] = m.group(1)
+                    continue
+                m = rx_out.search(line)
+                if m and m.group(1) in names:
+                    closed.add(int(m.group(2)))
+            busy = {pid: user for pid, user in opened.items()
+                    if pid not in closed and pid not in self.hung and
+                    harness._pid_alive(pid)}
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        for pid, user in busy.items():
+            cmd = harness._cmdline(pid)
+            if self.dc.instance in cmd and "pop3" in cmd:
+                os.kill(pid, signal.SIGKILL)
+                self.hung[pid] = user
+
     PG_LOG = (("open transaction", "unexpected EOF on client connection "
                "with an open transaction"),
               ("message cut", "incomplete message from client"),
@@ -461,6 +505,7 @@ class CrashLoop:
                 if len(self.kills) >= kills:
                     mode = self.rng.choice(("transaction", "commit"))
                 self.round(probe, mode)
+                self.wait_dovecot_sessions()
                 self.check_consistent("round %d (%s)" % (self.rounds,
                                                          mode))
         finally:
@@ -545,13 +590,14 @@ class CrashLoop:
         in_xact = sum(1 for k in self.kills if k[3])
         return ("seed %d: %d rounds, %d kills (%s), %d seen by the probe "
                 "inside a transaction; PostgreSQL saw sessions end: %s; "
-                "%d polls finished before their kill; %d distinct "
+                "%d polls finished before their kill; %d Dovecot "
+                "sessions left hanging by a kill, stopped; %d distinct "
                 "messages, %d deliveries" % (
                     self.seed, self.rounds, len(self.kills),
                     ", ".join("%s %d" % kv for kv in sorted(modes.items())),
                     in_xact, ", ".join(
                         "%s %d" % kv for kv in self.pg_log_counts().items()),
-                    self.finished_alone, len(self.content),
+                    self.finished_alone, len(self.hung), len(self.content),
                     sum(len(v) for v in self.delivered.values())))
 
 

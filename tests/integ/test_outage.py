@@ -345,11 +345,11 @@ def _database_outage(env, prefix, crash):
             assert when[h] <= t, \
                 "%s: DELE of %s at %.6f before its transaction began " \
                 "(%.6f)" % (name, f, t, when[h])
-            if t_down0 <= t <= up:
+            if t_down0 <= t <= t_up0:
                 assert when[h] < t_down, \
                     "%s: DELE of %s at %.6f while the database was down " \
                     "(%.6f to %.6f); archived at %.6f" % (
-                        name, f, t, t_down0, up, when[h])
+                        name, f, t, t_down0, t_up0, when[h])
         for t, f, h in applied:
             assert h in when and when[h] <= t, \
                 "%s: the server deleted %s, not archived before" % (name, f)
@@ -406,7 +406,7 @@ def _database_outage(env, prefix, crash):
                 name, sum(1 for w, _ in logged[name]
                           if w == "loading the archive state"),
                 t_down0, up, polls, "\n".join(
-                    l for l in err.splitlines() if name in l)[-3000:])
+                    l for l in err.splitlines() if name in l)[-1500:])
 
 
 def _archive_problems(ar):
