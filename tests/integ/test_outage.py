@@ -380,33 +380,29 @@ def _database_outage(env, prefix, crash):
         assert any(o == "ok" and float(s) >= t_up0 - 1 for o, _, s in
                    polls), "%s: no ok poll after the database came back: " \
             "%s" % (name, polls)
-    # Polls that could not reach the database were logged as such, and
-    # are recorded, once it is back, with an error that says so.
-    logged = {}
-    for m in re.finditer(r"mbox=(\S+) (loading the archive state|"
-                         r"recording the poll): (.*)", err):
-        logged.setdefault(m.group(1), []).append(m.group(2, 3))
-    assert any(any(w == "loading the archive state" for w, _ in v)
-               for v in logged.values()), \
-        "no poll failed for want of the database while it was down " \
-        "(%.3f to %.3f):\n%s" % (t_down0, up, err[-4000:])
-    for name, lines in logged.items():
-        assert all(re.search(r"database", e, re.I) for _, e in lines), lines
-    for name in sorted(logged):
+    # Each poll that could not start for want of the database was logged
+    # as such, and is recorded once it is back, with an error that says
+    # so: the polls view shows the outage.
+    failed_log = {}
+    for m in re.finditer(r"warning: mbox=(\S+) ((?:loading the archive "
+                         r"state: )?database: .*)", err):
+        failed_log.setdefault(m.group(1), []).append(m.group(2))
+    assert failed_log, "no poll failed for want of the database while it " \
+        "was down (%.3f to %.3f):\n%s" % (t_down0, up, err[-4000:])
+    for name in names:
         polls = ar.sql("SELECT outcome, coalesce(error, ''), extract(epoch "
                        "FROM started_at) FROM polls WHERE account = '%s' "
                        "ORDER BY started_at;" % name)
-        failed = [(o, e) for o, e, s in polls
-                  if o != "ok" and t_down0 - 1 <= float(s) <= up + 1]
-        assert failed and all(re.search(r"database", e, re.I)
-                              for _, e in failed), \
-            "%s: %d polls failed while the database was down (%.3f to " \
-            "%.3f), none is recorded in the polls view after it came " \
-            "back: %s\n--- log:\n%s" % (
-                name, sum(1 for w, _ in logged[name]
-                          if w == "loading the archive state"),
-                t_down0, up, polls, "\n".join(
-                    l for l in err.splitlines() if name in l)[-1500:])
+        failed = [(o, e, float(s)) for o, e, s in polls if o != "ok"]
+        logged = failed_log.get(name, [])
+        assert len(failed) == len(logged) and all(
+            re.search(r"database", e, re.I) and o == "temporary" and
+            t_down0 - 1 <= s <= up + 1 for o, e, s in failed), \
+            "%s: %d polls failed for want of the database (%.3f to %.3f), " \
+            "the polls view has %d failed polls: %s\n--- log:\n%s" % (
+                name, len(logged), t_down0, up, len(failed), polls,
+                "\n".join(l for l in err.splitlines()
+                          if name in l)[-1500:])
 
 
 def _archive_problems(ar):
