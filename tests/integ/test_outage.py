@@ -247,8 +247,11 @@ def _epoch_deliveries(ar):
     return out
 
 
-def _database_outage(env, prefix, crash):
-    """crash: kill -9 the postmaster instead of a fast shutdown."""
+def _database_outage(env, prefix, crash, give_up=False):
+    """crash: kill -9 the postmaster instead of a fast shutdown.  give_up:
+    keep the database down until the poll in flight has given up on its
+    commits (ingestd retries a commit for a minute) and ended; else a few
+    seconds."""
     rng = random.Random(prefix)
     ar = Archive(env, prefix)
     pg = ar.pg
@@ -295,6 +298,11 @@ def _database_outage(env, prefix, crash):
             time.sleep(0.5)
             d.alive("while the database was down")
             deliver(rng.choice(fast))
+        if give_up:
+            _wait("%s's poll to give up on its commits and end" % slow,
+                  lambda: re.search(r"mbox=%s message \d+ not archived: "
+                                    % slow, d.stderr()) and
+                  _sessions_ended(mb, slow), d, 150)
         deliver(slow)
         d.alive("while the database was down")
         left_at_up = {n: mb.left(n) for n in names}
@@ -395,6 +403,13 @@ def _database_outage(env, prefix, crash):
                        "ORDER BY started_at;" % name)
         failed = [(o, e, float(s)) for o, e, s in polls if o != "ok"]
         logged = failed_log.get(name, [])
+        if give_up and name == slow:
+            # Its poll in flight failed too, for its commits.
+            gave_up = [f for f in failed if "not archived" in f[1]]
+            assert len(gave_up) == 1, \
+                "%s: the poll that gave up on its commits is not " \
+                "recorded as such: %s" % (name, polls)
+            failed.remove(gave_up[0])
         assert len(failed) == len(logged) and all(
             re.search(r"database", e, re.I) and o == "temporary" and
             t_down0 - 1 <= s <= up + 1 for o, e, s in failed), \
@@ -403,6 +418,19 @@ def _database_outage(env, prefix, crash):
                 name, len(logged), t_down0, up, len(failed), polls,
                 "\n".join(l for l in err.splitlines()
                           if name in l)[-1500:])
+
+
+def _sessions_ended(mb, name):
+    """Every connection that logged in as name has closed."""
+    opened, closed = set(), set()
+    for e in read_transcript(mb.srv.transcript_path):
+        if e.user == name and e.kind == "E":
+            if e.text.startswith("logged in,"):
+                opened.add(e.conn)
+            elif e.text in ("closed", "client closed") or \
+                    e.text.startswith("connection error"):
+                closed.add(e.conn)
+    return opened <= closed
 
 
 def _archive_problems(ar):
