@@ -613,3 +613,66 @@ def test_read_only_spool_fails_only_the_big_messages(env):
     outgrows spool_memory fails with "Read-only file system"."""
     _spool_fault(env, "spoolro", "ro,size=1m,mode=0700",
                  "Read-only file system")
+
+
+def test_spool_full_under_run_recovers_when_space_returns(env):
+    """`ingestd run` with a full spool: the big messages fail poll after
+    poll and stay on the server, the small ones are archived and deleted,
+    the spool's space is given back after each failure; once the tmpfs
+    is grown (remount, the daemon still running) the next poll archives
+    the rest, with no restart."""
+    rng = random.Random("spoolrun")
+    ar = Archive(env, "spoolrun")
+    small = [_small(rng, "spoolrun", n) for n in range(1, 5)]
+    big = [_incompressible(rng, "spoolrun", n, 1_800_000)
+           for n in range(5, 7)]
+    name = ar.mailbox([small[0], big[0], small[1], small[2], big[1],
+                       small[3]])
+    ar.snapshot()
+    spool = os.path.join(ar.state, "spool")
+    os.makedirs(spool, mode=0o700)
+    ar.write_config(workers=2, poll_interval=1,
+                    extra=dict(TIMEOUTS, spool_memory=4096))
+    _mount_tmpfs(spool, "size=1m,mode=0700")
+    d = None
+    try:
+        d = Daemon(ar.conf, os.path.join(ar.dir, "ingestd.stderr"))
+        nospace = "spool write to %s: No space left on device" % spool
+        _wait("the small messages archived and two polls failing on the "
+              "spool", lambda: ar.dc.count(name) == 2 and
+              d.stderr().count(nospace) >= 4, d, 60)
+        assert ar.dc.messages(name) == big, \
+            "the server should hold exactly the two big messages"
+        got = sorted(r["sha256"] for r in ar.deliveries(name))
+        assert got == sorted(sha256_hex(mailgen.served(m))
+                             for m in small), got
+
+        # Between polls the spool is empty again: a failed message's
+        # file is closed (it was never linked).
+        def spool_empty():
+            st = os.statvfs(spool)
+            return st.f_bfree == st.f_blocks and not os.listdir(spool)
+        _wait("the spool's space given back", spool_empty, d, 30)
+
+        p = subprocess.run(["mount", "-o", "remount,size=64m", "tmpfs",
+                            spool], capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        _wait("the big messages archived once there is room",
+              lambda: ar.dc.count(name) == 0 and
+              len(ar.deliveries(name)) == 6, d, 60)
+        d.alive("after the spool had room again")
+        rc = d.terminate()
+    finally:
+        if d is not None:
+            d.kill()
+        _umount(spool)
+    assert rc == 0, "exit %d after SIGTERM:\n%s" % (rc, d.stderr()[-3000:])
+    ar.check_archived(name)
+    ar.check_drained(name)
+    polls = ar.polls(name)
+    failed = [p for p in polls if p["outcome"] != "ok"]
+    assert failed and all(nospace in (p["error"] or "") for p in failed), \
+        polls
+    assert polls[-1]["outcome"] == "ok", polls
+    ar.check_export(ar.export())
+    ar.ok("verify")
