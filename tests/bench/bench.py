@@ -115,6 +115,14 @@ def tree_cpu(master):
     return total
 
 
+def machine_busy():
+    """CPU seconds the whole machine has spent busy (all cores), from
+    /proc/stat: user, nice, system, irq, softirq, steal."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK_TCK
+
+
 def children_named(master, name):
     n = 0
     for pid, (ppid, _, _) in _all_stats().items():
@@ -166,6 +174,7 @@ class Run:
         self.server_cpu = 0.0
         self.db_cpu = None
         self.proxy_cpu = None
+        self.other_cpu = 0.0
         self.peak_rss_kib = 0
         self.processes = 1
         self.ok = False
@@ -346,9 +355,12 @@ class Bench:
     def memory_sessions(self):
         return 200 if self.args.quick else 1000
 
-    def build_corpus(self, name, boxes, per_box, seed, shared_frac=0.01):
-        """boxes mailboxes of per_box messages each.  About shared_frac of
-        the messages are each delivered to 2 to 8 mailboxes (in place of
+    def build_corpus(self, name, boxes, per_box, seed, shared_frac=0.01,
+                     big_frac=0.002, small=False):
+        """boxes mailboxes of per_box messages each, from mailgen (sizes
+        log-normal around a 20 KB median; small: 2 to 8 KB of text).
+        About big_frac of them are 2 to 5 MB attachments, and about
+        shared_frac are each delivered to 2 to 8 mailboxes (in place of
         one of their own), like a message sent to a team.  Files are kept
         under tmp/corpus/NAME, named as Dovecot's own delivery names them
         (with ,S= and ,W= sizes), owned by the mail user; restore()
@@ -356,7 +368,18 @@ class Bench:
         t = time.monotonic()
         gen = mailgen.MailGen(seed)
         users = ["%s%04d" % (name, i) for i in range(boxes)]
-        msgs = {u: [gen.message() for _ in range(per_box)] for u in users}
+        if small:
+            msgs = {u: [gen.message(kind="plain",
+                                    size=gen.rng.randint(2000, 8000))
+                        for _ in range(per_box)] for u in users}
+        else:
+            msgs = {u: [gen.message() for _ in range(per_box)]
+                    for u in users}
+        for k in range(int(boxes * per_box * big_frac)):
+            u = users[gen.rng.randrange(boxes)]
+            msgs[u][gen.rng.randrange(per_box)] = gen.message(
+                kind="attachment", size=gen.rng.randint(2_000_000,
+                                                        5_000_000))
         nshared = int(boxes * per_box * shared_frac) if boxes > 1 else 0
         for k in range(nshared):
             m = gen.message(subject="Shared message %d to several "
@@ -437,6 +460,7 @@ class Bench:
         s0 = tree_cpu(self.dc.pid)
         d0 = tree_cpu(self.pg_master())
         x0 = tree_cpu(proxy.pid) if proxy else None
+        m0 = machine_busy()
         run.wall = run.client_cpu = 0.0
         run.peak_rss_kib = 0
         deadline = time.monotonic() + timeout
@@ -477,6 +501,12 @@ class Bench:
             if ingestd_db is not None else None
         if proxy:
             run.proxy_cpu = tree_cpu(proxy.pid) - x0
+        # Everything else the machine did meanwhile: this script, the
+        # idle services, and any other work on the machine, which would
+        # disturb the figures.
+        run.other_cpu = max(0.0, machine_busy() - m0 - run.client_cpu
+                            - run.server_cpu - (run.db_cpu or 0)
+                            - (run.proxy_cpu or 0))
         if left:
             run.problems.append("%d messages left on the server" % left)
         return procs
@@ -488,12 +518,9 @@ class Bench:
                 "ca_file": self.dc.ca_file}
 
     def run_ingestd(self, scenario, corpus, users, port, proxy=None,
-                    max_conn=None, timeout=900, sample=False, tag="",
+                    max_conn=32, timeout=900, sample=False, tag="",
                     keep_db=False, on_start=None):
         run = Run(scenario, "ingestd once" + tag, self.scope(corpus, users))
-        max_conn = max_conn or self.args.max_conn
-        run.notes.append("workers=2 max_connections_per_host=%d"
-                         % max_conn)
         wd = self.workdir(scenario, "ingestd" + tag.replace(" ", "-"))
         self.dbn += 1
         dbname = "bench_%s_%d" % (scenario, self.dbn)
@@ -636,6 +663,9 @@ class Bench:
         os.makedirs(wd, exist_ok=True)
         ready = os.path.join(wd, "%s.port" % tag)
         stats = os.path.join(wd, "%s.stats" % tag)
+        for f in (ready, stats):
+            if os.path.exists(f):
+                os.unlink(f)
         logf = open(os.path.join(wd, "%s.log" % tag), "wb")
         p = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "delayproxy.py"),
@@ -674,6 +704,11 @@ class Bench:
     def contenders(self):
         return self.args.contenders.split(",")
 
+    def conns(self, scenario):
+        """ingestd's max_connections_per_host values for scenario."""
+        v = getattr(self.args, "conns_" + scenario)
+        return [int(x) for x in v.split(",")]
+
     def scenario_loopback(self):
         boxes = max(2, int(round(200 * self.scale)))
         # getmail6 drains the first quarter of the mailboxes only (see
@@ -683,12 +718,16 @@ class Bench:
         c = self.build_corpus("lb", boxes, 50, seed=1)
         port = self.dc.pop3s_port
         for who in self.contenders():
-            self.restore(c)
             if who == "ingestd":
-                r = self.run_ingestd("loopback", c, c["users"], port,
-                                     keep_db=True)
-                self.storage(r)
+                for i, n in enumerate(self.conns("loopback")):
+                    self.restore(c)
+                    r = self.run_ingestd("loopback", c, c["users"], port,
+                                         max_conn=n, keep_db=i == 0,
+                                         tag=" (%d conns)" % n)
+                    if i == 0:
+                        self.storage(r)
             else:
+                self.restore(c)
                 users = c["users"]
                 if who == "getmail" and not self.args.full:
                     users = users[:slow]
@@ -705,16 +744,24 @@ class Bench:
         # many follow), which the table says.
         slow = max(2, int(round(100 * self.scale)))
         c = self.build_corpus("wan", boxes, 4, seed=2)
+        runs = []
         for who in self.contenders():
+            if who == "ingestd":
+                runs += [("ingestd", n) for n in self.conns("wan")]
+            else:
+                runs.append((who, None))
+        for who, n in runs:
             self.restore(c)
             users = c["users"]
             if who in ("mpop", "fetchmail", "getmail") \
                     and not self.args.full:
                 users = users[:slow]
-            px = self.start_proxy(25, "wan-" + who)
+            px = self.start_proxy(25, "wan-%s-%s" % (who, n))
             try:
                 if who == "ingestd":
-                    r = self.run_ingestd("wan", c, users, px.port, proxy=px)
+                    r = self.run_ingestd("wan", c, users, px.port, proxy=px,
+                                         max_conn=n,
+                                         tag=" (%d conns)" % n)
                 else:
                     r = self.run_peer("wan", who, c, users, px.port,
                                       proxy=px)
@@ -730,7 +777,8 @@ class Bench:
         # 1 s round trip, and a connection cap above the mailbox count,
         # so every session is open at the same time.
         n = self.memory_sessions()
-        c = self.build_corpus("mem", n, 1, seed=3, shared_frac=0)
+        c = self.build_corpus("mem", n, 1, seed=3, shared_frac=0,
+                              big_frac=0, small=True)
         self.restore(c)
         px = self.start_proxy(500, "mem")
         try:
@@ -885,6 +933,7 @@ class Bench:
                 stderr=subprocess.DEVNULL)
         self.run_ingestd("loopback", corpus, corpus["users"],
                          self.dc.pop3s_port, tag=" (perf)",
+                         max_conn=self.conns("loopback")[0],
                          on_start=attach)
         pr = holder.get("perf")
         if pr is not None:
@@ -893,14 +942,23 @@ class Bench:
             except subprocess.TimeoutExpired:
                 pr.send_signal(signal.SIGINT)
                 pr.wait(30)
-        rep = harness.run([perf, "report", "-i", data, "--stdio",
-                           "--no-children", "--sort", "dso,symbol",
-                           "-g", "none", "--percent-limit", "1"],
-                          timeout=300, check=False)
-        lines = [l for l in rep.stdout.decode(errors="replace")
-                 .splitlines() if l.strip() and not l.startswith("#")]
-        self.extra.append(("Profile of ingestd once, loopback (perf "
-                           "record -g, self time)", lines[:30]))
+        lines = []
+        for sort, limit, title in (
+                ("dso", "0.5", "by shared object"),
+                ("dso,symbol", "0.7", "by symbol (libzstd has no "
+                 "symbols on Debian: its addresses are listed)")):
+            rep = harness.run([perf, "report", "-i", data, "--stdio",
+                               "--no-children", "--sort", sort, "-g",
+                               "none", "--percent-limit", limit],
+                              timeout=300, check=False)
+            lines.append(title + ":")
+            lines += ["  " + re.sub(r"(\s+-)+\s*$", "", l)
+                      for l in rep.stdout.decode(errors="replace")
+                      .splitlines()
+                      if l.strip() and not l.startswith("#")][:20]
+        self.extra.append(("Profile of ingestd once, loopback, %d conns "
+                           "(perf record -g, self time)"
+                           % self.conns("loopback")[0], lines))
         self.runs = [r for r in self.runs if "(perf)" not in r.contender]
 
     # ---- output
@@ -909,7 +967,8 @@ class Bench:
         out = []
         hdr = ("scenario", "contender", "scope", "msgs", "MB", "wall s",
                "msg/s", "MB/s", "client CPU s", "server CPU s",
-               "db CPU s", "proxy CPU s", "peak RSS MiB", "drained")
+               "db CPU s", "proxy CPU s", "other CPU s", "peak RSS MiB",
+               "drained")
         rows = []
         for r in self.runs:
             rows.append((
@@ -919,6 +978,7 @@ class Bench:
                 "%.2f" % r.server_cpu,
                 "-" if r.db_cpu is None else "%.2f" % r.db_cpu,
                 "-" if r.proxy_cpu is None else "%.2f" % r.proxy_cpu,
+                "%.2f" % r.other_cpu,
                 "%.1f%s" % (r.peak_rss_kib / 1024,
                             " (sum of %d)" % r.processes
                             if r.processes > 1 else ""),
@@ -956,22 +1016,21 @@ class Bench:
         out = []
         for sc in ("loopback", "wan"):
             ing = [r for r in self.runs if r.scenario == sc
-                   and r.contender == "ingestd once"]
-            if not ing:
-                continue
-            i = ing[0]
-            for r in self.runs:
-                if r.scenario != sc or r is i or not r.messages:
+                   and r.contender.startswith("ingestd")]
+            for i, r in ((i, r) for i in ing for r in self.runs):
+                if r.scenario != sc or r.contender.startswith("ingestd") \
+                        or not r.messages:
                     continue
                 cpu_i = i.client_cpu / max(i.messages, 1)
                 cpu_r = r.client_cpu / max(r.messages, 1)
                 srv_i = i.server_cpu / max(i.messages, 1)
                 srv_r = r.server_cpu / max(r.messages, 1)
                 out.append(
-                    "%-8s ingestd vs %-19s %6.1fx msg/s   client CPU/msg "
+                    "%-8s %s vs %-19s %6.1fx msg/s   client CPU/msg "
                     "%5.2fx (%.0f vs %.0f us)   server CPU/msg %5.2fx   "
                     "peak RSS %5.2fx" % (
-                        sc, r.contender + ":", i.rate / r.rate if r.rate
+                        sc, i.contender, r.contender + ":",
+                        i.rate / r.rate if r.rate
                         else 0, cpu_i / cpu_r if cpu_r else 0,
                         cpu_i * 1e6, cpu_r * 1e6,
                         srv_i / srv_r if srv_r else 0,
@@ -991,6 +1050,8 @@ class Bench:
                          .strftime("%Y-%m-%d %H:%M UTC"),
                          platform.node(), os.cpu_count(),
                          _cpu_model()))
+        lines.append("ingestd runs with workers = 2 and the "
+                     "max_connections_per_host its row names")
         lines.append("scale %g%s; versions: %s" % (
             self.scale, " (quick)" if self.args.quick else "",
             self.versions()))
@@ -1072,8 +1133,12 @@ def main(argv=None):
     ap.add_argument("--only", default="loopback,wan,memory,pipeline")
     ap.add_argument("--contenders",
                     default="ingestd,mpop8,mpop,fetchmail,getmail")
-    ap.add_argument("--max-conn", type=int, default=100,
-                    help="ingestd max_connections_per_host (default 100)")
+    ap.add_argument("--conns-loopback", default="8,32",
+                    help="ingestd max_connections_per_host values for "
+                    "the loopback scenario, one run each (default 8,32)")
+    ap.add_argument("--conns-wan", default="32,100",
+                    help="the same for the wide-area scenario "
+                    "(default 32,100)")
     ap.add_argument("--full", action="store_true",
                     help="the slow sequential peers drain every mailbox "
                     "too (by default they drain a subset: see README)")
