@@ -572,9 +572,11 @@ def _spool_fault(env, prefix, options, reason):
         assert len(polls) == 1 and polls[0]["outcome"] == "temporary", \
             polls
         e = polls[0]["error"] or ""
-        assert "spool" in e and spool in e and reason in e, \
-            "%s: the poll's error %r does not name the spool %s and %r" % (
-                name, e, spool, reason)
+        first = 1 + next(i for i, m in enumerate(box) if m in big)
+        assert "spool" in e and spool in e and reason in e and \
+            re.search(r"\bmessage %d\b" % first, e), \
+            "%s: the poll's error %r does not name message %d, the spool " \
+            "%s and %r" % (name, e, first, spool, reason)
     assert re.search(r"spool .*%s: %s" % (re.escape(spool),
                                            re.escape(reason)), err), \
         "the log does not name the spool and %r:\n%s" % (reason,
