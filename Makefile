@@ -107,6 +107,14 @@ unit: deps $(UNIT_BIN) $(BUILD)/ingestd
 test: deps $(UNIT_BIN) $(BUILD)/ingestd $(TOOL_BIN)
 	$(Q)bash tests/run.sh $(abspath $(BUILD)) $(UNIT_BIN)
 
+# The long crash and outage tests (CI runs them): 100 SIGKILLs of large
+# polls (CRASH_KILLS=N, CRASH_SEED=N to replay) and a database outage
+# longer than the commit retry.  About 3.5 minutes on 2 cores.
+crashtest: deps $(BUILD)/ingestd
+	$(Q)INGESTD=$(abspath $(BUILD))/ingestd BUILD=$(abspath $(BUILD)) \
+	    python3 tests/integ/run.py tests/crash/test_crash_loop.py \
+	    tests/crash/test_long_outage.py
+
 check:
 	$(Q)$(MAKE) --no-print-directory test BUILD=build-asan OPT='-O1 -g' \
 	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer'
@@ -145,6 +153,7 @@ help:
 	@echo 'make demo       archive a private demo mailbox server end to end'
 	@echo 'make unit       unit tests (no services needed)'
 	@echo 'make test       everything CI runs (starts private PostgreSQL and Dovecot)'
+	@echo 'make crashtest  longer crash loop and long database outage (tests/crash/)'
 	@echo 'make check      test under ASan and UBSan in build-asan/'
 	@echo 'make fuzz       libFuzzer targets, FUZZ_TIME=$(FUZZ_TIME) seconds each'
 	@echo 'make bench      throughput and memory against fetchmail, mpop, getmail6'
