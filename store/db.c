@@ -38,6 +38,7 @@
 #define DB_MAXPARAMS	12
 /* The OID of type text, for binary arrays of it. */
 #define DB_TEXTOID	25
+#define DB_BYTEAOID	17
 
 /* A command sent in pipeline mode, awaiting its result. */
 struct db_pending {
@@ -1057,35 +1058,103 @@ out:
 	return rc;
 }
 
+/*
+ * A one-dimensional array in PostgreSQL's binary form: header (ndim,
+ * has-nulls, element type), the dimension (size, lower bound), then each
+ * element as length and bytes, -1 for NULL.  No quoting to get wrong.
+ * NULL elems[i] is SQL NULL.  Returns the caller's buffer, or NULL with
+ * the error set if it would not fit a parameter.
+ */
+static unsigned char *
+db_array(struct db *db, uint32_t elemtype, const void *const *elems,
+    const size_t *lens, size_t n, size_t *total_r)
+{
+	unsigned char *arr, *w;
+	size_t i, total = n > 0 ? 20 : 12;
+	bool nulls = false;
+
+	for (i = 0; i < n; i++) {
+		total += 4 + (elems[i] != NULL ? lens[i] : 0);
+		nulls |= elems[i] == NULL;
+	}
+	if (total > INT32_MAX || n > INT32_MAX) {
+		db_seterr(db, "array parameter of %zu elements is too large",
+		    n);
+		return NULL;
+	}
+	arr = w = xmalloc(total);
+	db_put32(w, n > 0 ? 1 : 0);
+	db_put32(w + 4, nulls ? 1 : 0);
+	db_put32(w + 8, elemtype);
+	w += 12;
+	if (n > 0) {
+		db_put32(w, (uint32_t)n);
+		db_put32(w + 4, 1);
+		w += 8;
+	}
+	for (i = 0; i < n; i++) {
+		if (elems[i] == NULL) {
+			db_put32(w, UINT32_MAX);	/* -1: NULL */
+			w += 4;
+			continue;
+		}
+		db_put32(w, (uint32_t)lens[i]);
+		memcpy(w + 4, elems[i], lens[i]);
+		w += 4 + lens[i];
+	}
+	*total_r = total;
+	return arr;
+}
+
 int
 db_mark_deleted(struct db *db, int64_t account_id,
     const struct db_deleted *d, size_t n)
 {
 	struct db_params p;
-	size_t i;
+	PGresult *res;
+	const void **uidls, **shas;
+	size_t *uidl_lens, *sha_lens, i, ulen, slen;
+	unsigned char *uarr = NULL, *sarr = NULL;
 	int rc = -1;
 
 	if (n == 0)
 		return 0;
-	if (db_ready(db) == -1 || db_prepare(db, INDEX_MARK_DELETED) == -1)
+	if (db_ready(db) == -1)
 		return -1;
-	if (pl_enter(db) == -1)
-		return -1;
-	if (pl_send_sql(db, "BEGIN", false) == -1)
-		goto out;
+	uidls = xcalloc(n, sizeof(*uidls));
+	shas = xcalloc(n, sizeof(*shas));
+	uidl_lens = xcalloc(n, sizeof(*uidl_lens));
+	sha_lens = xcalloc(n, sizeof(*sha_lens));
 	for (i = 0; i < n; i++) {
-		par_init(&p);
-		par_int(&p, account_id);
-		par_text(&p, d[i].uidl);
-		par_bytes(&p, d[i].sha256, 32);
-		if (pl_send(db, INDEX_MARK_DELETED, &p, NULL) == -1)
+		if (d[i].uidl != NULL && !db_text_ok(d[i].uidl)) {
+			db_seterr(db, "UPDATE delivery (deleted): UIDL is not "
+			    "printable UTF-8");
 			goto out;
+		}
+		uidls[i] = d[i].uidl;
+		uidl_lens[i] = d[i].uidl ? strlen(d[i].uidl) : 0;
+		shas[i] = d[i].sha256;
+		sha_lens[i] = 32;
 	}
-	if (pl_send_sql(db, "COMMIT", true) == -1 || pl_sync(db) == -1)
+	if ((uarr = db_array(db, DB_TEXTOID, uidls, uidl_lens, n, &ulen)) ==
+	    NULL || (sarr = db_array(db, DB_BYTEAOID, shas, sha_lens, n,
+	    &slen)) == NULL)
 		goto out;
-	rc = 0;
+	par_init(&p);
+	par_int(&p, account_id);
+	par_bytes(&p, uarr, ulen);
+	par_bytes(&p, sarr, slen);
+	if ((res = db_exec(db, INDEX_MARK_DELETED, &p, false)) != NULL) {
+		PQclear(res);
+		rc = 0;
+	}
 out:
-	pl_leave(db);
+	free(uarr); uarr = NULL;
+	free(sarr); sarr = NULL;
+	free(uidls); uidls = NULL;
+	free(shas); shas = NULL;
+	free(uidl_lens); uidl_lens = NULL;
+	free(sha_lens); sha_lens = NULL;
 	return rc;
 }
 
@@ -1095,46 +1164,27 @@ db_mark_absent(struct db *db, int64_t account_id,
 {
 	struct db_params p;
 	PGresult *res;
-	unsigned char *arr, *w;
-	size_t i, len, total;
+	unsigned char *arr;
+	size_t i, total, *lens;
 	int rc = -1;
 
 	if (db_ready(db) == -1)
 		return -1;
-	/*
-	 * present[] as a binary text[]: header (ndim, has-nulls, element
-	 * type), then the one dimension (size, lower bound), then each
-	 * element as length and bytes.  No quoting to get wrong.
-	 */
-	total = n > 0 ? 20 : 12;
+	lens = xcalloc(n ? n : 1, sizeof(*lens));
 	for (i = 0; i < n; i++) {
 		if (!db_text_ok(present[i])) {
 			db_seterr(db, "UPDATE delivery (absent): UIDL is not "
 			    "printable UTF-8");
+			free(lens); lens = NULL;
 			return -1;
 		}
-		total += 4 + strlen(present[i]);
+		lens[i] = strlen(present[i]);
 	}
-	if (total > INT32_MAX || n > INT32_MAX) {
-		db_seterr(db, "UPDATE delivery (absent): too many UIDLs");
+	arr = db_array(db, DB_TEXTOID, (const void *const *)present, lens, n,
+	    &total);
+	free(lens); lens = NULL;
+	if (arr == NULL)
 		return -1;
-	}
-	arr = w = xmalloc(total);
-	db_put32(w, n > 0 ? 1 : 0);
-	db_put32(w + 4, 0);
-	db_put32(w + 8, DB_TEXTOID);
-	w += 12;
-	if (n > 0) {
-		db_put32(w, (uint32_t)n);
-		db_put32(w + 4, 1);
-		w += 8;
-	}
-	for (i = 0; i < n; i++) {
-		len = strlen(present[i]);
-		db_put32(w, (uint32_t)len);
-		memcpy(w + 4, present[i], len);
-		w += 4 + len;
-	}
 	par_init(&p);
 	par_int(&p, account_id);
 	par_bytes(&p, arr, total);

@@ -84,13 +84,18 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		" ON CONFLICT (account_id, (coalesce(uidl, '')), sha256)"
 		" DO NOTHING RETURNING true",
 		5 },
-	/* Written as the delivery_identity index expression to use it. */
+	/*
+	 * $2 and $3 are parallel arrays: one statement for a whole poll's
+	 * deletions, however many (a per-row UPDATE grew with the mailbox).
+	 * The join is written as the delivery_identity index expression.
+	 */
 	[INDEX_MARK_DELETED] = {
 		"mark_deleted", "UPDATE delivery (deleted)",
-		"UPDATE ingestd.delivery SET server_deleted_at = now()"
-		" WHERE account_id = $1::bigint"
-		"  AND coalesce(uidl, '') = coalesce($2::text, '')"
-		"  AND sha256 = $3::bytea AND server_deleted_at IS NULL",
+		"UPDATE ingestd.delivery d SET server_deleted_at = now()"
+		" FROM unnest($2::text[], $3::bytea[]) AS x(uidl, sha256)"
+		" WHERE d.account_id = $1::bigint"
+		"  AND coalesce(d.uidl, '') = coalesce(x.uidl, '')"
+		"  AND d.sha256 = x.sha256 AND d.server_deleted_at IS NULL",
 		3 },
 	/*
 	 * $2 is every UIDL the server listed.  Deliveries without a UIDL
