@@ -31,6 +31,7 @@
 #include "store/db.h"
 #include "store/migrations.h"
 #include "store/reader.h"
+#include "store/spool.h"
 
 #define DEFAULT_CONFIG "/etc/ingestd/ingestd.conf"
 
@@ -232,11 +233,17 @@ cmd_poll(struct ctx *x, bool once)
 	struct committer *cm;
 	struct sched *s;
 	char err[1024];
+	unsigned swept;
 	bool ok = true;
 	int i;
 
 	x->spool_dir = xasprintf("%s/spool", x->conf->state_dir);
 	make_dir(x->spool_dir);
+	if (spool_sweep(x->spool_dir, &swept) == -1)
+		fatal("reading %s", x->spool_dir);
+	if (swept > 0)
+		log_info("removed %u spool files left by an earlier crash",
+		    swept);
 	if ((cm = committer_start(&cp, err, sizeof(err))) == NULL)
 		fatalx("committer: %s", err);
 	workers = xcalloc(x->conf->workers, sizeof(*workers));

@@ -1,5 +1,7 @@
 #include "spool.h"
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -34,7 +36,7 @@ spool_open_unlinked(const char *dir)
 	char *path;
 	int fd, saved;
 
-	path = xasprintf("%s/.ingestd-spool.XXXXXX", dir);
+	path = xasprintf("%s/" SPOOL_PREFIX "XXXXXX", dir);
 	fd = mkostemp(path, O_CLOEXEC);
 	if (fd == -1) {
 		saved = errno;
@@ -51,6 +53,28 @@ spool_open_unlinked(const char *dir)
 	}
 	free(path); path = NULL;
 	return fd;
+}
+
+int
+spool_sweep(const char *dir, unsigned *removed_r)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	*removed_r = 0;
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	fd = dirfd(d);
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, SPOOL_PREFIX,
+		    sizeof(SPOOL_PREFIX) - 1) != 0)
+			continue;
+		if (unlinkat(fd, de->d_name, 0) == 0)
+			(*removed_r)++;
+	}
+	closedir(d);
+	return 0;
 }
 
 /*

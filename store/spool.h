@@ -40,6 +40,16 @@ extern const struct spool_sys spool_sys_default;
  */
 int spool_open_unlinked(const char *dir);
 
+/* Names of the fallback files, unlinked as soon as they are created. */
+#define SPOOL_PREFIX ".ingestd-spool."
+
+/*
+ * Removes fallback files a crash left between create and unlink (only on
+ * filesystems without O_TMPFILE).  Call at startup, before any spool of
+ * this process exists.  0, or -1 with errno if dir cannot be read.
+ */
+int spool_sweep(const char *dir, unsigned *removed_r);
+
 /*
  * sys may be NULL for the default; it is copied.  dir is copied; NULL means
  * /tmp.  Nothing is allocated beyond the struct and nothing is opened until

@@ -31,6 +31,7 @@
 	X(test_read_bounds)                                              \
 	X(test_real_enospc)                                              \
 	X(test_mkstemp_fallback)                                         \
+	X(test_sweep_removes_crash_leftovers)                            \
 	X(test_dir_left_empty)
 TESTS(TEST_DECLARE)
 
@@ -561,6 +562,37 @@ test_mkstemp_fallback(void)
 }
 
 /* Last: nothing was ever left behind, then the directory goes. */
+/* A crash between mkstemp and unlink leaves a named file; the startup
+ * sweep removes exactly those and nothing else. */
+static void
+test_sweep_removes_crash_leftovers(void)
+{
+	static const char *const names[] = {
+		SPOOL_PREFIX "a1B2c3", SPOOL_PREFIX "zzzzzz", "keep.txt",
+		".ingestd-spoolX",
+	};
+	char path[128];
+	unsigned removed;
+	size_t i;
+	int fd;
+
+	dir_make();
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
+		fd = open(path, O_CREAT | O_WRONLY | O_EXCL, 0600);
+		ASSERT_TRUE(fd != -1);
+		close(fd);
+	}
+	ASSERT_EQ(spool_sweep(tmpdir, &removed), 0);
+	ASSERT_EQ(removed, 2);
+	ASSERT_EQ(dir_entries(), 2);
+	for (i = 2; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
+		ASSERT_EQ(unlink(path), 0);
+	}
+	ASSERT_EQ(spool_sweep("/nonexistent-spool-dir", &removed), -1);
+}
+
 static void
 test_dir_left_empty(void)
 {
