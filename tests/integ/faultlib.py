@@ -568,3 +568,21 @@ class FaultRun:
                 "the password of %s appears in ingestd's output" % a["name"]
             assert a["password"] not in errors, \
                 "the password of %s appears in polls.error" % a["name"]
+
+
+def parse_summaries(out):
+    """The summary lines of `once` in out: {account: {field: value}}
+    (counts as int, error unquoted), as FaultRun.once() reads them."""
+    summ = {}
+    for line in out.splitlines():
+        m = SUMMARY_START.match(line)
+        if not m:
+            continue
+        fields = {}
+        head, sep, error = line.partition(' error="')
+        for k, v in SUMMARY_FIELD.findall(head):
+            fields[k] = int(v) if k in COUNTS else v
+        if sep:
+            fields["error"] = error[:-1] if error.endswith('"') else error
+        summ[m.group(1)] = fields
+    return summ
