@@ -355,7 +355,7 @@ static const char *const top_keys[] = {
 	"state_dir", "database", "workers", "poll_interval",
 	"max_connections_per_host", "connect_timeout", "command_timeout",
 	"session_timeout", "zstd_level", "spool_memory", "batch_max",
-	"accounts", NULL
+	"dictionary_after", "accounts", NULL
 };
 static const char *const database_keys[] = { "conninfo", "pg_bindir", NULL };
 
@@ -448,6 +448,8 @@ conf_load(const char *path, char *err, size_t errlen)
 	    4096, 64 * 1024 * 1024);
 	c->batch_max = (unsigned)get_int(&x, root, "batch_max", 256, 1,
 	    100000);
+	c->dictionary_after = (unsigned)get_int(&x, root, "dictionary_after",
+	    1000, 0, 100000000);
 
 	if ((db = config_setting_get_member(root, "database")) != NULL) {
 		if (!config_setting_is_group(db))

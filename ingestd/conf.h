@@ -55,6 +55,8 @@ struct conf {
 	int zstd_level;
 	size_t spool_mem;	/* compressed bytes in memory per message */
 	unsigned batch_max;	/* messages per commit */
+	unsigned dictionary_after; /* small messages stored without a zstd
+				 * dictionary before one is trained; 0: none */
 	struct conf_account *accounts;
 	size_t naccounts;
 };

@@ -29,9 +29,11 @@
 #include "xmalloc.h"
 #include "store/commit.h"
 #include "store/db.h"
+#include "store/dicts.h"
 #include "store/migrations.h"
 #include "store/reader.h"
 #include "store/spool.h"
+#include "store/zstd.h"
 
 #define DEFAULT_CONFIG "/etc/ingestd/ingestd.conf"
 
@@ -231,6 +233,7 @@ cmd_poll(struct ctx *x, bool once)
 	};
 	struct worker **workers;
 	struct committer *cm;
+	struct dicts *dicts = NULL;
 	struct sched *s;
 	char err[1024];
 	unsigned swept;
@@ -251,6 +254,18 @@ cmd_poll(struct ctx *x, bool once)
 		if ((workers[i] = worker_start(i, err, sizeof(err))) == NULL)
 			fatalx("%s", err);
 
+	/* A dictionary the archive cannot give is no reason not to poll. */
+	if (x->conf->dictionary_after > 0) {
+		dicts = dicts_new(x->db, x->conf->zstd_level,
+		    x->conf->dictionary_after);
+		if (dicts_load_latest(dicts) == -1)
+			log_warnx("compression dictionary: %s; compressing "
+			    "without one", dicts_error(dicts));
+		else if (dicts_current(dicts) != NULL)
+			log_info("compressing with dictionary %" PRId64,
+			    zdict_id(dicts_current(dicts)));
+	}
+
 	struct sched_params sp = {
 		.conf = x->conf,
 		.db = x->db,
@@ -259,6 +274,7 @@ cmd_poll(struct ctx *x, bool once)
 		.nworkers = (size_t)x->conf->workers,
 		.spool_dir = x->spool_dir,
 		.summary = once ? stdout : NULL,
+		.dicts = dicts,
 	};
 	if ((s = sched_new(&sp, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
@@ -273,6 +289,8 @@ cmd_poll(struct ctx *x, bool once)
 	/* Sessions end only after their commits are answered, so nothing
 	 * is queued now; stopping still waits for a batch in progress. */
 	committer_stop(&cm);
+	/* Only now can no compression stage be using a dictionary. */
+	dicts_free(&dicts);
 	free(x->spool_dir); x->spool_dir = NULL;
 	return ok ? EXIT_OK : EXIT_FAILED;
 }

@@ -24,6 +24,7 @@
 #include "worker.h"
 #include "xmalloc.h"
 #include "store/db.h"
+#include "store/dicts.h"
 #include "store/known.h"
 
 /* Retry after a temporary failure: 30 s doubling up to poll_interval. */
@@ -302,6 +303,11 @@ finish(struct sched *s, struct account *a)
 	}
 	a->due_ms = loop_now_ms(s->loop) + retry_delay_ms(s, a);
 	known_free(&a->job.known);
+	/* May train a dictionary: blocking, so here on the main thread,
+	 * never on a worker; polls that start later use it.  Not while
+	 * draining: a stop should not wait for it. */
+	if (!s->stopping)
+		(void)dicts_archived(s->p.dicts, r->archived);
 	session_result_release(r);
 }
 
@@ -355,6 +361,7 @@ start_poll(struct sched *s, struct account *a)
 	job->tls = a->tls;
 	job->committer = s->p.committer;
 	job->spool_dir = s->p.spool_dir;
+	job->dict = dicts_current(s->p.dicts);
 	job->finished = on_finished;
 	job->arg = s;
 	job->owner = a;

@@ -14,6 +14,7 @@
 
 struct conf;
 struct db;
+struct dicts;
 struct committer;
 struct worker;
 struct sched;
@@ -26,6 +27,9 @@ struct sched_params {
 	size_t nworkers;
 	const char *spool_dir;
 	FILE *summary;		/* one line per finished poll, or NULL */
+	/* zstd dictionaries, NULL for none.  Each poll compresses with the
+	 * current one; a finished poll may train one on this thread. */
+	struct dicts *dicts;
 };
 
 /* NULL with err filled (e.g. an unreadable CA file). */

@@ -388,6 +388,7 @@ on_body(void *arg, enum pop3_cmd cmd, uint32_t num, const char *p, size_t n)
 			.spool_mem = s->job->conf->spool_mem,
 			.size_hint = m ? m->list_size : 0,
 			.level = s->job->conf->zstd_level,
+			.dict = s->job->dict,
 		};
 
 		s->pipe = pipe_new(&pp);

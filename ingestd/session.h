@@ -21,6 +21,7 @@ struct committer;
 struct worker;
 struct session;
 struct commit_item;
+struct zdict;
 
 enum session_outcome {
 	SESSION_OK,
@@ -54,6 +55,9 @@ struct session_job {
 	struct known *known;		/* owned by the job */
 	struct committer *committer;
 	const char *spool_dir;
+	/* The zstd dictionary to compress with, NULL for none; it stays
+	 * alive until the workers have stopped. */
+	const struct zdict *dict;
 	struct session_result result;
 	/* Called on the worker thread when the session has ended and every
 	 * commit it submitted has been answered. */

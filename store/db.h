@@ -149,5 +149,25 @@ int db_blob_read(struct db *db, const char *sha256_hex,
 int db_dict_load(struct db *db, int64_t id, void **p_r, size_t *n_r);
 /* Stores a zstd dictionary; *id_r is what pipe_result.dict_id refers to. */
 int db_dict_store(struct db *db, const void *p, size_t n, int64_t *id_r);
+/*
+ * The newest dictionary (highest id), whoever stored it.  Returns 0 with
+ * *id_r = 0 and *p_r = NULL when there is none; otherwise *p_r is the
+ * caller's to free.
+ */
+int db_dict_latest(struct db *db, int64_t *id_r, void **p_r, size_t *n_r);
+
+/*
+ * Blobs stored without a dictionary whose size is from 1 to max_size: what
+ * a dictionary is trained on.  db_sample_count() counts them, stopping at
+ * limit, so its cost stays bounded however large the archive.
+ * db_sample_blobs() calls cb for at most limit of them, the most recent
+ * first; m->account is NULL and m->dict_id 0.  The rows are fetched before
+ * the first call, so cb may use db (db_blob_read); cb returns 0 to go on,
+ * -1 to stop (then -1 too).
+ */
+int db_sample_count(struct db *db, uint64_t max_size, uint64_t limit,
+    uint64_t *n_r);
+int db_sample_blobs(struct db *db, uint64_t max_size, uint64_t limit,
+    int (*cb)(void *arg, const struct db_message *m), void *arg);
 
 #endif

@@ -167,6 +167,29 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"INSERT INTO ingestd.dict (data) VALUES ($1::bytea)"
 		" RETURNING id",
 		1 },
+	/* Binary result: the id as int8, the bytes raw. */
+	[INDEX_DICT_LATEST] = {
+		"dict_latest", "SELECT dict (latest)",
+		"SELECT id, data FROM ingestd.dict ORDER BY id DESC LIMIT 1",
+		0 },
+	/*
+	 * The LIMIT inside bounds the scan: it stops at the limit-th match
+	 * rather than counting the whole archive.
+	 */
+	[INDEX_SAMPLE_COUNT] = {
+		"sample_count", "SELECT blob (count samples)",
+		"SELECT count(*) FROM (SELECT 1 FROM ingestd.blob"
+		"  WHERE dict_id IS NULL AND size > 0 AND size <= $1::bigint"
+		"  LIMIT $2::bigint) s",
+		2 },
+	/* The most recent first: mail of today teaches most about the mail
+	 * of tomorrow.  sha256 breaks ties within one commit. */
+	[INDEX_SAMPLE_SELECT] = {
+		"sample_select", "SELECT blob (samples)",
+		"SELECT encode(sha256, 'hex'), size FROM ingestd.blob"
+		" WHERE dict_id IS NULL AND size > 0 AND size <= $1::bigint"
+		" ORDER BY created_at DESC, sha256 LIMIT $2::bigint",
+		2 },
 	[INDEX_MIGRATION_LOCK] = {
 		"migration_lock", "lock migrations",
 		MIGRATION_LOCK,

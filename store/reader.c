@@ -25,12 +25,27 @@
 #include "pipe.h"
 #include "zstd.h"
 
+/*
+ * Decompressors kept across blobs, one per dictionary (0: none).  Blobs
+ * come in hash order, so those of different dictionaries interleave: one
+ * decompressor per dictionary loads each dictionary once per run rather
+ * than once per blob.  An archive holds few dictionaries; past this many
+ * the least recently used one is dropped.
+ */
+#define READER_DECS	8
+
+struct reader_dec {
+	int64_t dict_id;
+	struct zdec *dec;	/* NULL: slot free */
+	uint64_t used;		/* r->tick when last used */
+};
+
 struct reader {
 	struct db *db;
-	/* The decompressor for the dictionary last used, kept across
-	 * blobs. */
-	struct zdec *dec;
-	int64_t dec_dict;
+	struct reader_dec decs[READER_DECS];
+	uint64_t tick;
+	struct zdec *dec;	/* the blob in progress's, from decs */
+	size_t cur;		/* its slot */
 	/* The blob in progress. */
 	struct hash_sha256 h;
 	uint64_t size;
@@ -119,25 +134,55 @@ reader_in(void *arg, const void *p, size_t n)
 	return 0;
 }
 
-/* A decompressor for dictionary id (0: none), reusing the last one. */
+/* Makes r->dec the decompressor for dictionary id (0: none). */
 static int
 reader_dec(struct reader *r, int64_t dict_id)
 {
+	struct reader_dec *slot = &r->decs[0];
 	void *dict = NULL;
-	size_t dictlen = 0;
+	size_t i, dictlen = 0;
 
-	if (r->dec != NULL && r->dec_dict == dict_id)
-		return 0;
-	zdec_free(&r->dec);
-	if (dict_id != 0 &&
-	    db_dict_load(r->db, dict_id, &dict, &dictlen) == -1) {
-		snprintf(r->why, sizeof(r->why), "%s", db_error(r->db));
-		return -1;
+	r->tick++;
+	r->dec = NULL;
+	for (i = 0; i < READER_DECS; i++) {
+		if (r->decs[i].dec != NULL && r->decs[i].dict_id == dict_id) {
+			slot = &r->decs[i];
+			goto found;
+		}
+		/* A free slot, or else the least recently used. */
+		if (slot->dec != NULL && (r->decs[i].dec == NULL ||
+		    r->decs[i].used < slot->used))
+			slot = &r->decs[i];
 	}
-	r->dec = zdec_new(dict, dictlen);
-	r->dec_dict = dict_id;
+	zdec_free(&slot->dec);
+	if (dict_id != 0) {
+		if (db_dict_load(r->db, dict_id, &dict, &dictlen) == -1) {
+			snprintf(r->why, sizeof(r->why), "%s",
+			    db_error(r->db));
+			return -1;
+		}
+		log_debug("loaded dictionary %" PRId64 " (%zu bytes)",
+		    dict_id, dictlen);
+	}
+	slot->dec = zdec_new(dict, dictlen);
+	slot->dict_id = dict_id;
 	free(dict); dict = NULL;
+found:
+	slot->used = r->tick;
+	r->dec = slot->dec;
+	r->cur = (size_t)(slot - r->decs);
 	return 0;
+}
+
+/* Frees every decompressor kept. */
+static void
+reader_decs_free(struct reader *r)
+{
+	size_t i;
+
+	for (i = 0; i < READER_DECS; i++)
+		zdec_free(&r->decs[i].dec);
+	r->dec = NULL;
 }
 
 /*
@@ -184,8 +229,10 @@ reader_blob(struct reader *r, const struct db_message *m)
 out:
 	hash_sha256_release(&r->h);
 	/* After an error a zdec is good only for freeing. */
-	if (rc != 0)
-		zdec_free(&r->dec);
+	if (rc != 0) {
+		zdec_free(&r->decs[r->cur].dec);
+		r->dec = NULL;
+	}
 	return rc;
 }
 
@@ -306,7 +353,7 @@ reader_export(struct db *db, const char *out_dir, const char *account,
 	rc = 0;
 out:
 	*count_r = r.count;
-	zdec_free(&r.dec);
+	reader_decs_free(&r);
 	free(r.acct); r.acct = NULL;
 	free(r.dir); r.dir = NULL;
 	return rc;
@@ -355,6 +402,6 @@ reader_verify(struct db *db, const char *account, uint64_t *ok_r,
 		snprintf(err, errlen, "%s", v.lost ? v.r.why : db_error(db));
 	*ok_r = v.ok;
 	*bad_r = v.bad;
-	zdec_free(&v.r.dec);
+	reader_decs_free(&v.r);
 	return rc;
 }

@@ -270,6 +270,7 @@ test_full_config(void)
 	    "zstd_level = 19;\n"
 	    "spool_memory = 4096;\n"
 	    "batch_max = 100000;\n"
+	    "dictionary_after = 0;\n"
 	    "accounts = (\n"
 	    "  { name = \"sales\"; host = \"pop.example.com\"; port = 995;\n"
 	    "    tls = \"implicit\"; ca_file = \"%s\";\n"
@@ -296,6 +297,7 @@ test_full_config(void)
 	ASSERT_EQ(c->zstd_level, 19);
 	ASSERT_EQ(c->spool_mem, 4096);
 	ASSERT_EQ(c->batch_max, 100000);
+	ASSERT_EQ(c->dictionary_after, 0);
 	ASSERT_EQ(c->naccounts, 3);
 
 	a = &c->accounts[0];
@@ -310,7 +312,7 @@ test_full_config(void)
 	ASSERT_EQ(a->delete, CONF_DELETE_NEVER);
 	ASSERT_EQ(a->enabled, false);
 	ASSERT_EQ(a->allow_plaintext, false);
-	ASSERT_WHERE(a, 15);
+	ASSERT_WHERE(a, 16);
 
 	a = &c->accounts[1];
 	ASSERT_STREQ(a->name, "support");
@@ -322,7 +324,7 @@ test_full_config(void)
 	ASSERT_EQ(a->auth, CONF_AUTH_PLAIN);
 	ASSERT_EQ(a->delete, CONF_DELETE_AFTER_ARCHIVE);
 	ASSERT_EQ(a->enabled, true);
-	ASSERT_WHERE(a, 19);
+	ASSERT_WHERE(a, 20);
 
 	a = &c->accounts[2];
 	ASSERT_EQ(a->tls, CONF_TLS_NONE);
@@ -358,6 +360,7 @@ test_defaults(void)
 	ASSERT_EQ(c->zstd_level, 3);
 	ASSERT_EQ(c->spool_mem, 262144);
 	ASSERT_EQ(c->batch_max, 256);
+	ASSERT_EQ(c->dictionary_after, 1000);
 	ASSERT_EQ(c->naccounts, 2);
 	a = &c->accounts[0];
 	ASSERT_EQ(a->port, 995);
@@ -597,6 +600,10 @@ test_out_of_range(void)
 	write_conf("zstd_level = 20;\naccounts = ( { " ACCOUNT " } );\n");
 	err = load_refused();
 	ASSERT_CONTAINS(err, "'zstd_level' is 20; it must be from 1 to 19");
+
+	write_conf("dictionary_after = -1;\naccounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'dictionary_after' is -1; it must be from 0");
 
 	/* The bounds themselves are accepted, in any integer notation. */
 	write_conf("workers = 256; poll_interval = 0x1;\n"
