@@ -8,6 +8,8 @@
  * ids, commits of real pipe results (deduplication across accounts,
  * idempotent re-commits, two messages under one UIDL, a blob of several
  * chunks, a dictionary), items that can never be committed, the known set,
+ * trained dictionaries (store/dicts: when they are trained, that a new
+ * process adopts the newest, that an older one stays usable),
  * deletion marks, poll records, export byte for byte, verify (and that it
  * catches a damaged blob), and the committer thread under many concurrent
  * submitters.  With RESTART_COMMAND (a shell command that stops the
@@ -34,6 +36,7 @@
 #include "ingestd/xmalloc.h"
 #include "store/commit.h"
 #include "store/db.h"
+#include "store/dicts.h"
 #include "store/known.h"
 #include "store/migrations.h"
 #include "store/pipe.h"
@@ -803,6 +806,152 @@ check_restart(struct db *db, const char *conninfo, const char *restart_cmd,
 	CHECK_OK(db_account_id(db, "alice", &id), db);
 }
 
+/* Mail-like text: headers, then words from a small vocabulary. */
+static unsigned char *
+mailish(unsigned seed, size_t len, size_t *len_r)
+{
+	static const char *const words[] = {
+		"the", "invoice", "meeting", "please", "attached", "regards",
+		"quarterly", "report", "customer", "order", "delivery", "of",
+		"and", "to", "review", "budget", "thanks", "schedule", "for",
+		"contract", "renewal", "account", "support", "ticket",
+	};
+	unsigned char *p;
+	uint32_t x = seed * 2654435761u + 1;
+	size_t n;
+
+	p = xmalloc(len + 256);
+	n = snprintf((char *)p, 256, "Received: from mx%u.example.net\r\n"
+	    "From: Alice <alice@example.com>\r\nTo: Bob <bob@example.org>"
+	    "\r\nSubject: message %u\r\nMessage-ID: <%u@example.com>\r\n"
+	    "MIME-Version: 1.0\r\nContent-Type: text/plain; "
+	    "charset=us-ascii\r\n\r\n", seed % 7, seed, seed);
+	while (n < len) {
+		const char *word;
+
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		word = words[x % (sizeof(words) / sizeof(words[0]))];
+		n += snprintf((char *)p + n, len + 256 - n, "%s%s", word,
+		    x % 11 == 0 ? "\r\n" : " ");
+	}
+	*len_r = n;
+	return p;
+}
+
+/* Commits a mail-like message compressed with dict; its dict_id. */
+static int64_t
+commit_mailish(struct db *db, int64_t account, unsigned seed, size_t len,
+    const struct zdict *dict)
+{
+	struct commit_item *it;
+	unsigned char *m;
+	char uidl[32];
+	int64_t id;
+
+	m = mailish(seed, len, &len);
+	snprintf(uidl, sizeof(uidl), "m%u", seed);
+	it = item(NULL, account, uidl, m, len, dict);
+	id = it->res.dict_id;
+	CHECK_OK(commit1(db, it), db);
+	item_free(it);
+	free(m);
+	return id;
+}
+
+/*
+ * store/dicts in a database of its own: nothing to train on at first,
+ * training once enough small plain blobs exist, later blobs compressed
+ * with the result, a second process adopting it, an older dictionary
+ * still usable after a newer one, and everything reading back.
+ */
+static void
+check_dicts(const char *admin, const char *base, unsigned tag)
+{
+	struct dicts *d = NULL, *d2 = NULL, *d3 = NULL;
+	const struct zdict *first;
+	struct db *db = NULL, *db2 = NULL;
+	char name[64], err[512], *ci;
+	int64_t acct, x, y, latest;
+	uint64_t ok, bad, n;
+	void *p;
+	size_t len;
+	unsigned i;
+	int applied;
+
+	snprintf(name, sizeof(name), "store_check_%u_dicts", tag);
+	CHECK(db_create_database(admin, name, err, sizeof(err)) == 0);
+	ci = xasprintf("%s dbname=%s", base, name);
+	CHECK((db = db_connect(ci, err, sizeof(err))) != NULL);
+	CHECK((db2 = db_connect(ci, err, sizeof(err))) != NULL);
+	if (db == NULL || db2 == NULL)
+		goto out;
+	CHECK_OK(db_migrate(db, &applied), db);
+	CHECK_OK(db_account_id(db, "carol", &acct), db);
+
+	d = dicts_new(db, 3, 20);
+	CHECK(dicts_load_latest(d) == 0 && dicts_current(d) == NULL);
+	CHECK(dicts_train(d) == -1 && strstr(dicts_error(d), "0 messages"));
+	CHECK(dicts_archived(d, 5) == 0 && dicts_current(d) == NULL);
+
+	/* 19 small ones and a large one: one short of the 20 needed. */
+	for (i = 0; i < 19; i++)
+		commit_mailish(db, acct, 100 + i, 2000 + 300 * i, NULL);
+	commit_mailish(db, acct, 99, 100 * 1024, NULL);
+	CHECK_OK(db_sample_count(db, DICTS_SAMPLE_MAX, 1000, &n), db);
+	CHECK(n == 19);
+	CHECK(dicts_archived(d, 20) == 0 && dicts_current(d) == NULL);
+	for (i = 19; i < 40; i++)
+		commit_mailish(db, acct, 100 + i, 2000 + 300 * i, NULL);
+	CHECK_OK(db_sample_count(db, DICTS_SAMPLE_MAX, 25, &n), db);
+	CHECK(n == 25);		/* the count stops at its limit */
+	CHECK(dicts_archived(d, 21) == 1 && (first = dicts_current(d)) !=
+	    NULL);
+	if (first == NULL)
+		goto out;
+	x = zdict_id(first);
+	CHECK_OK(db_dict_latest(db, &latest, &p, &len), db);
+	CHECK(latest == x && len > 0 && len <= DICTS_CAP);
+	free(p);
+	/* With a dictionary current, more plain mail trains nothing. */
+	CHECK(dicts_archived(d, 1000) == 0 && dicts_current(d) == first);
+	for (i = 0; i < 5; i++)
+		CHECK(commit_mailish(db, acct, 200 + i, 3000, first) == x);
+
+	/* Another process starts with the newest dictionary. */
+	d2 = dicts_new(db2, 3, 20);
+	CHECK(dicts_load_latest(d2) == 0 && dicts_current(d2) != NULL &&
+	    zdict_id(dicts_current(d2)) == x);
+
+	/* A newer one: the older stays usable for sessions in flight. */
+	CHECK(dicts_train(d) == 0 && dicts_current(d) != first);
+	y = zdict_id(dicts_current(d));
+	CHECK(y > x);
+	CHECK(commit_mailish(db, acct, 300, 3000, first) == x);
+	CHECK(commit_mailish(db, acct, 301, 3000, dicts_current(d)) == y);
+
+	/* One with none yet adopts what another stored, training none. */
+	d3 = dicts_new(db2, 3, 20);
+	CHECK(dicts_archived(d3, 1) == 1 && dicts_current(d3) != NULL &&
+	    zdict_id(dicts_current(d3)) == y);
+	CHECK_OK(db_dict_latest(db, &latest, &p, &len), db);
+	CHECK(latest == y);
+	free(p);
+
+	/* Every blob reads back, whichever dictionary wrote it. */
+	CHECK(reader_verify(db, NULL, &ok, &bad, err, sizeof(err)) == 0);
+	CHECK(ok == 48 && bad == 0);
+out:
+	dicts_free(&d);
+	dicts_free(&d2);
+	dicts_free(&d3);
+	CHECK(d == NULL);
+	db_close(&db);
+	db_close(&db2);
+	free(ci);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -839,6 +988,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	check_migrations(admin, argv[1], tag);
+	check_dicts(admin, argv[1], tag);
 	check_basics(db, db2, &alice, &bob);
 	check_commits(db, alice, bob);
 	check_polls(db, alice);
