@@ -50,8 +50,9 @@ const char *dicts_error(const struct dicts *d);
 
 /*
  * The dictionary new messages should be compressed with, or NULL for none
- * yet.  Stays valid until dicts_free(), even after another one becomes
- * current, so sessions that started with it may finish with it.
+ * yet (or when d is NULL: dictionaries are off).  Stays valid until
+ * dicts_free(), even after another one becomes current, so sessions that
+ * started with it may finish with it.
  */
 const struct zdict *dicts_current(const struct dicts *d);
 
@@ -72,11 +73,12 @@ int dicts_load_latest(struct dicts *d);
 int dicts_train(struct dicts *d);
 
 /*
- * Tells the set that a poll archived n messages.  While there is no
- * current dictionary and enough small messages have been stored without
- * one (at least after), adopts one that another process stored meanwhile
- * or trains one.  A failure is logged and retried only after another
- * `after` messages.  Returns 1 if a new dictionary became current, else 0.
+ * Tells the set (NULL: dictionaries are off, nothing happens) that a poll
+ * archived n messages.  While there is no current dictionary and at least
+ * `after` small messages are stored without one, adopts one that another
+ * process stored meanwhile or else trains one.  A failure is logged and
+ * retried only after another `after` messages.  Returns 1 if a new
+ * dictionary became current, else 0.
  */
 int dicts_archived(struct dicts *d, uint64_t n);
 
