@@ -109,12 +109,12 @@ test: deps $(UNIT_BIN) $(BUILD)/ingestd $(TOOL_BIN)
 
 # The long crash and outage tests (CI runs them): 100 SIGKILLs of large
 # polls (CRASH_KILLS=N, CRASH_SEED=N to replay), a database outage longer
-# than the commit retry, and a mailbox of 100,000 messages.  About 4
-# minutes on 2 cores.
+# than the commit retry, a 500 MiB message over TLS and a mailbox of
+# 100,000 messages.  About 4.5 minutes on 2 cores.
 crashtest: deps $(BUILD)/ingestd
 	$(Q)INGESTD=$(abspath $(BUILD))/ingestd BUILD=$(abspath $(BUILD)) \
 	    python3 tests/integ/run.py tests/crash/test_crash_loop.py \
-	    tests/crash/test_long_outage.py
+	    tests/crash/test_long_outage.py tests/crash/test_huge.py
 	$(Q)FAULTS_LARGE=100000 INGESTD=$(abspath $(BUILD))/ingestd \
 	    BUILD=$(abspath $(BUILD)) python3 tests/integ/run.py \
 	    -k large_mailbox tests/integ/test_faults.py

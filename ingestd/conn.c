@@ -394,8 +394,9 @@ conn_idle_sync(struct conn *c, bool restart)
 {
 	bool run;
 
+	/* A handshake, STLS's too, runs under the connect timeout alone. */
 	run = (c->flags & CONN_F_WAITING) && conn_live(c) && c->idle_ms > 0 &&
-	    (c->flags & CONN_F_PAUSED) == 0 &&
+	    c->state == CONN_UP && (c->flags & CONN_F_PAUSED) == 0 &&
 	    buf_used(&c->rbuf) < c->rbuf.cap;
 	if (!run)
 		loop_timer_cancel(c->loop, &c->t_idle);

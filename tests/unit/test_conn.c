@@ -47,6 +47,7 @@
 	X(test_session_timeout)                                         \
 	X(test_socket_error)                                            \
 	X(test_starttls)                                                \
+	X(test_starttls_handshake_not_idle)                             \
 	X(test_large_tls)                                               \
 	X(test_rbuf_full_no_spin)                                       \
 	X(test_rbuf_full_no_spin_tls)                                   \
@@ -173,6 +174,7 @@ struct srv {
 	unsigned short port;
 	SSL_CTX *ctx;		/* non-NULL: TLS from the start */
 	SSL_CTX *stls_ctx;	/* for a scenario that starts TLS later */
+	int stls_delay_ms;	/* pause before the STLS handshake */
 	srv_fn *fn;		/* the scenario, after accept (and TLS) */
 	pthread_t th;
 	int fd;
@@ -998,6 +1000,8 @@ srv_stls(struct srv *s)
 		return;
 	if (srv_send(s, go, sizeof(go) - 1) == -1)
 		return;
+	if (s->stls_delay_ms > 0)
+		msleep(s->stls_delay_ms);
 	if (srv_tls_accept(s, s->stls_ctx) == -1) {
 		s->tls_failed = true;
 		return;
@@ -1073,6 +1077,41 @@ test_starttls(void)
 	ASSERT_EQ(t.phase, 3);
 	ASSERT_STREQ(t.data, "+OK secure\r\n");
 	ASSERT_STREQ(t.evs, "UDLDULDC");
+	ASSERT_STREQ(conn_error(t.c), "");
+	cl_done(&t);
+	srv_join(&s);
+	ASSERT_TRUE(s.ok);
+}
+
+/* The owner waits for the STLS reply, as a session does; the waiting
+ * flag is still set when the handshake starts. */
+static void
+hook_stls_waiting(struct cl *t, enum conn_ev ev)
+{
+	hook_stls(t, ev);
+	if (t->phase == 1)
+		conn_set_waiting(t->c, true);
+}
+
+/*
+ * A slow STLS handshake is bounded by the connect timeout, as an implicit
+ * TLS one is, not by the idle timeout meant for POP3 answers.
+ */
+static void
+test_starttls_handshake_not_idle(void)
+{
+	struct srv s;
+	struct cl t;
+
+	srv_init(&s, NULL, srv_stls);
+	s.stls_ctx = server_ctx(fx.good);
+	s.stls_delay_ms = 600;
+	srv_run(&s);
+	cl_start_t(&t, s.port, "localhost", NULL, hook_stls_waiting, 5000,
+	    200, 0);
+	cl_run(&t, &t.end);
+	ASSERT_EQ(t.phase, 3);
+	ASSERT_STREQ(t.data, "+OK secure\r\n");
 	ASSERT_STREQ(conn_error(t.c), "");
 	cl_done(&t);
 	srv_join(&s);
