@@ -139,8 +139,8 @@ session_where(const struct session *s, char *buf, size_t len)
 	if (strcmp(st, "greeting") == 0)
 		return "waiting for the greeting";
 	if (strcmp(st, "ready") == 0)
-		return s->uncommitted > 0 ? "waiting for the archive to commit" :
-		    "idle";
+		return s->uncommitted > 0 ?
+		    "waiting for the archive to commit" : "idle";
 	snprintf(buf, len, "in POP3 %s", st);
 	return buf;
 }
