@@ -1138,7 +1138,8 @@ class Bench:
         def fmt(row):
             return "  ".join(str(v).rjust(w) if i in right else
                              str(v).ljust(w)
-                             for i, (v, w) in enumerate(zip(row, widths)))
+                             for i, (v, w) in enumerate(zip(row, widths))
+                             ).rstrip()
         out.append(fmt(hdr))
         out.append("  ".join("-" * w for w in widths))
         last = None
