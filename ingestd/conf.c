@@ -444,7 +444,7 @@ conf_load(const char *path, char *err, size_t errlen)
 	c->session_timeout = get_int(&x, root, "session_timeout", 6 * 3600, 1,
 	    7 * 86400);
 	c->zstd_level = get_int(&x, root, "zstd_level", 3, 1, 19);
-	c->spool_mem = (size_t)get_int(&x, root, "spool_memory", 256 * 1024,
+	c->spool_mem = (size_t)get_int(&x, root, "spool_memory", 64 * 1024,
 	    4096, 64 * 1024 * 1024);
 	c->batch_max = (unsigned)get_int(&x, root, "batch_max", 256, 1,
 	    100000);

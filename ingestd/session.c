@@ -34,7 +34,7 @@
  * engine pipelines them on the wire when the server allows. */
 #define SESSION_WINDOW 8
 /* Messages fetched and not yet durable: bounds spool memory and disk. */
-#define SESSION_MAX_UNCOMMITTED 64
+#define SESSION_MAX_UNCOMMITTED 16
 
 enum msg_action {
 	MSG_SKIP,	/* archived; leave it (policy or no proof needed) */

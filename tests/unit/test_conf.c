@@ -358,7 +358,7 @@ test_defaults(void)
 	ASSERT_EQ(c->command_timeout, 120);
 	ASSERT_EQ(c->session_timeout, 21600);
 	ASSERT_EQ(c->zstd_level, 3);
-	ASSERT_EQ(c->spool_mem, 262144);
+	ASSERT_EQ(c->spool_mem, 65536);
 	ASSERT_EQ(c->batch_max, 256);
 	ASSERT_EQ(c->dictionary_after, 1000);
 	ASSERT_EQ(c->naccounts, 2);
