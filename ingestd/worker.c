@@ -36,6 +36,7 @@ struct worker {
 
 	struct session **sessions;	/* the thread's own */
 	size_t nsessions;
+	bool drained;			/* sessions told to drain */
 };
 
 static void
@@ -74,9 +75,12 @@ on_wake(void *arg)
 			session_commit_done(e->commit, e->durable);
 		free(e); e = NULL;
 	}
-	if (drain)
+	/* Once: sessions started later drain from worker_session_add(). */
+	if (drain && !w->drained) {
+		w->drained = true;
 		for (i = 0; i < w->nsessions; i++)
 			session_drain(w->sessions[i]);
+	}
 	if (stop)
 		loop_stop(w->loop);
 }
@@ -176,12 +180,6 @@ struct loop *
 worker_loop(struct worker *w)
 {
 	return w->loop;
-}
-
-int
-worker_id(const struct worker *w)
-{
-	return w->id;
 }
 
 void

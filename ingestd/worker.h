@@ -31,7 +31,6 @@ int worker_load(const struct worker *w);
 
 /* For sessions, on the worker thread. */
 struct loop *worker_loop(struct worker *w);
-int worker_id(const struct worker *w);
 void worker_session_add(struct worker *w, struct session *s);
 void worker_session_remove(struct worker *w, struct session *s);
 
