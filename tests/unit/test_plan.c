@@ -1,0 +1,422 @@
+/*
+ * The plan of a poll: what is fetched, proven by TOP, kept and deleted, for
+ * every combination of what the archive knows, what the server offers and
+ * the account's policy.  This is the policy that decides DELE, so it is
+ * tested against a truth table written out independently of the code.
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include "ingestd/plan.h"
+#include "pop3/client.h"
+#include "store/known.h"
+#include "tests/unit/test.h"
+
+#define TESTS(X)                                                        \
+	X(test_nothing_archived_fetches_all)                            \
+	X(test_truth_table)                                             \
+	X(test_verify_then_verdict)                                     \
+	X(test_reused_uidl_of_deleted_message)                          \
+	X(test_second_entry_under_one_uidl)                             \
+	X(test_duplicate_uidls_are_fetched)                             \
+	X(test_missing_uidl)                                            \
+	X(test_nonprintable_uidl)                                       \
+	X(test_uidl_clean)                                              \
+	X(test_next_skips_and_exhausts)                                 \
+	X(test_msg_by_number)                                           \
+	X(test_empty_listing)
+TESTS(TEST_DECLARE)
+
+static const unsigned char HEAD[32] = { 1, 2, 3 };
+static const unsigned char OTHER_HEAD[32] = { 9, 9, 9 };
+static const unsigned char BODY[32] = { 7, 7, 7 };
+
+static void
+add_known(struct known *k, const char *uidl, uint64_t list_size,
+    bool server_deleted)
+{
+	struct known_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.uidl = (char *)uidl;
+	e.list_size = list_size;
+	e.size = list_size;
+	e.server_deleted = server_deleted;
+	memcpy(e.head_sha256, HEAD, 32);
+	memcpy(e.sha256, BODY, 32);
+	known_add(k, &e);
+}
+
+static struct plan *
+plan_for(const struct known *k, bool delete_archived, bool has_top,
+    const struct pop3_msg *list, size_t n)
+{
+	struct plan_params pp = {
+		.known = k,
+		.delete_archived = delete_archived,
+		.has_top = has_top,
+	};
+
+	return plan_new(&pp, list, n);
+}
+
+static void
+free_present(char **present, size_t n)
+{
+	while (n > 0)
+		free(present[--n]);
+	free(present);
+}
+
+static void
+test_nothing_archived_fetches_all(void)
+{
+	struct known *k = known_new();
+	struct pop3_msg list[] = {
+		{ 1, 100, "b" }, { 2, 200, "a" }, { 3, 300, "c" },
+	};
+	struct plan *p = plan_for(k, true, true, list, 3);
+	char **present;
+	size_t n, i;
+
+	for (i = 1; i <= 3; i++)
+		ASSERT_EQ(plan_msg(p, (uint32_t)i)->action, PLAN_FETCH);
+	present = plan_take_present(p, &n);
+	ASSERT_EQ(n, 3);
+	/* Sorted, and copies that outlive the plan. */
+	ASSERT_STREQ(present[0], "a");
+	ASSERT_STREQ(present[1], "b");
+	ASSERT_STREQ(present[2], "c");
+	ASSERT_TRUE(present[0] != list[1].uidl);
+	plan_free(&p);
+	ASSERT_TRUE(p == NULL);
+	plan_free(&p);
+	ASSERT_STREQ(present[2], "c");
+	free_present(present, n);
+	known_free(&k);
+}
+
+/* What the archive holds under the listed UIDL. */
+enum archived {
+	ARCH_NONE,		/* nothing */
+	ARCH_SAME,		/* same UIDL and LIST size, on the server */
+	ARCH_OTHER_SIZE,	/* same UIDL, another LIST size */
+	ARCH_DELETED,		/* same UIDL and size, confirmed deleted */
+};
+
+/*
+ * The rule, written out: only a unique UIDL with an archived, undeleted
+ * entry of the same size is ever spared a download; with TOP it must be
+ * proven, without TOP it is kept only under "never".
+ */
+static enum plan_action
+expected(enum archived a, bool unique, bool has_top, bool delete_archived)
+{
+	if (a != ARCH_SAME || !unique)
+		return PLAN_FETCH;
+	if (has_top)
+		return PLAN_VERIFY;
+	return delete_archived ? PLAN_FETCH : PLAN_SKIP;
+}
+
+static void
+test_truth_table(void)
+{
+	int a, unique, top, del, cases = 0;
+
+	for (a = ARCH_NONE; a <= ARCH_DELETED; a++)
+	for (unique = 0; unique <= 1; unique++)
+	for (top = 0; top <= 1; top++)
+	for (del = 0; del <= 1; del++) {
+		struct known *k = known_new();
+		struct pop3_msg list[] = {
+			{ 1, 500, "u1" }, { 2, 600, unique ? "u2" : "u1" },
+		};
+		struct plan *p;
+		enum plan_action want;
+
+		if (a == ARCH_SAME)
+			add_known(k, "u1", 500, false);
+		else if (a == ARCH_OTHER_SIZE)
+			add_known(k, "u1", 501, false);
+		else if (a == ARCH_DELETED)
+			add_known(k, "u1", 500, true);
+		p = plan_for(k, del, top, list, 2);
+		want = expected(a, unique, top, del);
+		if (plan_msg(p, 1)->action != want)
+			TEST_FAIL_("archived=%d unique=%d top=%d delete=%d: "
+			    "action %d, want %d", a, unique, top, del,
+			    plan_msg(p, 1)->action, want);
+		/* What VERIFY must match is the archived entry. */
+		if (want == PLAN_VERIFY)
+			ASSERT_EQ(plan_msg(p, 1)->known->list_size, 500);
+		ASSERT_EQ(plan_delete_archived(p), del);
+		plan_free(&p);
+		known_free(&k);
+		cases++;
+	}
+	ASSERT_EQ(cases, 4 * 2 * 2 * 2);
+}
+
+static void
+test_verify_then_verdict(void)
+{
+	struct known *k = known_new();
+	struct pop3_msg list[] = { { 1, 500, "u1" } };
+	struct plan *p;
+	struct plan_msg *m;
+	int del;
+
+	add_known(k, "u1", 500, false);
+	for (del = 0; del <= 1; del++) {
+		/* The very header block archived: per policy. */
+		p = plan_for(k, del, true, list, 1);
+		m = plan_msg(p, 1);
+		ASSERT_EQ(m->action, PLAN_VERIFY);
+		ASSERT_EQ(plan_verified(p, m, HEAD),
+		    del ? PLAN_DELETE : PLAN_KEEP);
+		ASSERT_MEMEQ(m->known->sha256, BODY, 32);
+		plan_free(&p);
+
+		/* Another header under the same UIDL and size: never
+		 * deleted, fetched whatever the policy. */
+		p = plan_for(k, del, true, list, 1);
+		m = plan_msg(p, 1);
+		ASSERT_EQ(plan_verified(p, m, OTHER_HEAD), PLAN_REFETCH);
+		ASSERT_EQ(m->action, PLAN_FETCH);
+		plan_free(&p);
+	}
+	known_free(&k);
+}
+
+/* A server reusing the UIDL of a message it confirmed deleted lists a new
+ * message: it is fetched, even under "never" without TOP. */
+static void
+test_reused_uidl_of_deleted_message(void)
+{
+	struct known *k = known_new();
+	struct pop3_msg list[] = { { 1, 500, "u1" } };
+	struct plan *p;
+	int top, del;
+
+	add_known(k, "u1", 500, true);
+	for (top = 0; top <= 1; top++)
+		for (del = 0; del <= 1; del++) {
+			p = plan_for(k, del, top, list, 1);
+			ASSERT_EQ(plan_msg(p, 1)->action, PLAN_FETCH);
+			ASSERT_TRUE(plan_msg(p, 1)->known == NULL);
+			plan_free(&p);
+		}
+	known_free(&k);
+}
+
+/* Two archived messages under one UIDL (a reuse seen earlier): the one
+ * still on the server with the listed size is what TOP must match. */
+static void
+test_second_entry_under_one_uidl(void)
+{
+	struct known *k = known_new();
+	struct pop3_msg list[] = { { 1, 700, "u1" } };
+	struct known_entry e;
+	struct plan *p;
+
+	add_known(k, "u1", 700, true);
+	add_known(k, "u1", 650, false);
+	memset(&e, 0, sizeof(e));
+	e.uidl = "u1";
+	e.list_size = 700;
+	memcpy(e.head_sha256, OTHER_HEAD, 32);
+	known_add(k, &e);
+	p = plan_for(k, true, true, list, 1);
+	ASSERT_EQ(plan_msg(p, 1)->action, PLAN_VERIFY);
+	ASSERT_MEMEQ(plan_msg(p, 1)->known->head_sha256, OTHER_HEAD, 32);
+	ASSERT_EQ(plan_verified(p, plan_msg(p, 1), OTHER_HEAD), PLAN_DELETE);
+	plan_free(&p);
+	known_free(&k);
+}
+
+static void
+test_duplicate_uidls_are_fetched(void)
+{
+	struct known *k = known_new();
+	struct pop3_msg list[] = {
+		{ 1, 500, "dup" }, { 2, 500, "ok" }, { 3, 500, "dup" },
+		{ 4, 500, "dup" },
+	};
+	struct plan *p;
+	char **present;
+	size_t n;
+
+	add_known(k, "dup", 500, false);
+	add_known(k, "ok", 500, false);
+	p = plan_for(k, false, true, list, 4);
+	ASSERT_EQ(plan_msg(p, 1)->action, PLAN_FETCH);
+	ASSERT_EQ(plan_msg(p, 2)->action, PLAN_VERIFY);
+	ASSERT_EQ(plan_msg(p, 3)->action, PLAN_FETCH);
+	ASSERT_EQ(plan_msg(p, 4)->action, PLAN_FETCH);
+	/* The listing is still complete for reconciliation. */
+	present = plan_take_present(p, &n);
+	ASSERT_EQ(n, 4);
+	ASSERT_STREQ(present[0], "dup");
+	ASSERT_STREQ(present[3], "ok");
+	free_present(present, n);
+	plan_free(&p);
+	known_free(&k);
+}
+
+/* A message without a UIDL is fetched; the others are still matched, and
+ * duplicates among them still detected; but the listing is incomplete, so
+ * nothing is reconciled from it. */
+static void
+test_missing_uidl(void)
+{
+	struct known *k = known_new();
+	struct pop3_msg list[] = {
+		{ 1, 500, NULL }, { 2, 500, "a" }, { 3, 500, "b" },
+		{ 4, 500, "b" },
+	};
+	struct plan *p;
+	char **present;
+	size_t n = 99;
+
+	add_known(k, "a", 500, false);
+	add_known(k, "b", 500, false);
+	p = plan_for(k, true, true, list, 4);
+	ASSERT_EQ(plan_msg(p, 1)->action, PLAN_FETCH);
+	ASSERT_TRUE(plan_msg(p, 1)->uidl == NULL);
+	ASSERT_EQ(plan_msg(p, 2)->action, PLAN_VERIFY);
+	ASSERT_EQ(plan_msg(p, 3)->action, PLAN_FETCH);
+	ASSERT_EQ(plan_msg(p, 4)->action, PLAN_FETCH);
+	present = plan_take_present(p, &n);
+	ASSERT_TRUE(present == NULL);
+	ASSERT_EQ(n, 0);
+	plan_free(&p);
+	known_free(&k);
+}
+
+/* Bytes outside RFC 1939's range are kept as %XX, and the archive knows
+ * the message by that spelling from poll to poll. */
+static void
+test_nonprintable_uidl(void)
+{
+	struct known *k = known_new();
+	char raw[] = "a b\x01\xff";
+	struct pop3_msg list[] = { { 1, 500, raw }, { 2, 500, "plain" } };
+	struct plan *p;
+	char **present;
+	size_t n;
+
+	add_known(k, "a%20b%01%FF", 500, false);
+	p = plan_for(k, true, true, list, 2);
+	ASSERT_STREQ(plan_msg(p, 1)->uidl, "a%20b%01%FF");
+	ASSERT_EQ(plan_msg(p, 1)->action, PLAN_VERIFY);
+	/* A clean UIDL is the listing's own string, not a copy. */
+	ASSERT_TRUE(plan_msg(p, 2)->uidl == list[1].uidl);
+	present = plan_take_present(p, &n);
+	ASSERT_EQ(n, 2);
+	ASSERT_STREQ(present[0], "a%20b%01%FF");
+	free_present(present, n);
+	plan_free(&p);
+	known_free(&k);
+}
+
+static void
+test_uidl_clean(void)
+{
+	const char *clean = "!~AZaz09";
+	char *out;
+
+	ASSERT_TRUE(plan_uidl_clean(clean) == clean);
+	out = plan_uidl_clean("%");
+	ASSERT_TRUE(out != NULL);	/* '%' itself is printable: kept */
+	ASSERT_STREQ(out, "%");
+	out = plan_uidl_clean("\x7f\x20\x21");
+	ASSERT_STREQ(out, "%7F%20!");
+	free(out);
+	out = plan_uidl_clean("\x80");
+	ASSERT_STREQ(out, "%80");
+	free(out);
+}
+
+static void
+test_next_skips_and_exhausts(void)
+{
+	struct known *k = known_new();
+	struct pop3_msg list[] = {
+		{ 1, 10, "kept1" }, { 2, 10, "new" }, { 3, 10, "kept2" },
+		{ 4, 10, "prove" }, { 5, 10, "kept3" },
+	};
+	struct plan *p;
+	struct plan_msg *m;
+
+	add_known(k, "kept1", 10, false);
+	add_known(k, "kept2", 10, false);
+	add_known(k, "kept3", 10, false);
+	/* "never" without TOP: archived ones are skipped. */
+	p = plan_for(k, false, false, list, 5);
+	ASSERT_TRUE(!plan_exhausted(p));
+	m = plan_next(p);
+	ASSERT_EQ(m->num, 2);
+	ASSERT_TRUE(!plan_exhausted(p));
+	m = plan_next(p);
+	ASSERT_EQ(m->num, 4);
+	/* Only skipped messages remain: nothing left to act on. */
+	ASSERT_TRUE(plan_exhausted(p));
+	ASSERT_TRUE(plan_next(p) == NULL);
+	ASSERT_TRUE(plan_next(p) == NULL);
+	plan_free(&p);
+
+	/* Everything skipped: exhausted from the start. */
+	p = plan_for(k, false, false, list, 1);
+	ASSERT_TRUE(plan_exhausted(p));
+	ASSERT_TRUE(plan_next(p) == NULL);
+	plan_free(&p);
+	known_free(&k);
+}
+
+static void
+test_msg_by_number(void)
+{
+	struct known *k = known_new();
+	struct pop3_msg list[] = {
+		{ 2, 1, "a" }, { 5, 2, "b" }, { 9, 3, "c" }, { 10, 4, "d" },
+	};
+	struct plan *p = plan_for(k, true, true, list, 4);
+	uint32_t num;
+
+	for (num = 0; num <= 11; num++) {
+		struct plan_msg *m = plan_msg(p, num);
+
+		if (num == 2 || num == 5 || num == 9 || num == 10) {
+			ASSERT_TRUE(m != NULL);
+			ASSERT_EQ(m->num, num);
+		} else
+			ASSERT_TRUE(m == NULL);
+	}
+	ASSERT_EQ(plan_msg(p, 9)->list_size, 3);
+	plan_free(&p);
+	known_free(&k);
+}
+
+static void
+test_empty_listing(void)
+{
+	struct known *k = known_new();
+	struct plan *p = plan_for(k, true, true, NULL, 0);
+	char **present;
+	size_t n = 99;
+
+	ASSERT_TRUE(plan_exhausted(p));
+	ASSERT_TRUE(plan_next(p) == NULL);
+	ASSERT_TRUE(plan_msg(p, 1) == NULL);
+	/* An empty mailbox is a complete listing: everything archived and
+	 * not yet marked is gone from the server. */
+	present = plan_take_present(p, &n);
+	ASSERT_TRUE(present != NULL);
+	ASSERT_EQ(n, 0);
+	free(present);
+	plan_free(&p);
+	known_free(&k);
+}
+
+TEST_MAIN(TESTS)
