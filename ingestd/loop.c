@@ -1,6 +1,7 @@
 /*
  * The event loop: one level-triggered epoll set, a binary min-heap of
- * timers and an eventfd for wakeups from other threads.
+ * timers, and a queue of functions posted by other threads behind an
+ * eventfd doorbell.
  *
  * One round of loop_run_once():
  *   1. wait in epoll_wait() until an fd is ready, the next timer is due or
@@ -17,6 +18,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,7 @@ struct loop_reg {
 	bool in_epoll;		/* events == 0 leaves the kernel set */
 };
 
+/* A deferred or posted call: the same shape, two queues. */
 struct loop_deferred {
 	loop_func *fn;
 	void *arg;
@@ -65,9 +68,12 @@ struct loop {
 	uint64_t now;		/* ms, refreshed once per round */
 	bool stop;
 
+	/* Posted from other threads; the only fields another thread
+	 * touches, besides the eventfd. */
+	pthread_mutex_t post_lock;
+	struct loop_deferred *post_head;
+	struct loop_deferred **post_tail;
 	atomic_bool wake_pending;
-	loop_func *wake_fn;
-	void *wake_arg;
 };
 
 static uint64_t
@@ -109,8 +115,25 @@ loop_ctl(struct loop *l, int op, int fd, struct loop_reg *r)
 }
 
 static void
+loop_list_free(struct loop_deferred *d)
+{
+	struct loop_deferred *next;
+
+	for (; d != NULL; d = next) {
+		next = d->next;
+		free(d);
+	}
+}
+
+/*
+ * The doorbell rang: run everything posted so far, in posting order.  The
+ * queue is taken whole under the lock and run without it, so a posted
+ * function may post again (it runs in a later round).
+ */
+static void
 loop_wake_read(struct loop *l, int fd, int events, void *arg)
 {
+	struct loop_deferred *d, *next;
 	uint64_t n;
 
 	/* The counter is a doorbell: its value does not matter. */
@@ -118,12 +141,20 @@ loop_wake_read(struct loop *l, int fd, int events, void *arg)
 	    errno != EINTR)
 		log_warn("loop: read eventfd");
 	/*
-	 * Clear the flag before calling out, so that a wakeup posted while
-	 * the callback runs rings the doorbell again.
+	 * Clear the flag before taking the queue, so that a post made after
+	 * this point rings the doorbell again.
 	 */
 	atomic_store(&l->wake_pending, false);
-	if (l->wake_fn != NULL)
-		l->wake_fn(l->wake_arg);
+	pthread_mutex_lock(&l->post_lock);
+	d = l->post_head;
+	l->post_head = NULL;
+	l->post_tail = &l->post_head;
+	pthread_mutex_unlock(&l->post_lock);
+	for (; d != NULL; d = next) {
+		next = d->next;
+		d->fn(d->arg);
+		free(d);
+	}
 }
 
 struct loop *
@@ -133,6 +164,8 @@ loop_new(char *err, size_t errlen)
 
 	l = xcalloc(1, sizeof(*l));
 	l->epfd = l->wakefd = -1;
+	pthread_mutex_init(&l->post_lock, NULL);
+	l->post_tail = &l->post_head;
 	atomic_init(&l->wake_pending, false);
 	if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
@@ -160,19 +193,16 @@ void
 loop_free(struct loop **lp)
 {
 	struct loop *l = *lp;
-	struct loop_deferred *d, *next;
-
 	if (l == NULL)
 		return;
 	if (l->epfd != -1)
 		close(l->epfd);
 	if (l->wakefd != -1)
 		close(l->wakefd);
-	/* Functions deferred but never run are dropped, not run. */
-	for (d = l->defer_head; d != NULL; d = next) {
-		next = d->next;
-		free(d);
-	}
+	/* Functions deferred or posted but never run are dropped, not run. */
+	loop_list_free(l->defer_head);
+	loop_list_free(l->post_head);
+	pthread_mutex_destroy(&l->post_lock);
 	free(l->regs);
 	free(l->heap);
 	free(l);
@@ -407,23 +437,26 @@ loop_run_deferred(struct loop *l)
 }
 
 void
-loop_wakeup(struct loop *l)
+loop_post(struct loop *l, loop_func *fn, void *arg)
 {
+	struct loop_deferred *d;
 	uint64_t one = 1;
 
+	ASSERT(fn != NULL);
+	d = xmalloc(sizeof(*d));
+	d->fn = fn;
+	d->arg = arg;
+	d->next = NULL;
+	pthread_mutex_lock(&l->post_lock);
+	*l->post_tail = d;
+	l->post_tail = &d->next;
+	pthread_mutex_unlock(&l->post_lock);
 	/* Coalesced: one write until the loop thread has seen it. */
 	if (atomic_exchange(&l->wake_pending, true))
 		return;
 	/* EAGAIN: the counter is saturated, so the loop wakes anyway. */
 	if (write(l->wakefd, &one, sizeof(one)) == -1 && errno != EAGAIN)
 		log_warn("loop: write eventfd");
-}
-
-void
-loop_set_wake(struct loop *l, loop_func *fn, void *arg)
-{
-	l->wake_fn = fn;
-	l->wake_arg = arg;
 }
 
 static int

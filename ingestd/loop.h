@@ -1,7 +1,7 @@
 /*
- * The event loop of one worker thread: a level-triggered epoll set, a timer
- * min-heap and an eventfd through which other threads wake it.  Only the
- * wakeup is thread-safe; everything else belongs to the loop's thread.
+ * The event loop of one thread: a level-triggered epoll set, a timer
+ * min-heap, and loop_post(), the one way other threads hand it work.  Only
+ * loop_post() is thread-safe; everything else belongs to the loop's thread.
  */
 #ifndef INGESTD_LOOP_H
 #define INGESTD_LOOP_H
@@ -65,9 +65,16 @@ uint64_t loop_now_ms(struct loop *l);
  */
 void loop_defer(struct loop *l, loop_func *fn, void *arg);
 
-/* Thread-safe: makes the loop call the wake callback soon. */
-void loop_wakeup(struct loop *l);
-void loop_set_wake(struct loop *l, loop_func *fn, void *arg);
+/*
+ * Thread-safe: runs fn(arg) on the loop's thread soon, as the loop's own
+ * callback.  Calls posted by one thread run in the order posted, each
+ * exactly once, unless the loop is freed first (then they are dropped:
+ * post nothing that must run after loop_stop()).  This is how threads
+ * talk: a job handed to a worker, a commit's answer handed back, a poll's
+ * end handed to the scheduler.  fn may post again; that call runs in a
+ * later round.
+ */
+void loop_post(struct loop *l, loop_func *fn, void *arg);
 
 /*
  * Dispatches until loop_stop(); returns 0, or -1 with errno set if
@@ -82,7 +89,7 @@ int loop_run(struct loop *l);
  */
 int loop_run_once(struct loop *l, int timeout_ms);
 /* Makes loop_run() return after the current round.  Loop thread only:
- * another thread calls it from the wake callback. */
+ * another thread posts a function that calls it. */
 void loop_stop(struct loop *l);
 
 #endif

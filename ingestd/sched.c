@@ -1,14 +1,14 @@
 /*
  * The scheduler runs its own loop on the main thread: a signalfd for
- * TERM/INT/HUP, the wake callback for finished polls (posted by workers),
- * and a timer for the next due poll.
+ * TERM/INT/HUP, finished polls posted back by the workers, and a timer for
+ * the next due poll.  Polls go to the workers the same way: a job posted
+ * to the worker's loop.
  */
 #include "sched.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +48,7 @@ struct account {
 	bool running;
 	bool done_once;
 	time_t started;
+	size_t worker;			/* which one runs the poll */
 	struct session_job job;
 };
 
@@ -81,9 +82,7 @@ struct sched {
 	struct tls_entry *tls;
 	size_t ntls;
 
-	pthread_mutex_t lock;		/* protects finished */
-	struct session_job **finished;
-	size_t nfinished;
+	unsigned *load;			/* polls running on each worker */
 
 	bool once;
 	bool stopping;
@@ -125,18 +124,26 @@ tls_for(struct sched *s, const char *ca_file, char *err, size_t errlen)
 	return t;
 }
 
-/* On a worker thread: queue the finished poll for the main thread. */
+static void finish(struct sched *s, struct account *a);
+
+/* Posted by on_finished(): a poll is over, on the main thread. */
+static void
+on_finished_main(void *arg)
+{
+	struct session_job *job = arg;
+	struct sched *s = job->arg;
+
+	finish(s, job->owner);
+	sched_dispatch(s);
+}
+
+/* On a worker thread: hand the finished poll to the main thread. */
 static void
 on_finished(struct session_job *job)
 {
 	struct sched *s = job->arg;
 
-	pthread_mutex_lock(&s->lock);
-	s->finished = xreallocarray(s->finished, s->nfinished + 1,
-	    sizeof(*s->finished));
-	s->finished[s->nfinished++] = job;
-	pthread_mutex_unlock(&s->lock);
-	loop_wakeup(s->loop);
+	loop_post(s->loop, on_finished_main, job);
 }
 
 static const char *
@@ -286,6 +293,8 @@ finish(struct sched *s, struct account *a)
 {
 	struct session_result *r = &a->job.result;
 
+	if (a->job.loop != NULL)	/* it reached a worker */
+		s->load[a->worker]--;
 	a->running = false;
 	a->done_once = true;
 	a->host->running--;
@@ -311,34 +320,14 @@ finish(struct sched *s, struct account *a)
 	session_result_release(r);
 }
 
-static void
-on_wake(void *arg)
-{
-	struct sched *s = arg;
-	struct session_job **done;
-	size_t i, n;
-
-	pthread_mutex_lock(&s->lock);
-	done = s->finished;
-	n = s->nfinished;
-	s->finished = NULL;
-	s->nfinished = 0;
-	pthread_mutex_unlock(&s->lock);
-	for (i = 0; i < n; i++)
-		finish(s, done[i]->owner);
-	free(done); done = NULL;
-	sched_dispatch(s);
-}
-
-static struct worker *
+static size_t
 least_loaded(const struct sched *s)
 {
-	struct worker *best = s->p.workers[0];
-	size_t i;
+	size_t i, best = 0;
 
 	for (i = 1; i < s->p.nworkers; i++)
-		if (worker_load(s->p.workers[i]) < worker_load(best))
-			best = s->p.workers[i];
+		if (s->load[i] < s->load[best])
+			best = i;
 	return best;
 }
 
@@ -391,7 +380,10 @@ start_poll(struct sched *s, struct account *a)
 	memcpy(&job->addr, ai->ai_addr, ai->ai_addrlen);
 	job->addrlen = ai->ai_addrlen;
 	freeaddrinfo(ai);
-	worker_submit(least_loaded(s), job);
+	a->worker = least_loaded(s);
+	s->load[a->worker]++;
+	job->loop = worker_loop(s->p.workers[a->worker]);
+	loop_post(job->loop, session_start, job);
 	return 0;
 fail:
 	job->result.outcome = SESSION_TEMPORARY;
@@ -469,8 +461,11 @@ on_signal(struct loop *l, int fd, int events, void *arg)
 	    si.ssi_signo, s->running);
 	s->stopping = true;
 	loop_timer_cancel(s->loop, &s->timer);
-	for (i = 0; i < s->p.nworkers; i++)
-		worker_drain(s->p.workers[i]);
+	/* No poll starts from now on, so each running one is told once. */
+	for (i = 0; i < s->naccounts; i++)
+		if (s->accounts[i].running && s->accounts[i].job.loop != NULL)
+			loop_post(s->accounts[i].job.loop, session_drain,
+			    &s->accounts[i].job);
 	sched_dispatch(s);
 }
 
@@ -483,10 +478,9 @@ sched_new(const struct sched_params *p, char *err, size_t errlen)
 
 	s->p = *p;
 	s->sigfd = -1;
-	pthread_mutex_init(&s->lock, NULL);
+	s->load = xcalloc(p->nworkers ? p->nworkers : 1, sizeof(*s->load));
 	if ((s->loop = loop_new(err, errlen)) == NULL)
 		goto fail;
-	loop_set_wake(s->loop, on_wake, s);
 
 	/* main.c blocked these in every thread before starting any. */
 	sigemptyset(&mask);
@@ -551,14 +545,13 @@ sched_free(struct sched **sp)
 		log_warnx("%zu poll records could not be written to the "
 		    "database", s->nunrecorded);
 	free(s->unrecorded); s->unrecorded = NULL;
-	free(s->finished); s->finished = NULL;
+	free(s->load); s->load = NULL;
 	if (s->sigfd != -1) {
 		if (s->loop != NULL)
 			loop_fd_del(s->loop, s->sigfd);
 		close(s->sigfd);
 	}
 	loop_free(&s->loop);
-	pthread_mutex_destroy(&s->lock);
 	free(s); *sp = NULL;
 }
 

@@ -21,7 +21,7 @@
 #include "conn.h"
 #include "log.h"
 #include "loop.h"
-#include "worker.h"
+#include "plan.h"
 #include "xmalloc.h"
 #include "pop3/client.h"
 #include "store/commit.h"
@@ -36,18 +36,44 @@
 /* Messages fetched and not yet durable: bounds spool memory and disk. */
 #define SESSION_MAX_UNCOMMITTED 16
 
-enum msg_action {
-	MSG_SKIP,	/* archived; leave it (policy or no proof needed) */
-	MSG_FETCH,	/* RETR, archive, then DELE per policy */
-	MSG_VERIFY,	/* archived earlier: TOP proves identity, then DELE */
+/*
+ * The life of a session.  Every change goes through set_phase(), which
+ * logs it; what is allowed in each phase is asserted where it matters.
+ *
+ *   CONNECTING -> LOGIN <-> STARTTLS
+ *                   |
+ *                   v
+ *               TRANSFER -> QUIT -> ENDED -> FREEING
+ *
+ * Any phase before ENDED may go to ENDED (a failure, a lost connection).
+ * ENDED lasts while commits the session submitted are unanswered.
+ */
+enum session_phase {
+	SP_CONNECTING,	/* TCP connect, and POP3S's TLS handshake */
+	SP_LOGIN,	/* greeting, CAPA, authentication, listing */
+	SP_STARTTLS,	/* STLS accepted: the handshake runs */
+	SP_TRANSFER,	/* listed: RETR, TOP and DELE as planned */
+	SP_QUIT,	/* QUIT sent: its +OK applies the deletions */
+	SP_ENDED,	/* the conversation is over; commits may be due */
+	SP_FREEING,	/* the session is to be freed; nothing more */
 };
 
-struct msg {
-	uint32_t num;
-	uint64_t list_size;
-	const char *uidl;	/* the POP3 engine's, or one of owned[] */
-	enum msg_action action;
-	const struct known_entry *known; /* for MSG_VERIFY */
+static const char *const phase_names[] = {
+	[SP_CONNECTING] = "connecting",
+	[SP_LOGIN] = "login",
+	[SP_STARTTLS] = "starttls",
+	[SP_TRANSFER] = "transfer",
+	[SP_QUIT] = "quit",
+	[SP_ENDED] = "ended",
+	[SP_FREEING] = "freeing",
+};
+
+/* The body being received, if any. */
+enum body_kind {
+	BODY_NONE,
+	BODY_RETR,	/* through the pipe into the archive */
+	BODY_DISCARD,	/* a RETR whose pipe failed: read and dropped */
+	BODY_TOP,	/* a header block, hashed to prove identity */
 };
 
 /* A fetched message on its way through the committer. */
@@ -55,29 +81,29 @@ struct pending {
 	struct commit_item it;
 	struct session *s;
 	uint32_t num;
+	bool durable;		/* the committer's answer */
 };
 
 struct session {
-	struct worker *w;
+	struct loop *loop;
 	struct session_job *job;
 	const struct conf_account *acct;
+	enum session_phase phase;
+	bool stop_fetching;	/* session_drain(): no new RETR or TOP */
 	struct conn *conn;
 	struct pop3_client *pop3;
+	struct plan *plan;	/* from the listing on */
 
-	struct msg *msgs;
-	size_t nmsgs;
-	char **owned;		/* UIDLs rewritten by uidl_clean() */
-	size_t nowned;
-	size_t next;		/* next entry of msgs to act on */
 	unsigned inflight;	/* RETR/TOP queued and unanswered */
 	unsigned uncommitted;	/* submitted, not yet answered */
 	unsigned deles;		/* DELE queued and unanswered */
 
-	struct pipe *pipe;	/* the RETR body being received */
-	uint32_t pipe_num;
-	bool pipe_failed;
-	struct hash_sha256 top;	/* the TOP header being received */
-	bool top_active;
+	struct {
+		enum body_kind kind;
+		uint32_t num;
+		struct pipe *pipe;	/* BODY_RETR */
+		struct hash_sha256 top;	/* BODY_TOP */
+	} body;
 
 	/* DELEs sent, with what each message was proven to be; they take
 	 * effect only when the server answers QUIT with +OK. */
@@ -86,15 +112,6 @@ struct session {
 		struct db_deleted d;
 	} *marked;
 	size_t nmarked;
-
-	uint32_t top_num;
-	bool connected;		/* the transport came up once */
-	bool tls_pending;	/* STLS accepted, handshake running */
-	bool draining;
-	bool quit_sent;
-	bool ended;		/* the POP3 conversation is over */
-	bool finished;		/* job->finished() has been called */
-	char action[64];	/* what we are doing, for log lines */
 };
 
 static void session_pump(struct session *s);
@@ -107,13 +124,20 @@ result(struct session *s)
 	return &s->job->result;
 }
 
-/*
- * Records the session's first error; later ones are counted, not kept,
- * since they are usually its consequences.
- */
+static bool
+session_ended(const struct session *s)
+{
+	return s->phase >= SP_ENDED;
+}
+
 static void
-session_error(struct session *s, enum session_outcome o, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+set_phase(struct session *s, enum session_phase to)
+{
+	ASSERT(to != s->phase);
+	log_trace("mbox=%s session: %s -> %s", s->acct->name,
+	    phase_names[s->phase], phase_names[to]);
+	s->phase = to;
+}
 
 /*
  * What the session is doing, for "... while <where>": the transport's
@@ -123,27 +147,46 @@ session_error(struct session *s, enum session_outcome o, const char *fmt, ...)
 static const char *
 session_where(const struct session *s, char *buf, size_t len)
 {
-	const char *st;
-
-	if (!s->connected || s->tls_pending)
-		return s->action;
-	if (s->pipe != NULL) {
-		snprintf(buf, len, "receiving message %" PRIu32, s->pipe_num);
+	switch (s->phase) {
+	case SP_CONNECTING:
+		snprintf(buf, len, "connecting to %s:%d", s->acct->host,
+		    s->acct->port);
 		return buf;
+	case SP_STARTTLS:
+		return "negotiating TLS after STLS";
+	default:
+		break;
 	}
-	if (s->top_active) {
-		snprintf(buf, len, "verifying message %" PRIu32, s->top_num);
+	switch (s->body.kind) {
+	case BODY_RETR:
+	case BODY_DISCARD:
+		snprintf(buf, len, "receiving message %" PRIu32, s->body.num);
 		return buf;
+	case BODY_TOP:
+		snprintf(buf, len, "verifying message %" PRIu32, s->body.num);
+		return buf;
+	case BODY_NONE:
+		break;
 	}
-	st = pop3_client_state(s->pop3);
-	if (strcmp(st, "greeting") == 0)
+	switch (pop3_client_state(s->pop3)) {
+	case P3_GREETING:
 		return "waiting for the greeting";
-	if (strcmp(st, "ready") == 0)
+	case P3_READY:
 		return s->uncommitted > 0 ?
 		    "waiting for the archive to commit" : "idle";
-	snprintf(buf, len, "in POP3 %s", st);
-	return buf;
+	default:
+		snprintf(buf, len, "in POP3 %s", pop3_client_what(s->pop3));
+		return buf;
+	}
 }
+
+/*
+ * Records the session's first error; later ones are counted, not kept,
+ * since they are usually its consequences.
+ */
+static void
+session_error(struct session *s, enum session_outcome o, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 session_error(struct session *s, enum session_outcome o, const char *fmt, ...)
@@ -166,54 +209,15 @@ session_error(struct session *s, enum session_outcome o, const char *fmt, ...)
 	}
 }
 
+/* Queues DELE for a message the plan says to delete, proven archived as
+ * sha256. */
 static void
-set_action(struct session *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-set_action(struct session *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(s->action, sizeof(s->action), fmt, ap);
-	va_end(ap);
-}
-
-/* The listing is in ascending message-number order (checked by pop3/). */
-static struct msg *
-msg_by_num(struct session *s, uint32_t num)
-{
-	size_t lo = 0, hi = s->nmsgs;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->msgs[mid].num == num)
-			return &s->msgs[mid];
-		if (s->msgs[mid].num < num)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-static bool
-delete_after_archive(const struct session *s)
-{
-	return s->acct->delete == CONF_DELETE_AFTER_ARCHIVE;
-}
-
-/* Queue DELE for a message proven archived. */
-static void
-session_dele(struct session *s, const struct msg *m,
+session_dele(struct session *s, const struct plan_msg *m,
     const unsigned char sha256[32])
 {
 	struct mark *mk;
 
-	if (!delete_after_archive(s) || s->ended)
-		return;
+	ASSERT(s->phase == SP_TRANSFER);
 	s->marked = xreallocarray(s->marked, s->nmarked + 1,
 	    sizeof(*s->marked));
 	mk = &s->marked[s->nmarked++];
@@ -224,6 +228,16 @@ session_dele(struct session *s, const struct msg *m,
 	pop3_client_dele(s->pop3, m->num);
 }
 
+static void
+session_command(struct session *s, const struct plan_msg *m)
+{
+	if (m->action == PLAN_VERIFY)
+		pop3_client_top(s->pop3, m->num, 0);
+	else
+		pop3_client_retr(s->pop3, m->num);
+	s->inflight++;
+}
+
 /* ---- POP3 engine events ---- */
 
 static void
@@ -231,80 +245,8 @@ on_start_tls(void *arg)
 {
 	struct session *s = arg;
 
-	set_action(s, "negotiating TLS after STLS");
-	s->tls_pending = true;
+	set_phase(s, SP_STARTTLS);
 	conn_starttls(s->conn, s->job->tls);
-}
-
-/*
- * Chooses what to do with each listed message.  A UIDL is never proof on
- * its own (servers reset and renumber them): a message listed under the
- * UIDL and LIST size of one archived earlier, and not since confirmed
- * deleted, is taken for that message only once TOP shows the very header
- * block archived (its trace and Message-ID with it).  Then it is left
- * alone, or deleted under "after-archive"; otherwise it is fetched and
- * proven by its full SHA-256.  Only a server without TOP leaves size and
- * UIDL as the sole evidence, and then only for not downloading again.
- */
-static enum msg_action
-plan(struct session *s, struct msg *m, bool uidl_unique, bool has_top)
-{
-	const struct known_entry *e;
-
-	if (m->uidl == NULL || !uidl_unique)
-		return MSG_FETCH;
-	for (e = known_find(s->job->known, m->uidl); e != NULL;
-	    e = known_next(e)) {
-		/* A message the server confirmed deleted cannot be listed
-		 * again: its UIDL has been reused for another message. */
-		if (e->list_size != m->list_size || e->server_deleted)
-			continue;
-		m->known = e;
-		if (has_top)
-			return MSG_VERIFY;
-		/* Without TOP the only proof is the whole message again. */
-		return delete_after_archive(s) ? MSG_FETCH : MSG_SKIP;
-	}
-	return MSG_FETCH;
-}
-
-/*
- * RFC 1939 limits a UIDL to 0x21..0x7E.  A server that sends other bytes
- * still gets its mail archived: such a UIDL is stored with those bytes as
- * %XX, which is stable from poll to poll.  (A collision with a real UIDL
- * spelt that way costs nothing: a UIDL is never proof on its own.)
- * Returns uidl itself when it is clean, else a string the caller frees.
- */
-static char *
-uidl_clean(char *uidl)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	const unsigned char *p;
-	char *out, *o;
-
-	for (p = (const unsigned char *)uidl; *p != '\0'; p++)
-		if (*p < 0x21 || *p > 0x7e)
-			break;
-	if (*p == '\0')
-		return uidl;
-	o = out = xmalloc(strlen(uidl) * 3 + 1);
-	for (p = (const unsigned char *)uidl; *p != '\0'; p++)
-		if (*p < 0x21 || *p > 0x7e) {
-			*o++ = '%';
-			*o++ = hex[*p >> 4];
-			*o++ = hex[*p & 0xf];
-		} else
-			*o++ = (char)*p;
-	*o = '\0';
-	return out;
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	const char *const *x = a, *const *y = b;
-
-	return strcmp(*x, *y);
 }
 
 static void
@@ -312,57 +254,44 @@ on_ready(void *arg, const struct pop3_msg *list, size_t n)
 {
 	struct session *s = arg;
 	struct session_result *r = result(s);
-	bool all_uidl = true, has_top = pop3_client_has_top(s->pop3);
-	char **sorted;
-	size_t i;
+	struct plan_params pp = {
+		.known = s->job->known,
+		.delete_archived = s->acct->delete ==
+		    CONF_DELETE_AFTER_ARCHIVE,
+		.has_top = pop3_client_has_top(s->pop3),
+	};
 
 	r->listed = n;
-	s->msgs = xcalloc(n ? n : 1, sizeof(*s->msgs));
-	s->nmsgs = n;
-	sorted = xcalloc(n ? n : 1, sizeof(*sorted));
-	for (i = 0; i < n; i++) {
-		char *u = list[i].uidl ? uidl_clean(list[i].uidl) : NULL;
-
-		if (u != list[i].uidl) {
-			s->owned = xreallocarray(s->owned, s->nowned + 1,
-			    sizeof(*s->owned));
-			s->owned[s->nowned++] = u;
-		}
-		s->msgs[i].num = list[i].num;
-		s->msgs[i].list_size = list[i].size;
-		s->msgs[i].uidl = u;
-		if (u == NULL)
-			all_uidl = false;
-		else
-			sorted[i] = u;
-	}
-	/* RFC 1939 allows one UIDL for two messages; such UIDLs prove
-	 * nothing, so those messages are fetched and checked by content. */
-	if (all_uidl) {
-		qsort(sorted, n, sizeof(*sorted), cmp_str);
-		r->present = xcalloc(n ? n : 1, sizeof(*r->present));
-		for (i = 0; i < n; i++)
-			r->present[i] = xstrdup(sorted[i]);
-		r->npresent = n;
-	} else
+	s->plan = plan_new(&pp, list, n);
+	r->present = plan_take_present(s->plan, &r->npresent);
+	if (r->present == NULL)
 		log_info("mbox=%s server gives no UIDL: every message is "
 		    "fetched and matched by content", s->acct->name);
-	for (i = 0; i < n; i++) {
-		struct msg *m = &s->msgs[i];
-		bool unique = true;
-
-		if (m->uidl != NULL && all_uidl) {
-			char **hit = bsearch(&m->uidl, sorted, n,
-			    sizeof(*sorted), cmp_str);
-			unique = !((hit > sorted && strcmp(hit[-1],
-			    m->uidl) == 0) || (hit + 1 < sorted + n &&
-			    strcmp(hit[1], m->uidl) == 0));
-		}
-		m->action = plan(s, m, unique, has_top);
-	}
-	free(sorted); sorted = NULL;
 	log_debug("mbox=%s %zu messages listed", s->acct->name, n);
+	set_phase(s, SP_TRANSFER);
 	session_pump(s);
+}
+
+static void
+body_start(struct session *s, enum body_kind kind, uint32_t num)
+{
+	struct plan_msg *m;
+	struct pipe_params pp = {
+		.spool_dir = s->job->spool_dir,
+		.spool_mem = s->job->conf->spool_mem,
+		.level = s->job->conf->zstd_level,
+		.dict = s->job->dict,
+	};
+
+	s->body.kind = kind;
+	s->body.num = num;
+	if (kind == BODY_TOP) {
+		hash_sha256_reset(&s->body.top);
+		return;
+	}
+	m = plan_msg(s->plan, num);
+	pp.size_hint = m ? m->list_size : 0;
+	s->body.pipe = pipe_new(&pp);
 }
 
 static int
@@ -370,101 +299,95 @@ on_body(void *arg, enum pop3_cmd cmd, uint32_t num, const char *p, size_t n)
 {
 	struct session *s = arg;
 
-	if (cmd == POP3_CMD_TOP) {
-		/* Pipelined TOP bodies follow each other: a new hash starts
-		 * with the first bytes of each. */
-		if (!s->top_active) {
-			hash_sha256_reset(&s->top);
-			s->top_active = true;
-			s->top_num = num;
-		}
-		hash_sha256_update(&s->top, p, n);
-		return 0;
-	}
-	if (s->pipe == NULL) {
-		struct msg *m = msg_by_num(s, num);
-		struct pipe_params pp = {
-			.spool_dir = s->job->spool_dir,
-			.spool_mem = s->job->conf->spool_mem,
-			.size_hint = m ? m->list_size : 0,
-			.level = s->job->conf->zstd_level,
-			.dict = s->job->dict,
-		};
-
-		s->pipe = pipe_new(&pp);
-		s->pipe_num = num;
-		s->pipe_failed = false;
-	}
-	if (s->pipe_failed)
-		return 0;
-	if (pipe_write(s->pipe, p, n) == -1) {
+	/* Pipelined bodies follow each other: each starts with its first
+	 * bytes, and ends at body_end. */
+	if (s->body.kind == BODY_NONE)
+		body_start(s, cmd == POP3_CMD_TOP ? BODY_TOP : BODY_RETR, num);
+	switch (s->body.kind) {
+	case BODY_TOP:
+		hash_sha256_update(&s->body.top, p, n);
+		break;
+	case BODY_RETR:
+		if (pipe_write(s->body.pipe, p, n) == 0)
+			break;
 		/* A local failure (spool disk full) costs this message
 		 * only: it stays on the server and the body is drained. */
 		session_error(s, SESSION_TEMPORARY, "message %" PRIu32 ": %s",
-		    num, pipe_error(s->pipe));
+		    num, pipe_error(s->body.pipe));
 		result(s)->errors++;
-		s->pipe_failed = true;
+		pipe_free(&s->body.pipe);
+		s->body.kind = BODY_DISCARD;
+		break;
+	case BODY_DISCARD:
+	case BODY_NONE:
+		break;
 	}
 	return 0;
 }
 
 static void
-finish_top(struct session *s, struct msg *m)
+finish_top(struct session *s, uint32_t num)
 {
+	struct plan_msg *m = plan_msg(s->plan, num);
 	unsigned char head[32];
 
-	if (!s->top_active)	/* an empty TOP body */
-		hash_sha256_reset(&s->top);
-	hash_sha256_final(&s->top, head);
-	s->top_active = false;
-	if (m != NULL && m->known != NULL &&
-	    memcmp(head, m->known->head_sha256, 32) == 0) {
-		session_dele(s, m, m->known->sha256);	/* per policy */
+	if (s->body.kind == BODY_NONE)	/* an empty TOP body */
+		hash_sha256_reset(&s->body.top);
+	hash_sha256_final(&s->body.top, head);
+	s->body.kind = BODY_NONE;
+	if (m == NULL)
 		return;
-	}
-	/* Not provably the message archived under that UIDL: fetch it. */
-	if (m != NULL) {
+	switch (plan_verified(s->plan, m, head)) {
+	case PLAN_KEEP:
+		break;
+	case PLAN_DELETE:
+		session_dele(s, m, m->known->sha256);
+		break;
+	case PLAN_REFETCH:
 		log_debug("mbox=%s uidl=%s header differs from the archived "
 		    "one; fetching", s->acct->name, m->uidl);
-		m->action = MSG_FETCH;
-		s->inflight++;
-		pop3_client_retr(s->pop3, m->num);
+		session_command(s, m);
+		break;
 	}
 }
 
 /*
- * On the committer's thread: hand the answer to the session's own worker.
- * The session outlives its commits, and s->w never changes.
+ * On the committer's thread: hand the answer to the session's own loop.
+ * The session outlives its commits, and s->loop never changes.
  */
+static void on_commit_answered(void *arg);
+
 static void
 commit_answered(struct commit_item *it, bool durable)
 {
 	struct pending *pc = it->arg;
 
-	worker_post_commit(pc->s->w, it, durable);
+	pc->durable = durable;
+	loop_post(pc->s->loop, on_commit_answered, pc);
 }
 
 static void
 finish_retr(struct session *s, uint32_t num)
 {
-	struct msg *m = msg_by_num(s, num);
+	struct plan_msg *m = plan_msg(s->plan, num);
 	struct pending *pc;
 	struct pipe_result res;
 
-	if (s->pipe == NULL) {
-		/* An empty body never reached on_body(). */
-		on_body(s, POP3_CMD_RETR, num, "", 0);
-	}
-	if (s->pipe_failed || pipe_finish(s->pipe, &res) == -1) {
-		if (!s->pipe_failed) {
-			session_error(s, SESSION_TEMPORARY, "message %" PRIu32
-			    ": %s", num, pipe_error(s->pipe));
-			result(s)->errors++;
-		}
-		pipe_free(&s->pipe);
+	if (s->body.kind == BODY_NONE)	/* an empty body: no on_body() */
+		body_start(s, BODY_RETR, num);
+	if (s->body.kind == BODY_DISCARD) {
+		s->body.kind = BODY_NONE;
 		return;
 	}
-	pipe_free(&s->pipe);
+	s->body.kind = BODY_NONE;
+	if (pipe_finish(s->body.pipe, &res) == -1) {
+		session_error(s, SESSION_TEMPORARY, "message %" PRIu32 ": %s",
+		    num, pipe_error(s->body.pipe));
+		result(s)->errors++;
+		pipe_free(&s->body.pipe);
+		return;
+	}
+	pipe_free(&s->body.pipe);
 	result(s)->fetched++;
 	result(s)->bytes += res.size;
 
@@ -489,7 +412,7 @@ on_body_end(void *arg, enum pop3_cmd cmd, uint32_t num)
 	ASSERT(s->inflight > 0);
 	s->inflight--;
 	if (cmd == POP3_CMD_TOP)
-		finish_top(s, msg_by_num(s, num));
+		finish_top(s, num);
 	else
 		finish_retr(s, num);
 	session_pump(s);
@@ -526,8 +449,6 @@ on_cmd_failed(void *arg, enum pop3_cmd cmd, uint32_t num, const char *text)
 	} else {
 		ASSERT(s->inflight > 0);
 		s->inflight--;
-		if (cmd == POP3_CMD_TOP)
-			s->top_active = false;
 		session_error(s, SESSION_TEMPORARY, "%s %" PRIu32
 		    " refused: %s", cmd == POP3_CMD_TOP ? "TOP" : "RETR",
 		    num, text);
@@ -551,7 +472,6 @@ on_done(void *arg)
 			r->deleted_v[i].uidl = xstrdup(s->marked[i].d.uidl);
 	}
 	r->ndeleted = r->deleted = s->nmarked;
-	s->ended = true;
 	session_end(s);
 }
 
@@ -574,7 +494,6 @@ on_failed(void *arg, enum pop3_fail why, const char *text)
 		break;
 	}
 	session_error(s, o, "%s", text);
-	s->ended = true;
 	session_end(s);
 }
 
@@ -595,32 +514,21 @@ static const struct pop3_client_cb pop3_cb = {
 static void
 session_pump(struct session *s)
 {
-	if (s->ended || s->msgs == NULL)
-		goto out;
-	while (!s->draining && s->next < s->nmsgs &&
-	    s->inflight < SESSION_WINDOW &&
-	    s->uncommitted < SESSION_MAX_UNCOMMITTED) {
-		struct msg *m = &s->msgs[s->next++];
+	struct plan_msg *m;
 
-		switch (m->action) {
-		case MSG_SKIP:
-			continue;
-		case MSG_FETCH:
-			pop3_client_retr(s->pop3, m->num);
-			break;
-		case MSG_VERIFY:
-			pop3_client_top(s->pop3, m->num, 0);
-			break;
-		}
-		s->inflight++;
-	}
+	if (s->phase != SP_TRANSFER)
+		goto out;
+	while (!s->stop_fetching && s->inflight < SESSION_WINDOW &&
+	    s->uncommitted < SESSION_MAX_UNCOMMITTED &&
+	    (m = plan_next(s->plan)) != NULL)
+		session_command(s, m);
 	/* With PIPELINING, QUIT follows the last DELEs without waiting for
 	 * their answers: they arrive first, in order, and a refused DELE is
 	 * simply not applied. */
-	if ((s->draining || s->next == s->nmsgs) && s->inflight == 0 &&
-	    s->uncommitted == 0 && !s->quit_sent &&
+	if ((s->stop_fetching || plan_exhausted(s->plan)) &&
+	    s->inflight == 0 && s->uncommitted == 0 &&
 	    (s->deles == 0 || pop3_client_pipelining(s->pop3))) {
-		s->quit_sent = true;
+		set_phase(s, SP_QUIT);
 		pop3_client_quit(s->pop3);
 	}
 out:
@@ -633,7 +541,10 @@ session_flush(struct session *s)
 	const char *p;
 	size_t n, w;
 
-	if (s->conn == NULL || s->ended || s->tls_pending)
+	/* Nothing goes out before the transport is up, during the STLS
+	 * handshake, or once the conversation is over. */
+	if (s->phase == SP_CONNECTING || s->phase == SP_STARTTLS ||
+	    session_ended(s))
 		return;
 	for (;;) {
 		pop3_client_pending(s->pop3, &p, &n);
@@ -651,28 +562,25 @@ static void
 on_conn(struct conn *c, enum conn_ev ev, void *arg)
 {
 	struct session *s = arg;
+	bool after_stls;
 	const char *p;
 	size_t n;
 
 	switch (ev) {
 	case CONN_EV_UP:
-		if (s->tls_pending) {
-			s->tls_pending = false;
-			log_debug("mbox=%s STLS: %s", s->acct->name,
-			    conn_describe(c));
+		after_stls = s->phase == SP_STARTTLS;
+		log_debug("mbox=%s %s: %s", s->acct->name,
+		    after_stls ? "STLS" : "connected", conn_describe(c));
+		set_phase(s, SP_LOGIN);
+		if (after_stls)
 			pop3_client_tls_ready(s->pop3);
-		} else {
-			log_debug("mbox=%s connected: %s", s->acct->name,
-			    conn_describe(c));
-			s->connected = true;
-		}
 		session_flush(s);
 		break;
 	case CONN_EV_DATA:
 		p = conn_rdata(c, &n);
-		if (pop3_client_feed(s->pop3, p, n) == -1 || s->ended)
+		if (pop3_client_feed(s->pop3, p, n) == -1 || session_ended(s))
 			return;	/* on_failed() or on_done() ended it */
-		if (s->tls_pending)
+		if (s->phase == SP_STARTTLS)
 			return;	/* conn discarded the plaintext rest */
 		conn_consume(c, n);
 		session_flush(s);
@@ -683,14 +591,13 @@ on_conn(struct conn *c, enum conn_ev ev, void *arg)
 	case CONN_EV_CLOSED:
 	case CONN_EV_ERROR:
 	case CONN_EV_TIMEOUT:
-		if (!s->ended) {
-			session_error(s, conn_cert_failed(c) ?
-			    SESSION_PERMANENT : SESSION_TEMPORARY, "%s",
-			    ev == CONN_EV_CLOSED && conn_error(c)[0] == '\0' ?
-			    "server closed the connection" : conn_error(c));
-			s->ended = true;
-			session_end(s);
-		}
+		if (session_ended(s))
+			break;
+		session_error(s, conn_cert_failed(c) ? SESSION_PERMANENT :
+		    SESSION_TEMPORARY, "%s", ev == CONN_EV_CLOSED &&
+		    conn_error(c)[0] == '\0' ?
+		    "server closed the connection" : conn_error(c));
+		session_end(s);
 		break;
 	}
 }
@@ -705,50 +612,56 @@ session_free(void *arg)
 
 	conn_free(&s->conn);
 	pop3_client_free(&s->pop3);
-	pipe_free(&s->pipe);
-	hash_sha256_release(&s->top);
-	free(s->msgs); s->msgs = NULL;
+	pipe_free(&s->body.pipe);
+	hash_sha256_release(&s->body.top);
+	plan_free(&s->plan);
 	free(s->marked); s->marked = NULL;
-	while (s->nowned > 0)
-		free(s->owned[--s->nowned]);
-	free(s->owned); s->owned = NULL;
-	worker_session_remove(s->w, s);
 	free(s); s = NULL;
+	job->session = NULL;
 	job->finished(job);
 }
 
 /*
- * The conversation is over (QUIT answered, failure, or connection lost).
- * The session is freed once every commit it submitted has been answered,
- * so the committer never calls back into freed memory.
+ * The conversation is over (QUIT answered, failure, or connection lost),
+ * or, once over, a commit was answered.  The session is freed once every
+ * commit it submitted has been answered, so the committer never calls
+ * back into freed memory.
  */
 static void
 session_end(struct session *s)
 {
-	if (s->conn != NULL && conn_state(s->conn) != CONN_CLOSING)
-		conn_close(s->conn);
-	pipe_free(&s->pipe);
-	if (s->uncommitted > 0 || s->finished)
+	if (!session_ended(s)) {
+		set_phase(s, SP_ENDED);
+		if (conn_state(s->conn) != CONN_CLOSING)
+			conn_close(s->conn);
+		pipe_free(&s->body.pipe);
+		s->body.kind = BODY_NONE;
+	}
+	if (s->uncommitted > 0 || s->phase == SP_FREEING)
 		return;
-	s->finished = true;
+	set_phase(s, SP_FREEING);
 	log_debug("mbox=%s session ended", s->acct->name);
-	loop_defer(worker_loop(s->w), session_free, s);
+	loop_defer(s->loop, session_free, s);
 }
 
-void
-session_commit_done(struct commit_item *it, bool durable)
+/* A commit answered, on the session's own loop. */
+static void
+on_commit_answered(void *arg)
 {
-	struct pending *pc = it->arg;
+	struct pending *pc = arg;
+	struct commit_item *it = &pc->it;
 	struct session *s = pc->s;
-	struct msg *m;
+	struct plan_msg *m;
 
 	ASSERT(s->uncommitted > 0);
 	s->uncommitted--;
-	if (durable) {
+	if (pc->durable) {
 		result(s)->archived++;
 		if (it->blob_existed)
 			result(s)->deduplicated++;
-		if (!s->ended && (m = msg_by_num(s, pc->num)) != NULL)
+		if (s->phase == SP_TRANSFER &&
+		    plan_delete_archived(s->plan) &&
+		    (m = plan_msg(s->plan, pc->num)) != NULL)
 			session_dele(s, m, it->res.sha256);
 	} else {
 		result(s)->errors++;
@@ -757,22 +670,28 @@ session_commit_done(struct commit_item *it, bool durable)
 	}
 	free(it->uidl); it->uidl = NULL;
 	free(pc); pc = NULL;
-	if (s->ended)
+	if (session_ended(s))
 		session_end(s);
 	else
 		session_pump(s);
 }
 
 void
-session_drain(struct session *s)
+session_drain(void *arg)
 {
-	s->draining = true;
+	struct session_job *job = arg;
+	struct session *s = job->session;
+
+	if (s == NULL)		/* already over */
+		return;
+	s->stop_fetching = true;
 	session_pump(s);
 }
 
 void
-session_start(struct worker *w, struct session_job *job)
+session_start(void *arg)
 {
+	struct session_job *job = arg;
 	const struct conf_account *a = job->acct;
 	const struct conf *cf = job->conf;
 	struct session *s = xcalloc(1, sizeof(*s));
@@ -793,14 +712,14 @@ session_start(struct worker *w, struct session_job *job)
 		.session_timeout_ms = cf->session_timeout * 1000,
 	};
 
-	s->w = w;
+	s->loop = job->loop;
 	s->job = job;
 	s->acct = a;
-	hash_sha256_init(&s->top);
-	set_action(s, "connecting to %s:%d", a->host, a->port);
+	s->phase = SP_CONNECTING;
+	job->session = s;
+	hash_sha256_init(&s->body.top);
 	s->pop3 = pop3_client_new(&pp, &pop3_cb, s);
-	s->conn = conn_new(worker_loop(w), &cp, on_conn, s);
-	worker_session_add(w, s);
+	s->conn = conn_new(s->loop, &cp, on_conn, s);
 }
 
 void

@@ -18,9 +18,8 @@
 struct conn_tls;
 struct known;
 struct committer;
-struct worker;
+struct loop;
 struct session;
-struct commit_item;
 struct zdict;
 
 enum session_outcome {
@@ -44,8 +43,9 @@ struct session_result {
 };
 
 /* A poll to run, prepared by the scheduler on the main thread (address
- * resolved, archive state loaded) and handed to a worker. */
+ * resolved, archive state loaded) and posted to a worker's loop. */
 struct session_job {
+	struct loop *loop;		/* the worker's, where it runs */
 	const struct conf *conf;
 	const struct conf_account *acct;
 	int64_t account_id;
@@ -64,14 +64,21 @@ struct session_job {
 	void (*finished)(struct session_job *job);
 	void *arg;			/* the scheduler */
 	void *owner;			/* its record of the account */
+	/* The running session, on the worker's thread only; NULL before
+	 * it starts and once it has finished. */
+	struct session *session;
 };
 
-/* Starts the poll on the worker's loop.  Always ends in job->finished(). */
-void session_start(struct worker *w, struct session_job *job);
-/* Stop fetching new messages: finish what is in flight, then QUIT. */
-void session_drain(struct session *s);
-/* A commit answered (called on the session's worker thread). */
-void session_commit_done(struct commit_item *it, bool durable);
+/*
+ * Both are loop_func's for loop_post(job->loop, ..., job), so they run on
+ * the worker's thread.
+ *
+ * session_start() starts the poll; it always ends in job->finished().
+ * session_drain() makes the poll stop fetching new messages, finish what
+ * is in flight, then QUIT; harmless once the poll is over.
+ */
+void session_start(void *job);
+void session_drain(void *job);
 
 void session_result_release(struct session_result *r);
 

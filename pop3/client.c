@@ -36,26 +36,6 @@
 /* RFC 5034 section 4: a longer AUTH line may not carry the response. */
 #define AUTH_LINE_MAX	255
 
-enum pop3_state {
-	P3_GREETING,
-	P3_CAPA,
-	P3_STLS,
-	P3_TLS,		/* owner runs the handshake; input is discarded */
-	P3_AUTH,	/* AUTH PLAIN */
-	P3_USER,
-	P3_PASS,
-	P3_APOP,
-	P3_UIDL,
-	P3_LIST,
-	P3_READY,	/* listed; no command in flight */
-	P3_RETR,	/* status line of RETR or TOP */
-	P3_BODY,	/* body of RETR or TOP */
-	P3_DELE,
-	P3_QUIT,
-	P3_DONE,
-	P3_FAILED,
-};
-
 static const char *const state_names[] = {
 	[P3_GREETING] = "greeting",
 	[P3_CAPA] = "CAPA",
@@ -105,7 +85,7 @@ struct pop3_client {
 	struct pop3_client_cb cb;
 	void *arg;
 	enum pop3_state state;
-	char what[48];		/* state and command, for pop3_client_state() */
+	char what[48];		/* state and command, for pop3_client_what() */
 
 	struct pop3_line line;
 	bool multi;		/* inside a multi-line response, past its +OK */
@@ -1146,8 +1126,14 @@ pop3_client_has_top(const struct pop3_client *c)
 	return (c->caps & POP3_CAPA_TOP) != 0;
 }
 
-const char *
+enum pop3_state
 pop3_client_state(const struct pop3_client *c)
+{
+	return c->state;
+}
+
+const char *
+pop3_client_what(const struct pop3_client *c)
 {
 	return c->what;
 }

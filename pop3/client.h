@@ -43,6 +43,27 @@ enum pop3_fail {
 	POP3_FAIL_LOCAL,	/* a callback returned -1 */
 };
 
+/* Where the conversation is; every transition is logged at trace level. */
+enum pop3_state {
+	P3_GREETING,
+	P3_CAPA,
+	P3_STLS,
+	P3_TLS,		/* owner runs the handshake; input is discarded */
+	P3_AUTH,	/* AUTH PLAIN */
+	P3_USER,
+	P3_PASS,
+	P3_APOP,
+	P3_UIDL,
+	P3_LIST,
+	P3_READY,	/* listed; no command in flight */
+	P3_RETR,	/* status line of RETR or TOP */
+	P3_BODY,	/* body of RETR or TOP */
+	P3_DELE,
+	P3_QUIT,
+	P3_DONE,
+	P3_FAILED,
+};
+
 /* One message of the listing.  uidl is NULL if the server has no UIDL. */
 struct pop3_msg {
 	uint32_t num;
@@ -127,10 +148,12 @@ bool pop3_client_idle(const struct pop3_client *c);
 /* Whether CAPA advertised PIPELINING / TOP (valid after ready()). */
 bool pop3_client_pipelining(const struct pop3_client *c);
 bool pop3_client_has_top(const struct pop3_client *c);
+/* The current state; P3_FAILED after failed(), P3_DONE after done(). */
+enum pop3_state pop3_client_state(const struct pop3_client *c);
 /*
  * Name of the current state with its command ("RETR 5", "RETR 5 body"),
  * for log lines ("while ...").  After failed(), where it failed.
  */
-const char *pop3_client_state(const struct pop3_client *c);
+const char *pop3_client_what(const struct pop3_client *c);
 
 #endif

@@ -270,7 +270,8 @@ session(const uint8_t *data, size_t size, uint32_t step, struct owner *o)
 		}
 		r = pop3_client_feed(o->c, (const char *)data + pos, piece);
 		CHECK(r == (o->failed ? -1 : 0));
-		(void)pop3_client_state(o->c);
+		CHECK(pop3_client_what(o->c)[0] != '\0');
+		CHECK((pop3_client_state(o->c) == P3_FAILED) == o->failed);
 		drain(o);
 		if (o->tls_wanted && !o->finished) {
 			o->tls_wanted = false;

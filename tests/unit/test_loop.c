@@ -1,6 +1,6 @@
 /*
  * The event loop: timer order, cancel and re-arm, deferred functions,
- * wakeups from another thread, fd events, and deletion during dispatch.
+ * calls posted from other threads, fd events, and deletion during dispatch.
  */
 #include <sys/socket.h>
 
@@ -21,7 +21,9 @@
 	X(test_timer_rearm_zero_next_round)                             \
 	X(test_timer_heap_random)                                       \
 	X(test_defer_chain)                                             \
-	X(test_wakeup_thread)                                           \
+	X(test_post_threads)                                            \
+	X(test_post_from_posted)                                        \
+	X(test_post_dropped_on_free)                                    \
 	X(test_fd_events)                                               \
 	X(test_fd_mod_zero_no_spin)                                     \
 	X(test_fd_del_during_dispatch)                                  \
@@ -350,52 +352,145 @@ test_defer_chain(void)
 	loop_free(&d.l);
 }
 
-struct wstate {
+#define POSTERS		2
+#define POSTS_EACH	1000
+
+/* One call posted by a poster thread, checked on the loop thread. */
+struct post {
+	struct pstate *ps;
+	int poster;
+	int seq;
+};
+
+struct pstate {
 	struct loop *l;
-	int calls;
-	atomic_int posted;
+	pthread_t loop_thread;
+	struct post posts[POSTERS][POSTS_EACH];
+	int next[POSTERS];	/* the seq each poster's next call must have */
+	int ran;
+	bool wrong_thread;
 	bool done;
 };
 
 static void
-wake_cb(void *arg)
+post_cb(void *arg)
 {
-	struct wstate *w = arg;
+	struct post *p = arg;
+	struct pstate *ps = p->ps;
 
-	w->calls++;
-	if (atomic_load(&w->posted) == 1000)
-		w->done = true;
+	if (!pthread_equal(pthread_self(), ps->loop_thread))
+		ps->wrong_thread = true;
+	/* Each poster's calls run once each, in the order posted. */
+	ASSERT_EQ(p->seq, ps->next[p->poster]);
+	ps->next[p->poster]++;
+	if (++ps->ran == POSTERS * POSTS_EACH)
+		ps->done = true;
 }
 
+struct poster {
+	struct pstate *ps;
+	int id;
+};
+
 static void *
-waker(void *arg)
+poster_main(void *arg)
 {
-	struct wstate *w = arg;
+	struct poster *po = arg;
 	int i;
 
-	for (i = 0; i < 1000; i++) {
-		atomic_fetch_add(&w->posted, 1);
-		loop_wakeup(w->l);
+	for (i = 0; i < POSTS_EACH; i++) {
+		struct post *p = &po->ps->posts[po->id][i];
+
+		p->ps = po->ps;
+		p->poster = po->id;
+		p->seq = i;
+		loop_post(po->ps->l, post_cb, p);
 	}
 	return NULL;
 }
 
-/* Wakeups from another thread reach the loop, coalesced. */
+/* Calls posted from other threads run on the loop's thread, each once,
+ * in each poster's order. */
 static void
-test_wakeup_thread(void)
+test_post_threads(void)
 {
-	struct wstate w = { .calls = 0 };
-	pthread_t th;
+	static struct pstate ps;
+	struct poster po[POSTERS];
+	pthread_t th[POSTERS];
+	int i;
 
-	atomic_init(&w.posted, 0);
-	w.l = new_loop();
-	loop_set_wake(w.l, wake_cb, &w);
-	ASSERT_EQ(pthread_create(&th, NULL, waker, &w), 0);
-	/* The wakeup after the last post is seen after it. */
-	run_until(w.l, &w.done);
-	ASSERT_EQ(pthread_join(th, NULL), 0);
-	ASSERT_TRUE(w.calls >= 1 && w.calls <= 1000);
-	loop_free(&w.l);
+	ps.l = new_loop();
+	ps.loop_thread = pthread_self();
+	for (i = 0; i < POSTERS; i++) {
+		po[i] = (struct poster){ .ps = &ps, .id = i };
+		ASSERT_EQ(pthread_create(&th[i], NULL, poster_main, &po[i]),
+		    0);
+	}
+	run_until(ps.l, &ps.done);
+	for (i = 0; i < POSTERS; i++)
+		ASSERT_EQ(pthread_join(th[i], NULL), 0);
+	ASSERT_EQ(ps.ran, POSTERS * POSTS_EACH);
+	ASSERT_TRUE(!ps.wrong_thread);
+	/* Nothing more runs once the queue is empty. */
+	ASSERT_EQ(loop_run_once(ps.l, 0), 0);
+	ASSERT_EQ(ps.ran, POSTERS * POSTS_EACH);
+	loop_free(&ps.l);
+}
+
+struct repost {
+	struct loop *l;
+	int calls;
+	bool done;
+};
+
+static void
+repost_cb(void *arg)
+{
+	struct repost *r = arg;
+
+	if (++r->calls < 3)
+		loop_post(r->l, repost_cb, r);
+	else
+		r->done = true;
+}
+
+/* A posted call may post again; the new call runs in a later round, so a
+ * chain of posts cannot starve the loop's fds and timers. */
+static void
+test_post_from_posted(void)
+{
+	struct repost r = { .calls = 0 };
+	int rounds = 0;
+
+	r.l = new_loop();
+	loop_post(r.l, repost_cb, &r);
+	while (!r.done && rounds < 100) {
+		ASSERT_EQ(loop_run_once(r.l, 10), 0);
+		rounds++;
+		ASSERT_TRUE(r.calls <= rounds);
+	}
+	ASSERT_TRUE(r.done);
+	ASSERT_EQ(r.calls, 3);
+	loop_free(&r.l);
+}
+
+static void
+never_cb(void *arg)
+{
+	TEST_FAIL_("a call posted to a freed loop ran");
+}
+
+/* Calls still queued when the loop is freed are dropped (and their
+ * entries freed: the sanitizer build checks for leaks). */
+static void
+test_post_dropped_on_free(void)
+{
+	struct loop *l = new_loop();
+
+	loop_post(l, never_cb, NULL);
+	loop_post(l, never_cb, NULL);
+	loop_free(&l);
+	ASSERT_TRUE(l == NULL);
 }
 
 struct fdstate {
