@@ -1,6 +1,7 @@
 #include "pipe.h"
 
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,27 +110,41 @@ found:
 	return true;
 }
 
-/* Passes all of p[0, n) to st->next, taking on its error if it fails. */
-static int
-stage_pass(struct pipe_stage *st, const char *p, size_t n)
+int
+pipe_stage_fail(struct pipe_stage *st, const char *fmt, ...)
 {
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(st->error, sizeof(st->error), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int
+pipe_stage_pass(struct pipe_stage *st, const void *p, size_t n)
+{
+	const char *c = p;
 	ssize_t w;
 
 	while (n > 0) {
-		w = st->next->ops->write(st->next, p, n);
-		if (w == -1) {
-			(void)snprintf(st->error, sizeof(st->error), "%s",
-			    st->next->error);
-			return -1;
-		}
-		if (w == 0) {
-			(void)snprintf(st->error, sizeof(st->error),
-			    "pipe: stage accepted nothing");
-			return -1;
-		}
-		p += w;
+		w = st->next->ops->write(st->next, c, n);
+		if (w == -1)
+			return pipe_stage_fail(st, "%s", st->next->error);
+		if (w == 0)
+			return pipe_stage_fail(st, "pipe: stage accepted "
+			    "nothing");
+		c += w;
 		n -= (size_t)w;
 	}
+	return 0;
+}
+
+int
+pipe_stage_finish_next(struct pipe_stage *st)
+{
+	if (st->next->ops->finish(st->next) == -1)
+		return pipe_stage_fail(st, "%s", st->next->error);
 	return 0;
 }
 
@@ -153,7 +168,7 @@ hstage_write(struct pipe_stage *st, const void *p, size_t n)
 		hash_sha256_update(&h->sha, p, n);
 	}
 	h->size += n;
-	if (stage_pass(st, p, n) == -1)
+	if (pipe_stage_pass(st, p, n) == -1)
 		return -1;
 	return (ssize_t)n;
 }
@@ -167,12 +182,7 @@ hstage_finish(struct pipe_stage *st)
 	/* No empty line anywhere: the whole message is its header. */
 	if (!h->head_done)
 		memcpy(h->head, h->digest, sizeof(h->head));
-	if (st->next->ops->finish(st->next) == -1) {
-		(void)snprintf(st->error, sizeof(st->error), "%s",
-		    st->next->error);
-		return -1;
-	}
-	return 0;
+	return pipe_stage_finish_next(st);
 }
 
 static void
@@ -202,11 +212,8 @@ sink_write(struct pipe_stage *st, const void *p, size_t n)
 {
 	struct sink *s = (struct sink *)st;
 
-	if (spool_write(s->spool, p, n) == -1) {
-		(void)snprintf(st->error, sizeof(st->error), "%s",
-		    spool_error(s->spool));
-		return -1;
-	}
+	if (spool_write(s->spool, p, n) == -1)
+		return pipe_stage_fail(st, "%s", spool_error(s->spool));
 	return (ssize_t)n;
 }
 

@@ -36,6 +36,20 @@ struct pipe_stage {
 	char error[256];
 };
 
+/*
+ * Helpers for stages, so that every stage reports errors the same way.
+ * Each returns -1 so that a stage can end with `return pipe_stage_...`.
+ *
+ * pipe_stage_fail() sets st's error text.
+ * pipe_stage_pass() hands all of p[0, n) to st->next, taking on its
+ * error if it fails or accepts nothing; 0 once all is taken.
+ * pipe_stage_finish_next() finishes st->next, taking on its error; 0 or -1.
+ */
+int pipe_stage_fail(struct pipe_stage *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int pipe_stage_pass(struct pipe_stage *st, const void *p, size_t n);
+int pipe_stage_finish_next(struct pipe_stage *st);
+
 /* What one finished message became. */
 struct pipe_result {
 	unsigned char sha256[32];	/* over exactly the archived bytes */

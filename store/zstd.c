@@ -1,6 +1,13 @@
+/*
+ * libzstd behind store/zstd.h: the compressing stage of the pipe (with a
+ * pool of compression contexts shared by every worker), dictionaries, the
+ * streaming decoder that export and verify read blobs through, and
+ * dictionary training.  The only file that includes zstd.h or zdict.h.
+ */
 #include "zstd.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,12 +162,13 @@ zdict_free(struct zdict **dp)
 	*dp = NULL;
 }
 
-static void
-zstage_seterr(struct zstage *z, const char *what, size_t code)
+/* A failed stage stays failed: every later call returns -1. */
+static int
+zstage_fail(struct zstage *z, const char *what, size_t code)
 {
-	(void)snprintf(z->st.error, sizeof(z->st.error), "zstd %s: %s", what,
-	    ZSTD_getErrorName(code));
 	z->failed = true;
+	return pipe_stage_fail(&z->st, "zstd %s: %s", what,
+	    ZSTD_getErrorName(code));
 }
 
 /* Gives the context and the buffer back: the stage then holds nothing. */
@@ -182,10 +190,9 @@ zstage_start(struct zstage *z)
 
 	z->cctx = zpool_get();
 	if (z->cctx == NULL) {
-		(void)snprintf(z->st.error, sizeof(z->st.error),
-		    "zstd: cannot allocate a compression context");
 		z->failed = true;
-		return -1;
+		return pipe_stage_fail(&z->st, "zstd: cannot allocate a "
+		    "compression context");
 	}
 	if (z->dict != NULL) {
 		r = ZSTD_CCtx_refCDict(z->cctx, z->dict->cdict);
@@ -195,10 +202,8 @@ zstage_start(struct zstage *z)
 	}
 	if (!ZSTD_isError(r))
 		r = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1);
-	if (ZSTD_isError(r)) {
-		zstage_seterr(z, "setup", r);
-		return -1;
-	}
+	if (ZSTD_isError(r))
+		return zstage_fail(z, "setup", r);
 	/* A hint only: a refusal (older libzstd) costs nothing but tuning. */
 	if (z->size_hint != 0) {
 		hint = z->size_hint > INT32_MAX ? INT32_MAX : (int)z->size_hint;
@@ -214,25 +219,9 @@ zstage_start(struct zstage *z)
 static int
 zstage_flush(struct zstage *z)
 {
-	struct pipe_stage *next = z->st.next;
-	size_t off = 0;
-	ssize_t w;
-
-	while (off < z->out_len) {
-		w = next->ops->write(next, z->out + off, z->out_len - off);
-		if (w == -1) {
-			(void)snprintf(z->st.error, sizeof(z->st.error), "%s",
-			    next->error);
-			z->failed = true;
-			return -1;
-		}
-		if (w == 0) {
-			(void)snprintf(z->st.error, sizeof(z->st.error),
-			    "zstd: next stage accepted nothing");
-			z->failed = true;
-			return -1;
-		}
-		off += (size_t)w;
+	if (pipe_stage_pass(&z->st, z->out, z->out_len) == -1) {
+		z->failed = true;
+		return -1;
 	}
 	z->out_len = 0;
 	return 0;
@@ -258,10 +247,8 @@ zstage_run(struct zstage *z, ZSTD_inBuffer *in, ZSTD_EndDirective how)
 		in_before = in->pos;
 		out_before = out.pos;
 		r = ZSTD_compressStream2(z->cctx, &out, in, how);
-		if (ZSTD_isError(r)) {
-			zstage_seterr(z, "compress", r);
-			return -1;
-		}
+		if (ZSTD_isError(r))
+			return zstage_fail(z, "compress", r);
 		z->out_len = out.pos;
 		done = how == ZSTD_e_end ? r == 0 : in->pos == in->size;
 		if ((out.pos == out.size || (done && how == ZSTD_e_end)) &&
@@ -271,10 +258,9 @@ zstage_run(struct zstage *z, ZSTD_inBuffer *in, ZSTD_EndDirective how)
 			return 0;
 		/* zstd always moves one way or the other; never spin. */
 		if (in->pos == in_before && out.pos == out_before) {
-			(void)snprintf(z->st.error, sizeof(z->st.error),
-			    "zstd compress: no progress");
 			z->failed = true;
-			return -1;
+			return pipe_stage_fail(&z->st, "zstd compress: no "
+			    "progress");
 		}
 	}
 }
@@ -310,9 +296,7 @@ zstage_finish(struct pipe_stage *st)
 	if (zstage_run(z, &in, ZSTD_e_end) == -1)
 		return -1;
 	zstage_release(z);
-	if (st->next->ops->finish(st->next) == -1) {
-		(void)snprintf(st->error, sizeof(st->error), "%s",
-		    st->next->error);
+	if (pipe_stage_finish_next(st) == -1) {
 		z->failed = true;
 		return -1;
 	}
@@ -362,12 +346,20 @@ zstd_stage_new(int level, uint64_t size_hint, const struct zdict *dict,
 	return &z->st;
 }
 
-static void
-zdec_seterr(struct zdec *d, const char *what, size_t code)
+/* A failed decoder stays failed; returns -1. */
+static int zdec_fail(struct zdec *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+zdec_fail(struct zdec *d, const char *fmt, ...)
 {
-	(void)snprintf(d->error, sizeof(d->error), "zstd %s: %s", what,
-	    ZSTD_getErrorName(code));
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(d->error, sizeof(d->error), fmt, ap);
+	va_end(ap);
 	d->failed = true;
+	return -1;
 }
 
 struct zdec *
@@ -379,15 +371,15 @@ zdec_new(const void *dict, size_t dictlen)
 	d = xcalloc(1, sizeof(*d));
 	d->dctx = ZSTD_createDCtx();
 	if (d->dctx == NULL) {
-		(void)snprintf(d->error, sizeof(d->error),
-		    "zstd: cannot allocate a decompression context");
-		d->failed = true;
+		(void)zdec_fail(d, "zstd: cannot allocate a decompression "
+		    "context");
 		return d;
 	}
 	if (dict != NULL && dictlen > 0) {
 		r = ZSTD_DCtx_loadDictionary(d->dctx, dict, dictlen);
 		if (ZSTD_isError(r))
-			zdec_seterr(d, "dictionary", r);
+			(void)zdec_fail(d, "zstd dictionary: %s",
+			    ZSTD_getErrorName(r));
 	}
 	return d;
 }
@@ -415,17 +407,12 @@ zdec_write(struct zdec *d, const void *p, size_t n,
 		ob.pos = 0;
 		in_before = in.pos;
 		r = ZSTD_decompressStream(d->dctx, &ob, &in);
-		if (ZSTD_isError(r)) {
-			zdec_seterr(d, "decompress", r);
-			return -1;
-		}
+		if (ZSTD_isError(r))
+			return zdec_fail(d, "zstd decompress: %s",
+			    ZSTD_getErrorName(r));
 		d->last = r;
-		if (ob.pos > 0 && out(arg, d->out, ob.pos) == -1) {
-			(void)snprintf(d->error, sizeof(d->error),
-			    "zstd decompress: output refused");
-			d->failed = true;
-			return -1;
-		}
+		if (ob.pos > 0 && out(arg, d->out, ob.pos) == -1)
+			return zdec_fail(d, "zstd decompress: output refused");
 		/*
 		 * A full buffer may hide more output for the same input,
 		 * unless the frame is complete: zstd would then take the
@@ -433,12 +420,8 @@ zdec_write(struct zdec *d, const void *p, size_t n,
 		 */
 		if (in.pos == in.size && (ob.pos < ob.size || r == 0))
 			break;
-		if (in.pos == in_before && ob.pos == 0) {
-			(void)snprintf(d->error, sizeof(d->error),
-			    "zstd decompress: no progress");
-			d->failed = true;
-			return -1;
-		}
+		if (in.pos == in_before && ob.pos == 0)
+			return zdec_fail(d, "zstd decompress: no progress");
 	}
 	return 0;
 }
@@ -448,18 +431,10 @@ zdec_finish(struct zdec *d)
 {
 	if (d->failed)
 		return -1;
-	if (!d->started) {
-		(void)snprintf(d->error, sizeof(d->error),
-		    "zstd decompress: no frame");
-		d->failed = true;
-		return -1;
-	}
-	if (d->last != 0) {
-		(void)snprintf(d->error, sizeof(d->error),
-		    "zstd decompress: truncated frame");
-		d->failed = true;
-		return -1;
-	}
+	if (!d->started)
+		return zdec_fail(d, "zstd decompress: no frame");
+	if (d->last != 0)
+		return zdec_fail(d, "zstd decompress: truncated frame");
 	(void)ZSTD_DCtx_reset(d->dctx, ZSTD_reset_session_only);
 	d->started = false;
 	/* The buffer is per input, so a verifier looping over blobs that
