@@ -26,7 +26,8 @@ Q :=
 E := @true
 endif
 
-LIB_SRC  := $(filter-out ingestd/main.c,$(wildcard ingestd/*.c)) \
+LIB_SRC  := $(wildcard ingestd/base/*.c) \
+            $(filter-out ingestd/main.c,$(wildcard ingestd/*.c)) \
             $(wildcard pop3/*.c) $(wildcard store/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/migrations.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

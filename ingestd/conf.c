@@ -5,7 +5,7 @@
  * unknown or misspelt key is an error rather than silently ignored, and
  * every message names the file, the line and the setting.
  */
-#include "conf.h"
+#include "ingestd/conf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "xmalloc.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
 
 #define CONF_DEFAULT_STATE_DIR "/var/lib/ingestd"
 

@@ -17,7 +17,7 @@
  * wants to write" and "the write wants to read", and conn_interest() alone
  * turns state and flags into epoll interest.
  */
-#include "conn.h"
+#include "ingestd/conn.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,10 +37,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "buf.h"
-#include "log.h"
-#include "loop.h"
-#include "xmalloc.h"
+#include "ingestd/base/buf.h"
+#include "ingestd/base/log.h"
+#include "ingestd/loop.h"
+#include "ingestd/base/xmalloc.h"
 
 /* A 64 KiB read buffer holds four full TLS records. */
 #define CONN_RBUF_SIZE	(64 * 1024)

@@ -11,7 +11,7 @@
  *   3. run deferred functions until none are left;
  *   4. fire the timers that are due, then run deferred functions again.
  */
-#include "loop.h"
+#include "ingestd/loop.h"
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -26,8 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "xmalloc.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
 
 /* epoll_wait() batch; more ready fds are simply reported next round. */
 #define LOOP_MAX_FIRED	256

@@ -20,13 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf.h"
-#include "conn.h"
-#include "log.h"
-#include "pgembed.h"
-#include "sched.h"
-#include "worker.h"
-#include "xmalloc.h"
+#include "ingestd/conf.h"
+#include "ingestd/conn.h"
+#include "ingestd/base/log.h"
+#include "ingestd/pgembed.h"
+#include "ingestd/sched.h"
+#include "ingestd/worker.h"
+#include "ingestd/base/xmalloc.h"
 #include "store/commit.h"
 #include "store/db.h"
 #include "store/dicts.h"

@@ -8,7 +8,7 @@
  * directory is therefore restricted to characters that need no quoting
  * beyond single quotes.
  */
-#include "pgembed.h"
+#include "ingestd/pgembed.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,8 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "xmalloc.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
 #include "store/db.h"
 
 extern char **environ;

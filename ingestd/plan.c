@@ -2,13 +2,13 @@
  * The plan of a poll (see plan.h): the decision of what to fetch, prove,
  * keep and delete, with no I/O.
  */
-#include "plan.h"
+#include "ingestd/plan.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "xmalloc.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
 #include "pop3/client.h"
 #include "store/known.h"
 

@@ -4,7 +4,7 @@
  * the next due poll.  Polls go to the workers the same way: a job posted
  * to the worker's loop.
  */
-#include "sched.h"
+#include "ingestd/sched.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -16,13 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf.h"
-#include "conn.h"
-#include "log.h"
-#include "loop.h"
-#include "session.h"
-#include "worker.h"
-#include "xmalloc.h"
+#include "ingestd/conf.h"
+#include "ingestd/conn.h"
+#include "ingestd/base/log.h"
+#include "ingestd/loop.h"
+#include "ingestd/session.h"
+#include "ingestd/worker.h"
+#include "ingestd/base/xmalloc.h"
 #include "store/db.h"
 #include "store/dicts.h"
 #include "store/known.h"

@@ -10,7 +10,7 @@
  * the one archived earlier (same UIDL, same LIST size, same header hash).
  * A failure anywhere before that leaves the message on the server.
  */
-#include "session.h"
+#include "ingestd/session.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -18,11 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
-#include "log.h"
-#include "loop.h"
-#include "plan.h"
-#include "xmalloc.h"
+#include "ingestd/conn.h"
+#include "ingestd/base/log.h"
+#include "ingestd/loop.h"
+#include "ingestd/plan.h"
+#include "ingestd/base/xmalloc.h"
 #include "pop3/client.h"
 #include "store/commit.h"
 #include "store/hash.h"

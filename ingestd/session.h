@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "conf.h"
+#include "ingestd/conf.h"
 #include "store/db.h"
 
 struct conn_tls;

@@ -2,16 +2,16 @@
  * A worker thread owns one loop and everything started on it (see
  * worker.h); nothing else is shared with other threads.
  */
-#include "worker.h"
+#include "ingestd/worker.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "loop.h"
-#include "xmalloc.h"
+#include "ingestd/base/log.h"
+#include "ingestd/loop.h"
+#include "ingestd/base/xmalloc.h"
 
 struct worker {
 	int id;

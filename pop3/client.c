@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ingestd/buf.h"
-#include "ingestd/log.h"
-#include "ingestd/xmalloc.h"
+#include "ingestd/base/buf.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
 #include "pop3/dot.h"
 #include "pop3/parse.h"
 #include "pop3/sasl.h"

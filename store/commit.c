@@ -14,7 +14,7 @@
  * can never be committed (its spool unreadable) is failed alone at once
  * and the rest retried.
  */
-#include "commit.h"
+#include "store/commit.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -22,10 +22,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "ingestd/log.h"
-#include "ingestd/xmalloc.h"
-#include "db.h"
-#include "spool.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
+#include "store/db.h"
+#include "store/spool.h"
 
 #define COMMIT_BATCH_DEFAULT	64
 #define COMMIT_BACKOFF_MIN_MS	250

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "pipe.h"
+#include "store/pipe.h"
 
 struct commit_item {
 	int64_t account_id;

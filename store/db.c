@@ -12,7 +12,7 @@
  * batch whatever its size, so a remote database costs little more than a
  * local one.
  */
-#include "db.h"
+#include "store/db.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -22,14 +22,14 @@
 
 #include <libpq-fe.h>
 
-#include "ingestd/log.h"
-#include "ingestd/xmalloc.h"
-#include "commit.h"
-#include "index.h"
-#include "known.h"
-#include "migrations.h"
-#include "pipe.h"
-#include "spool.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
+#include "store/commit.h"
+#include "store/index.h"
+#include "store/known.h"
+#include "store/migrations.h"
+#include "store/pipe.h"
+#include "store/spool.h"
 
 /* Compressed bytes per blob_chunk row; see the migration. */
 #define DB_CHUNK	(1024 * 1024)

@@ -7,7 +7,7 @@
  * message ends.  They are few (one per training) and small, so keeping
  * them all costs little and needs no reference counting across threads.
  */
-#include "dicts.h"
+#include "store/dicts.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -16,10 +16,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "ingestd/log.h"
-#include "ingestd/xmalloc.h"
-#include "db.h"
-#include "zstd.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
+#include "store/db.h"
+#include "store/zstd.h"
 
 /* Fewer samples than this teach nothing worth storing. */
 #define DICTS_MIN_SAMPLES	10

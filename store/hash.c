@@ -1,11 +1,11 @@
-#include "hash.h"
+#include "store/hash.h"
 
 #include <pthread.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
-#include "ingestd/log.h"
+#include "ingestd/base/log.h"
 
 /*
  * The algorithms are fetched once per process: OpenSSL 3 would otherwise

@@ -5,7 +5,7 @@
  * Parameters are typed with casts so that the server never has to guess,
  * whatever format (text or binary) db.c sends them in.
  */
-#include "index.h"
+#include "store/index.h"
 
 /*
  * Every session: durability is the whole point (a session sends DELE

@@ -1,10 +1,10 @@
-#include "known.h"
+#include "store/known.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "ingestd/log.h"
-#include "ingestd/xmalloc.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
 
 /* Buckets at first; a mailbox with a few messages stays small. */
 #define KNOWN_MIN_BUCKETS	64

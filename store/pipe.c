@@ -1,4 +1,4 @@
-#include "pipe.h"
+#include "store/pipe.h"
 
 #include <stdbool.h>
 #include <stdarg.h>
@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ingestd/log.h"
-#include "ingestd/xmalloc.h"
-#include "hash.h"
-#include "spool.h"
-#include "zstd.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
+#include "store/hash.h"
+#include "store/spool.h"
+#include "store/zstd.h"
 
 /*
  * The chain is hash -> zstd -> sink.  Every stage consumes all it is given

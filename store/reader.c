@@ -6,7 +6,7 @@
  * passes only if the digest and size match what was recorded at archive
  * time and the zstd frame itself ended cleanly (its own checksum included).
  */
-#include "reader.h"
+#include "store/reader.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,12 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ingestd/log.h"
-#include "ingestd/xmalloc.h"
-#include "db.h"
-#include "hash.h"
-#include "pipe.h"
-#include "zstd.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
+#include "store/db.h"
+#include "store/hash.h"
+#include "store/pipe.h"
+#include "store/zstd.h"
 
 /*
  * Decompressors kept across blobs, one per dictionary (0: none).  Blobs

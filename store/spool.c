@@ -1,4 +1,4 @@
-#include "spool.h"
+#include "store/spool.h"
 
 #include <dirent.h>
 
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ingestd/log.h"
-#include "ingestd/xmalloc.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
 
 /* First allocation for the in-memory part; it then doubles up to the bound. */
 #define SPOOL_MEM_MIN	4096

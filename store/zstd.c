@@ -4,7 +4,7 @@
  * streaming decoder that export and verify read blobs through, and
  * dictionary training.  The only file that includes zstd.h or zdict.h.
  */
-#include "zstd.h"
+#include "store/zstd.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -22,9 +22,9 @@
 #include <zdict.h>
 #include <zstd.h>
 
-#include "ingestd/log.h"
-#include "ingestd/xmalloc.h"
-#include "pipe.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
+#include "store/pipe.h"
 
 /* Hard bound on zstd_pool_set_max(), so the pool is a fixed array. */
 #define ZPOOL_CAP	64

@@ -9,9 +9,13 @@
 #                (see .clang-format), so its differences are reported, not
 #                failed on, unless LINT_FORMAT=strict.  LINT_FORMAT=diff
 #                also prints them.
-#   boundaries   pop3/ and store/ include only ingestd/{log,xmalloc,buf}.h
-#                and not each other; each third-party header only in the
-#                one file that wraps it (tests/ are exempt)
+#   boundaries   pop3/ and store/ include only the base layer,
+#                ingestd/base/, and not each other; the base layer includes
+#                nothing of the project but itself; each third-party header
+#                only in the file that wraps it (tests/ are exempt)
+#   includes     one include style: a project header is named by its path
+#                from the top ("store/pipe.h"), never relative to the
+#                includer
 #   no-pkill     no pkill or killall anywhere: stop processes by their pid
 #   cppcheck     cppcheck --enable=warning,portability,performance;
 #                suppress a finding in place with
@@ -187,11 +191,13 @@ for f in "${files[@]}"; do
 		case $f:$target in
 		pop3/*:store/* | store/*:pop3/*)
 			why="${f%%/*}/ must not use ${target%%/*}/" ;;
-		pop3/*:ingestd/log.h | pop3/*:ingestd/xmalloc.h | \
-		    pop3/*:ingestd/buf.h | store/*:ingestd/log.h | \
-		    store/*:ingestd/xmalloc.h | store/*:ingestd/buf.h) ;;
+		pop3/*:ingestd/base/* | store/*:ingestd/base/*) ;;
 		pop3/*:ingestd/* | store/*:ingestd/*)
-			why="${f%%/*}/ may use only ingestd/{log,xmalloc,buf}.h" ;;
+			why="${f%%/*}/ may use only the base layer, ingestd/base/" ;;
+		ingestd/base/*:ingestd/base/*) ;;
+		ingestd/base/*:ingestd/* | ingestd/base/*:pop3/* | \
+		    ingestd/base/*:store/*)
+			why="the base layer may not use $target" ;;
 		esac
 		owners=$(owners_of "$target")
 		if [ -n "$owners" ] && ! [[ " $owners " == *" $f "* ]]; then
@@ -205,6 +211,25 @@ if [ ${#violations[@]} -eq 0 ]; then
 else
 	printf '%s\n' "${violations[@]}"
 	result boundaries FAIL "${#violations[@]} includes"
+fi
+
+# --- includes ---------------------------------------------------------
+# A quoted include must name an existing file by its path from the top.
+style=()
+for f in "${files[@]}"; do
+	while IFS=: read -r lineno inc; do
+		name=$(echo "$inc" | sed -n "s/$inc_re/\2/p")
+		kind=$(echo "$inc" | sed -n "s/$inc_re/\1/p")
+		[ "$kind" = '"' ] || continue
+		[ -f "$name" ] && continue
+		style+=("$f:$lineno: \"$name\": name a project header by its path from the top")
+	done < <(grep -n '^[ \t]*#[ \t]*include' "$f")
+done
+if [ ${#style[@]} -eq 0 ]; then
+	result includes PASS
+else
+	printf '%s\n' "${style[@]}"
+	result includes FAIL "${#style[@]} includes"
 fi
 
 # --- no-pkill ---------------------------------------------------------

@@ -33,7 +33,7 @@
 #define ZSTD_STATIC_LINKING_ONLY	/* ZSTD_c_srcSizeHint, as zstd.c */
 #include <zstd.h>
 
-#include "ingestd/xmalloc.h"
+#include "ingestd/base/xmalloc.h"
 #include "pop3/dot.h"
 #include "store/pipe.h"
 #include "store/spool.h"

@@ -1,5 +1,6 @@
 /* fuzz-sources: pop3/client.c pop3/dot.c pop3/parse.c pop3/sasl.c */
-/* fuzz-sources: ingestd/log.c ingestd/xmalloc.c ingestd/buf.c */
+/* fuzz-sources: ingestd/base/log.c ingestd/base/xmalloc.c */
+/* fuzz-sources: ingestd/base/buf.c */
 /* fuzz-args: -max_len=20000 */
 /*
  * pop3/client: a whole session from arbitrary server bytes.  The first two

@@ -12,7 +12,7 @@
 # A target names the sources it needs, relative to the top directory, in a
 # comment line of its own (globs work, but "/*" inside a C comment draws a
 # -Wcomment warning, so list files where you can; the line may repeat):
-#   /* fuzz-sources: pop3/dot.c ingestd/log.c */
+#   /* fuzz-sources: pop3/dot.c ingestd/base/log.c */
 # and optionally the pkg-config packages they include and extra libFuzzer
 # options:
 #   /* fuzz-pkgs: libconfig */

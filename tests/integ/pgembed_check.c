@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ingestd/log.h"
+#include "ingestd/base/log.h"
 #include "ingestd/pgembed.h"
 #include "store/db.h"
 #include "store/migrations.h"

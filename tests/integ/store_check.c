@@ -32,8 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ingestd/log.h"
-#include "ingestd/xmalloc.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
 #include "store/commit.h"
 #include "store/db.h"
 #include "store/dicts.h"

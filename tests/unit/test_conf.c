@@ -3,7 +3,7 @@
  * file gives every setting and its defaults; every mistake is refused with
  * the file, the line and the setting in the message.
  */
-#include "test.h"
+#include "tests/unit/test.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "ingestd/conf.h"
-#include "ingestd/xmalloc.h"
+#include "ingestd/base/xmalloc.h"
 
 #define TESTS(X)                                                         \
 	X(test_full_config)                                              \

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ingestd/log.h"
+#include "ingestd/base/log.h"
 #include "pop3/client.h"
 #include "pop3/sasl.h"
 #include "tests/unit/test.h"

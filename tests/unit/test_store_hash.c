@@ -1,5 +1,5 @@
 /* store/hash: SHA-256 and MD5 against published vectors, fed every way. */
-#include "test.h"
+#include "tests/unit/test.h"
 
 #include "store/hash.h"
 #include "store/pipe.h"

@@ -2,12 +2,12 @@
  * store/known: lookups by UIDL, several entries under one UIDL in the order
  * they were added, growth, and a mailbox of 100,000 messages.
  */
-#include "test.h"
+#include "tests/unit/test.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ingestd/xmalloc.h"
+#include "ingestd/base/xmalloc.h"
 #include "store/known.h"
 
 #define TESTS(X)                                                         \

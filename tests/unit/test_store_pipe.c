@@ -4,7 +4,7 @@
  * header boundary in each of its forms; multi-megabyte messages that cross
  * the spool's memory bound, with and without a dictionary; failures.
  */
-#include "test.h"
+#include "tests/unit/test.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ingestd/xmalloc.h"
+#include "ingestd/base/xmalloc.h"
 #include "store/hash.h"
 #include "store/pipe.h"
 #include "store/spool.h"

@@ -2,7 +2,7 @@
  * store/spool: memory up to the bound, the unlinked file beyond it, and
  * every system call failed on purpose through struct spool_sys.
  */
-#include "test.h"
+#include "tests/unit/test.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ingestd/xmalloc.h"
+#include "ingestd/base/xmalloc.h"
 #include "store/spool.h"
 
 #define TESTS(X)                                                         \

@@ -3,13 +3,13 @@
  * fed at every split point and one byte at a time; dictionaries; training;
  * truncated, corrupt and refused streams.
  */
-#include "test.h"
+#include "tests/unit/test.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ingestd/xmalloc.h"
+#include "ingestd/base/xmalloc.h"
 #include "store/pipe.h"
 #include "store/zstd.h"
 

@@ -1,5 +1,5 @@
 /*
- * Logging and the three error classes (see README, "Errors").
+ * Logging and the three error classes (see README, "Operations": errors).
  *
  * Every line goes to stderr in one write(2), so lines from worker threads
  * never interleave.  Format: "ingestd[pid]: LEVEL: text".

@@ -1,10 +1,10 @@
-#include "buf.h"
+#include "ingestd/base/buf.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "xmalloc.h"
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
 
 void
 buf_init(struct buf *b, size_t cap)

@@ -1,4 +1,4 @@
-#include "xmalloc.h"
+#include "ingestd/base/xmalloc.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "ingestd/base/log.h"
 
 void *
 xmalloc(size_t n)
