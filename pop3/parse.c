@@ -264,7 +264,10 @@ pop3_parse_list_item(const char *line, size_t len, uint32_t *num_r,
 
 	if (!parse_msgnum(line, len, &pos, &num))
 		return POP3_PARSE_INVALID;
-	if (!parse_num(line, len, &pos, UINT64_MAX, &size))
+	/* Sizes are stored as PostgreSQL bigint: a size past INT64_MAX is
+	 * refused here, where it names the server that sent it, not in a
+	 * group commit shared with other mailboxes. */
+	if (!parse_num(line, len, &pos, INT64_MAX, &size))
 		return POP3_PARSE_INVALID;
 	if (pos < len && !is_blank(line[pos]))
 		return POP3_PARSE_INVALID;

@@ -100,8 +100,9 @@ enum pop3_parse pop3_parse_capa(const char *line, size_t len, unsigned *caps);
 
 /*
  * A LIST item "num size", where anything after the size and a blank is
- * ignored (RFC 1939 leaves it open).  num is 1..UINT32_MAX, size fits in
- * 64 bits.  Otherwise POP3_PARSE_INVALID.
+ * ignored (RFC 1939 leaves it open).  num is 1..UINT32_MAX, size is at
+ * most INT64_MAX (what the archive can store).  Otherwise
+ * POP3_PARSE_INVALID.
  */
 enum pop3_parse pop3_parse_list_item(const char *line, size_t len,
     uint32_t *num_r, uint64_t *size_r);

@@ -306,6 +306,7 @@ test_list_items(void)
 		"", "1", "1 ", " 1 2", "0 5", "-1 5", "+1 5", "1 -5", "1 2x",
 		"a 1", "1 a", "1x 2", "4294967296 1",
 		"1 18446744073709551616", "99999999999999999999 1",
+		"1 9223372036854775808", "1 18446744073709551615",
 		"1 99999999999999999999999",
 	};
 	uint32_t num;
@@ -320,10 +321,10 @@ test_list_items(void)
 	    POP3_PARSE_OK);
 	ASSERT_EQ(num, 2);
 	ASSERT_EQ(size, 0);
-	ASSERT_EQ(pop3_parse_list_item("4294967295 18446744073709551615", 31,
+	ASSERT_EQ(pop3_parse_list_item("4294967295 9223372036854775807", 30,
 	    &num, &size), POP3_PARSE_OK);
 	ASSERT_EQ(num, UINT32_MAX);
-	ASSERT_TRUE(size == UINT64_MAX);
+	ASSERT_TRUE(size == INT64_MAX);
 	ASSERT_EQ(pop3_parse_list_item("007\t12 ", 7, &num, &size),
 	    POP3_PARSE_OK);
 	ASSERT_EQ(num, 7);
