@@ -24,11 +24,9 @@
 
 #include "ingestd/log.h"
 #include "ingestd/xmalloc.h"
-#include "commit.h"
 #include "index.h"
 #include "known.h"
 #include "migrations.h"
-#include "pipe.h"
 #include "spool.h"
 
 /* Compressed bytes per blob_chunk row; see the migration. */
@@ -912,42 +910,42 @@ db_known_load(struct db *db, int64_t account_id, struct known *k)
 }
 
 /*
- * Checks what can be checked before the transaction, so that one bad item
+ * Checks what can be checked before the transaction, so that one bad row
  * is reported as its own and cannot sink every batch it is retried in.
  */
 static int
-db_items_check(struct db *db, struct commit_item *const *items, size_t n)
+db_rows_check(struct db *db, struct db_commit_row *rows, size_t n)
 {
-	struct commit_item *it;
+	struct db_commit_row *row;
 	size_t i, bad = 0;
 
 	for (i = 0; i < n; i++) {
-		it = items[i];
-		it->error[0] = '\0';
-		if (it->uidl != NULL && !db_text_ok(it->uidl))
-			snprintf(it->error, sizeof(it->error), "UIDL is not "
+		row = &rows[i];
+		row->error[0] = '\0';
+		if (row->uidl != NULL && !db_text_ok(row->uidl))
+			snprintf(row->error, sizeof(row->error), "UIDL is not "
 			    "printable UTF-8; cannot be stored");
-		else if (it->res.spool == NULL)
-			snprintf(it->error, sizeof(it->error), "no spool");
-		else if (spool_size(it->res.spool) != it->res.stored_size)
-			snprintf(it->error, sizeof(it->error), "spool holds "
+		else if (row->spool == NULL)
+			snprintf(row->error, sizeof(row->error), "no spool");
+		else if (spool_size(row->spool) != row->stored_size)
+			snprintf(row->error, sizeof(row->error), "spool holds "
 			    "%" PRIu64 " bytes, %" PRIu64 " expected",
-			    spool_size(it->res.spool), it->res.stored_size);
-		else if (it->res.stored_size / DB_CHUNK >= INT32_MAX)
-			snprintf(it->error, sizeof(it->error), "message too "
+			    spool_size(row->spool), row->stored_size);
+		else if (row->stored_size / DB_CHUNK >= INT32_MAX)
+			snprintf(row->error, sizeof(row->error), "message too "
 			    "large");
-		if (it->error[0] != '\0' && bad++ == 0)
-			db_seterr(db, "message: %s", it->error);
+		if (row->error[0] != '\0' && bad++ == 0)
+			db_seterr(db, "message: %s", row->error);
 	}
 	return bad > 0 ? -1 : 0;
 }
 
 /* Queues INSERT blob_chunk for the whole spool of it. */
 static int
-db_send_chunks(struct db *db, struct commit_item *it)
+db_send_chunks(struct db *db, struct db_commit_row *row)
 {
 	struct db_params p;
-	uint64_t off = 0, left = it->res.stored_size;
+	uint64_t off = 0, left = row->stored_size;
 	ssize_t r;
 	size_t want, got;
 	int seq = 0;
@@ -959,19 +957,19 @@ db_send_chunks(struct db *db, struct commit_item *it)
 		/* A read may stop short, e.g. where memory ends and the
 		 * file begins. */
 		for (got = 0; got < want; got += r) {
-			r = spool_read(it->res.spool, off + got,
+			r = spool_read(row->spool, off + got,
 			    db->chunk + got, want - got);
 			if (r <= 0) {
-				snprintf(it->error, sizeof(it->error),
+				snprintf(row->error, sizeof(row->error),
 				    "spool read: %s", r == -1 ?
-				    spool_error(it->res.spool) :
+				    spool_error(row->spool) :
 				    "ends early");
-				db_seterr(db, "message: %s", it->error);
+				db_seterr(db, "message: %s", row->error);
 				return -1;
 			}
 		}
 		par_init(&p);
-		par_bytes(&p, it->res.sha256, 32);
+		par_bytes(&p, row->sha256, 32);
 		par_int(&p, seq);
 		par_bytes(&p, db->chunk, want);
 		if (pl_send(db, INDEX_CHUNK_INSERT, &p, NULL) == -1)
@@ -984,10 +982,9 @@ db_send_chunks(struct db *db, struct commit_item *it)
 }
 
 int
-db_commit_messages(struct db *db, struct commit_item *const *items,
-    size_t n)
+db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 {
-	struct commit_item *it;
+	struct db_commit_row *row;
 	struct db_params p;
 	bool *fresh = NULL, *added = NULL;
 	size_t i;
@@ -995,7 +992,7 @@ db_commit_messages(struct db *db, struct commit_item *const *items,
 
 	if (n == 0)
 		return 0;
-	if (db_ready(db) == -1 || db_items_check(db, items, n) == -1 ||
+	if (db_ready(db) == -1 || db_rows_check(db, rows, n) == -1 ||
 	    db_prepare(db, INDEX_BLOB_INSERT) == -1 ||
 	    db_prepare(db, INDEX_CHUNK_INSERT) == -1 ||
 	    db_prepare(db, INDEX_DELIVERY_INSERT) == -1)
@@ -1009,13 +1006,13 @@ db_commit_messages(struct db *db, struct commit_item *const *items,
 	if (pl_send_sql(db, "BEGIN", false) == -1)
 		goto fail;
 	for (i = 0; i < n; i++) {
-		it = items[i];
+		row = &rows[i];
 		par_init(&p);
-		par_bytes(&p, it->res.sha256, 32);
-		par_uint(&p, it->res.size);
-		par_uint(&p, it->res.stored_size);
-		par_int(&p, it->res.dict_id);
-		par_int(&p, (int64_t)((it->res.stored_size + DB_CHUNK - 1) /
+		par_bytes(&p, row->sha256, 32);
+		par_uint(&p, row->size);
+		par_uint(&p, row->stored_size);
+		par_int(&p, row->dict_id);
+		par_int(&p, (int64_t)((row->stored_size + DB_CHUNK - 1) /
 		    DB_CHUNK));
 		if (pl_send(db, INDEX_BLOB_INSERT, &p, &fresh[i]) == -1)
 			goto fail;
@@ -1025,29 +1022,29 @@ db_commit_messages(struct db *db, struct commit_item *const *items,
 
 	/*
 	 * Round trip 2: the chunks of the new blobs, the deliveries, COMMIT.
-	 * The same blob twice in one batch is new only for the first item.
+	 * The same blob twice in one batch is new only for the first row.
 	 */
 	for (i = 0; i < n; i++) {
-		it = items[i];
-		if (fresh[i] && db_send_chunks(db, it) == -1) {
+		row = &rows[i];
+		if (fresh[i] && db_send_chunks(db, row) == -1) {
 			/* Send nothing more, COMMIT least of all. */
 			(void)pl_sync(db);
 			goto fail;
 		}
 		par_init(&p);
-		par_int(&p, it->account_id);
-		par_text(&p, it->uidl);
-		par_bytes(&p, it->res.sha256, 32);
-		par_uint(&p, it->list_size);
-		par_bytes(&p, it->res.head_sha256, 32);
+		par_int(&p, row->account_id);
+		par_text(&p, row->uidl);
+		par_bytes(&p, row->sha256, 32);
+		par_uint(&p, row->list_size);
+		par_bytes(&p, row->head_sha256, 32);
 		if (pl_send(db, INDEX_DELIVERY_INSERT, &p, &added[i]) == -1)
 			goto fail;
 	}
 	if (pl_send_sql(db, "COMMIT", true) == -1 || pl_sync(db) == -1)
 		goto fail;
 	for (i = 0; i < n; i++) {
-		items[i]->blob_existed = !fresh[i];
-		items[i]->delivery_existed = !added[i];
+		rows[i].blob_existed = !fresh[i];
+		rows[i].delivery_existed = !added[i];
 	}
 	rc = 0;
 fail:

@@ -14,7 +14,7 @@
 
 struct db;
 struct known;
-struct commit_item;
+struct spool;
 
 /*
  * Connects (conninfo: a libpq keyword string or URI, never logged) and sets
@@ -63,21 +63,42 @@ int db_account_id(struct db *db, const char *name, int64_t *id_r);
 int db_known_load(struct db *db, int64_t account_id, struct known *k);
 
 /*
+ * One message to archive: its blob, stored once whoever else holds the same
+ * bytes, and its delivery row.  The fields up to spool are the caller's,
+ * borrowed for the call; those after are db_commit_messages()'s answer.
+ */
+struct db_commit_row {
+	int64_t account_id;
+	const char *uidl;		/* NULL if the server has no UIDL */
+	uint64_t list_size;		/* the size LIST gave */
+	/* What the pipe made of it (struct pipe_result). */
+	unsigned char sha256[32];
+	unsigned char head_sha256[32];
+	uint64_t size;			/* archived (uncompressed) bytes */
+	uint64_t stored_size;		/* compressed bytes in the spool */
+	int64_t dict_id;		/* zstd dictionary, 0 for none */
+	struct spool *spool;		/* read, never freed */
+	/* Out. */
+	bool blob_existed;
+	bool delivery_existed;
+	char error[256];
+};
+
+/*
  * In one transaction: each distinct blob once (ON CONFLICT DO NOTHING, its
- * chunks streamed from the spool in 1 MiB pieces), then a delivery row per
- * item.  Returns 0 only once COMMIT has returned; then each item's
+ * chunks streamed from the spool in 1 MiB pieces), then the delivery of
+ * each row.  Returns 0 only once COMMIT has returned; then each row's
  * blob_existed and delivery_existed say whether its bytes, and its delivery
  * row, were already stored.  Spools are read, never freed.  Safe to repeat
  * after any failure: nothing is duplicated.
  *
  * On -1 the transaction was rolled back (or its outcome is unknown, if the
- * connection dropped during COMMIT).  An item that can never be committed
+ * connection dropped during COMMIT).  A row that can never be committed
  * (its spool unreadable or shorter than stored_size, an unstorable UIDL)
- * has it->error filled; the others have it->error[0] == '\0', so a caller
- * can drop the bad items and retry the rest.
+ * has its error filled; the others have error[0] == '\0', so a caller can
+ * drop the bad rows and retry the rest.
  */
-int db_commit_messages(struct db *db, struct commit_item *const *items,
-    size_t n);
+int db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n);
 
 /* A message the server confirmed deleted (+OK to QUIT). */
 struct db_deleted {
