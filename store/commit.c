@@ -36,7 +36,6 @@ struct committer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;	/* on CLOCK_MONOTONIC */
 	struct commit_item *head, **tailp;
-	size_t queued;
 	bool stopping;
 	struct timespec stop_at;
 	struct db *db;		/* the thread's alone once it runs */
@@ -246,7 +245,6 @@ committer_main(void *arg)
 		}
 		if (cm->head == NULL)
 			cm->tailp = &cm->head;
-		cm->queued -= n;
 		pthread_mutex_unlock(&cm->mu);
 		committer_batch(cm, batch, rows, n);
 	}
@@ -297,20 +295,8 @@ committer_submit(struct committer *cm, struct commit_item *it)
 	ASSERT(!cm->stopping);
 	*cm->tailp = it;
 	cm->tailp = &it->next;
-	cm->queued++;
 	pthread_cond_broadcast(&cm->cv);
 	pthread_mutex_unlock(&cm->mu);
-}
-
-size_t
-committer_queued(struct committer *cm)
-{
-	size_t n;
-
-	pthread_mutex_lock(&cm->mu);
-	n = cm->queued;
-	pthread_mutex_unlock(&cm->mu);
-	return n;
 }
 
 void
