@@ -679,7 +679,10 @@ out:
 	return rc;
 }
 
-/* Whether name is among the sorted names[0, n). */
+/*
+ * Whether name is among names[0, n), in any order.  A linear scan: there
+ * are only as many names as migrations.
+ */
 static bool
 db_name_in(char *const *names, size_t n, const char *name)
 {
