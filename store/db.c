@@ -146,13 +146,13 @@ db_notice(void *arg, const char *message)
 }
 
 static void
-par_init(struct db_params *p)
+db_par_init(struct db_params *p)
 {
 	p->n = 0;
 }
 
 static void
-par_int(struct db_params *p, int64_t x)
+db_par_int(struct db_params *p, int64_t x)
 {
 	ASSERT(p->n < DB_MAXPARAMS);
 	snprintf(p->num[p->n], sizeof(p->num[p->n]), "%" PRId64, x);
@@ -164,7 +164,7 @@ par_int(struct db_params *p, int64_t x)
 
 /* A bigint column; a value beyond its range fails at the server. */
 static void
-par_uint(struct db_params *p, uint64_t x)
+db_par_uint(struct db_params *p, uint64_t x)
 {
 	ASSERT(p->n < DB_MAXPARAMS);
 	snprintf(p->num[p->n], sizeof(p->num[p->n]), "%" PRIu64, x);
@@ -176,7 +176,7 @@ par_uint(struct db_params *p, uint64_t x)
 
 /* s NULL for SQL NULL; s is borrowed until the statement is sent. */
 static void
-par_text(struct db_params *p, const char *s)
+db_par_text(struct db_params *p, const char *s)
 {
 	ASSERT(p->n < DB_MAXPARAMS);
 	p->v[p->n] = s;
@@ -186,7 +186,7 @@ par_text(struct db_params *p, const char *s)
 }
 
 static void
-par_bytes(struct db_params *p, const void *b, size_t n)
+db_par_bytes(struct db_params *p, const void *b, size_t n)
 {
 	ASSERT(p->n < DB_MAXPARAMS);
 	ASSERT(n <= INT32_MAX);
@@ -486,12 +486,12 @@ db_rollback(struct db *db)
 }
 
 /*
- * Pipeline mode.  pl_send*() queue commands, pl_sync() ends a segment and
+ * Pipeline mode.  db_pl_send*() queue commands, db_pl_sync() ends a segment and
  * reads every result up to it.  After an error the server skips the rest
  * of the segment; the first error is the one reported.
  */
 static void
-pl_push(struct db *db, const char *label, bool *rows_r, bool commit)
+db_pl_push(struct db *db, const char *label, bool *rows_r, bool commit)
 {
 	if (db->nq == db->qcap) {
 		db->qcap = db->qcap ? db->qcap * 2 : 64;
@@ -504,7 +504,7 @@ pl_push(struct db *db, const char *label, bool *rows_r, bool commit)
 }
 
 static int
-pl_send(struct db *db, enum index_id id, const struct db_params *p,
+db_pl_send(struct db *db, enum index_id id, const struct db_params *p,
     bool *rows_r)
 {
 	const struct index_stmt *st = &index_stmts[id];
@@ -516,25 +516,25 @@ pl_send(struct db *db, enum index_id id, const struct db_params *p,
 		db_connerr(db, st->label);
 		return -1;
 	}
-	pl_push(db, st->label, rows_r, false);
+	db_pl_push(db, st->label, rows_r, false);
 	return 0;
 }
 
 /* BEGIN or COMMIT: no parameters, the extended protocol of a pipeline. */
 static int
-pl_send_sql(struct db *db, const char *sql, bool commit)
+db_pl_send_sql(struct db *db, const char *sql, bool commit)
 {
 	if (PQsendQueryParams(db->conn, sql, 0, NULL, NULL, NULL, NULL,
 	    0) == 0) {
 		db_connerr(db, sql);
 		return -1;
 	}
-	pl_push(db, sql, NULL, commit);
+	db_pl_push(db, sql, NULL, commit);
 	return 0;
 }
 
 static int
-pl_sync(struct db *db)
+db_pl_sync(struct db *db)
 {
 	ExecStatusType status;
 	PGresult *res;
@@ -607,7 +607,7 @@ pl_sync(struct db *db)
 }
 
 static int
-pl_enter(struct db *db)
+db_pl_enter(struct db *db)
 {
 	if (PQenterPipelineMode(db->conn) == 0) {
 		db_connerr(db, "pipeline mode");
@@ -622,7 +622,7 @@ pl_enter(struct db *db)
  * left mid-pipeline by an error is dropped: the next call reconnects.
  */
 static void
-pl_leave(struct db *db)
+db_pl_leave(struct db *db)
 {
 	if (PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF &&
 	    PQexitPipelineMode(db->conn) == 0) {
@@ -646,8 +646,8 @@ db_create_database(const char *conninfo_admin, const char *dbname,
 
 	if ((db = db_connect(conninfo_admin, err, errlen)) == NULL)
 		return -1;
-	par_init(&p);
-	par_text(&p, dbname);
+	db_par_init(&p);
+	db_par_text(&p, dbname);
 	if ((res = db_exec(db, INDEX_DATABASE_SELECT, &p, false)) == NULL)
 		goto fail;
 	exists = PQntuples(res) > 0;
@@ -772,8 +772,8 @@ db_migrate(struct db *db, int *applied_r)
 		}
 		snprintf(label, sizeof(label), "migration %s",
 		    migrations[i].name);
-		par_init(&p);
-		par_text(&p, migrations[i].name);
+		db_par_init(&p);
+		db_par_text(&p, migrations[i].name);
 		if (db_simple(db, label, migrations[i].sql) == -1 ||
 		    (res = db_exec(db, INDEX_MIGRATION_INSERT, &p,
 		    false)) == NULL)
@@ -801,8 +801,8 @@ db_account_id(struct db *db, const char *name, int64_t *id_r)
 
 	if (db_ready(db) == -1)
 		return -1;
-	par_init(&p);
-	par_text(&p, name);
+	db_par_init(&p);
+	db_par_text(&p, name);
 	/* Two statements: the SELECT must see a row another process
 	 * inserted after the INSERT's snapshot. */
 	if ((res = db_exec(db, INDEX_ACCOUNT_INSERT, &p, false)) == NULL)
@@ -862,8 +862,8 @@ db_known_query(struct db *db, int64_t account_id, struct known *k,
 	*added_r = 0;
 	if (db_prepare(db, INDEX_KNOWN_SELECT) == -1)
 		return -1;
-	par_init(&p);
-	par_int(&p, account_id);
+	db_par_init(&p);
+	db_par_int(&p, account_id);
 	if (PQsendQueryPrepared(db->conn, st->name, p.n, p.v, p.len, p.fmt,
 	    1) == 0) {
 		db_connerr(db, st->label);
@@ -971,11 +971,11 @@ db_send_chunks(struct db *db, struct db_commit_row *row)
 				return -1;
 			}
 		}
-		par_init(&p);
-		par_bytes(&p, row->sha256, 32);
-		par_int(&p, seq);
-		par_bytes(&p, db->chunk, want);
-		if (pl_send(db, INDEX_CHUNK_INSERT, &p, NULL) == -1)
+		db_par_init(&p);
+		db_par_bytes(&p, row->sha256, 32);
+		db_par_int(&p, seq);
+		db_par_bytes(&p, db->chunk, want);
+		if (db_pl_send(db, INDEX_CHUNK_INSERT, &p, NULL) == -1)
 			return -1;
 		off += want;
 		left -= want;
@@ -1002,25 +1002,25 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 		return -1;
 	fresh = xcalloc(n, sizeof(*fresh));
 	added = xcalloc(n, sizeof(*added));
-	if (pl_enter(db) == -1)
+	if (db_pl_enter(db) == -1)
 		goto out;
 
 	/* Round trip 1: which blobs are new. */
-	if (pl_send_sql(db, "BEGIN", false) == -1)
+	if (db_pl_send_sql(db, "BEGIN", false) == -1)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		row = &rows[i];
-		par_init(&p);
-		par_bytes(&p, row->sha256, 32);
-		par_uint(&p, row->size);
-		par_uint(&p, row->stored_size);
-		par_int(&p, row->dict_id);
-		par_int(&p, (int64_t)((row->stored_size + DB_CHUNK - 1) /
+		db_par_init(&p);
+		db_par_bytes(&p, row->sha256, 32);
+		db_par_uint(&p, row->size);
+		db_par_uint(&p, row->stored_size);
+		db_par_int(&p, row->dict_id);
+		db_par_int(&p, (int64_t)((row->stored_size + DB_CHUNK - 1) /
 		    DB_CHUNK));
-		if (pl_send(db, INDEX_BLOB_INSERT, &p, &fresh[i]) == -1)
+		if (db_pl_send(db, INDEX_BLOB_INSERT, &p, &fresh[i]) == -1)
 			goto fail;
 	}
-	if (pl_sync(db) == -1)
+	if (db_pl_sync(db) == -1)
 		goto fail;
 
 	/*
@@ -1031,19 +1031,19 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 		row = &rows[i];
 		if (fresh[i] && db_send_chunks(db, row) == -1) {
 			/* Send nothing more, COMMIT least of all. */
-			(void)pl_sync(db);
+			(void)db_pl_sync(db);
 			goto fail;
 		}
-		par_init(&p);
-		par_int(&p, row->account_id);
-		par_text(&p, row->uidl);
-		par_bytes(&p, row->sha256, 32);
-		par_uint(&p, row->list_size);
-		par_bytes(&p, row->head_sha256, 32);
-		if (pl_send(db, INDEX_DELIVERY_INSERT, &p, &added[i]) == -1)
+		db_par_init(&p);
+		db_par_int(&p, row->account_id);
+		db_par_text(&p, row->uidl);
+		db_par_bytes(&p, row->sha256, 32);
+		db_par_uint(&p, row->list_size);
+		db_par_bytes(&p, row->head_sha256, 32);
+		if (db_pl_send(db, INDEX_DELIVERY_INSERT, &p, &added[i]) == -1)
 			goto fail;
 	}
-	if (pl_send_sql(db, "COMMIT", true) == -1 || pl_sync(db) == -1)
+	if (db_pl_send_sql(db, "COMMIT", true) == -1 || db_pl_sync(db) == -1)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		rows[i].blob_existed = !fresh[i];
@@ -1051,7 +1051,7 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 	}
 	rc = 0;
 fail:
-	pl_leave(db);
+	db_pl_leave(db);
 out:
 	free(fresh); fresh = NULL;
 	free(added); added = NULL;
@@ -1140,10 +1140,10 @@ db_mark_deleted(struct db *db, int64_t account_id,
 	    NULL || (sarr = db_array(db, DB_BYTEAOID, shas, sha_lens, n,
 	    &slen)) == NULL)
 		goto out;
-	par_init(&p);
-	par_int(&p, account_id);
-	par_bytes(&p, uarr, ulen);
-	par_bytes(&p, sarr, slen);
+	db_par_init(&p);
+	db_par_int(&p, account_id);
+	db_par_bytes(&p, uarr, ulen);
+	db_par_bytes(&p, sarr, slen);
 	if ((res = db_exec(db, INDEX_MARK_DELETED, &p, false)) != NULL) {
 		PQclear(res);
 		rc = 0;
@@ -1185,9 +1185,9 @@ db_mark_absent(struct db *db, int64_t account_id,
 	free(lens); lens = NULL;
 	if (arr == NULL)
 		return -1;
-	par_init(&p);
-	par_int(&p, account_id);
-	par_bytes(&p, arr, total);
+	db_par_init(&p);
+	db_par_int(&p, account_id);
+	db_par_bytes(&p, arr, total);
 	if ((res = db_exec(db, INDEX_MARK_ABSENT, &p, false)) != NULL) {
 		if (strcmp(PQcmdTuples(res), "0") != 0)
 			log_debug("database: account %" PRId64 ": %s messages "
@@ -1208,21 +1208,21 @@ db_poll_record(struct db *db, const struct db_poll *poll)
 
 	if (db_ready(db) == -1)
 		return -1;
-	par_init(&p);
-	par_int(&p, poll->account_id);
-	par_int(&p, (int64_t)poll->started);
+	db_par_init(&p);
+	db_par_int(&p, poll->account_id);
+	db_par_int(&p, (int64_t)poll->started);
 	if (poll->finished != 0)
-		par_int(&p, (int64_t)poll->finished);
+		db_par_int(&p, (int64_t)poll->finished);
 	else
-		par_text(&p, NULL);
-	par_text(&p, poll->outcome);
-	par_text(&p, poll->error);
-	par_uint(&p, poll->listed);
-	par_uint(&p, poll->fetched);
-	par_uint(&p, poll->archived);
-	par_uint(&p, poll->deduplicated);
-	par_uint(&p, poll->deleted);
-	par_uint(&p, poll->bytes);
+		db_par_text(&p, NULL);
+	db_par_text(&p, poll->outcome);
+	db_par_text(&p, poll->error);
+	db_par_uint(&p, poll->listed);
+	db_par_uint(&p, poll->fetched);
+	db_par_uint(&p, poll->archived);
+	db_par_uint(&p, poll->deduplicated);
+	db_par_uint(&p, poll->deleted);
+	db_par_uint(&p, poll->bytes);
 	if ((res = db_exec(db, INDEX_POLL_INSERT, &p, false)) == NULL)
 		return -1;
 	PQclear(res);
@@ -1275,8 +1275,8 @@ db_each_message(struct db *db, const char *account,
 
 	if (db_ready(db) == -1)
 		return -1;
-	par_init(&p);
-	par_text(&p, account);
+	db_par_init(&p);
+	db_par_text(&p, account);
 	if ((accts = db_exec(db, INDEX_ACCOUNT_LIST, &p, false)) == NULL)
 		return -1;
 	if (account != NULL && PQntuples(accts) == 0) {
@@ -1287,10 +1287,10 @@ db_each_message(struct db *db, const char *account,
 	for (a = 0; a < PQntuples(accts); a++) {
 		last_sha[0] = '\0';
 		do {
-			par_init(&p);
-			par_text(&p, PQgetvalue(accts, a, 0));
-			par_text(&p, last_sha);
-			par_int(&p, DB_PAGE);
+			db_par_init(&p);
+			db_par_text(&p, PQgetvalue(accts, a, 0));
+			db_par_text(&p, last_sha);
+			db_par_int(&p, DB_PAGE);
 			rows = db_page(db, INDEX_EACH_MESSAGE, &p,
 			    PQgetvalue(accts, a, 1), last_sha, cb, arg);
 		} while (rows == DB_PAGE);
@@ -1314,9 +1314,9 @@ db_each_blob(struct db *db,
 	if (db_ready(db) == -1)
 		return -1;
 	do {
-		par_init(&p);
-		par_text(&p, last_sha);
-		par_int(&p, DB_PAGE);
+		db_par_init(&p);
+		db_par_text(&p, last_sha);
+		db_par_int(&p, DB_PAGE);
 		rows = db_page(db, INDEX_EACH_BLOB, &p, NULL, last_sha, cb,
 		    arg);
 	} while (rows == DB_PAGE);
@@ -1340,8 +1340,8 @@ db_blob_read(struct db *db, const char *sha256_hex,
 		    sha256_hex);
 		return -1;
 	}
-	par_init(&p);
-	par_text(&p, sha256_hex);
+	db_par_init(&p);
+	db_par_text(&p, sha256_hex);
 	if ((res = db_exec(db, INDEX_BLOB_SELECT, &p, false)) == NULL)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -1353,9 +1353,9 @@ db_blob_read(struct db *db, const char *sha256_hex,
 	stored = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
 	for (seq = 0; seq < chunks; seq++) {
-		par_init(&p);
-		par_text(&p, sha256_hex);
-		par_int(&p, seq);
+		db_par_init(&p);
+		db_par_text(&p, sha256_hex);
+		db_par_int(&p, seq);
 		if ((res = db_exec(db, INDEX_CHUNK_SELECT, &p, true)) == NULL)
 			return -1;
 		if (PQntuples(res) != 1) {
@@ -1395,8 +1395,8 @@ db_dict_load(struct db *db, int64_t id, void **p_r, size_t *n_r)
 
 	if (db_ready(db) == -1)
 		return -1;
-	par_init(&p);
-	par_int(&p, id);
+	db_par_init(&p);
+	db_par_int(&p, id);
 	if ((res = db_exec(db, INDEX_DICT_SELECT, &p, true)) == NULL)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -1421,8 +1421,8 @@ db_dict_store(struct db *db, const void *data, size_t n, int64_t *id_r)
 
 	if (db_ready(db) == -1)
 		return -1;
-	par_init(&p);
-	par_bytes(&p, data, n);
+	db_par_init(&p);
+	db_par_bytes(&p, data, n);
 	if ((res = db_exec(db, INDEX_DICT_INSERT, &p, false)) == NULL)
 		return -1;
 	*id_r = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -1471,9 +1471,9 @@ db_sample_count(struct db *db, uint64_t max_size, uint64_t limit,
 	*n_r = 0;
 	if (db_ready(db) == -1)
 		return -1;
-	par_init(&p);
-	par_uint(&p, max_size);
-	par_uint(&p, limit);
+	db_par_init(&p);
+	db_par_uint(&p, max_size);
+	db_par_uint(&p, limit);
 	if ((res = db_exec(db, INDEX_SAMPLE_COUNT, &p, false)) == NULL)
 		return -1;
 	*n_r = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
@@ -1492,9 +1492,9 @@ db_sample_blobs(struct db *db, uint64_t max_size, uint64_t limit,
 
 	if (db_ready(db) == -1)
 		return -1;
-	par_init(&p);
-	par_uint(&p, max_size);
-	par_uint(&p, limit);
+	db_par_init(&p);
+	db_par_uint(&p, max_size);
+	db_par_uint(&p, limit);
 	if ((res = db_exec(db, INDEX_SAMPLE_SELECT, &p, false)) == NULL)
 		return -1;
 	rows = PQntuples(res);
