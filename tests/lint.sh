@@ -33,14 +33,17 @@ result() {
 	return 0
 }
 
-# Every C file of the project, new ones included, build output excluded.
+# Every C file of the project, new ones included, build output excluded:
+# build*/ (make BUILD=build-x) as well as what .gitignore names.
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 	mapfile -t files < <(git ls-files --cached --others --exclude-standard \
 	    -- '*.c' '*.h' | sort -u | while read -r f; do
+		case $f in build*/*) continue ;; esac
 		[ -f "$f" ] && echo "$f"
 	done)
 	mapfile -t all_files < <(git ls-files --cached --others \
 	    --exclude-standard | sort -u | while read -r f; do
+		case $f in build*/*) continue ;; esac
 		[ -f "$f" ] && echo "$f"
 	done)
 else
