@@ -1,8 +1,12 @@
 /*
- * PostgreSQL access: the only user of libpq.  Each thread that talks to the
- * database owns its own struct db; calls block, so they run on the main
- * (scheduler) thread and the committer thread, never on a worker.
- * All SQL is parameterized; the statements live in index.c.
+ * PostgreSQL access: store/db*.c are the only users of libpq.  Each thread
+ * that talks to the database owns its own struct db; calls block, so they
+ * run on the main (scheduler) thread and the committer thread, never on a
+ * worker.  All SQL is parameterized; the statements live in index.c.
+ *
+ * The calls are grouped below by the file that holds them: the connection
+ * (db.c), the schema (db_migrate.c), what a poll writes (db_archive.c),
+ * export and verify (db_read.c), dictionaries (db_dict.c).
  */
 #ifndef STORE_DB_H
 #define STORE_DB_H
@@ -15,6 +19,8 @@
 struct db;
 struct known;
 struct spool;
+
+/* ---- the connection: db.c ---- */
 
 /*
  * Connects (conninfo: a libpq keyword string or URI, never logged) and sets
@@ -38,6 +44,8 @@ int db_reconnect(struct db *db);
 /* Whether the connection is up as far as libpq knows. */
 bool db_connected(const struct db *db);
 
+/* ---- the schema: db_migrate.c ---- */
+
 /*
  * Creates database dbname through the maintenance connection conninfo_admin
  * (e.g. dbname=postgres) unless it exists; 0 or -1 with err filled.  For the
@@ -52,6 +60,8 @@ int db_create_database(const char *conninfo_admin, const char *dbname,
  * lock, so concurrent ingestd processes are safe; *applied_r counts them.
  */
 int db_migrate(struct db *db, int *applied_r);
+
+/* ---- what a poll writes, and what it reads first: db_archive.c ---- */
 
 /* The id of the named account, creating the row if needed. */
 int db_account_id(struct db *db, const char *name, int64_t *id_r);
@@ -136,6 +146,8 @@ struct db_poll {
  * three above is refused by the schema. */
 int db_poll_record(struct db *db, const struct db_poll *p);
 
+/* ---- export and verify: db_read.c ---- */
+
 /* One archived message, for export and verify. */
 struct db_message {
 	const char *account;
@@ -165,6 +177,8 @@ int db_each_blob(struct db *db,
  */
 int db_blob_read(struct db *db, const char *sha256_hex,
     int (*cb)(void *arg, const void *p, size_t n), void *arg);
+
+/* ---- dictionaries, and the blobs they are trained on: db_dict.c ---- */
 
 /* A zstd dictionary by id; *p_r is the caller's to free. */
 int db_dict_load(struct db *db, int64_t id, void **p_r, size_t *n_r);
