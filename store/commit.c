@@ -36,7 +36,6 @@ struct committer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;	/* on CLOCK_MONOTONIC */
 	struct commit_item *head, **tailp;
-	size_t queued;
 	bool stopping;
 	struct timespec stop_at;
 	struct db *db;		/* the thread's alone once it runs */
@@ -127,8 +126,33 @@ committer_sleep(struct committer *cm, const struct timespec *first,
 	return expired;
 }
 
+/*
+ * The row db writes for an item, the uidl and spool borrowed.  db takes
+ * rows, not items, so that it does not depend on the committer.
+ */
 static void
-committer_batch(struct committer *cm, struct commit_item **batch, size_t n)
+committer_row(const struct commit_item *it, struct db_commit_row *row)
+{
+	memset(row, 0, sizeof(*row));
+	row->account_id = it->account_id;
+	row->uidl = it->uidl;
+	row->list_size = it->list_size;
+	memcpy(row->sha256, it->res.sha256, sizeof(row->sha256));
+	memcpy(row->head_sha256, it->res.head_sha256,
+	    sizeof(row->head_sha256));
+	row->size = it->res.size;
+	row->stored_size = it->res.stored_size;
+	row->dict_id = it->res.dict_id;
+	row->spool = it->res.spool;
+}
+
+/*
+ * rows has room for batch_max: the batch as db rows, built again for each
+ * attempt because items at fault drop out between attempts.
+ */
+static void
+committer_batch(struct committer *cm, struct commit_item **batch,
+    struct db_commit_row *rows, size_t n)
 {
 	struct timespec first, wake;
 	long backoff = COMMIT_BACKOFF_MIN_MS;
@@ -137,21 +161,29 @@ committer_batch(struct committer *cm, struct commit_item **batch, size_t n)
 	/* The queue is FIFO: the first item is the oldest. */
 	first = batch[0]->queued_at;
 	for (;;) {
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
 			batch[i]->error[0] = '\0';
-		if (db_commit_messages(cm->db, batch, n) == 0) {
+			committer_row(batch[i], &rows[i]);
+		}
+		if (db_commit_messages(cm->db, rows, n) == 0) {
 			log_debug("committer: %zu message%s durable", n,
 			    n == 1 ? "" : "s");
-			for (i = 0; i < n; i++)
+			for (i = 0; i < n; i++) {
+				batch[i]->blob_existed = rows[i].blob_existed;
+				batch[i]->delivery_existed =
+				    rows[i].delivery_existed;
 				committer_release(batch[i], true);
+			}
 			return;
 		}
 		/* Items at fault fail alone; the rest go again at once. */
 		for (i = kept = 0; i < n; i++) {
-			if (batch[i]->error[0] == '\0') {
+			if (rows[i].error[0] == '\0') {
 				batch[kept++] = batch[i];
 				continue;
 			}
+			snprintf(batch[i]->error, sizeof(batch[i]->error), "%s",
+			    rows[i].error);
 			log_warnx("committer: message not archived: %s",
 			    batch[i]->error);
 			committer_release(batch[i], false);
@@ -192,9 +224,11 @@ committer_main(void *arg)
 {
 	struct committer *cm = arg;
 	struct commit_item **batch;
+	struct db_commit_row *rows;
 	size_t n;
 
 	batch = xcalloc(cm->batch_max, sizeof(*batch));
+	rows = xcalloc(cm->batch_max, sizeof(*rows));
 	for (;;) {
 		pthread_mutex_lock(&cm->mu);
 		while (cm->head == NULL && !cm->stopping)
@@ -211,11 +245,11 @@ committer_main(void *arg)
 		}
 		if (cm->head == NULL)
 			cm->tailp = &cm->head;
-		cm->queued -= n;
 		pthread_mutex_unlock(&cm->mu);
-		committer_batch(cm, batch, n);
+		committer_batch(cm, batch, rows, n);
 	}
 	free(batch); batch = NULL;
+	free(rows); rows = NULL;
 	return NULL;
 }
 
@@ -261,20 +295,8 @@ committer_submit(struct committer *cm, struct commit_item *it)
 	ASSERT(!cm->stopping);
 	*cm->tailp = it;
 	cm->tailp = &it->next;
-	cm->queued++;
 	pthread_cond_broadcast(&cm->cv);
 	pthread_mutex_unlock(&cm->mu);
-}
-
-size_t
-committer_queued(struct committer *cm)
-{
-	size_t n;
-
-	pthread_mutex_lock(&cm->mu);
-	n = cm->queued;
-	pthread_mutex_unlock(&cm->mu);
-	return n;
 }
 
 void

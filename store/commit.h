@@ -55,9 +55,6 @@ struct committer *committer_start(const struct committer_params *params,
     char *err, size_t errlen);
 /* Thread-safe.  done() fires later, on the committer thread. */
 void committer_submit(struct committer *cm, struct commit_item *it);
-/* Items submitted and not yet taken into a transaction (thread-safe): for
- * backpressure, e.g. not starting new RETRs while it is high. */
-size_t committer_queued(struct committer *cm);
 /* Commits what is queued, then stops the thread and frees. */
 void committer_stop(struct committer **cm);
 

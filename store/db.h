@@ -1,8 +1,12 @@
 /*
- * PostgreSQL access: the only user of libpq.  Each thread that talks to the
- * database owns its own struct db; calls block, so they run on the main
- * (scheduler) thread and the committer thread, never on a worker.
- * All SQL is parameterized; the statements live in index.c.
+ * PostgreSQL access: store/db*.c are the only users of libpq.  Each thread
+ * that talks to the database owns its own struct db; calls block, so they
+ * run on the main (scheduler) thread and the committer thread, never on a
+ * worker.  All SQL is parameterized; the statements live in index.c.
+ *
+ * The calls are grouped below by the file that holds them: the connection
+ * (db.c), the schema (db_migrate.c), what a poll writes (db_archive.c),
+ * export and verify (db_read.c), dictionaries (db_dict.c).
  */
 #ifndef STORE_DB_H
 #define STORE_DB_H
@@ -14,7 +18,9 @@
 
 struct db;
 struct known;
-struct commit_item;
+struct spool;
+
+/* ---- the connection: db.c ---- */
 
 /*
  * Connects (conninfo: a libpq keyword string or URI, never logged) and sets
@@ -38,6 +44,8 @@ int db_reconnect(struct db *db);
 /* Whether the connection is up as far as libpq knows. */
 bool db_connected(const struct db *db);
 
+/* ---- the schema: db_migrate.c ---- */
+
 /*
  * Creates database dbname through the maintenance connection conninfo_admin
  * (e.g. dbname=postgres) unless it exists; 0 or -1 with err filled.  For the
@@ -53,6 +61,8 @@ int db_create_database(const char *conninfo_admin, const char *dbname,
  */
 int db_migrate(struct db *db, int *applied_r);
 
+/* ---- what a poll writes, and what it reads first: db_archive.c ---- */
+
 /* The id of the named account, creating the row if needed. */
 int db_account_id(struct db *db, const char *name, int64_t *id_r);
 
@@ -63,21 +73,42 @@ int db_account_id(struct db *db, const char *name, int64_t *id_r);
 int db_known_load(struct db *db, int64_t account_id, struct known *k);
 
 /*
+ * One message to archive: its blob, stored once whoever else holds the same
+ * bytes, and its delivery row.  The fields up to spool are the caller's,
+ * borrowed for the call; those after are db_commit_messages()'s answer.
+ */
+struct db_commit_row {
+	int64_t account_id;
+	const char *uidl;		/* NULL if the server has no UIDL */
+	uint64_t list_size;		/* the size LIST gave */
+	/* What the pipe made of it (struct pipe_result). */
+	unsigned char sha256[32];
+	unsigned char head_sha256[32];
+	uint64_t size;			/* archived (uncompressed) bytes */
+	uint64_t stored_size;		/* compressed bytes in the spool */
+	int64_t dict_id;		/* zstd dictionary, 0 for none */
+	struct spool *spool;		/* read, never freed */
+	/* Out. */
+	bool blob_existed;
+	bool delivery_existed;
+	char error[256];
+};
+
+/*
  * In one transaction: each distinct blob once (ON CONFLICT DO NOTHING, its
- * chunks streamed from the spool in 1 MiB pieces), then a delivery row per
- * item.  Returns 0 only once COMMIT has returned; then each item's
+ * chunks streamed from the spool in 1 MiB pieces), then the delivery of
+ * each row.  Returns 0 only once COMMIT has returned; then each row's
  * blob_existed and delivery_existed say whether its bytes, and its delivery
  * row, were already stored.  Spools are read, never freed.  Safe to repeat
  * after any failure: nothing is duplicated.
  *
  * On -1 the transaction was rolled back (or its outcome is unknown, if the
- * connection dropped during COMMIT).  An item that can never be committed
+ * connection dropped during COMMIT).  A row that can never be committed
  * (its spool unreadable or shorter than stored_size, an unstorable UIDL)
- * has it->error filled; the others have it->error[0] == '\0', so a caller
- * can drop the bad items and retry the rest.
+ * has its error filled; the others have error[0] == '\0', so a caller can
+ * drop the bad rows and retry the rest.
  */
-int db_commit_messages(struct db *db, struct commit_item *const *items,
-    size_t n);
+int db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n);
 
 /* A message the server confirmed deleted (+OK to QUIT). */
 struct db_deleted {
@@ -115,6 +146,8 @@ struct db_poll {
  * three above is refused by the schema. */
 int db_poll_record(struct db *db, const struct db_poll *p);
 
+/* ---- export and verify: db_read.c ---- */
+
 /* One archived message, for export and verify. */
 struct db_message {
 	const char *account;
@@ -144,6 +177,8 @@ int db_each_blob(struct db *db,
  */
 int db_blob_read(struct db *db, const char *sha256_hex,
     int (*cb)(void *arg, const void *p, size_t n), void *arg);
+
+/* ---- dictionaries, and the blobs they are trained on: db_dict.c ---- */
 
 /* A zstd dictionary by id; *p_r is the caller's to free. */
 int db_dict_load(struct db *db, int64_t id, void **p_r, size_t *n_r);

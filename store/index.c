@@ -3,7 +3,7 @@
  * migrations/0001_create_archive.sql.
  *
  * Parameters are typed with casts so that the server never has to guess,
- * whatever format (text or binary) db.c sends them in.
+ * whatever format (text or binary) store/db*.c send them in.
  */
 #include "store/index.h"
 

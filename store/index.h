@@ -1,7 +1,7 @@
 /*
- * The SQL that db.c runs, in one place so it can be read and reviewed as a
- * whole.  Every statement is parameterized; none is ever built from data.
- * db.c prepares each one lazily, once per connection, under its name.
+ * The SQL that store/db*.c run, in one place so it can be read and reviewed
+ * as a whole.  Every statement is parameterized; none is ever built from
+ * data.  db.c prepares each one lazily, once per connection, under its name.
  */
 #ifndef STORE_INDEX_H
 #define STORE_INDEX_H

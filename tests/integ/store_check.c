@@ -179,10 +179,46 @@ item_free(struct commit_item *it)
 	free(it);
 }
 
+/*
+ * Commits items straight through db, converting them to rows and back as
+ * the committer does.
+ */
+static int
+commit_items(struct db *db, struct commit_item *const *items, size_t n)
+{
+	struct db_commit_row *rows;
+	struct commit_item *it;
+	size_t i;
+	int rc;
+
+	rows = xcalloc(n, sizeof(*rows));
+	for (i = 0; i < n; i++) {
+		it = items[i];
+		rows[i].account_id = it->account_id;
+		rows[i].uidl = it->uidl;
+		rows[i].list_size = it->list_size;
+		memcpy(rows[i].sha256, it->res.sha256, 32);
+		memcpy(rows[i].head_sha256, it->res.head_sha256, 32);
+		rows[i].size = it->res.size;
+		rows[i].stored_size = it->res.stored_size;
+		rows[i].dict_id = it->res.dict_id;
+		rows[i].spool = it->res.spool;
+	}
+	rc = db_commit_messages(db, rows, n);
+	for (i = 0; i < n; i++) {
+		it = items[i];
+		it->blob_existed = rows[i].blob_existed;
+		it->delivery_existed = rows[i].delivery_existed;
+		snprintf(it->error, sizeof(it->error), "%s", rows[i].error);
+	}
+	free(rows);
+	return rc;
+}
+
 static int
 commit1(struct db *db, struct commit_item *it)
 {
-	return db_commit_messages(db, &it, 1);
+	return commit_items(db, &it, 1);
 }
 
 static const struct known_entry *
@@ -287,7 +323,7 @@ check_commits(struct db *db, int64_t alice, int64_t bob)
 	it[0] = item("alice", alice, "u0", m[0], len[0], NULL);
 	it[1] = item("alice", alice, "u1", m[1], len[1], NULL);
 	it[2] = item("alice", alice, "u2", m[2], len[2], NULL);
-	CHECK_OK(db_commit_messages(db, it, 3), db);
+	CHECK_OK(commit_items(db, it, 3), db);
 	for (i = 0; i < 3; i++)
 		CHECK(!it[i]->blob_existed && !it[i]->delivery_existed);
 
@@ -300,7 +336,7 @@ check_commits(struct db *db, int64_t alice, int64_t bob)
 	for (i = 0; i < 3; i++)
 		again[i] = item(NULL, alice, i == 0 ? "u0" : i == 1 ? "u1" :
 		    "u2", m[i], len[i], NULL);
-	CHECK_OK(db_commit_messages(db, again, 3), db);
+	CHECK_OK(commit_items(db, again, 3), db);
 	for (i = 0; i < 3; i++)
 		CHECK(again[i]->blob_existed && again[i]->delivery_existed);
 
@@ -308,7 +344,7 @@ check_commits(struct db *db, int64_t alice, int64_t bob)
 	 * blob twice in one batch is stored once. */
 	it[4] = item("alice", alice, "u1", m[3], len[3], NULL);
 	it[5] = item("alice", alice, NULL, m[3], len[3], NULL);
-	CHECK_OK(db_commit_messages(db, &it[4], 2), db);
+	CHECK_OK(commit_items(db, &it[4], 2), db);
 	CHECK(!it[4]->blob_existed && !it[4]->delivery_existed);
 	CHECK(it[5]->blob_existed && !it[5]->delivery_existed);
 	/* A delivery without a UIDL is idempotent too. */
@@ -321,7 +357,7 @@ check_commits(struct db *db, int64_t alice, int64_t bob)
 	bad[1] = item(NULL, alice, "bad-size", m[1], len[1], NULL);
 	bad[1]->res.stored_size++;
 	bad[2] = item(NULL, alice, "bad-\xff-uidl", m[1], len[1], NULL);
-	CHECK(db_commit_messages(db, bad, 3) == -1);
+	CHECK(commit_items(db, bad, 3) == -1);
 	CHECK(bad[0]->error[0] == '\0');
 	CHECK(bad[1]->error[0] != '\0');
 	CHECK(bad[2]->error[0] != '\0');
