@@ -40,7 +40,8 @@
 	X(test_permissions_warning)                                      \
 	X(test_no_accounts)                                              \
 	X(test_not_a_config_file)                                        \
-	X(test_small_error_buffer)
+	X(test_small_error_buffer)                                       \
+	X(test_settings_tables)
 TESTS(TEST_DECLARE)
 
 /* err contains want. */
@@ -308,6 +309,7 @@ test_full_config(void)
 	ASSERT_STREQ(a->ca_file, ca);
 	ASSERT_STREQ(a->user, "sales@example.com");
 	ASSERT_STREQ(a->password, "pw");
+	ASSERT_TRUE(a->password_file == NULL);
 	ASSERT_EQ(a->auth, CONF_AUTH_APOP);
 	ASSERT_EQ(a->delete, CONF_DELETE_NEVER);
 	ASSERT_EQ(a->enabled, false);
@@ -321,6 +323,7 @@ test_full_config(void)
 	ASSERT_EQ(a->tls, CONF_TLS_STARTTLS);
 	ASSERT_TRUE(a->ca_file == NULL);
 	ASSERT_STREQ(a->password, "s3cret pass");
+	ASSERT_STREQ(a->password_file, pwf);
 	ASSERT_EQ(a->auth, CONF_AUTH_PLAIN);
 	ASSERT_EQ(a->delete, CONF_DELETE_AFTER_ARCHIVE);
 	ASSERT_EQ(a->enabled, true);
@@ -1075,6 +1078,100 @@ test_small_error_buffer(void)
 	c = conf_load(path_of("missing.conf"), small, sizeof(small));
 	ASSERT_TRUE(c == NULL);
 	ASSERT_EQ(strlen(small), sizeof(small) - 1);
+}
+
+/* The value of number, bool or choice row r's field in base. */
+static long long
+field_value(const struct conf_setting *r, const void *base)
+{
+	const char *p = (const char *)base + r->offset;
+	unsigned u;
+	size_t z;
+	bool b;
+	int i;
+
+	switch (r->type) {
+	case CONF_T_UINT:
+		memcpy(&u, p, sizeof(u));
+		return u;
+	case CONF_T_SIZE:
+		memcpy(&z, p, sizeof(z));
+		return (long long)z;
+	case CONF_T_BOOL:
+		memcpy(&b, p, sizeof(b));
+		return b;
+	default:
+		memcpy(&i, p, sizeof(i));
+		return i;
+	}
+}
+
+static bool
+is_number(const struct conf_setting *r)
+{
+	return r->type == CONF_T_INT || r->type == CONF_T_UINT ||
+	    r->type == CONF_T_SIZE;
+}
+
+/* The name of choice value v of row r. */
+static const char *
+choice_name(const struct conf_setting *r, long long v)
+{
+	const struct conf_choice *ch;
+
+	for (ch = r->choices; ch->name != NULL; ch++)
+		if (ch->value == v)
+			return ch->name;
+	TEST_FAIL_("'%s': no choice has the value %lld", r->name, v);
+}
+
+/* Every row is complete and consistent, and the loader gives its default. */
+static void
+test_settings_tables(void)
+{
+	const struct conf_setting *t, *r;
+	enum conf_section id;
+	struct conf *c;
+	const void *base;
+	size_t k, j, n;
+
+	write_conf("accounts = ( { " ACCOUNT " } );\n");
+	c = load_ok();
+	for (id = 0; id < CONF_SECTION_COUNT; id++) {
+		t = conf_settings(id, &n);
+		ASSERT_TRUE(t != NULL && n > 0);
+		base = id == CONF_SECTION_ACCOUNT ?
+		    (const void *)&c->accounts[0] : (const void *)c;
+		for (k = 0; k < n; k++) {
+			r = &t[k];
+			ASSERT_TRUE(r->name != NULL && *r->name != '\0');
+			for (j = 0; j < k; j++)
+				if (strcmp(t[j].name, r->name) == 0)
+					TEST_FAIL_("'%s' is in its table "
+					    "twice", r->name);
+			/* One line in a table cell and in roff. */
+			ASSERT_TRUE(r->doc != NULL && *r->doc != '\0');
+			ASSERT_TRUE(strpbrk(r->doc, "|\n\\") == NULL);
+			ASSERT_TRUE(strchr(".'", r->doc[0]) == NULL);
+			if (is_number(r)) {
+				ASSERT_TRUE(r->min <= r->def &&
+				    r->def <= r->max);
+				ASSERT_EQ(field_value(r, base), r->def);
+			}
+			if (r->type == CONF_T_BOOL)
+				ASSERT_EQ(field_value(r, base), r->def);
+			if (r->type == CONF_T_CHOICE) {
+				ASSERT_TRUE(r->choices != NULL);
+				choice_name(r, r->def);
+				ASSERT_EQ(field_value(r, base), r->def);
+			}
+			if (r->type == CONF_T_GROUP ||
+			    r->type == CONF_T_LIST)
+				ASSERT_TRUE(r->sub > id &&
+				    r->sub < CONF_SECTION_COUNT);
+		}
+	}
+	conf_free(&c);
 }
 
 TEST_MAIN(TESTS)
