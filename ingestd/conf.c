@@ -264,7 +264,7 @@ static void
 check_known(struct ctx *x, const config_setting_t *g,
     const struct section *sec)
 {
-	char buf[256];
+	char buf[256], known[512] = "";
 	int i, n = config_setting_length(g);
 	size_t k;
 
@@ -274,9 +274,14 @@ check_known(struct ctx *x, const config_setting_t *g,
 		for (k = 0; k < sec->n; k++)
 			if (strcmp(sec->settings[k].name, s->name) == 0)
 				break;
-		if (k == sec->n)
-			err_at(x, s, "unknown setting '%s'",
-			    setting_name(s, buf, sizeof(buf)));
+		if (k < sec->n)
+			continue;
+		for (k = 0; k < sec->n; k++)
+			list_add(known, sizeof(known), sec->settings[k].name,
+			    false);
+		err_at(x, s, "unknown setting '%s'; the settings here are %s",
+		    setting_name(s, buf, sizeof(buf)), known);
+		return;
 	}
 }
 

@@ -461,7 +461,9 @@ test_unknown_top_level_key(void)
 	    "accounts = ( { " ACCOUNT " } );\n");
 	err = load_refused();
 	ASSERT_AT(err, 3);
-	ASSERT_CONTAINS(err, "unknown setting 'wrokers'");
+	ASSERT_CONTAINS(err, "unknown setting 'wrokers'; the settings here "
+	    "are state_dir, workers, poll_interval, ");
+	ASSERT_CONTAINS(err, ", database, accounts");
 
 	/* A group of ours misplaced at the top is unknown there too. */
 	write_conf("accounts = ( { " ACCOUNT " } );\nname = \"x\";\n");
@@ -484,7 +486,8 @@ test_unknown_account_key(void)
 	    ");\n");
 	err = load_refused();
 	ASSERT_AT(err, 5);
-	ASSERT_CONTAINS(err, "unknown setting 'accounts[1].hots'");
+	ASSERT_CONTAINS(err, "unknown setting 'accounts[1].hots'; the settings "
+	    "here are name, host, port, tls, ");
 }
 
 static void
@@ -497,7 +500,8 @@ test_unknown_database_key(void)
 	    "accounts = ( { " ACCOUNT " } );\n");
 	err = load_refused();
 	ASSERT_AT(err, 3);
-	ASSERT_CONTAINS(err, "unknown setting 'database.conn_info'");
+	ASSERT_CONTAINS(err, "unknown setting 'database.conn_info'; the "
+	    "settings here are conninfo, pg_bindir");
 }
 
 static void
