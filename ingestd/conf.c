@@ -11,7 +11,8 @@
  * allow_plaintext, unique account names) is checked by the section's
  * check function after its table.
  *
- * A new setting is a field in conf.h and a row here.
+ * A new setting is a field in conf.h and a row here; README.md and
+ * ingestd.8 list every row, and tests/unit/test_conf.c holds them to it.
  */
 #include "conf.h"
 

@@ -6,7 +6,8 @@
  * account of accounts = ( ... )) is one table of struct conf_setting in
  * conf.c: a row names a setting, its type, the field it fills, its
  * default, its range or choices and what it is for.  The loader walks the
- * tables, and conf_settings() shows them to the tests.
+ * tables; README.md and ingestd.8 list the same rows, which
+ * tests/unit/test_conf.c checks through conf_settings().
  */
 #ifndef INGESTD_CONF_H
 #define INGESTD_CONF_H
@@ -123,8 +124,8 @@ struct conf_setting {
 };
 
 /*
- * The rows of a section, in the order the loader checks them; their
- * number in *n_r.  Static and read-only.
+ * The rows of a section, in the order the loader checks them and the
+ * manuals list them; their number in *n_r.  Static and read-only.
  */
 const struct conf_setting *conf_settings(enum conf_section section,
     size_t *n_r);
