@@ -1,9 +1,18 @@
 /*
  * libconfig -> struct conf.  The only includer of libconfig.h.
  *
- * Every setting is looked up through a table of the names we know, so an
- * unknown or misspelt key is an error rather than silently ignored, and
- * every message names the file, the line and the setting.
+ * Each section of the file is one table below, like nginx's ngx_command_t:
+ * a row per setting with its type, the offset of the field it fills, its
+ * default, its range or choices and a line of documentation.  The loader
+ * walks a section's table, so an unknown or misspelt key is an error
+ * rather than silently ignored, every value is checked the same way, and
+ * every message names the file, the line and the setting.  What a table
+ * cannot say (password or password_file, tls = "none" only with
+ * allow_plaintext, unique account names) is checked by the section's
+ * check function after its table.
+ *
+ * A new setting is a field in conf.h and a row here; README.md and
+ * ingestd.8 list every row, and tests/unit/test_conf.c holds them to it.
  */
 #include "ingestd/conf.h"
 
@@ -20,14 +29,176 @@
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
 
-#define CONF_DEFAULT_STATE_DIR "/var/lib/ingestd"
+/*
+ * The offset of field f of struct s, which must be as large as ctype: a
+ * row whose type does not match its field does not compile.
+ */
+#define FIELD(s, f, ctype)                                               \
+	(offsetof(struct s, f) + 0 * SAME_SIZE(((struct s *)0)->f, ctype))
+#define SAME_SIZE(a, b) sizeof(char[sizeof(a) == sizeof(b) ? 1 : -1])
+#define TOP(f, ctype) FIELD(conf, f, ctype)
+#define ACCOUNT(f, ctype) FIELD(conf_account, f, ctype)
+
+static const struct conf_setting top_settings[] = {
+	{ "state_dir", CONF_T_PATH, TOP(state_dir, char *),
+	    .def_str = "/var/lib/ingestd",
+	    .doc = "Embedded database and temporary spool" },
+	{ "workers", CONF_T_INT, TOP(workers, int),
+	    .def = 2, .min = 1, .max = 256,
+	    .doc = "Event loops (threads)" },
+	{ "poll_interval", CONF_T_INT, TOP(poll_interval, int),
+	    .def = 300, .min = 1, .max = 7 * 86400,
+	    .doc = "Seconds between polls of one mailbox" },
+	{ "max_connections_per_host", CONF_T_INT,
+	    TOP(max_connections_per_host, int),
+	    .def = 32, .min = 1, .max = 100000,
+	    .doc = "Concurrent sessions to one server host" },
+	{ "connect_timeout", CONF_T_INT, TOP(connect_timeout, int),
+	    .def = 30, .min = 1, .max = 3600,
+	    .doc = "Seconds for the TCP connect and the TLS handshake" },
+	{ "command_timeout", CONF_T_INT, TOP(command_timeout, int),
+	    .def = 120, .min = 1, .max = 86400,
+	    .doc = "Seconds a command may go without progress" },
+	{ "session_timeout", CONF_T_INT, TOP(session_timeout, int),
+	    .def = 6 * 3600, .min = 1, .max = 7 * 86400,
+	    .doc = "Seconds for one whole poll of a mailbox" },
+	{ "zstd_level", CONF_T_INT, TOP(zstd_level, int),
+	    .def = 3, .min = 1, .max = 19,
+	    .doc = "Compression level of zstd" },
+	{ "spool_memory", CONF_T_SIZE, TOP(spool_mem, size_t),
+	    .def = 64 * 1024, .min = 4096, .max = 64 * 1024 * 1024,
+	    .doc = "Compressed bytes of a message kept in memory before a "
+	    "temporary file" },
+	{ "batch_max", CONF_T_UINT, TOP(batch_max, unsigned),
+	    .def = 256, .min = 1, .max = 100000,
+	    .doc = "Messages per database commit" },
+	{ "dictionary_after", CONF_T_UINT, TOP(dictionary_after, unsigned),
+	    .def = 1000, .min = 0, .max = 100000000,
+	    .doc = "Small messages stored before a zstd dictionary is "
+	    "trained; 0: no dictionaries" },
+	{ "database", CONF_T_GROUP, 0, .sub = CONF_SECTION_DATABASE,
+	    .doc = "The archive's PostgreSQL database" },
+	{ "accounts", CONF_T_LIST, TOP(accounts, void *),
+	    .count = TOP(naccounts, size_t), .sub = CONF_SECTION_ACCOUNT,
+	    .flags = CONF_F_REQUIRED,
+	    .doc = "The mailboxes to archive" },
+};
+
+static const struct conf_setting database_settings[] = {
+	{ "conninfo", CONF_T_STRING, TOP(conninfo, char *),
+	    .def_doc = "a private cluster under state_dir",
+	    .doc = "Connection string, as libpq takes it" },
+	{ "pg_bindir", CONF_T_PATH, TOP(pg_bindir, char *),
+	    .def_doc = "the newest /usr/lib/postgresql/N/bin",
+	    .doc = "PostgreSQL's programs, for the private cluster" },
+};
+
+static const struct conf_choice tls_choices[] = {
+	{ "implicit", CONF_TLS_IMPLICIT },
+	{ "starttls", CONF_TLS_STARTTLS },
+	{ "none", CONF_TLS_NONE },
+	{ NULL, 0 }
+};
+static const struct conf_choice auth_choices[] = {
+	{ "auto", CONF_AUTH_AUTO },
+	{ "user", CONF_AUTH_USER },
+	{ "apop", CONF_AUTH_APOP },
+	{ "plain", CONF_AUTH_PLAIN },
+	{ NULL, 0 }
+};
+static const struct conf_choice delete_choices[] = {
+	{ "after-archive", CONF_DELETE_AFTER_ARCHIVE },
+	{ "never", CONF_DELETE_NEVER },
+	{ NULL, 0 }
+};
+
+static const struct conf_setting account_settings[] = {
+	{ "name", CONF_T_STRING, ACCOUNT(name, char *),
+	    .flags = CONF_F_REQUIRED,
+	    .doc = "Stable id, unique; never rename it" },
+	{ "host", CONF_T_STRING, ACCOUNT(host, char *),
+	    .flags = CONF_F_REQUIRED,
+	    .doc = "POP3 server: host name or IP address" },
+	{ "port", CONF_T_INT, ACCOUNT(port, int),
+	    .def = 995, .min = 1, .max = 65535,
+	    .def_doc = "995, or 110 unless tls is \"implicit\"",
+	    .doc = "TCP port" },
+	{ "tls", CONF_T_CHOICE, ACCOUNT(tls, int),
+	    .def = CONF_TLS_IMPLICIT, .choices = tls_choices,
+	    .doc = "POP3S, STLS (refused if not offered), or plaintext" },
+	{ "allow_plaintext", CONF_T_BOOL, ACCOUNT(allow_plaintext, bool),
+	    .def = false,
+	    .doc = "Required for tls = \"none\", which sends the password "
+	    "in clear" },
+	{ "ca_file", CONF_T_FILE, ACCOUNT(ca_file, char *),
+	    .def_doc = "the system trust store",
+	    .doc = "CA certificates that verify the server" },
+	{ "user", CONF_T_STRING, ACCOUNT(user, char *),
+	    .flags = CONF_F_REQUIRED,
+	    .doc = "User name to log in with" },
+	{ "password", CONF_T_STRING, ACCOUNT(password, char *),
+	    .flags = CONF_F_SECRET,
+	    .doc = "Password; this or password_file is required" },
+	{ "password_file", CONF_T_PATH, ACCOUNT(password_file, char *),
+	    .doc = "File whose first line is the password" },
+	{ "auth", CONF_T_CHOICE, ACCOUNT(auth, int),
+	    .def = CONF_AUTH_AUTO, .choices = auth_choices,
+	    .doc = "Login: \"auto\" tries SASL PLAIN, then APOP, then USER" },
+	{ "delete", CONF_T_CHOICE, ACCOUNT(delete, int),
+	    .def = CONF_DELETE_AFTER_ARCHIVE, .choices = delete_choices,
+	    .doc = "DELE each message once its commit has returned, or "
+	    "never" },
+	{ "enabled", CONF_T_BOOL, ACCOUNT(enabled, bool),
+	    .def = true,
+	    .doc = "Set to false to keep the account but not poll it" },
+};
 
 struct ctx {
 	const char *path;
 	char *err;
 	size_t errlen;
 	bool failed;
+	bool has_password;	/* the config file holds a password */
 };
+
+/*
+ * After a group's table has filled base: what the table cannot say.
+ * g is NULL for an absent group; gname is its dotted name.
+ */
+typedef void check_fn(struct ctx *x, const config_setting_t *g,
+    const char *gname, void *base);
+
+static check_fn check_top, check_database, check_account;
+static void release_account(void *base);
+
+#define ROWS(t) .settings = (t), .n = sizeof(t) / sizeof((t)[0])
+
+static const struct section {
+	const struct conf_setting *settings;
+	size_t n;
+	size_t size;		/* of the struct a group fills */
+	const char *noun;	/* for messages about a list of these */
+	const char *example;
+	check_fn *check;
+	void (*release)(void *base); /* frees what check allocated */
+} sections[CONF_SECTION_COUNT] = {
+	[CONF_SECTION_TOP] = { ROWS(top_settings),
+	    .size = sizeof(struct conf), .check = check_top },
+	[CONF_SECTION_DATABASE] = { ROWS(database_settings),
+	    .size = sizeof(struct conf), .check = check_database },
+	[CONF_SECTION_ACCOUNT] = { ROWS(account_settings),
+	    .size = sizeof(struct conf_account), .noun = "account",
+	    .example = "{ name = ...; host = ...; ... }",
+	    .check = check_account, .release = release_account },
+};
+
+const struct conf_setting *
+conf_settings(enum conf_section section, size_t *n_r)
+{
+	ASSERT((unsigned)section < CONF_SECTION_COUNT);
+	*n_r = sections[section].n;
+	return sections[section].settings;
+}
 
 static void err_at(struct ctx *x, const config_setting_t *s, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
@@ -36,7 +207,7 @@ static void err_at(struct ctx *x, const config_setting_t *s, const char *fmt,
 static void
 err_at(struct ctx *x, const config_setting_t *s, const char *fmt, ...)
 {
-	char what[384];
+	char what[1024];
 	va_list ap;
 
 	if (x->failed)
@@ -52,7 +223,7 @@ err_at(struct ctx *x, const config_setting_t *s, const char *fmt, ...)
 		snprintf(x->err, x->errlen, "%s: %s", x->path, what);
 }
 
-/* The dotted path of a setting, e.g. accounts.[0].port or workers. */
+/* The dotted path of a setting, e.g. accounts[0].port or workers. */
 static const char *
 setting_name(const config_setting_t *s, char *buf, size_t len)
 {
@@ -71,36 +242,56 @@ setting_name(const config_setting_t *s, char *buf, size_t len)
 	return buf;
 }
 
-/* Rejects any member of group g not in names (NULL-terminated). */
+/* gname.name, or name alone at the top level. */
+static const char *
+dotted(const char *gname, const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s", gname, *gname ? "." : "", name);
+	return buf;
+}
+
+/* Appends item to the comma-separated list in buf, quoted if asked. */
+static void
+list_add(char *buf, size_t len, const char *item, bool quoted)
+{
+	size_t n = strlen(buf);
+	const char *q = quoted ? "\"" : "";
+
+	snprintf(buf + n, len - n, "%s%s%s%s", n > 0 ? ", " : "", q, item, q);
+}
+
+/* Refuses every member of group g that is not a row of sec. */
 static void
 check_known(struct ctx *x, const config_setting_t *g,
-    const char *const *names)
+    const struct section *sec)
 {
-	char buf[256];
+	char buf[256], known[512] = "";
 	int i, n = config_setting_length(g);
+	size_t k;
 
 	for (i = 0; i < n; i++) {
 		const config_setting_t *s = config_setting_get_elem(g, i);
-		const char *const *k;
 
-		for (k = names; *k != NULL; k++)
-			if (strcmp(*k, s->name) == 0)
+		for (k = 0; k < sec->n; k++)
+			if (strcmp(sec->settings[k].name, s->name) == 0)
 				break;
-		if (*k == NULL)
-			err_at(x, s, "unknown setting '%s'",
-			    setting_name(s, buf, sizeof(buf)));
+		if (k < sec->n)
+			continue;
+		for (k = 0; k < sec->n; k++)
+			list_add(known, sizeof(known), sec->settings[k].name,
+			    false);
+		err_at(x, s, "unknown setting '%s'; the settings here are %s",
+		    setting_name(s, buf, sizeof(buf)), known);
+		return;
 	}
 }
 
+/* A copy of string setting s, or NULL if it is not a string. */
 static char *
-get_string(struct ctx *x, const config_setting_t *g, const char *key,
-    const char *def)
+get_string(struct ctx *x, const config_setting_t *s)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
 	char buf[256];
 
-	if (s == NULL)
-		return def ? xstrdup(def) : NULL;
 	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
 		err_at(x, s, "'%s' must be a string in double quotes",
 		    setting_name(s, buf, sizeof(buf)));
@@ -109,74 +300,63 @@ get_string(struct ctx *x, const config_setting_t *g, const char *key,
 	return xstrdup(config_setting_get_string(s));
 }
 
-static int
-get_int(struct ctx *x, const config_setting_t *g, const char *key, int def,
-    int min, int max)
+/* Whole number setting s, in row r's range, or r's default. */
+static long long
+get_number(struct ctx *x, const struct conf_setting *r,
+    const config_setting_t *s)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
 	char buf[256];
 	long long v;
 
-	if (s == NULL)
-		return def;
 	if (config_setting_type(s) != CONFIG_TYPE_INT &&
 	    config_setting_type(s) != CONFIG_TYPE_INT64) {
 		err_at(x, s, "'%s' must be a whole number",
 		    setting_name(s, buf, sizeof(buf)));
-		return def;
+		return r->def;
 	}
 	v = config_setting_get_int64(s);
-	if (v < min || v > max) {
-		err_at(x, s, "'%s' is %lld; it must be from %d to %d",
-		    setting_name(s, buf, sizeof(buf)), v, min, max);
-		return def;
+	if (v < r->min || v > r->max) {
+		err_at(x, s, "'%s' is %lld; it must be from %lld to %lld",
+		    setting_name(s, buf, sizeof(buf)), v, r->min, r->max);
+		return r->def;
 	}
-	return (int)v;
+	return v;
 }
 
 static bool
-get_bool(struct ctx *x, const config_setting_t *g, const char *key, bool def)
+get_bool(struct ctx *x, const struct conf_setting *r,
+    const config_setting_t *s)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
 	char buf[256];
 
-	if (s == NULL)
-		return def;
 	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
 		err_at(x, s, "'%s' must be true or false",
 		    setting_name(s, buf, sizeof(buf)));
-		return def;
+		return r->def != 0;
 	}
 	return config_setting_get_bool(s);
 }
 
-/* A string setting that must be one of choices; returns its index. */
+/* The value of the choice that string setting s names. */
 static int
-get_choice(struct ctx *x, const config_setting_t *g, const char *key,
-    const char *const *choices, int def)
+get_choice(struct ctx *x, const struct conf_setting *r,
+    const config_setting_t *s)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
+	const struct conf_choice *ch;
 	char buf[256], list[256] = "";
 	const char *v;
-	int i;
 
-	if (s == NULL)
-		return def;
 	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
 		v = config_setting_get_string(s);
-		for (i = 0; choices[i] != NULL; i++)
-			if (strcmp(v, choices[i]) == 0)
-				return i;
+		for (ch = r->choices; ch->name != NULL; ch++)
+			if (strcmp(v, ch->name) == 0)
+				return ch->value;
 	}
-	for (i = 0; choices[i] != NULL; i++) {
-		strncat(list, i ? ", \"" : "\"",
-		    sizeof(list) - strlen(list) - 1);
-		strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
-		strncat(list, "\"", sizeof(list) - strlen(list) - 1);
-	}
+	for (ch = r->choices; ch->name != NULL; ch++)
+		list_add(list, sizeof(list), ch->name, true);
 	err_at(x, s, "'%s' must be one of %s",
 	    setting_name(s, buf, sizeof(buf)), list);
-	return def;
+	return (int)r->def;
 }
 
 /* A file holding passwords must not be readable by other users. */
@@ -276,108 +456,298 @@ readable_file(const char *path)
 	return rc;
 }
 
-static const char *const account_keys[] = {
-	"name", "host", "port", "tls", "allow_plaintext", "ca_file", "user",
-	"password", "password_file", "auth", "delete", "enabled", NULL
-};
-static const char *const tls_names[] = { "implicit", "starttls", "none",
-	NULL };
-static const char *const auth_names[] = { "auto", "user", "apop", "plain",
-	NULL };
-static const char *const delete_names[] = { "after-archive", "never", NULL };
-
+/* Writes n bytes of v into the field at offset off of base. */
 static void
-load_account(struct ctx *x, const config_setting_t *s, struct conf_account *a,
-    bool *has_password_r)
+put(void *base, size_t off, const void *v, size_t n)
 {
-	const config_setting_t *pw, *pwf;
-	char buf[256];
-
-	if (!config_setting_is_group(s)) {
-		err_at(x, s, "'%s' must be a group { ... }",
-		    setting_name(s, buf, sizeof(buf)));
-		return;
-	}
-	check_known(x, s, account_keys);
-	a->where = xasprintf("%s:%u", x->path, config_setting_source_line(s));
-	a->name = get_string(x, s, "name", NULL);
-	a->host = get_string(x, s, "host", NULL);
-	a->user = get_string(x, s, "user", NULL);
-	a->ca_file = get_string(x, s, "ca_file", NULL);
-	a->tls = get_choice(x, s, "tls", tls_names, CONF_TLS_IMPLICIT);
-	a->allow_plaintext = get_bool(x, s, "allow_plaintext", false);
-	a->port = get_int(x, s, "port",
-	    a->tls == CONF_TLS_IMPLICIT ? 995 : 110, 1, 65535);
-	a->auth = get_choice(x, s, "auth", auth_names, CONF_AUTH_AUTO);
-	a->delete = get_choice(x, s, "delete", delete_names,
-	    CONF_DELETE_AFTER_ARCHIVE);
-	a->enabled = get_bool(x, s, "enabled", true);
-
-	/* Messages name each setting as 'accounts[N].key'. */
-	setting_name(s, buf, sizeof(buf));
-	if (a->name == NULL || *a->name == '\0')
-		err_at(x, s, "'%s.name' is required", buf);
-	if (a->host == NULL || *a->host == '\0')
-		err_at(x, s, "'%s.host' is required", buf);
-	if (a->user == NULL || *a->user == '\0')
-		err_at(x, s, "'%s.user' is required", buf);
-	if (a->tls == CONF_TLS_NONE && !a->allow_plaintext)
-		err_at(x, config_setting_get_member(s, "tls"),
-		    "'%s.tls' is \"none\", which sends the password in "
-		    "clear; it is refused unless allow_plaintext = true", buf);
-	if (a->ca_file != NULL && readable_file(a->ca_file) == -1)
-		err_at(x, config_setting_get_member(s, "ca_file"),
-		    "'%s.ca_file' \"%s\": %s", buf, a->ca_file,
-		    strerror(errno));
-
-	pw = config_setting_get_member(s, "password");
-	pwf = config_setting_get_member(s, "password_file");
-	if (pw != NULL && pwf != NULL)
-		err_at(x, pwf, "'%s.password_file': set 'password' or "
-		    "'password_file', not both", buf);
-	else if (pw != NULL) {
-		a->password = get_string(x, s, "password", NULL);
-		if (a->password != NULL && *a->password == '\0')
-			err_at(x, pw, "'%s.password' is empty", buf);
-		*has_password_r = true;
-	} else if (pwf != NULL) {
-		char *path = get_string(x, s, "password_file", NULL);
-
-		if (path != NULL)
-			a->password = read_password_file(x, pwf, path);
-		free(path); path = NULL;
-	} else
-		err_at(x, s, "'%s.password' or '%s.password_file' is required",
-		    buf, buf);
+	memcpy((char *)base + off, v, n);
 }
 
-static const char *const top_keys[] = {
-	"state_dir", "database", "workers", "poll_interval",
-	"max_connections_per_host", "connect_timeout", "command_timeout",
-	"session_timeout", "zstd_level", "spool_memory", "batch_max",
-	"dictionary_after", "accounts", NULL
-};
-static const char *const database_keys[] = { "conninfo", "pg_bindir", NULL };
+static void load_group(struct ctx *x, enum conf_section id,
+    const config_setting_t *g, const char *gname, void *base);
 
+/* An array of groups of row r's section, at r's offset in base. */
 static void
-load_accounts(struct ctx *x, struct conf *c, const config_setting_t *list,
-    bool *has_password_r)
+load_list(struct ctx *x, const struct conf_setting *r,
+    const config_setting_t *s, void *base)
 {
-	size_t i, j;
+	const struct section *sec = &sections[r->sub];
+	char name[256], ename[256], *elts;
+	size_t i, n;
 
-	if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
-		err_at(x, list, "'accounts' must be a list ( { ... }, ... )");
+	setting_name(s, name, sizeof(name));
+	if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
+		err_at(x, s, "'%s' must be a list ( { ... }, ... )", name);
 		return;
 	}
-	c->naccounts = config_setting_length(list);
-	if (c->naccounts == 0)
-		err_at(x, list, "'accounts' is empty; it needs at least one "
-		    "account { name = ...; host = ...; ... }");
-	c->accounts = xcalloc(c->naccounts ? c->naccounts : 1,
-	    sizeof(*c->accounts));
-	for (i = 0; i < c->naccounts; i++)
-		load_account(x, config_setting_get_elem(list, i),
-		    &c->accounts[i], has_password_r);
+	n = (size_t)config_setting_length(s);
+	if (n == 0 && (r->flags & CONF_F_REQUIRED))
+		err_at(x, s, "'%s' is empty; it needs at least one %s %s",
+		    name, sec->noun, sec->example);
+	elts = xcalloc(n ? n : 1, sec->size);
+	put(base, r->offset, &elts, sizeof(elts));
+	put(base, r->count, &n, sizeof(n));
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+
+		setting_name(e, ename, sizeof(ename));
+		if (!config_setting_is_group(e))
+			err_at(x, e, "'%s' must be a group { ... }", ename);
+		else
+			load_group(x, r->sub, e, ename, elts + i * sec->size);
+	}
+}
+
+/*
+ * Row r of a group named gname, from setting s (NULL: absent, so the
+ * default), into its field in base.
+ */
+static void
+load_setting(struct ctx *x, const struct conf_setting *r,
+    const config_setting_t *s, const char *gname, void *base)
+{
+	char name[256], *str;
+	long long v;
+	unsigned u;
+	size_t z;
+	bool b;
+	int i, e;
+
+	switch (r->type) {
+	case CONF_T_STRING:
+	case CONF_T_PATH:
+	case CONF_T_FILE:
+		if (s == NULL)
+			str = r->def_str != NULL ? xstrdup(r->def_str) : NULL;
+		else if ((str = get_string(x, s)) != NULL &&
+		    r->type == CONF_T_FILE && readable_file(str) == -1) {
+			e = errno;
+			err_at(x, s, "'%s' \"%s\": %s",
+			    setting_name(s, name, sizeof(name)), str,
+			    strerror(e));
+		}
+		put(base, r->offset, &str, sizeof(str));
+		break;
+	case CONF_T_INT:
+	case CONF_T_UINT:
+	case CONF_T_SIZE:
+		v = s != NULL ? get_number(x, r, s) : r->def;
+		if (r->type == CONF_T_INT) {
+			i = (int)v;
+			put(base, r->offset, &i, sizeof(i));
+		} else if (r->type == CONF_T_UINT) {
+			u = (unsigned)v;
+			put(base, r->offset, &u, sizeof(u));
+		} else {
+			z = (size_t)v;
+			put(base, r->offset, &z, sizeof(z));
+		}
+		break;
+	case CONF_T_BOOL:
+		b = s != NULL ? get_bool(x, r, s) : r->def != 0;
+		put(base, r->offset, &b, sizeof(b));
+		break;
+	case CONF_T_CHOICE:
+		i = s != NULL ? get_choice(x, r, s) : (int)r->def;
+		put(base, r->offset, &i, sizeof(i));
+		break;
+	case CONF_T_GROUP:
+		if (s == NULL)
+			load_group(x, r->sub, NULL,
+			    dotted(gname, r->name, name, sizeof(name)), base);
+		else if (!config_setting_is_group(s))
+			err_at(x, s, "'%s' must be a group { ... }",
+			    setting_name(s, name, sizeof(name)));
+		else
+			load_group(x, r->sub, s,
+			    setting_name(s, name, sizeof(name)), base);
+		break;
+	case CONF_T_LIST:
+		if (s != NULL)
+			load_list(x, r, s, base);
+		break;
+	}
+}
+
+/* Refuses a required row that is absent, or an empty string. */
+static void
+check_required(struct ctx *x, const config_setting_t *g, const char *gname,
+    const struct section *sec, const void *base)
+{
+	const config_setting_t *at;
+	char name[256];
+	const char *str;
+	size_t k;
+
+	/* The top level has no line of its own. */
+	at = g != NULL && !config_setting_is_root(g) ? g : NULL;
+	for (k = 0; k < sec->n; k++) {
+		const struct conf_setting *r = &sec->settings[k];
+		bool absent;
+
+		if (!(r->flags & CONF_F_REQUIRED))
+			continue;
+		absent = g == NULL ||
+		    config_setting_get_member(g, r->name) == NULL;
+		dotted(gname, r->name, name, sizeof(name));
+		switch (r->type) {
+		case CONF_T_STRING:
+		case CONF_T_PATH:
+		case CONF_T_FILE:
+			memcpy(&str, (const char *)base + r->offset,
+			    sizeof(str));
+			if (str == NULL || *str == '\0')
+				err_at(x, at, "'%s' is required", name);
+			break;
+		case CONF_T_LIST:
+			if (absent)
+				err_at(x, at, "'%s' is required: a list of at "
+				    "least one %s ( %s )", name,
+				    sections[r->sub].noun,
+				    sections[r->sub].example);
+			break;
+		default:
+			if (absent)
+				err_at(x, at, "'%s' is required", name);
+			break;
+		}
+	}
+}
+
+/*
+ * Fills base from group g (NULL: absent, so every default) by the table
+ * of section id, then runs the section's check.
+ */
+static void
+load_group(struct ctx *x, enum conf_section id, const config_setting_t *g,
+    const char *gname, void *base)
+{
+	const struct section *sec = &sections[id];
+	size_t k;
+
+	if (g != NULL)
+		check_known(x, g, sec);
+	for (k = 0; k < sec->n; k++) {
+		const struct conf_setting *r = &sec->settings[k];
+
+		load_setting(x, r, g != NULL ?
+		    config_setting_get_member(g, r->name) : NULL, gname, base);
+	}
+	check_required(x, g, gname, sec, base);
+	if (sec->check != NULL)
+		sec->check(x, g, gname, base);
+}
+
+/* Frees the strings and lists of a group of section id in base. */
+static void
+free_group(enum conf_section id, void *base)
+{
+	const struct section *sec = &sections[id];
+	char *p;
+	size_t i, k, n;
+
+	for (k = 0; k < sec->n; k++) {
+		const struct conf_setting *r = &sec->settings[k];
+
+		switch (r->type) {
+		case CONF_T_STRING:
+		case CONF_T_PATH:
+		case CONF_T_FILE:
+			memcpy(&p, (char *)base + r->offset, sizeof(p));
+			if (p != NULL && (r->flags & CONF_F_SECRET))
+				explicit_bzero(p, strlen(p));
+			free(p);
+			break;
+		case CONF_T_GROUP:
+			free_group(r->sub, base);
+			break;
+		case CONF_T_LIST:
+			memcpy(&p, (char *)base + r->offset, sizeof(p));
+			memcpy(&n, (char *)base + r->count, sizeof(n));
+			for (i = 0; i < n; i++)
+				free_group(r->sub,
+				    p + i * sections[r->sub].size);
+			free(p);
+			break;
+		default:
+			break;
+		}
+	}
+	if (sec->release != NULL)
+		sec->release(base);
+}
+
+/* The password, from password or from the first line of password_file. */
+static void
+check_password(struct ctx *x, const config_setting_t *g, const char *gname,
+    struct conf_account *a)
+{
+	const config_setting_t *pw, *pwf;
+
+	pw = config_setting_get_member(g, "password");
+	pwf = config_setting_get_member(g, "password_file");
+	if (pw != NULL && pwf != NULL)
+		err_at(x, pwf, "'%s.password_file': set 'password' or "
+		    "'password_file', not both", gname);
+	else if (pw != NULL) {
+		if (a->password != NULL && *a->password == '\0')
+			err_at(x, pw, "'%s.password' is empty", gname);
+		x->has_password = true;
+	} else if (pwf != NULL) {
+		if (a->password_file != NULL)
+			a->password = read_password_file(x, pwf,
+			    a->password_file);
+	} else
+		err_at(x, g, "'%s.password' or '%s.password_file' is required",
+		    gname, gname);
+}
+
+static void
+check_account(struct ctx *x, const config_setting_t *g, const char *gname,
+    void *base)
+{
+	struct conf_account *a = base;
+
+	a->where = xasprintf("%s:%u", x->path, config_setting_source_line(g));
+	/* STLS is spoken on the plain POP3 port. */
+	if (config_setting_get_member(g, "port") == NULL &&
+	    a->tls != CONF_TLS_IMPLICIT)
+		a->port = 110;
+	if (a->tls == CONF_TLS_NONE && !a->allow_plaintext)
+		err_at(x, config_setting_get_member(g, "tls"),
+		    "'%s.tls' is \"none\", which sends the password in "
+		    "clear; it is refused unless allow_plaintext = true",
+		    gname);
+	check_password(x, g, gname, a);
+}
+
+static void
+release_account(void *base)
+{
+	struct conf_account *a = base;
+
+	free((char *)a->where);
+}
+
+static void
+check_database(struct ctx *x, const config_setting_t *g, const char *gname,
+    void *base)
+{
+	const struct conf *c = base;
+
+	if (c->conninfo != NULL && strstr(c->conninfo, "password") != NULL)
+		x->has_password = true;
+}
+
+static void
+check_top(struct ctx *x, const config_setting_t *g, const char *gname,
+    void *base)
+{
+	const config_setting_t *list = config_setting_get_member(g, "accounts");
+	const struct conf *c = base;
+	size_t i, j;
+
+	/* Names are complete only if nothing failed. */
 	for (i = 0; i < c->naccounts && !x->failed; i++)
 		for (j = 0; j < i; j++)
 			if (strcmp(c->accounts[i].name,
@@ -392,11 +762,10 @@ struct conf *
 conf_load(const char *path, char *err, size_t errlen)
 {
 	struct ctx x = { .path = path, .err = err, .errlen = errlen };
-	const config_setting_t *root, *db, *acc;
-	bool has_password = false, ok;
 	struct conf *c;
 	struct stat st;
 	config_t cfg;
+	bool ok;
 	FILE *f;
 
 	/*
@@ -429,52 +798,14 @@ conf_load(const char *path, char *err, size_t errlen)
 
 	c = xcalloc(1, sizeof(*c));
 	c->path = xstrdup(path);
-	root = config_root_setting(&cfg);
-	check_known(&x, root, top_keys);
-	c->state_dir = get_string(&x, root, "state_dir",
-	    CONF_DEFAULT_STATE_DIR);
-	c->workers = get_int(&x, root, "workers", 2, 1, 256);
-	c->poll_interval = get_int(&x, root, "poll_interval", 300, 1,
-	    7 * 86400);
-	c->max_connections_per_host = get_int(&x, root,
-	    "max_connections_per_host", 32, 1, 100000);
-	c->connect_timeout = get_int(&x, root, "connect_timeout", 30, 1, 3600);
-	c->command_timeout = get_int(&x, root, "command_timeout", 120, 1,
-	    86400);
-	c->session_timeout = get_int(&x, root, "session_timeout", 6 * 3600, 1,
-	    7 * 86400);
-	c->zstd_level = get_int(&x, root, "zstd_level", 3, 1, 19);
-	c->spool_mem = (size_t)get_int(&x, root, "spool_memory", 64 * 1024,
-	    4096, 64 * 1024 * 1024);
-	c->batch_max = (unsigned)get_int(&x, root, "batch_max", 256, 1,
-	    100000);
-	c->dictionary_after = (unsigned)get_int(&x, root, "dictionary_after",
-	    1000, 0, 100000000);
-
-	if ((db = config_setting_get_member(root, "database")) != NULL) {
-		if (!config_setting_is_group(db))
-			err_at(&x, db, "'database' must be a group { ... }");
-		else {
-			check_known(&x, db, database_keys);
-			c->conninfo = get_string(&x, db, "conninfo", NULL);
-			c->pg_bindir = get_string(&x, db, "pg_bindir", NULL);
-			if (c->conninfo != NULL &&
-			    strstr(c->conninfo, "password") != NULL)
-				has_password = true;
-		}
-	}
-	if ((acc = config_setting_get_member(root, "accounts")) != NULL)
-		load_accounts(&x, c, acc, &has_password);
-	else
-		err_at(&x, NULL, "'accounts' is required: a list of at least "
-		    "one account ( { name = ...; host = ...; ... } )");
+	load_group(&x, CONF_SECTION_TOP, config_root_setting(&cfg), "", c);
 	config_destroy(&cfg);
 
 	if (x.failed) {
 		conf_free(&c);
 		return NULL;
 	}
-	if (has_password)
+	if (x.has_password)
 		check_permissions(path);
 	return c;
 }
@@ -483,26 +814,10 @@ void
 conf_free(struct conf **cp)
 {
 	struct conf *c = *cp;
-	size_t i;
 
 	if (c == NULL)
 		return;
-	for (i = 0; i < c->naccounts; i++) {
-		struct conf_account *a = &c->accounts[i];
-
-		free(a->name);
-		free(a->host);
-		free(a->ca_file);
-		free(a->user);
-		if (a->password != NULL)
-			explicit_bzero(a->password, strlen(a->password));
-		free(a->password);
-		free((char *)a->where);
-	}
-	free(c->accounts);
+	free_group(CONF_SECTION_TOP, c);
 	free(c->path);
-	free(c->state_dir);
-	free(c->conninfo);
-	free(c->pg_bindir);
 	free(c); *cp = NULL;
 }

@@ -1,6 +1,13 @@
 /*
  * The configuration, loaded once from a libconfig file into an immutable
  * struct conf.  conf.c is the only includer of libconfig.h.
+ *
+ * Each section of the file (the top level, database = { ... }, and each
+ * account of accounts = ( ... )) is one table of struct conf_setting in
+ * conf.c: a row names a setting, its type, the field it fills, its
+ * default, its range or choices and what it is for.  The loader walks the
+ * tables; README.md and ingestd.8 list the same rows, which
+ * tests/unit/test_conf.c checks through conf_settings().
  */
 #ifndef INGESTD_CONF_H
 #define INGESTD_CONF_H
@@ -35,6 +42,7 @@ struct conf_account {
 	char *ca_file;		/* NULL: the system trust store */
 	char *user;
 	char *password;		/* from password or password_file */
+	char *password_file;	/* NULL: the password is in the config */
 	enum conf_auth auth;
 	enum conf_delete delete;
 	bool enabled;
@@ -60,6 +68,67 @@ struct conf {
 	struct conf_account *accounts;
 	size_t naccounts;
 };
+
+/* What a setting accepts, and the C type of the field it fills. */
+enum conf_type {
+	CONF_T_STRING,	/* char *: any text */
+	CONF_T_PATH,	/* char *: a path, not opened while loading */
+	CONF_T_FILE,	/* char *: a file that must be readable when loaded */
+	CONF_T_INT,	/* int, from min to max */
+	CONF_T_UINT,	/* unsigned, from min to max */
+	CONF_T_SIZE,	/* size_t: bytes, from min to max */
+	CONF_T_BOOL,	/* bool */
+	CONF_T_CHOICE,	/* an int-sized enum, written as one of choices */
+	CONF_T_GROUP,	/* { ... }: section sub, filling the same struct */
+	CONF_T_LIST,	/* ( { ... }, ... ): an array of section sub at
+			 * offset, its size_t length at count */
+};
+
+enum conf_section {
+	CONF_SECTION_TOP,	/* struct conf */
+	CONF_SECTION_DATABASE,	/* database = { ... }: struct conf too */
+	CONF_SECTION_ACCOUNT,	/* each of accounts = ( ... ) */
+	CONF_SECTION_COUNT,
+};
+
+enum conf_setting_flags {
+	CONF_F_REQUIRED = 1 << 0,	/* absent, "" or ( ) is refused */
+	CONF_F_SECRET = 1 << 1,		/* wiped when freed */
+};
+
+/* A name a CONF_T_CHOICE setting accepts, and the enum value it means. */
+struct conf_choice {
+	const char *name;
+	int value;
+};
+
+/*
+ * One row of a section's table.  A setting absent from the file gets def
+ * (numbers, bool, choice) or a copy of def_str (strings, NULL for none);
+ * def_doc says what that default means where a value cannot, such as
+ * "the system trust store" for a NULL ca_file.
+ */
+struct conf_setting {
+	const char *name;
+	enum conf_type type;
+	size_t offset;		/* of its field in the section's struct */
+	size_t count;		/* CONF_T_LIST: offset of the length */
+	long long def;
+	const char *def_str;
+	const char *def_doc;
+	long long min, max;	/* numbers */
+	const struct conf_choice *choices; /* ends with a NULL name */
+	enum conf_section sub;	/* CONF_T_GROUP and CONF_T_LIST */
+	enum conf_setting_flags flags;
+	const char *doc;	/* what it is for, in one line */
+};
+
+/*
+ * The rows of a section, in the order the loader checks them and the
+ * manuals list them; their number in *n_r.  Static and read-only.
+ */
+const struct conf_setting *conf_settings(enum conf_section section,
+    size_t *n_r);
 
 /*
  * Loads and validates path.  On error returns NULL and writes a message

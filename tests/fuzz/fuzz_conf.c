@@ -3,8 +3,9 @@
 /*
  * ingestd/conf: the input is written to a memfd and loaded as a config
  * file.  A refused config must name the file in its message; an accepted
- * one must hold only what the loader promises: every account complete,
- * its settings in range, its name unique.
+ * one must hold only what the loader promises: every setting within what
+ * its row in conf_settings() allows, every account with a password and
+ * a unique name.
  *
  * conf_load() opens the files that password_file and ca_file name.  A few
  * safe ones wait in SANDBOX for the fuzzer to name (see fuzz_conf.dict).
@@ -137,6 +138,59 @@ safe_input(const uint8_t *data, size_t size)
 	return ok;
 }
 
+/*
+ * Every field a row of section id fills in base holds what the row
+ * allows: a number in its range, one of its choices, a required string.
+ */
+static void
+check_rows(enum conf_section id, const void *base)
+{
+	const struct conf_setting *t, *r;
+	const struct conf_choice *ch;
+	const char *p, *str;
+	long long v;
+	size_t k, n, z;
+	unsigned u;
+	int i;
+
+	t = conf_settings(id, &n);
+	for (k = 0; k < n; k++) {
+		r = &t[k];
+		p = (const char *)base + r->offset;
+		switch (r->type) {
+		case CONF_T_INT:
+			memcpy(&i, p, sizeof(i));
+			v = i;
+			break;
+		case CONF_T_UINT:
+			memcpy(&u, p, sizeof(u));
+			v = u;
+			break;
+		case CONF_T_SIZE:
+			memcpy(&z, p, sizeof(z));
+			v = (long long)z;
+			break;
+		case CONF_T_CHOICE:
+			memcpy(&i, p, sizeof(i));
+			for (ch = r->choices; ch->name != NULL; ch++)
+				if (ch->value == i)
+					break;
+			CHECK(ch->name != NULL);
+			continue;
+		case CONF_T_STRING:
+		case CONF_T_PATH:
+		case CONF_T_FILE:
+			memcpy(&str, p, sizeof(str));
+			CHECK(!(r->flags & CONF_F_REQUIRED) ||
+			    (str != NULL && *str != '\0'));
+			continue;
+		default:
+			continue;
+		}
+		CHECK(v >= r->min && v <= r->max);
+	}
+}
+
 static void
 check_conf(const struct conf *c)
 {
@@ -144,28 +198,15 @@ check_conf(const struct conf *c)
 
 	CHECK(strcmp(c->path, conf_path) == 0);
 	CHECK(c->state_dir != NULL);
-	CHECK(c->workers >= 1 && c->workers <= 256);
-	CHECK(c->poll_interval >= 1);
-	CHECK(c->max_connections_per_host >= 1);
-	CHECK(c->connect_timeout >= 1 && c->command_timeout >= 1);
-	CHECK(c->session_timeout >= 1);
-	CHECK(c->zstd_level >= 1 && c->zstd_level <= 19);
-	CHECK(c->spool_mem >= 4096);
-	CHECK(c->batch_max >= 1);
+	check_rows(CONF_SECTION_TOP, c);
+	check_rows(CONF_SECTION_DATABASE, c);
 	CHECK(c->naccounts >= 1 && c->accounts != NULL);
 	for (i = 0; i < c->naccounts; i++) {
 		const struct conf_account *a = &c->accounts[i];
 
-		CHECK(a->name != NULL && *a->name != '\0');
-		CHECK(a->host != NULL && *a->host != '\0');
-		CHECK(a->user != NULL && *a->user != '\0');
+		check_rows(CONF_SECTION_ACCOUNT, a);
 		CHECK(a->password != NULL && *a->password != '\0');
-		CHECK(a->port >= 1 && a->port <= 65535);
-		CHECK(a->tls >= CONF_TLS_IMPLICIT && a->tls <= CONF_TLS_NONE);
 		CHECK(a->tls != CONF_TLS_NONE || a->allow_plaintext);
-		CHECK(a->auth >= CONF_AUTH_AUTO && a->auth <= CONF_AUTH_PLAIN);
-		CHECK(a->delete == CONF_DELETE_AFTER_ARCHIVE ||
-		    a->delete == CONF_DELETE_NEVER);
 		CHECK(a->where != NULL && strncmp(a->where, conf_path,
 		    plen) == 0 && a->where[plen] == ':');
 		for (j = 0; j < i; j++)

@@ -1,7 +1,8 @@
 /*
  * ingestd/conf: config files written to a private directory.  A valid
  * file gives every setting and its defaults; every mistake is refused with
- * the file, the line and the setting in the message.
+ * the file, the line and the setting in the message.  README.md and
+ * ingestd.8 list exactly the rows of the tables in ingestd/conf.c.
  */
 #include "tests/unit/test.h"
 
@@ -40,7 +41,10 @@
 	X(test_permissions_warning)                                      \
 	X(test_no_accounts)                                              \
 	X(test_not_a_config_file)                                        \
-	X(test_small_error_buffer)
+	X(test_small_error_buffer)                                       \
+	X(test_settings_tables)                                          \
+	X(test_readme_lists_settings)                                    \
+	X(test_manual_lists_settings)
 TESTS(TEST_DECLARE)
 
 /* err contains want. */
@@ -308,6 +312,7 @@ test_full_config(void)
 	ASSERT_STREQ(a->ca_file, ca);
 	ASSERT_STREQ(a->user, "sales@example.com");
 	ASSERT_STREQ(a->password, "pw");
+	ASSERT_TRUE(a->password_file == NULL);
 	ASSERT_EQ(a->auth, CONF_AUTH_APOP);
 	ASSERT_EQ(a->delete, CONF_DELETE_NEVER);
 	ASSERT_EQ(a->enabled, false);
@@ -321,6 +326,7 @@ test_full_config(void)
 	ASSERT_EQ(a->tls, CONF_TLS_STARTTLS);
 	ASSERT_TRUE(a->ca_file == NULL);
 	ASSERT_STREQ(a->password, "s3cret pass");
+	ASSERT_STREQ(a->password_file, pwf);
 	ASSERT_EQ(a->auth, CONF_AUTH_PLAIN);
 	ASSERT_EQ(a->delete, CONF_DELETE_AFTER_ARCHIVE);
 	ASSERT_EQ(a->enabled, true);
@@ -458,7 +464,9 @@ test_unknown_top_level_key(void)
 	    "accounts = ( { " ACCOUNT " } );\n");
 	err = load_refused();
 	ASSERT_AT(err, 3);
-	ASSERT_CONTAINS(err, "unknown setting 'wrokers'");
+	ASSERT_CONTAINS(err, "unknown setting 'wrokers'; the settings here "
+	    "are state_dir, workers, poll_interval, ");
+	ASSERT_CONTAINS(err, ", database, accounts");
 
 	/* A group of ours misplaced at the top is unknown there too. */
 	write_conf("accounts = ( { " ACCOUNT " } );\nname = \"x\";\n");
@@ -481,7 +489,8 @@ test_unknown_account_key(void)
 	    ");\n");
 	err = load_refused();
 	ASSERT_AT(err, 5);
-	ASSERT_CONTAINS(err, "unknown setting 'accounts[1].hots'");
+	ASSERT_CONTAINS(err, "unknown setting 'accounts[1].hots'; the settings "
+	    "here are name, host, port, tls, ");
 }
 
 static void
@@ -494,7 +503,8 @@ test_unknown_database_key(void)
 	    "accounts = ( { " ACCOUNT " } );\n");
 	err = load_refused();
 	ASSERT_AT(err, 3);
-	ASSERT_CONTAINS(err, "unknown setting 'database.conn_info'");
+	ASSERT_CONTAINS(err, "unknown setting 'database.conn_info'; the "
+	    "settings here are conninfo, pg_bindir");
 }
 
 static void
@@ -1075,6 +1085,385 @@ test_small_error_buffer(void)
 	c = conf_load(path_of("missing.conf"), small, sizeof(small));
 	ASSERT_TRUE(c == NULL);
 	ASSERT_EQ(strlen(small), sizeof(small) - 1);
+}
+
+/* The sections as README.md and ingestd.8 mark their tables. */
+static const struct {
+	enum conf_section id;
+	const char *marker;
+} documented[] = {
+	{ CONF_SECTION_TOP, "top" },
+	{ CONF_SECTION_DATABASE, "database" },
+	{ CONF_SECTION_ACCOUNT, "accounts" },
+};
+
+/* The value of number, bool or choice row r's field in base. */
+static long long
+field_value(const struct conf_setting *r, const void *base)
+{
+	const char *p = (const char *)base + r->offset;
+	unsigned u;
+	size_t z;
+	bool b;
+	int i;
+
+	switch (r->type) {
+	case CONF_T_UINT:
+		memcpy(&u, p, sizeof(u));
+		return u;
+	case CONF_T_SIZE:
+		memcpy(&z, p, sizeof(z));
+		return (long long)z;
+	case CONF_T_BOOL:
+		memcpy(&b, p, sizeof(b));
+		return b;
+	default:
+		memcpy(&i, p, sizeof(i));
+		return i;
+	}
+}
+
+static bool
+is_number(const struct conf_setting *r)
+{
+	return r->type == CONF_T_INT || r->type == CONF_T_UINT ||
+	    r->type == CONF_T_SIZE;
+}
+
+static bool
+is_string(const struct conf_setting *r)
+{
+	return r->type == CONF_T_STRING || r->type == CONF_T_PATH ||
+	    r->type == CONF_T_FILE;
+}
+
+/* The name of choice value v of row r. */
+static const char *
+choice_name(const struct conf_setting *r, long long v)
+{
+	const struct conf_choice *ch;
+
+	for (ch = r->choices; ch->name != NULL; ch++)
+		if (ch->value == v)
+			return ch->name;
+	TEST_FAIL_("'%s': no choice has the value %lld", r->name, v);
+}
+
+/* Row r's default as the manuals write it. */
+static const char *
+fmt_default(const struct conf_setting *r, char *buf, size_t len)
+{
+	if (r->flags & CONF_F_REQUIRED)
+		snprintf(buf, len, "required");
+	else if (r->def_doc != NULL)
+		snprintf(buf, len, "%s", r->def_doc);
+	else if (is_string(r))
+		snprintf(buf, len, r->def_str ? "\"%s\"" : "none",
+		    r->def_str);
+	else if (is_number(r))
+		snprintf(buf, len, "%lld", r->def);
+	else if (r->type == CONF_T_BOOL)
+		snprintf(buf, len, "%s", r->def ? "true" : "false");
+	else if (r->type == CONF_T_CHOICE)
+		snprintf(buf, len, "\"%s\"", choice_name(r, r->def));
+	else if (r->type == CONF_T_GROUP)
+		snprintf(buf, len, "{ }");
+	else
+		snprintf(buf, len, "( )");
+	return buf;
+}
+
+/* What row r accepts, as the manuals write it. */
+static const char *
+fmt_accepts(const struct conf_setting *r, char *buf, size_t len)
+{
+	const struct conf_choice *ch;
+	size_t n;
+
+	switch (r->type) {
+	case CONF_T_STRING:
+		snprintf(buf, len, "text");
+		break;
+	case CONF_T_PATH:
+		snprintf(buf, len, "a path");
+		break;
+	case CONF_T_FILE:
+		snprintf(buf, len, "a readable file");
+		break;
+	case CONF_T_INT:
+	case CONF_T_UINT:
+	case CONF_T_SIZE:
+		snprintf(buf, len, "%lld to %lld", r->min, r->max);
+		break;
+	case CONF_T_BOOL:
+		snprintf(buf, len, "true, false");
+		break;
+	case CONF_T_CHOICE:
+		buf[0] = '\0';
+		for (ch = r->choices; ch->name != NULL; ch++) {
+			n = strlen(buf);
+			snprintf(buf + n, len - n, "%s\"%s\"", n ? ", " : "",
+			    ch->name);
+		}
+		break;
+	case CONF_T_GROUP:
+		snprintf(buf, len, "{ ... }");
+		break;
+	case CONF_T_LIST:
+		snprintf(buf, len, "( { ... }, ... )");
+		break;
+	}
+	return buf;
+}
+
+/* Every row is complete and consistent, and the loader gives its default. */
+static void
+test_settings_tables(void)
+{
+	const struct conf_setting *t, *r;
+	enum conf_section id;
+	struct conf *c;
+	const void *base;
+	size_t k, j, n;
+
+	write_conf("accounts = ( { " ACCOUNT " } );\n");
+	c = load_ok();
+	for (id = 0; id < CONF_SECTION_COUNT; id++) {
+		t = conf_settings(id, &n);
+		ASSERT_TRUE(t != NULL && n > 0);
+		base = id == CONF_SECTION_ACCOUNT ?
+		    (const void *)&c->accounts[0] : (const void *)c;
+		for (k = 0; k < n; k++) {
+			r = &t[k];
+			ASSERT_TRUE(r->name != NULL && *r->name != '\0');
+			for (j = 0; j < k; j++)
+				if (strcmp(t[j].name, r->name) == 0)
+					TEST_FAIL_("'%s' is in its table "
+					    "twice", r->name);
+			/* One line in a table cell and in roff. */
+			ASSERT_TRUE(r->doc != NULL && *r->doc != '\0');
+			ASSERT_TRUE(strpbrk(r->doc, "|\n\\") == NULL);
+			ASSERT_TRUE(strchr(".'", r->doc[0]) == NULL);
+			if (is_number(r)) {
+				ASSERT_TRUE(r->min <= r->def &&
+				    r->def <= r->max);
+				ASSERT_EQ(field_value(r, base), r->def);
+			}
+			if (r->type == CONF_T_BOOL)
+				ASSERT_EQ(field_value(r, base), r->def);
+			if (r->type == CONF_T_CHOICE) {
+				ASSERT_TRUE(r->choices != NULL);
+				choice_name(r, r->def);
+				ASSERT_EQ(field_value(r, base), r->def);
+			}
+			if (r->type == CONF_T_GROUP ||
+			    r->type == CONF_T_LIST)
+				ASSERT_TRUE(r->sub > id &&
+				    r->sub < CONF_SECTION_COUNT);
+		}
+	}
+	conf_free(&c);
+}
+
+/*
+ * A file of the source tree.  The unit tests run from the top directory,
+ * where make compiles this file as tests/unit/test_conf.c.
+ */
+static char *
+read_source(const char *rel)
+{
+	const char *me = __FILE__, *end = strstr(me, "tests/unit/");
+	char path[512], *text;
+	struct stat st;
+	ssize_t r;
+	int fd;
+
+	ASSERT_TRUE(end != NULL);
+	snprintf(path, sizeof(path), "%.*s%s", (int)(end - me), me, rel);
+	if ((fd = open(path, O_RDONLY)) == -1)
+		TEST_FAIL_("%s: %s (run from the top directory)", path,
+		    strerror(errno));
+	ASSERT_TRUE(fstat(fd, &st) == 0);
+	text = xmalloc((size_t)st.st_size + 1);
+	r = read(fd, text, (size_t)st.st_size);
+	ASSERT_EQ(r, st.st_size);
+	text[r] = '\0';
+	close(fd);
+	return text;
+}
+
+/* The line at *p, NUL-terminated in place; *p moves to the next one. */
+static char *
+next_line(char **p)
+{
+	char *line = *p, *nl;
+
+	if (*line == '\0')
+		return NULL;
+	if ((nl = strchr(line, '\n')) != NULL) {
+		*nl = '\0';
+		*p = nl + 1;
+	} else
+		*p = line + strlen(line);
+	return line;
+}
+
+/* The text after the line that is exactly marker. */
+static char *
+after_marker(char *text, const char *file, const char *marker)
+{
+	char *p = text, *line;
+
+	while ((line = next_line(&p)) != NULL)
+		if (strcmp(line, marker) == 0)
+			return p;
+	TEST_FAIL_("%s has no line \"%s\"", file, marker);
+}
+
+/*
+ * The cells of a Markdown table row, without backticks or the spaces
+ * around them; returns their number.
+ */
+static size_t
+split_row(char *line, char *cells[], size_t max)
+{
+	char *r, *w, *start, *end;
+	size_t n = 0;
+
+	for (r = w = line; *r != '\0'; r++)
+		if (*r != '`')
+			*w++ = *r;
+	*w = '\0';
+	if (*line != '|')
+		return 0;
+	for (start = line + 1; (end = strchr(start, '|')) != NULL;
+	    start = end + 1) {
+		*end = '\0';
+		while (*start == ' ')
+			start++;
+		for (w = end; w > start && w[-1] == ' '; w--)
+			w[-1] = '\0';
+		if (n < max)
+			cells[n] = start;
+		n++;
+	}
+	return n;
+}
+
+static void
+expect_cell(const char *what, const char *name, const char *col,
+    const char *got, const char *want)
+{
+	if (strcmp(got, want) != 0)
+		TEST_FAIL_("%s, '%s': %s is \"%s\"; the table in "
+		    "ingestd/conf.c says \"%s\"", what, name, col, got, want);
+}
+
+/*
+ * README.md has a table per section after "<!-- settings: NAME -->":
+ * setting | default | accepts | meaning, a row per setting of the
+ * section's table, in its order.
+ */
+static void
+test_readme_lists_settings(void)
+{
+	char *text = read_source("README.md"), *copy, *p, *line, *cells[5];
+	char marker[64], what[64], buf[256];
+	const struct conf_setting *t;
+	size_t i, k, n;
+
+	for (i = 0; i < sizeof(documented) / sizeof(documented[0]); i++) {
+		snprintf(marker, sizeof(marker), "<!-- settings: %s -->",
+		    documented[i].marker);
+		/* next_line() cuts the text it reads into lines. */
+		copy = xstrdup(text);
+		p = after_marker(copy, "README.md", marker);
+		/* The header and the |---| line. */
+		ASSERT_TRUE((line = next_line(&p)) != NULL);
+		ASSERT_EQ(split_row(line, cells, 5), 4);
+		ASSERT_TRUE((line = next_line(&p)) != NULL);
+		ASSERT_TRUE(strncmp(line, "|---", 4) == 0);
+		t = conf_settings(documented[i].id, &n);
+		for (k = 0; k < n; k++) {
+			snprintf(what, sizeof(what), "README.md, %s row %zu",
+			    documented[i].marker, k + 1);
+			line = next_line(&p);
+			if (line == NULL || split_row(line, cells, 5) != 4)
+				TEST_FAIL_("%s: no row for '%s'", what,
+				    t[k].name);
+			expect_cell(what, t[k].name, "the setting", cells[0],
+			    t[k].name);
+			expect_cell(what, t[k].name, "the default", cells[1],
+			    fmt_default(&t[k], buf, sizeof(buf)));
+			expect_cell(what, t[k].name, "what it accepts",
+			    cells[2], fmt_accepts(&t[k], buf, sizeof(buf)));
+			expect_cell(what, t[k].name, "the meaning", cells[3],
+			    t[k].doc);
+		}
+		line = next_line(&p);
+		if (line != NULL && *line == '|')
+			TEST_FAIL_("README.md, %s: row %zu, \"%s\", is not "
+			    "in the table in ingestd/conf.c",
+			    documented[i].marker, n + 1, line);
+		free(copy); copy = NULL;
+	}
+	free(text);
+}
+
+/*
+ * ingestd.8 has, after '.\" settings: NAME', a .TP entry per setting of
+ * the section's table, in its order:
+ *	.TP
+ *	.B name
+ *	Meaning.
+ *	Default: default; accepts what it accepts.
+ * with "Required; accepts ..." for a required setting.
+ */
+static void
+test_manual_lists_settings(void)
+{
+	char *text = read_source("deploy/ingestd.8"), *copy, *p, *line;
+	char marker[64], want[1024], def[256], acc[256];
+	const struct conf_setting *t, *r;
+	size_t i, k, n;
+
+	for (i = 0; i < sizeof(documented) / sizeof(documented[0]); i++) {
+		snprintf(marker, sizeof(marker), ".\\\" settings: %s",
+		    documented[i].marker);
+		copy = xstrdup(text);
+		p = after_marker(copy, "ingestd.8", marker);
+		t = conf_settings(documented[i].id, &n);
+		for (k = 0; k < n; k++) {
+			r = &t[k];
+			line = next_line(&p);
+			if (line == NULL || strcmp(line, ".TP") != 0)
+				TEST_FAIL_("ingestd.8, %s: no entry for '%s'",
+				    documented[i].marker, r->name);
+			snprintf(want, sizeof(want), ".B %s", r->name);
+			expect_cell("ingestd.8", r->name, "the name",
+			    next_line(&p), want);
+			snprintf(want, sizeof(want), "%s.", r->doc);
+			expect_cell("ingestd.8", r->name, "the meaning",
+			    next_line(&p), want);
+			fmt_accepts(r, acc, sizeof(acc));
+			if (r->flags & CONF_F_REQUIRED)
+				snprintf(want, sizeof(want),
+				    "Required; accepts %s.", acc);
+			else
+				snprintf(want, sizeof(want),
+				    "Default: %s; accepts %s.",
+				    fmt_default(r, def, sizeof(def)), acc);
+			expect_cell("ingestd.8", r->name, "the default",
+			    next_line(&p), want);
+		}
+		line = next_line(&p);
+		if (line != NULL && strcmp(line, ".TP") == 0)
+			TEST_FAIL_("ingestd.8, %s: entry %zu is not in the "
+			    "table in ingestd/conf.c", documented[i].marker,
+			    n + 1);
+		free(copy); copy = NULL;
+	}
+	free(text);
 }
 
 TEST_MAIN(TESTS)
