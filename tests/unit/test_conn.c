@@ -38,6 +38,8 @@
 	X(test_tls_self_signed)                                         \
 	X(test_tls_expired)                                             \
 	X(test_tls_not_tls)                                             \
+	X(test_handshake_eof)                                           \
+	X(test_handshake_reset)                                         \
 	X(test_connect_refused)                                         \
 	X(test_connect_timeout)                                         \
 	X(test_handshake_timeout)                                       \
@@ -54,6 +56,11 @@
 	X(test_peer_close_plain)                                        \
 	X(test_peer_close_tls)                                          \
 	X(test_tls_truncated)                                           \
+	X(test_read_reset_plain)                                        \
+	X(test_read_reset_tls)                                          \
+	X(test_tls_bad_record)                                          \
+	X(test_write_reset_plain)                                       \
+	X(test_write_reset_tls)                                         \
 	X(test_close_in_callback)
 TESTS(TEST_DECLARE)
 
@@ -351,6 +358,28 @@ msleep(int ms)
 		.tv_nsec = (long)(ms % 1000) * 1000000 };
 
 	nanosleep(&ts, NULL);
+}
+
+/* The next close(2) of the socket sends RST instead of FIN. */
+static void
+srv_linger0(struct srv *s)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	ASSERT_EQ(setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)),
+	    0);
+}
+
+/* Waits for the client's first bytes (a ClientHello) and reads them. */
+static int
+srv_hello(struct srv *s)
+{
+	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+	char b[4096];
+
+	if (poll(&pfd, 1, 5000) != 1)
+		return -1;
+	return recv(s->fd, b, sizeof(b), 0) > 0 ? 0 : -1;
 }
 
 /* ---- the client ---- */
@@ -709,6 +738,60 @@ test_tls_not_tls(void)
 	cl_done(&t);
 	srv_join(&s);
 	ASSERT_TRUE(s.ok);
+}
+
+/* A server that hangs up (FIN, no alert) after the ClientHello. */
+static void
+srv_hs_eof(struct srv *s)
+{
+	if (srv_hello(s) == -1 || shutdown(s->fd, SHUT_WR) == -1)
+		return;
+	srv_drain(s);
+	s->ok = true;
+}
+
+/* A server that resets the connection after the ClientHello. */
+static void
+srv_hs_reset(struct srv *s)
+{
+	if (srv_hello(s) == -1)
+		return;
+	srv_linger0(s);
+	s->ok = true;
+}
+
+static void
+run_handshake_fail(srv_fn *fn, const char *why)
+{
+	char want[160];
+	struct srv s;
+	struct cl t;
+
+	srv_start(&s, NULL, fn);
+	cl_start(&t, s.port, "localhost", fx.tls, NULL);
+	cl_run(&t, &t.end);
+	ASSERT_STREQ(t.evs, "E");
+	snprintf(want, sizeof(want), "TLS handshake with localhost:%u: %s",
+	    s.port, why);
+	expect_error(&t, CONN_EV_ERROR, want);
+	ASSERT_TRUE(!conn_cert_failed(t.c));
+	cl_done(&t);
+	srv_join(&s);
+	ASSERT_TRUE(s.ok);
+}
+
+static void
+test_handshake_eof(void)
+{
+	fixtures();
+	run_handshake_fail(srv_hs_eof, "the server closed the connection");
+}
+
+static void
+test_handshake_reset(void)
+{
+	fixtures();
+	run_handshake_fail(srv_hs_reset, strerror(ECONNRESET));
 }
 
 static void
@@ -1450,6 +1533,162 @@ test_tls_truncated(void)
 	expect_error(&t, CONN_EV_CLOSED, want);
 	cl_done(&t);
 	srv_join(&s);
+}
+
+/* Reads the client's line, then resets the connection. */
+static void
+srv_line_reset(struct srv *s)
+{
+	if (srv_line(s) == -1)
+		return;
+	srv_linger0(s);
+	s->ok = true;
+}
+
+static void
+run_read_reset(X509 *cert, struct conn_tls *tls, const char *what)
+{
+	char want[160];
+	struct srv s;
+	struct cl t;
+
+	srv_start(&s, cert, srv_line_reset);
+	cl_start(&t, s.port, "localhost", tls, hook_say);
+	t.ctx = "hello\r\n";
+	cl_run(&t, &t.end);
+	ASSERT_STREQ(t.evs, "ULE");
+	snprintf(want, sizeof(want), "%s localhost:%u: %s", what, s.port,
+	    strerror(ECONNRESET));
+	expect_error(&t, CONN_EV_ERROR, want);
+	cl_done(&t);
+	srv_join(&s);
+	ASSERT_TRUE(s.ok);
+}
+
+static void
+test_read_reset_plain(void)
+{
+	run_read_reset(NULL, NULL, "read from");
+}
+
+static void
+test_read_reset_tls(void)
+{
+	fixtures();
+	run_read_reset(fx.good, fx.tls, "TLS read from");
+}
+
+/* After the handshake, a record that does not decrypt. */
+static void
+srv_bad_record(struct srv *s)
+{
+	unsigned char rec[5 + 32] = { 23, 3, 3, 0, 32 };
+
+	if (send(s->fd, rec, sizeof(rec), MSG_NOSIGNAL) != sizeof(rec))
+		return;
+	srv_drain(s);
+	s->ok = true;
+}
+
+static void
+test_tls_bad_record(void)
+{
+	char want[160];
+	struct srv s;
+	struct cl t;
+
+	fixtures();
+	srv_start(&s, fx.good, srv_bad_record);
+	cl_start(&t, s.port, "localhost", fx.tls, NULL);
+	cl_run(&t, &t.end);
+	ASSERT_STREQ(t.evs, "UE");
+	snprintf(want, sizeof(want), "TLS read from localhost:%u: decryption "
+	    "failed or bad record mac", s.port);
+	expect_error(&t, CONN_EV_ERROR, want);
+	cl_done(&t);
+	srv_join(&s);
+	ASSERT_TRUE(s.ok);
+}
+
+/*
+ * Fills the client's rbuf, which the owner leaves full so that it stops
+ * reading, then resets the connection once the client says "ping".
+ */
+static void
+srv_fill_reset(struct srv *s)
+{
+	static char b[64 * 1024];
+
+	memset(b, 'x', sizeof(b));
+	if (srv_send(s, b, sizeof(b)) == -1 || srv_line(s) == -1 ||
+	    strcmp(s->got, "ping\r\n") != 0)
+		return;
+	srv_linger0(s);
+	s->ok = true;
+}
+
+/* Keeps all data unconsumed; notes a full rbuf and a drained write. */
+static void
+hook_full(struct cl *t, enum conn_ev ev)
+{
+	bool *full = t->ctx;
+	size_t n;
+
+	if (ev == CONN_EV_DATA) {
+		(void)conn_rdata(t->c, &n);
+		if (n == 64 * 1024)
+			*full = true;
+	}
+	if (ev == CONN_EV_LOWAT)
+		t->stop = true;
+}
+
+/*
+ * With rbuf full nothing reads, so the reset is found by a write, and is
+ * reported as a write error.
+ */
+static void
+run_write_reset(X509 *cert, struct conn_tls *tls, const char *what)
+{
+	char want[160];
+	struct srv s;
+	struct cl t;
+	bool full = false;
+	size_t n;
+
+	srv_start(&s, cert, srv_fill_reset);
+	cl_start(&t, s.port, "localhost", tls, hook_full);
+	t.ctx = &full;
+	cl_run(&t, &full);
+	ASSERT_EQ(conn_write(t.c, "ping\r\n", 6), 6);
+	cl_run(&t, &t.stop);	/* LOWAT: sent */
+	srv_join(&s);
+	ASSERT_TRUE(s.ok);
+	/* The RST has arrived; this write finds it. */
+	run_for(&t, 50);
+	ASSERT_TRUE(!t.end);
+	ASSERT_EQ(conn_write(t.c, "more\r\n", 6), 6);
+	cl_run(&t, &t.end);
+	snprintf(want, sizeof(want), "%s localhost:%u: %s", what, s.port,
+	    strerror(ECONNRESET));
+	expect_error(&t, CONN_EV_ERROR, want);
+	/* What was received stays readable. */
+	(void)conn_rdata(t.c, &n);
+	ASSERT_EQ(n, 64 * 1024);
+	cl_done(&t);
+}
+
+static void
+test_write_reset_plain(void)
+{
+	run_write_reset(NULL, NULL, "write to");
+}
+
+static void
+test_write_reset_tls(void)
+{
+	fixtures();
+	run_write_reset(fx.good, fx.tls, "TLS write to");
 }
 
 /* Sends a line, then expects the client's close_notify. */
