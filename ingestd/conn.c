@@ -10,8 +10,8 @@
  *
  * Reading: bytes go into rbuf (64 KiB, allocated when needed and freed
  * when empty).  DATA fires after a read that added bytes.  Bytes the owner
- * leaves unconsumed stay; when rbuf is full or the owner paused, the fd
- * drops read interest until conn_consume() or conn_resume().
+ * leaves unconsumed stay; when rbuf is full, the fd drops read interest
+ * until conn_consume() makes room.  That is the owner's backpressure.
  *
  * OpenSSL's WANT_READ/WANT_WRITE are recorded as two flags, "the read
  * wants to write" and "the write wants to read", and conn_interest() alone
@@ -48,18 +48,16 @@
 #define CONN_WBUF_SIZE	(16 * 1024)
 
 enum conn_flags {
-	CONN_F_PAUSED = 1 << 0,		/* conn_pause() */
-	CONN_F_WAITING = 1 << 1,	/* conn_set_waiting(c, true) */
-	CONN_F_RD_WANTS_WR = 1 << 2,	/* SSL_read said WANT_WRITE */
-	CONN_F_WR_WANTS_RD = 1 << 3,	/* SSL_write said WANT_READ */
-	CONN_F_LOWAT_OWED = 1 << 4,	/* bytes written since last LOWAT */
-	CONN_F_DONE = 1 << 5,		/* no more events */
-	CONN_F_CLOSED = 1 << 6,		/* conn_close() ran */
-	CONN_F_TLS_UP = 1 << 7,		/* handshake completed */
-	CONN_F_TLS_FATAL = 1 << 8,	/* no SSL_shutdown allowed */
-	CONN_F_FAIL_PENDING = 1 << 9,	/* ERROR fires from t_kick */
-	CONN_F_NOTIFY = 1 << 10,	/* DATA for held bytes on kick */
-	CONN_F_CERT_BAD = 1 << 11,	/* the server's certificate failed */
+	CONN_F_WAITING = 1 << 0,	/* conn_set_waiting(c, true) */
+	CONN_F_RD_WANTS_WR = 1 << 1,	/* SSL_read said WANT_WRITE */
+	CONN_F_WR_WANTS_RD = 1 << 2,	/* SSL_write said WANT_READ */
+	CONN_F_LOWAT_OWED = 1 << 3,	/* bytes written since last LOWAT */
+	CONN_F_DONE = 1 << 4,		/* no more events */
+	CONN_F_CLOSED = 1 << 5,		/* conn_close() ran */
+	CONN_F_TLS_UP = 1 << 6,		/* handshake completed */
+	CONN_F_TLS_FATAL = 1 << 7,	/* no SSL_shutdown allowed */
+	CONN_F_FAIL_PENDING = 1 << 8,	/* ERROR fires from t_kick */
+	CONN_F_CERT_BAD = 1 << 9,	/* the server's certificate failed */
 };
 
 enum conn_fill {
@@ -226,7 +224,6 @@ static bool
 conn_reading(const struct conn *c)
 {
 	return c->state == CONN_UP && conn_live(c) &&
-	    (c->flags & CONN_F_PAUSED) == 0 &&
 	    buf_used(&c->rbuf) < c->rbuf.cap;
 }
 
@@ -386,8 +383,8 @@ conn_on_session_timeout(struct loop *l, void *arg)
 
 /*
  * The idle timer measures the server's silence while an answer is awaited
- * and we are reading.  A pause or a full rbuf is the owner's doing, so it
- * stops the timer; reading again starts it afresh.  restart: bytes came.
+ * and we are reading.  A full rbuf is the owner's doing, so it stops the
+ * timer; reading again starts it afresh.  restart: bytes came.
  */
 static void
 conn_idle_sync(struct conn *c, bool restart)
@@ -395,9 +392,8 @@ conn_idle_sync(struct conn *c, bool restart)
 	bool run;
 
 	/* A handshake, STLS's too, runs under the connect timeout alone. */
-	run = (c->flags & CONN_F_WAITING) && conn_live(c) && c->idle_ms > 0 &&
-	    c->state == CONN_UP && (c->flags & CONN_F_PAUSED) == 0 &&
-	    buf_used(&c->rbuf) < c->rbuf.cap;
+	run = (c->flags & CONN_F_WAITING) && c->idle_ms > 0 &&
+	    conn_reading(c);
 	if (!run)
 		loop_timer_cancel(c->loop, &c->t_idle);
 	else if (restart || c->t_idle.slot == 0)
@@ -627,12 +623,11 @@ conn_fill(struct conn *c, enum conn_fill *st_r)
 }
 
 /*
- * Reads and reports DATA; notify also reports bytes already held (after
- * conn_resume()).  Loops while OpenSSL holds decrypted bytes that the owner
- * made room for, since epoll will not report them.
+ * Reads and reports DATA.  Loops while OpenSSL holds decrypted bytes that
+ * the owner made room for, since epoll will not report them.
  */
 static void
-conn_read(struct conn *c, bool notify)
+conn_read(struct conn *c)
 {
 	enum conn_fill st;
 	size_t got;
@@ -641,14 +636,13 @@ conn_read(struct conn *c, bool notify)
 		got = conn_fill(c, &st);
 		if (got > 0)
 			conn_idle_sync(c, true);
-		if ((got > 0 || notify) && buf_used(&c->rbuf) > 0) {
+		if (got > 0) {
 			if (!conn_fire(c, CONN_EV_DATA))
 				return;
 			/* conn_starttls() from the callback. */
 			if (c->state != CONN_UP)
 				return;
 		}
-		notify = false;
 		switch (st) {
 		case CONN_FILL_OK:
 			break;
@@ -750,7 +744,7 @@ conn_io_up(struct conn *c, int events)
 	rd = conn_reading(c) && (c->flags & CONN_F_RD_WANTS_WR ?
 	    (events & LOOP_WRITE) : (events & LOOP_READ));
 	if (rd) {
-		conn_read(c, false);
+		conn_read(c);
 		if (!conn_live(c) || c->state != CONN_UP)
 			return;
 	}
@@ -782,22 +776,22 @@ conn_on_io(struct loop *l, int fd, int events, void *arg)
 	conn_update(c);
 }
 
-/* Work that must not run inside an owner's call: failures, resumption. */
+/*
+ * Work that must not run inside an owner's call: a failure it found, or
+ * reading what OpenSSL holds once conn_consume() made room.
+ */
 static void
 conn_on_kick(struct loop *l, void *arg)
 {
 	struct conn *c = arg;
-	bool notify;
 
 	if (c->flags & CONN_F_FAIL_PENDING) {
 		c->flags &= ~CONN_F_FAIL_PENDING;
 		conn_end(c, CONN_EV_ERROR);
 		return;
 	}
-	notify = (c->flags & CONN_F_NOTIFY) != 0;
-	c->flags &= ~CONN_F_NOTIFY;
 	if (conn_reading(c))
-		conn_read(c, notify);
+		conn_read(c);
 	conn_update(c);
 }
 
@@ -1002,28 +996,6 @@ conn_write(struct conn *c, const void *p, size_t n)
 		conn_update(c);
 	}
 	return done;
-}
-
-void
-conn_pause(struct conn *c)
-{
-	c->flags |= CONN_F_PAUSED;
-	conn_update(c);
-}
-
-void
-conn_resume(struct conn *c)
-{
-	if ((c->flags & CONN_F_PAUSED) == 0)
-		return;
-	c->flags &= ~CONN_F_PAUSED;
-	conn_update(c);
-	/* Report the bytes held while paused, and those OpenSSL holds. */
-	if (conn_reading(c) && (buf_used(&c->rbuf) > 0 ||
-	    (c->ssl != NULL && SSL_pending(c->ssl) > 0))) {
-		c->flags |= CONN_F_NOTIFY;
-		loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
-	}
 }
 
 void

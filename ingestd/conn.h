@@ -109,17 +109,9 @@ void conn_consume(struct conn *c, size_t n);
 size_t conn_write(struct conn *c, const void *p, size_t n);
 
 /*
- * Stop and resume reading (backpressure).  Reading starts enabled.  No
- * DATA fires while paused; after conn_resume(), DATA fires from the loop
- * if bytes are held.
- */
-void conn_pause(struct conn *c);
-void conn_resume(struct conn *c);
-
-/*
  * Whether the idle timeout runs: only while an answer is awaited, and not
- * while paused or with rbuf full (then the owner is the slow one).  Every
- * byte received restarts it; setting true again does not.
+ * with rbuf full (then the owner is the slow one).  Every byte received
+ * restarts it; setting true again does not.
  */
 void conn_set_waiting(struct conn *c, bool waiting);
 
