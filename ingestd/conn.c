@@ -60,11 +60,18 @@ enum conn_flags {
 	CONN_F_CERT_BAD = 1 << 9,	/* the server's certificate failed */
 };
 
-enum conn_fill {
-	CONN_FILL_OK,		/* would block, buffer full, or drained */
-	CONN_FILL_EOF,		/* orderly: FIN, or TLS close_notify */
-	CONN_FILL_TRUNC,	/* TLS without close_notify */
-	CONN_FILL_ERR,		/* c->err says what */
+/*
+ * What an I/O step came to.  Whether an end is an error or the peer's
+ * orderly close depends on the step: see conn_handshake(), conn_read()
+ * and conn_flush().
+ */
+enum conn_io {
+	CONN_IO_DONE,		/* progress, or (reading) nothing more now */
+	CONN_IO_WANT_READ,	/* retry once the fd is readable */
+	CONN_IO_WANT_WRITE,	/* retry once the fd is writable */
+	CONN_IO_CLOSED,		/* orderly end: FIN, or TLS close_notify */
+	CONN_IO_TRUNCATED,	/* TLS: the socket closed, no close_notify */
+	CONN_IO_ERROR,		/* with a reason */
 };
 
 struct conn_tls {
@@ -124,6 +131,53 @@ conn_ssl_reason(unsigned long e)
 	if ((r = ERR_reason_error_string(e)) != NULL)
 		return r;
 	return "unrecognised OpenSSL error";
+}
+
+/*
+ * The one reading of what SSL_do_handshake(), SSL_read() or SSL_write()
+ * returned (r), with errno as the call left it (saved); the caller emptied
+ * the error queue and zeroed errno before the call.  For CONN_IO_ERROR,
+ * *why_r is the reason, without context.  Empties the error queue.  Any
+ * end but close_notify forbids SSL_shutdown() later.
+ */
+static enum conn_io
+conn_tls_result(struct conn *c, int r, int saved, const char **why_r)
+{
+	unsigned long e;
+	long v;
+	int rc;
+
+	if (r > 0)
+		return CONN_IO_DONE;
+	rc = SSL_get_error(c->ssl, r);
+	if (rc == SSL_ERROR_WANT_READ)
+		return CONN_IO_WANT_READ;
+	if (rc == SSL_ERROR_WANT_WRITE)
+		return CONN_IO_WANT_WRITE;
+	e = ERR_peek_error();
+	ERR_clear_error();
+	if (rc == SSL_ERROR_ZERO_RETURN)
+		return CONN_IO_CLOSED;
+	c->flags |= CONN_F_TLS_FATAL;
+	/* Set only by a handshake that failed verification. */
+	if ((v = SSL_get_verify_result(c->ssl)) != X509_V_OK) {
+		c->flags |= CONN_F_CERT_BAD;
+		*why_r = X509_verify_cert_error_string(v);
+		return CONN_IO_ERROR;
+	}
+	/*
+	 * OpenSSL 1.1 reports EOF without close_notify as SYSCALL with errno
+	 * 0, OpenSSL 3 as an SSL error of its own.
+	 */
+	if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
+	    (rc == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING))
+		return CONN_IO_TRUNCATED;
+	if (rc == SSL_ERROR_SYSCALL && e == 0)
+		*why_r = strerror(saved);
+	else
+		*why_r = conn_ssl_reason(e);
+	return CONN_IO_ERROR;
 }
 
 struct conn_tls *
@@ -461,49 +515,38 @@ conn_up(struct conn *c)
 	(void)conn_fire(c, CONN_EV_UP);
 }
 
+/*
+ * A handshake ends in an error however it ends: a server that hangs up,
+ * close_notify or not, has refused us.
+ */
 static void
 conn_handshake(struct conn *c)
 {
-	unsigned long e;
-	long v;
-	int r, rc, saved;
+	const char *why;
+	int r;
 
 	ERR_clear_error();
 	errno = 0;
 	r = SSL_do_handshake(c->ssl);
-	saved = errno;
-	if (r == 1) {
+	switch (conn_tls_result(c, r, errno, &why)) {
+	case CONN_IO_DONE:
 		conn_up(c);
 		return;
-	}
-	rc = SSL_get_error(c->ssl, r);
-	if (rc == SSL_ERROR_WANT_READ) {
+	case CONN_IO_WANT_READ:
 		c->hs_want = LOOP_READ;
 		return;
-	}
-	if (rc == SSL_ERROR_WANT_WRITE) {
+	case CONN_IO_WANT_WRITE:
 		c->hs_want = LOOP_WRITE;
 		return;
+	case CONN_IO_CLOSED:
+	case CONN_IO_TRUNCATED:
+		why = "the server closed the connection";
+		break;
+	case CONN_IO_ERROR:
+		break;
 	}
-	c->flags |= CONN_F_TLS_FATAL;
-	e = ERR_peek_error();
-	v = SSL_get_verify_result(c->ssl);
-	if (v != X509_V_OK) {
-		c->flags |= CONN_F_CERT_BAD;
-		conn_seterr(c, "TLS handshake with %s: certificate verify "
-		    "failed: %s", c->hostport,
-		    X509_verify_cert_error_string(v));
-	} else if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
-	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
-		conn_seterr(c, "TLS handshake with %s: the server closed "
-		    "the connection", c->hostport);
-	else if (rc == SSL_ERROR_SYSCALL && e == 0)
-		conn_seterr(c, "TLS handshake with %s: %s", c->hostport,
-		    strerror(saved));
-	else
-		conn_seterr(c, "TLS handshake with %s: %s", c->hostport,
-		    conn_ssl_reason(e));
-	ERR_clear_error();
+	conn_seterr(c, "TLS handshake with %s: %s%s", c->hostport,
+	    conn_cert_failed(c) ? "certificate verify failed: " : "", why);
 	conn_end(c, CONN_EV_ERROR);
 }
 
@@ -539,16 +582,16 @@ conn_connected(struct conn *c)
  * record layer holds nothing more.  Returns the bytes added.
  */
 static size_t
-conn_fill(struct conn *c, enum conn_fill *st_r)
+conn_fill(struct conn *c, enum conn_io *io_r)
 {
-	unsigned long e;
+	const char *why;
 	size_t room, got = 0;
 	ssize_t n;
 	char *p;
-	int r, rc, saved;
+	int r;
 
-	*st_r = CONN_FILL_OK;
 	for (;;) {
+		*io_r = CONN_IO_DONE;
 		p = buf_space(&c->rbuf, &room);
 		if (room == 0)
 			return got;
@@ -560,7 +603,7 @@ conn_fill(struct conn *c, enum conn_fill *st_r)
 				return got + (size_t)n;
 			}
 			if (n == 0) {
-				*st_r = CONN_FILL_EOF;
+				*io_r = CONN_IO_CLOSED;
 				return got;
 			}
 			if (errno == EINTR)
@@ -568,7 +611,7 @@ conn_fill(struct conn *c, enum conn_fill *st_r)
 			if (errno != EAGAIN && errno != EWOULDBLOCK) {
 				conn_seterr(c, "read from %s: %s", c->hostport,
 				    strerror(errno));
-				*st_r = CONN_FILL_ERR;
+				*io_r = CONN_IO_ERROR;
 			}
 			return got;
 		}
@@ -576,50 +619,24 @@ conn_fill(struct conn *c, enum conn_fill *st_r)
 		ERR_clear_error();
 		errno = 0;
 		r = SSL_read(c->ssl, p, room > INT_MAX ? INT_MAX : (int)room);
-		saved = errno;
-		if (r > 0) {
-			buf_commit(&c->rbuf, (size_t)r);
-			got += (size_t)r;
-			c->flags &= ~CONN_F_RD_WANTS_WR;
-			/* Decrypted bytes epoll cannot see. */
-			if (SSL_pending(c->ssl) > 0)
-				continue;
-			return got;
-		}
-		rc = SSL_get_error(c->ssl, r);
-		switch (rc) {
-		case SSL_ERROR_WANT_READ:
-			c->flags &= ~CONN_F_RD_WANTS_WR;
-			return got;
-		case SSL_ERROR_WANT_WRITE:
+		*io_r = conn_tls_result(c, r, errno, &why);
+		/* conn_interest(): a read that wants to write waits for
+		 * writability. */
+		if (*io_r == CONN_IO_WANT_WRITE)
 			c->flags |= CONN_F_RD_WANTS_WR;
+		else
+			c->flags &= ~CONN_F_RD_WANTS_WR;
+		if (*io_r != CONN_IO_DONE)
+			break;
+		buf_commit(&c->rbuf, (size_t)r);
+		got += (size_t)r;
+		/* Decrypted bytes epoll cannot see. */
+		if (SSL_pending(c->ssl) == 0)
 			return got;
-		case SSL_ERROR_ZERO_RETURN:
-			*st_r = CONN_FILL_EOF;
-			return got;
-		}
-		c->flags |= CONN_F_TLS_FATAL;
-		e = ERR_peek_error();
-		/*
-		 * OpenSSL 1.1 reports EOF without close_notify as SYSCALL
-		 * with errno 0, OpenSSL 3 as an SSL error of its own.
-		 */
-		if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
-		    (rc == SSL_ERROR_SSL && ERR_GET_REASON(e) ==
-		    SSL_R_UNEXPECTED_EOF_WHILE_READING))
-			*st_r = CONN_FILL_TRUNC;
-		else {
-			if (rc == SSL_ERROR_SYSCALL && e == 0)
-				conn_seterr(c, "TLS read from %s: %s",
-				    c->hostport, strerror(saved));
-			else
-				conn_seterr(c, "TLS read from %s: %s",
-				    c->hostport, conn_ssl_reason(e));
-			*st_r = CONN_FILL_ERR;
-		}
-		ERR_clear_error();
-		return got;
 	}
+	if (*io_r == CONN_IO_ERROR)
+		conn_seterr(c, "TLS read from %s: %s", c->hostport, why);
+	return got;
 }
 
 /*
@@ -629,33 +646,35 @@ conn_fill(struct conn *c, enum conn_fill *st_r)
 static void
 conn_read(struct conn *c)
 {
-	enum conn_fill st;
+	enum conn_io io;
 	size_t got;
 
 	for (;;) {
-		got = conn_fill(c, &st);
-		if (got > 0)
-			conn_idle_sync(c, true);
+		got = conn_fill(c, &io);
 		if (got > 0) {
+			conn_idle_sync(c, true);
 			if (!conn_fire(c, CONN_EV_DATA))
 				return;
 			/* conn_starttls() from the callback. */
 			if (c->state != CONN_UP)
 				return;
 		}
-		switch (st) {
-		case CONN_FILL_OK:
+		/* Only an error is an error: the peer may end as it likes. */
+		switch (io) {
+		case CONN_IO_DONE:
+		case CONN_IO_WANT_READ:
+		case CONN_IO_WANT_WRITE:
 			break;
-		case CONN_FILL_EOF:
+		case CONN_IO_CLOSED:
 			c->err[0] = '\0';
 			conn_end(c, CONN_EV_CLOSED);
 			return;
-		case CONN_FILL_TRUNC:
+		case CONN_IO_TRUNCATED:
 			conn_seterr(c, "%s closed the connection without TLS "
 			    "close_notify", c->hostport);
 			conn_end(c, CONN_EV_CLOSED);
 			return;
-		case CONN_FILL_ERR:
+		case CONN_IO_ERROR:
 			conn_end(c, CONN_EV_ERROR);
 			return;
 		}
@@ -670,10 +689,11 @@ conn_read(struct conn *c)
 static void
 conn_flush(struct conn *c)
 {
-	unsigned long e;
+	enum conn_io io;
+	const char *why;
 	size_t n;
 	ssize_t w;
-	int r, rc, saved;
+	int r;
 
 	while ((n = buf_used(&c->wbuf)) > 0) {
 		if (c->ssl == NULL) {
@@ -697,31 +717,23 @@ conn_flush(struct conn *c)
 		errno = 0;
 		r = SSL_write(c->ssl, buf_peek(&c->wbuf),
 		    n > INT_MAX ? INT_MAX : (int)n);
-		saved = errno;
-		if (r > 0) {
-			buf_consume(&c->wbuf, (size_t)r);
+		io = conn_tls_result(c, r, errno, &why);
+		/* conn_interest(): a write that wants to read waits for
+		 * readability. */
+		if (io == CONN_IO_WANT_READ)
+			c->flags |= CONN_F_WR_WANTS_RD;
+		else
 			c->flags &= ~CONN_F_WR_WANTS_RD;
+		if (io == CONN_IO_DONE) {
+			buf_consume(&c->wbuf, (size_t)r);
 			continue;
 		}
-		rc = SSL_get_error(c->ssl, r);
-		if (rc == SSL_ERROR_WANT_WRITE) {
-			c->flags &= ~CONN_F_WR_WANTS_RD;
+		if (io == CONN_IO_WANT_READ || io == CONN_IO_WANT_WRITE)
 			return;
-		}
-		if (rc == SSL_ERROR_WANT_READ) {
-			c->flags |= CONN_F_WR_WANTS_RD;
-			return;
-		}
-		c->flags |= CONN_F_TLS_FATAL;
-		e = ERR_peek_error();
-		if (rc == SSL_ERROR_SYSCALL && e == 0)
-			conn_seterr(c, "TLS write to %s: %s", c->hostport,
-			    saved != 0 ? strerror(saved) :
-			    "connection closed");
-		else
-			conn_seterr(c, "TLS write to %s: %s", c->hostport,
-			    conn_ssl_reason(e));
-		ERR_clear_error();
+		/* We had more to say: any end is an error. */
+		if (io != CONN_IO_ERROR)
+			why = "the server closed the connection";
+		conn_seterr(c, "TLS write to %s: %s", c->hostport, why);
 		conn_end(c, CONN_EV_ERROR);
 		return;
 	}

@@ -40,6 +40,7 @@
 	X(test_tls_not_tls)                                             \
 	X(test_handshake_eof)                                           \
 	X(test_handshake_reset)                                         \
+	X(test_handshake_close_notify)                                  \
 	X(test_connect_refused)                                         \
 	X(test_connect_timeout)                                         \
 	X(test_handshake_timeout)                                       \
@@ -760,6 +761,18 @@ srv_hs_reset(struct srv *s)
 	s->ok = true;
 }
 
+/* A server that answers the ClientHello with a close_notify alert. */
+static void
+srv_hs_close_notify(struct srv *s)
+{
+	static const unsigned char alert[] = { 21, 3, 3, 0, 2, 1, 0 };
+
+	if (srv_hello(s) == -1 || srv_send(s, alert, sizeof(alert)) == -1)
+		return;
+	srv_drain(s);
+	s->ok = true;
+}
+
 static void
 run_handshake_fail(srv_fn *fn, const char *why)
 {
@@ -792,6 +805,14 @@ test_handshake_reset(void)
 {
 	fixtures();
 	run_handshake_fail(srv_hs_reset, strerror(ECONNRESET));
+}
+
+static void
+test_handshake_close_notify(void)
+{
+	fixtures();
+	run_handshake_fail(srv_hs_close_notify,
+	    "the server closed the connection");
 }
 
 static void
