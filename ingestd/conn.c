@@ -78,6 +78,22 @@ struct conn_tls {
 	SSL_CTX *ctx;
 };
 
+/*
+ * A transport moves bytes between the socket and our buffers: plain, or
+ * TLS once conn_tls_start() ran.  recv and send move at most n bytes and
+ * say what came of it (*n_r > 0 with CONN_IO_DONE; the reason in *why_r
+ * with CONN_IO_ERROR).  pending: bytes the transport holds where epoll
+ * cannot see them.
+ */
+struct conn_transport {
+	const char *name;	/* "" or "TLS ", for messages */
+	enum conn_io (*recv)(struct conn *c, void *p, size_t n,
+	    size_t *n_r, const char **why_r);
+	enum conn_io (*send)(struct conn *c, const void *p, size_t n,
+	    size_t *n_r, const char **why_r);
+	bool (*pending)(const struct conn *c);
+};
+
 struct conn {
 	struct loop *loop;
 	conn_cb *cb;
@@ -90,6 +106,7 @@ struct conn {
 	bool registered;	/* fd is in the loop */
 	int events;		/* interest registered with the loop */
 
+	const struct conn_transport *tp;
 	struct conn_tls *tls;	/* implicit TLS; not owned */
 	SSL *ssl;
 	int hs_want;		/* LOOP_READ or LOOP_WRITE */
@@ -131,53 +148,6 @@ conn_ssl_reason(unsigned long e)
 	if ((r = ERR_reason_error_string(e)) != NULL)
 		return r;
 	return "unrecognised OpenSSL error";
-}
-
-/*
- * The one reading of what SSL_do_handshake(), SSL_read() or SSL_write()
- * returned (r), with errno as the call left it (saved); the caller emptied
- * the error queue and zeroed errno before the call.  For CONN_IO_ERROR,
- * *why_r is the reason, without context.  Empties the error queue.  Any
- * end but close_notify forbids SSL_shutdown() later.
- */
-static enum conn_io
-conn_tls_result(struct conn *c, int r, int saved, const char **why_r)
-{
-	unsigned long e;
-	long v;
-	int rc;
-
-	if (r > 0)
-		return CONN_IO_DONE;
-	rc = SSL_get_error(c->ssl, r);
-	if (rc == SSL_ERROR_WANT_READ)
-		return CONN_IO_WANT_READ;
-	if (rc == SSL_ERROR_WANT_WRITE)
-		return CONN_IO_WANT_WRITE;
-	e = ERR_peek_error();
-	ERR_clear_error();
-	if (rc == SSL_ERROR_ZERO_RETURN)
-		return CONN_IO_CLOSED;
-	c->flags |= CONN_F_TLS_FATAL;
-	/* Set only by a handshake that failed verification. */
-	if ((v = SSL_get_verify_result(c->ssl)) != X509_V_OK) {
-		c->flags |= CONN_F_CERT_BAD;
-		*why_r = X509_verify_cert_error_string(v);
-		return CONN_IO_ERROR;
-	}
-	/*
-	 * OpenSSL 1.1 reports EOF without close_notify as SYSCALL with errno
-	 * 0, OpenSSL 3 as an SSL error of its own.
-	 */
-	if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
-	    (rc == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
-	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING))
-		return CONN_IO_TRUNCATED;
-	if (rc == SSL_ERROR_SYSCALL && e == 0)
-		*why_r = strerror(saved);
-	else
-		*why_r = conn_ssl_reason(e);
-	return CONN_IO_ERROR;
 }
 
 struct conn_tls *
@@ -395,6 +365,152 @@ conn_update(struct conn *c)
 	c->events = m;
 }
 
+/* ---- transports ---- */
+
+static enum conn_io
+conn_plain_recv(struct conn *c, void *p, size_t n, size_t *n_r,
+    const char **why_r)
+{
+	ssize_t r;
+
+	while ((r = recv(c->fd, p, n, 0)) == -1 && errno == EINTR)
+		continue;
+	if (r > 0) {
+		*n_r = (size_t)r;
+		return CONN_IO_DONE;
+	}
+	if (r == 0)
+		return CONN_IO_CLOSED;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return CONN_IO_WANT_READ;
+	*why_r = strerror(errno);
+	return CONN_IO_ERROR;
+}
+
+static enum conn_io
+conn_plain_send(struct conn *c, const void *p, size_t n, size_t *n_r,
+    const char **why_r)
+{
+	ssize_t w;
+
+	/* MSG_NOSIGNAL: a reset peer is an error, not a signal. */
+	while ((w = send(c->fd, p, n, MSG_NOSIGNAL)) == -1 && errno == EINTR)
+		continue;
+	if (w >= 0) {
+		*n_r = (size_t)w;
+		return CONN_IO_DONE;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return CONN_IO_WANT_WRITE;
+	*why_r = strerror(errno);
+	return CONN_IO_ERROR;
+}
+
+/* The kernel holds the bytes, and level-triggered epoll reports them. */
+static bool
+conn_plain_pending(const struct conn *c)
+{
+	return false;
+}
+
+/*
+ * The one reading of what SSL_do_handshake(), SSL_read() or SSL_write()
+ * returned (r), with errno as the call left it (saved); the caller emptied
+ * the error queue and zeroed errno before the call.  For CONN_IO_ERROR,
+ * *why_r is the reason, without context.  Empties the error queue.  Any
+ * end but close_notify forbids SSL_shutdown() later.
+ */
+static enum conn_io
+conn_tls_result(struct conn *c, int r, int saved, const char **why_r)
+{
+	unsigned long e;
+	long v;
+	int rc;
+
+	if (r > 0)
+		return CONN_IO_DONE;
+	rc = SSL_get_error(c->ssl, r);
+	if (rc == SSL_ERROR_WANT_READ)
+		return CONN_IO_WANT_READ;
+	if (rc == SSL_ERROR_WANT_WRITE)
+		return CONN_IO_WANT_WRITE;
+	e = ERR_peek_error();
+	ERR_clear_error();
+	if (rc == SSL_ERROR_ZERO_RETURN)
+		return CONN_IO_CLOSED;
+	c->flags |= CONN_F_TLS_FATAL;
+	/* Set only by a handshake that failed verification. */
+	if ((v = SSL_get_verify_result(c->ssl)) != X509_V_OK) {
+		c->flags |= CONN_F_CERT_BAD;
+		*why_r = X509_verify_cert_error_string(v);
+		return CONN_IO_ERROR;
+	}
+	/*
+	 * OpenSSL 1.1 reports EOF without close_notify as SYSCALL with errno
+	 * 0, OpenSSL 3 as an SSL error of its own.
+	 */
+	if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
+	    (rc == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING))
+		return CONN_IO_TRUNCATED;
+	if (rc == SSL_ERROR_SYSCALL && e == 0)
+		*why_r = strerror(saved);
+	else
+		*why_r = conn_ssl_reason(e);
+	return CONN_IO_ERROR;
+}
+
+static enum conn_io
+conn_tls_recv(struct conn *c, void *p, size_t n, size_t *n_r,
+    const char **why_r)
+{
+	enum conn_io io;
+	int r;
+
+	ERR_clear_error();
+	errno = 0;
+	r = SSL_read(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+	if ((io = conn_tls_result(c, r, errno, why_r)) == CONN_IO_DONE)
+		*n_r = (size_t)r;
+	return io;
+}
+
+static enum conn_io
+conn_tls_send(struct conn *c, const void *p, size_t n, size_t *n_r,
+    const char **why_r)
+{
+	enum conn_io io;
+	int r;
+
+	ERR_clear_error();
+	errno = 0;
+	r = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+	if ((io = conn_tls_result(c, r, errno, why_r)) == CONN_IO_DONE)
+		*n_r = (size_t)r;
+	return io;
+}
+
+/* Decrypted bytes from a record already read off the socket. */
+static bool
+conn_tls_pending(const struct conn *c)
+{
+	return SSL_pending(c->ssl) > 0;
+}
+
+static const struct conn_transport conn_plain_transport = {
+	.name = "",
+	.recv = conn_plain_recv,
+	.send = conn_plain_send,
+	.pending = conn_plain_pending,
+};
+
+static const struct conn_transport conn_tls_transport = {
+	.name = "TLS ",
+	.recv = conn_tls_recv,
+	.send = conn_tls_send,
+	.pending = conn_tls_pending,
+};
+
 /* ---- timers ---- */
 
 static void
@@ -486,6 +602,7 @@ conn_tls_start(struct conn *c, struct conn_tls *tls)
 	}
 	SSL_set_connect_state(ssl);
 	c->ssl = ssl;
+	c->tp = &conn_tls_transport;
 	c->state = CONN_TLS_HANDSHAKE;
 	/* The ClientHello goes first. */
 	c->hs_want = LOOP_WRITE;
@@ -578,48 +695,24 @@ conn_connected(struct conn *c)
 /* ---- reading ---- */
 
 /*
- * Reads into rbuf until it is full, the socket would block, or (TLS) the
- * record layer holds nothing more.  Returns the bytes added.
+ * Reads into rbuf until it is full, the transport would block, or it has
+ * read once and holds nothing more (level-triggered epoll reports the
+ * rest).  Returns the bytes added; *io_r says how reading stopped, with
+ * c->err set for CONN_IO_ERROR.
  */
 static size_t
 conn_fill(struct conn *c, enum conn_io *io_r)
 {
 	const char *why;
-	size_t room, got = 0;
-	ssize_t n;
+	size_t room, n, got = 0;
 	char *p;
-	int r;
 
 	for (;;) {
 		*io_r = CONN_IO_DONE;
 		p = buf_space(&c->rbuf, &room);
 		if (room == 0)
 			return got;
-		if (c->ssl == NULL) {
-			n = recv(c->fd, p, room, 0);
-			if (n > 0) {
-				buf_commit(&c->rbuf, (size_t)n);
-				/* Level-triggered: more comes next round. */
-				return got + (size_t)n;
-			}
-			if (n == 0) {
-				*io_r = CONN_IO_CLOSED;
-				return got;
-			}
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				conn_seterr(c, "read from %s: %s", c->hostport,
-				    strerror(errno));
-				*io_r = CONN_IO_ERROR;
-			}
-			return got;
-		}
-
-		ERR_clear_error();
-		errno = 0;
-		r = SSL_read(c->ssl, p, room > INT_MAX ? INT_MAX : (int)room);
-		*io_r = conn_tls_result(c, r, errno, &why);
+		*io_r = c->tp->recv(c, p, room, &n, &why);
 		/* conn_interest(): a read that wants to write waits for
 		 * writability. */
 		if (*io_r == CONN_IO_WANT_WRITE)
@@ -628,14 +721,14 @@ conn_fill(struct conn *c, enum conn_io *io_r)
 			c->flags &= ~CONN_F_RD_WANTS_WR;
 		if (*io_r != CONN_IO_DONE)
 			break;
-		buf_commit(&c->rbuf, (size_t)r);
-		got += (size_t)r;
-		/* Decrypted bytes epoll cannot see. */
-		if (SSL_pending(c->ssl) == 0)
+		buf_commit(&c->rbuf, n);
+		got += n;
+		if (!c->tp->pending(c))
 			return got;
 	}
 	if (*io_r == CONN_IO_ERROR)
-		conn_seterr(c, "TLS read from %s: %s", c->hostport, why);
+		conn_seterr(c, "%sread from %s: %s", c->tp->name, c->hostport,
+		    why);
 	return got;
 }
 
@@ -678,8 +771,7 @@ conn_read(struct conn *c)
 			conn_end(c, CONN_EV_ERROR);
 			return;
 		}
-		if (c->ssl == NULL || SSL_pending(c->ssl) == 0 ||
-		    !conn_reading(c))
+		if (!c->tp->pending(c) || !conn_reading(c))
 			return;
 	}
 }
@@ -692,32 +784,10 @@ conn_flush(struct conn *c)
 	enum conn_io io;
 	const char *why;
 	size_t n;
-	ssize_t w;
-	int r;
 
-	while ((n = buf_used(&c->wbuf)) > 0) {
-		if (c->ssl == NULL) {
-			/* MSG_NOSIGNAL: a reset peer is an error, not a
-			 * signal. */
-			w = send(c->fd, buf_peek(&c->wbuf), n, MSG_NOSIGNAL);
-			if (w >= 0) {
-				buf_consume(&c->wbuf, (size_t)w);
-				continue;
-			}
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			conn_seterr(c, "write to %s: %s", c->hostport,
-			    strerror(errno));
-			conn_end(c, CONN_EV_ERROR);
-			return;
-		}
-		ERR_clear_error();
-		errno = 0;
-		r = SSL_write(c->ssl, buf_peek(&c->wbuf),
-		    n > INT_MAX ? INT_MAX : (int)n);
-		io = conn_tls_result(c, r, errno, &why);
+	while (buf_used(&c->wbuf) > 0) {
+		io = c->tp->send(c, buf_peek(&c->wbuf), buf_used(&c->wbuf), &n,
+		    &why);
 		/* conn_interest(): a write that wants to read waits for
 		 * readability. */
 		if (io == CONN_IO_WANT_READ)
@@ -725,7 +795,7 @@ conn_flush(struct conn *c)
 		else
 			c->flags &= ~CONN_F_WR_WANTS_RD;
 		if (io == CONN_IO_DONE) {
-			buf_consume(&c->wbuf, (size_t)r);
+			buf_consume(&c->wbuf, n);
 			continue;
 		}
 		if (io == CONN_IO_WANT_READ || io == CONN_IO_WANT_WRITE)
@@ -733,11 +803,11 @@ conn_flush(struct conn *c)
 		/* We had more to say: any end is an error. */
 		if (io != CONN_IO_ERROR)
 			why = "the server closed the connection";
-		conn_seterr(c, "TLS write to %s: %s", c->hostport, why);
+		conn_seterr(c, "%swrite to %s: %s", c->tp->name, c->hostport,
+		    why);
 		conn_end(c, CONN_EV_ERROR);
 		return;
 	}
-	c->flags &= ~CONN_F_WR_WANTS_RD;
 	buf_shrink(&c->wbuf);
 	if (c->flags & CONN_F_LOWAT_OWED) {
 		c->flags &= ~CONN_F_LOWAT_OWED;
@@ -811,7 +881,7 @@ conn_on_kick(struct loop *l, void *arg)
 static void
 conn_kick_if_pending(struct conn *c)
 {
-	if (conn_reading(c) && c->ssl != NULL && SSL_pending(c->ssl) > 0)
+	if (conn_reading(c) && c->tp->pending(c))
 		loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
 }
 
@@ -869,6 +939,7 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
 	c->arg = arg;
 	c->state = CONN_CONNECTING;
 	c->fd = -1;
+	c->tp = &conn_plain_transport;
 	c->tls = params->tls;
 	memcpy(&c->addr, &params->addr, sizeof(c->addr));
 	c->addrlen = params->addrlen;
