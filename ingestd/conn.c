@@ -52,12 +52,11 @@ enum conn_flags {
 	CONN_F_RD_WANTS_WR = 1 << 1,	/* SSL_read said WANT_WRITE */
 	CONN_F_WR_WANTS_RD = 1 << 2,	/* SSL_write said WANT_READ */
 	CONN_F_LOWAT_OWED = 1 << 3,	/* bytes written since last LOWAT */
-	CONN_F_DONE = 1 << 4,		/* no more events */
-	CONN_F_CLOSED = 1 << 5,		/* conn_close() ran */
-	CONN_F_TLS_UP = 1 << 6,		/* handshake completed */
-	CONN_F_TLS_FATAL = 1 << 7,	/* no SSL_shutdown allowed */
-	CONN_F_FAIL_PENDING = 1 << 8,	/* ERROR fires from t_kick */
-	CONN_F_CERT_BAD = 1 << 9,	/* the server's certificate failed */
+	CONN_F_CLOSED = 1 << 4,		/* conn_close() ran */
+	CONN_F_TLS_UP = 1 << 5,		/* handshake completed */
+	CONN_F_TLS_FATAL = 1 << 6,	/* no SSL_shutdown allowed */
+	CONN_F_END_SOON = 1 << 7,	/* end_ev fires from t_kick */
+	CONN_F_CERT_BAD = 1 << 8,	/* the server's certificate failed */
 };
 
 /*
@@ -100,6 +99,7 @@ struct conn {
 	void *arg;
 	enum conn_state state;
 	unsigned int flags;
+	enum conn_ev end_ev;	/* with CONN_F_END_SOON */
 	int cb_depth;		/* inside the owner's callback */
 
 	int fd;
@@ -238,17 +238,20 @@ conn_seterr(struct conn *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * Whether events may still fire.  CONN_CLOSING alone says that a conn is
+ * over, whether its last event fired or the owner closed it.
+ */
 static bool
 conn_live(const struct conn *c)
 {
-	return (c->flags & CONN_F_DONE) == 0;
+	return c->state != CONN_CLOSING;
 }
 
 static bool
 conn_reading(const struct conn *c)
 {
-	return c->state == CONN_UP && conn_live(c) &&
-	    buf_used(&c->rbuf) < c->rbuf.cap;
+	return c->state == CONN_UP && buf_used(&c->rbuf) < c->rbuf.cap;
 }
 
 /* Calls the owner; false if the conn must not be driven any further. */
@@ -268,9 +271,14 @@ conn_fire(struct conn *c, enum conn_ev ev)
 	return conn_live(c);
 }
 
+/* Out of the loop for good: no fd interest, no timer. */
 static void
-conn_unregister(struct conn *c)
+conn_detach(struct conn *c)
 {
+	loop_timer_cancel(c->loop, &c->t_connect);
+	loop_timer_cancel(c->loop, &c->t_idle);
+	loop_timer_cancel(c->loop, &c->t_session);
+	loop_timer_cancel(c->loop, &c->t_kick);
 	if (!c->registered)
 		return;
 	loop_fd_del(c->loop, c->fd);
@@ -278,40 +286,28 @@ conn_unregister(struct conn *c)
 	c->events = 0;
 }
 
-static void
-conn_stop_timers(struct conn *c)
-{
-	loop_timer_cancel(c->loop, &c->t_connect);
-	loop_timer_cancel(c->loop, &c->t_idle);
-	loop_timer_cancel(c->loop, &c->t_session);
-	loop_timer_cancel(c->loop, &c->t_kick);
-}
-
 /*
- * The last event: CLOSED, ERROR or TIMEOUT, with c->err already set.  The
- * fd stays open (out of the loop) until conn_close() or conn_free().
+ * The one way a conn ends, but for the owner's conn_close(): c->err is set
+ * ("" for the peer's orderly close), and ev, CLOSED, ERROR or TIMEOUT, is
+ * the last event.  The conn leaves the loop at once.  soon: the end was
+ * found inside a call from the owner, where no event may fire, so the
+ * state stays until ev fires from t_kick.  The fd stays open until
+ * conn_close().
  */
 static void
-conn_end(struct conn *c, enum conn_ev ev)
+conn_end(struct conn *c, enum conn_ev ev, bool soon)
 {
 	ASSERT(conn_live(c));
-	conn_stop_timers(c);
-	conn_unregister(c);
-	c->flags |= CONN_F_DONE;
+	conn_detach(c);
+	if (soon) {
+		c->flags |= CONN_F_END_SOON;
+		c->end_ev = ev;
+		loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
+		return;
+	}
+	c->flags &= ~CONN_F_END_SOON;
 	c->state = CONN_CLOSING;
 	(void)conn_fire(c, ev);
-}
-
-/*
- * A failure found where no event may fire (inside conn_new() or a call
- * from the owner): ERROR fires from the loop instead.  c->err is set.
- */
-static void
-conn_fail_soon(struct conn *c)
-{
-	conn_unregister(c);
-	c->flags |= CONN_F_FAIL_PENDING;
-	loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
 }
 
 /*
@@ -359,7 +355,7 @@ conn_update(struct conn *c)
 	if (loop_fd_mod(c->loop, c->fd, m) == -1) {
 		conn_seterr(c, "epoll_ctl for %s: %s", c->peer,
 		    strerror(errno));
-		conn_fail_soon(c);
+		conn_end(c, CONN_EV_ERROR, true);
 		return;
 	}
 	c->events = m;
@@ -526,7 +522,7 @@ conn_on_connect_timeout(struct loop *l, void *arg)
 	else
 		conn_seterr(c, "TLS handshake with %s: timed out after %s",
 		    c->hostport, d);
-	conn_end(c, CONN_EV_TIMEOUT);
+	conn_end(c, CONN_EV_TIMEOUT, false);
 }
 
 static void
@@ -537,7 +533,7 @@ conn_on_idle_timeout(struct loop *l, void *arg)
 
 	conn_fmt_ms(d, sizeof(d), c->idle_ms);
 	conn_seterr(c, "idle timeout after %s waiting for the server", d);
-	conn_end(c, CONN_EV_TIMEOUT);
+	conn_end(c, CONN_EV_TIMEOUT, false);
 }
 
 static void
@@ -548,7 +544,7 @@ conn_on_session_timeout(struct loop *l, void *arg)
 
 	conn_fmt_ms(d, sizeof(d), c->session_ms);
 	conn_seterr(c, "session timeout after %s", d);
-	conn_end(c, CONN_EV_TIMEOUT);
+	conn_end(c, CONN_EV_TIMEOUT, false);
 }
 
 /*
@@ -664,7 +660,7 @@ conn_handshake(struct conn *c)
 	}
 	conn_seterr(c, "TLS handshake with %s: %s%s", c->hostport,
 	    conn_cert_failed(c) ? "certificate verify failed: " : "", why);
-	conn_end(c, CONN_EV_ERROR);
+	conn_end(c, CONN_EV_ERROR, false);
 }
 
 static void
@@ -678,7 +674,7 @@ conn_connected(struct conn *c)
 	if (soerr != 0) {
 		conn_seterr(c, "connect to %s: %s", c->peer,
 		    strerror(soerr));
-		conn_end(c, CONN_EV_ERROR);
+		conn_end(c, CONN_EV_ERROR, false);
 		return;
 	}
 	if (c->tls == NULL) {
@@ -686,7 +682,7 @@ conn_connected(struct conn *c)
 		return;
 	}
 	if (conn_tls_start(c, c->tls) == -1) {
-		conn_end(c, CONN_EV_ERROR);
+		conn_end(c, CONN_EV_ERROR, false);
 		return;
 	}
 	conn_handshake(c);
@@ -760,15 +756,15 @@ conn_read(struct conn *c)
 			break;
 		case CONN_IO_CLOSED:
 			c->err[0] = '\0';
-			conn_end(c, CONN_EV_CLOSED);
+			conn_end(c, CONN_EV_CLOSED, false);
 			return;
 		case CONN_IO_TRUNCATED:
 			conn_seterr(c, "%s closed the connection without TLS "
 			    "close_notify", c->hostport);
-			conn_end(c, CONN_EV_CLOSED);
+			conn_end(c, CONN_EV_CLOSED, false);
 			return;
 		case CONN_IO_ERROR:
-			conn_end(c, CONN_EV_ERROR);
+			conn_end(c, CONN_EV_ERROR, false);
 			return;
 		}
 		if (!c->tp->pending(c) || !conn_reading(c))
@@ -805,7 +801,7 @@ conn_flush(struct conn *c)
 			why = "the server closed the connection";
 		conn_seterr(c, "%swrite to %s: %s", c->tp->name, c->hostport,
 		    why);
-		conn_end(c, CONN_EV_ERROR);
+		conn_end(c, CONN_EV_ERROR, false);
 		return;
 	}
 	buf_shrink(&c->wbuf);
@@ -827,7 +823,8 @@ conn_io_up(struct conn *c, int events)
 	    (events & LOOP_WRITE) : (events & LOOP_READ));
 	if (rd) {
 		conn_read(c);
-		if (!conn_live(c) || c->state != CONN_UP)
+		/* Ended, closed, or conn_starttls() from the callback. */
+		if (c->state != CONN_UP)
 			return;
 	}
 	wr = buf_used(&c->wbuf) > 0 && (c->flags & CONN_F_WR_WANTS_RD ?
@@ -867,9 +864,8 @@ conn_on_kick(struct loop *l, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->flags & CONN_F_FAIL_PENDING) {
-		c->flags &= ~CONN_F_FAIL_PENDING;
-		conn_end(c, CONN_EV_ERROR);
+	if (c->flags & CONN_F_END_SOON) {
+		conn_end(c, c->end_ev, false);
 		return;
 	}
 	if (conn_reading(c))
@@ -963,7 +959,7 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
 	if (c->fd == -1) {
 		conn_seterr(c, "connect to %s: socket: %s", c->peer,
 		    strerror(errno));
-		conn_fail_soon(c);
+		conn_end(c, CONN_EV_ERROR, true);
 		return c;
 	}
 	/* Commands are small and each waits for its answer. */
@@ -975,14 +971,14 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
 	    c->addrlen) == -1 && errno != EINPROGRESS && errno != EINTR) {
 		conn_seterr(c, "connect to %s: %s", c->peer,
 		    strerror(errno));
-		conn_fail_soon(c);
+		conn_end(c, CONN_EV_ERROR, true);
 		return c;
 	}
 	/* Completion, even an immediate one, is reported as writable. */
 	if (loop_fd_add(l, c->fd, LOOP_WRITE, conn_on_io, c) == -1) {
 		conn_seterr(c, "connect to %s: epoll_ctl: %s", c->peer,
 		    strerror(errno));
-		conn_fail_soon(c);
+		conn_end(c, CONN_EV_ERROR, true);
 		return c;
 	}
 	c->registered = true;
@@ -1010,7 +1006,7 @@ conn_free(struct conn **cp)
 void
 conn_starttls(struct conn *c, struct conn_tls *tls)
 {
-	ASSERT(c->state == CONN_UP && conn_live(c) && c->ssl == NULL);
+	ASSERT(c->state == CONN_UP && c->ssl == NULL);
 	/* Anything queued now would go out in the clear after STLS. */
 	ASSERT(buf_used(&c->wbuf) == 0);
 	/*
@@ -1022,7 +1018,7 @@ conn_starttls(struct conn *c, struct conn_tls *tls)
 	if (c->cb_depth == 0)
 		buf_release(&c->rbuf);
 	if (conn_tls_start(c, tls) == -1) {
-		conn_fail_soon(c);
+		conn_end(c, CONN_EV_ERROR, true);
 		return;
 	}
 	if (c->connect_ms > 0)
@@ -1101,9 +1097,9 @@ conn_close(struct conn *c)
 {
 	if (c->flags & CONN_F_CLOSED)
 		return;
-	c->flags |= CONN_F_CLOSED | CONN_F_DONE;
-	conn_stop_timers(c);
-	conn_unregister(c);
+	c->flags |= CONN_F_CLOSED;
+	conn_detach(c);
+	c->state = CONN_CLOSING;
 	if (c->ssl != NULL) {
 		/*
 		 * One non-blocking attempt at close_notify; never after a
@@ -1122,7 +1118,6 @@ conn_close(struct conn *c)
 		close(c->fd);
 		c->fd = -1;
 	}
-	c->state = CONN_CLOSING;
 	buf_release(&c->wbuf);
 	if (c->cb_depth == 0)
 		buf_release(&c->rbuf);
