@@ -57,6 +57,14 @@ enum conn_flags {
 	CONN_F_TLS_FATAL = 1 << 6,	/* no SSL_shutdown allowed */
 	CONN_F_END_SOON = 1 << 7,	/* end_ev fires from t_kick */
 	CONN_F_CERT_BAD = 1 << 8,	/* the server's certificate failed */
+	CONN_F_HS_WANTS_RD = 1 << 9,	/* the handshake said WANT_READ */
+};
+
+/* The halves of an established conn, for conn_interest(). */
+enum conn_sides {
+	CONN_SIDE_READ = 1 << 0,
+	CONN_SIDE_WRITE = 1 << 1,
+	CONN_SIDE_BOTH = CONN_SIDE_READ | CONN_SIDE_WRITE,
 };
 
 /*
@@ -109,7 +117,6 @@ struct conn {
 	const struct conn_transport *tp;
 	struct conn_tls *tls;	/* implicit TLS; not owned */
 	SSL *ssl;
-	int hs_want;		/* LOOP_READ or LOOP_WRITE */
 
 	struct buf rbuf;
 	struct buf wbuf;
@@ -311,25 +318,29 @@ conn_end(struct conn *c, enum conn_ev ev, bool soon)
 }
 
 /*
- * The one place that maps state and OpenSSL's wants onto epoll interest.
+ * The one place that maps state and OpenSSL's wants onto epoll interest:
+ * the readiness that lets the given sides of an established conn make
+ * progress, both for registering the fd and for dispatching what fired.
  * A read that wants to write waits for writability, and a write that wants
- * to read waits for readability.
+ * to read waits for readability.  Connecting and the handshake are one
+ * step, whatever the sides.
  */
 static int
-conn_interest(const struct conn *c)
+conn_interest(const struct conn *c, unsigned int sides)
 {
 	int m = 0;
 
 	switch (c->state) {
 	case CONN_CONNECTING:
+		/* Completion, even an immediate one, shows as writable. */
 		return LOOP_WRITE;
 	case CONN_TLS_HANDSHAKE:
-		return c->hs_want;
+		return (c->flags & CONN_F_HS_WANTS_RD) ? LOOP_READ : LOOP_WRITE;
 	case CONN_UP:
-		if (conn_reading(c))
+		if ((sides & CONN_SIDE_READ) && conn_reading(c))
 			m |= (c->flags & CONN_F_RD_WANTS_WR) ? LOOP_WRITE :
 			    LOOP_READ;
-		if (buf_used(&c->wbuf) > 0)
+		if ((sides & CONN_SIDE_WRITE) && buf_used(&c->wbuf) > 0)
 			m |= (c->flags & CONN_F_WR_WANTS_RD) ? LOOP_READ :
 			    LOOP_WRITE;
 		return m;
@@ -349,7 +360,7 @@ conn_update(struct conn *c)
 	conn_idle_sync(c, false);
 	if (!c->registered)
 		return;
-	m = conn_interest(c);
+	m = conn_interest(c, CONN_SIDE_BOTH);
 	if (m == c->events)
 		return;
 	if (loop_fd_mod(c->loop, c->fd, m) == -1) {
@@ -601,8 +612,8 @@ conn_tls_start(struct conn *c, struct conn_tls *tls)
 	c->tp = &conn_tls_transport;
 	c->state = CONN_TLS_HANDSHAKE;
 	/* The ClientHello goes first. */
-	c->hs_want = LOOP_WRITE;
-	c->flags &= ~(CONN_F_RD_WANTS_WR | CONN_F_WR_WANTS_RD);
+	c->flags &= ~(CONN_F_HS_WANTS_RD | CONN_F_RD_WANTS_WR |
+	    CONN_F_WR_WANTS_RD);
 	return 0;
 
 fail_ssl:
@@ -646,10 +657,10 @@ conn_handshake(struct conn *c)
 		conn_up(c);
 		return;
 	case CONN_IO_WANT_READ:
-		c->hs_want = LOOP_READ;
+		c->flags |= CONN_F_HS_WANTS_RD;
 		return;
 	case CONN_IO_WANT_WRITE:
-		c->hs_want = LOOP_WRITE;
+		c->flags &= ~CONN_F_HS_WANTS_RD;
 		return;
 	case CONN_IO_CLOSED:
 	case CONN_IO_TRUNCATED:
@@ -816,20 +827,14 @@ conn_flush(struct conn *c)
 static void
 conn_io_up(struct conn *c, int events)
 {
-	bool rd, wr;
-
 	/* The peer's last words (and EOF) before any write error. */
-	rd = conn_reading(c) && (c->flags & CONN_F_RD_WANTS_WR ?
-	    (events & LOOP_WRITE) : (events & LOOP_READ));
-	if (rd) {
+	if (events & conn_interest(c, CONN_SIDE_READ)) {
 		conn_read(c);
 		/* Ended, closed, or conn_starttls() from the callback. */
 		if (c->state != CONN_UP)
 			return;
 	}
-	wr = buf_used(&c->wbuf) > 0 && (c->flags & CONN_F_WR_WANTS_RD ?
-	    (events & LOOP_READ) : (events & LOOP_WRITE));
-	if (wr)
+	if (events & conn_interest(c, CONN_SIDE_WRITE))
 		conn_flush(c);
 }
 
@@ -925,7 +930,7 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
     void *arg)
 {
 	struct conn *c;
-	int one = 1;
+	int one = 1, m;
 
 	ASSERT(l != NULL && params != NULL && cb != NULL);
 	ASSERT(params->addrlen <= sizeof(params->addr));
@@ -974,15 +979,15 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
 		conn_end(c, CONN_EV_ERROR, true);
 		return c;
 	}
-	/* Completion, even an immediate one, is reported as writable. */
-	if (loop_fd_add(l, c->fd, LOOP_WRITE, conn_on_io, c) == -1) {
+	m = conn_interest(c, CONN_SIDE_BOTH);
+	if (loop_fd_add(l, c->fd, m, conn_on_io, c) == -1) {
 		conn_seterr(c, "connect to %s: epoll_ctl: %s", c->peer,
 		    strerror(errno));
 		conn_end(c, CONN_EV_ERROR, true);
 		return c;
 	}
 	c->registered = true;
-	c->events = LOOP_WRITE;
+	c->events = m;
 	return c;
 }
 
