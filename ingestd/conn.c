@@ -13,9 +13,16 @@
  * leaves unconsumed stay; when rbuf is full, the fd drops read interest
  * until conn_consume() makes room.  That is the owner's backpressure.
  *
- * OpenSSL's WANT_READ/WANT_WRITE are recorded as two flags, "the read
- * wants to write" and "the write wants to read", and conn_interest() alone
- * turns state and flags into epoll interest.
+ * Plain TCP and TLS are two transports (struct conn_transport) with the
+ * same recv and send, so filling and flushing are written once.
+ * conn_tls_result() alone reads what an OpenSSL call returned.  Its
+ * WANT_READ/WANT_WRITE are recorded per step as flags ("the handshake
+ * wants to read", "the read wants to write", "the write wants to read"),
+ * and conn_interest() alone turns state and flags into epoll interest.
+ *
+ * The end: conn_end() fires the last event, conn_close() is the owner's;
+ * both leave the loop through conn_detach(), and CONN_CLOSING alone says
+ * that a conn is over.
  */
 #include "conn.h"
 
@@ -740,8 +747,9 @@ conn_fill(struct conn *c, enum conn_io *io_r)
 }
 
 /*
- * Reads and reports DATA.  Loops while OpenSSL holds decrypted bytes that
- * the owner made room for, since epoll will not report them.
+ * Reads and reports DATA.  Loops while the transport holds bytes (OpenSSL
+ * decrypted a whole record) that the owner made room for, since epoll
+ * will not report them.
  */
 static void
 conn_read(struct conn *c)
