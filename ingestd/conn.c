@@ -10,12 +10,19 @@
  *
  * Reading: bytes go into rbuf (64 KiB, allocated when needed and freed
  * when empty).  DATA fires after a read that added bytes.  Bytes the owner
- * leaves unconsumed stay; when rbuf is full or the owner paused, the fd
- * drops read interest until conn_consume() or conn_resume().
+ * leaves unconsumed stay; when rbuf is full, the fd drops read interest
+ * until conn_consume() makes room.  That is the owner's backpressure.
  *
- * OpenSSL's WANT_READ/WANT_WRITE are recorded as two flags, "the read
- * wants to write" and "the write wants to read", and conn_interest() alone
- * turns state and flags into epoll interest.
+ * Plain TCP and TLS are two transports (struct conn_transport) with the
+ * same recv and send, so filling and flushing are written once.
+ * conn_tls_result() alone reads what an OpenSSL call returned.  Its
+ * WANT_READ/WANT_WRITE are recorded per step as flags ("the handshake
+ * wants to read", "the read wants to write", "the write wants to read"),
+ * and conn_interest() alone turns state and flags into epoll interest.
+ *
+ * The end: conn_end() fires the last event, conn_close() is the owner's;
+ * both leave the loop through conn_detach(), and CONN_CLOSING alone says
+ * that a conn is over.
  */
 #include "ingestd/conn.h"
 
@@ -48,29 +55,57 @@
 #define CONN_WBUF_SIZE	(16 * 1024)
 
 enum conn_flags {
-	CONN_F_PAUSED = 1 << 0,		/* conn_pause() */
-	CONN_F_WAITING = 1 << 1,	/* conn_set_waiting(c, true) */
-	CONN_F_RD_WANTS_WR = 1 << 2,	/* SSL_read said WANT_WRITE */
-	CONN_F_WR_WANTS_RD = 1 << 3,	/* SSL_write said WANT_READ */
-	CONN_F_LOWAT_OWED = 1 << 4,	/* bytes written since last LOWAT */
-	CONN_F_DONE = 1 << 5,		/* no more events */
-	CONN_F_CLOSED = 1 << 6,		/* conn_close() ran */
-	CONN_F_TLS_UP = 1 << 7,		/* handshake completed */
-	CONN_F_TLS_FATAL = 1 << 8,	/* no SSL_shutdown allowed */
-	CONN_F_FAIL_PENDING = 1 << 9,	/* ERROR fires from t_kick */
-	CONN_F_NOTIFY = 1 << 10,	/* DATA for held bytes on kick */
-	CONN_F_CERT_BAD = 1 << 11,	/* the server's certificate failed */
+	CONN_F_WAITING = 1 << 0,	/* conn_set_waiting(c, true) */
+	CONN_F_RD_WANTS_WR = 1 << 1,	/* SSL_read said WANT_WRITE */
+	CONN_F_WR_WANTS_RD = 1 << 2,	/* SSL_write said WANT_READ */
+	CONN_F_LOWAT_OWED = 1 << 3,	/* bytes written since last LOWAT */
+	CONN_F_CLOSED = 1 << 4,		/* conn_close() ran */
+	CONN_F_TLS_UP = 1 << 5,		/* handshake completed */
+	CONN_F_TLS_FATAL = 1 << 6,	/* no SSL_shutdown allowed */
+	CONN_F_END_SOON = 1 << 7,	/* end_ev fires from t_kick */
+	CONN_F_CERT_BAD = 1 << 8,	/* the server's certificate failed */
+	CONN_F_HS_WANTS_RD = 1 << 9,	/* the handshake said WANT_READ */
 };
 
-enum conn_fill {
-	CONN_FILL_OK,		/* would block, buffer full, or drained */
-	CONN_FILL_EOF,		/* orderly: FIN, or TLS close_notify */
-	CONN_FILL_TRUNC,	/* TLS without close_notify */
-	CONN_FILL_ERR,		/* c->err says what */
+/* The halves of an established conn, for conn_interest(). */
+enum conn_sides {
+	CONN_SIDE_READ = 1 << 0,
+	CONN_SIDE_WRITE = 1 << 1,
+	CONN_SIDE_BOTH = CONN_SIDE_READ | CONN_SIDE_WRITE,
+};
+
+/*
+ * What an I/O step came to.  Whether an end is an error or the peer's
+ * orderly close depends on the step: see conn_handshake(), conn_read()
+ * and conn_flush().
+ */
+enum conn_io {
+	CONN_IO_DONE,		/* progress, or (reading) nothing more now */
+	CONN_IO_WANT_READ,	/* retry once the fd is readable */
+	CONN_IO_WANT_WRITE,	/* retry once the fd is writable */
+	CONN_IO_CLOSED,		/* orderly end: FIN, or TLS close_notify */
+	CONN_IO_TRUNCATED,	/* TLS: the socket closed, no close_notify */
+	CONN_IO_ERROR,		/* with a reason */
 };
 
 struct conn_tls {
 	SSL_CTX *ctx;
+};
+
+/*
+ * A transport moves bytes between the socket and our buffers: plain, or
+ * TLS once conn_tls_start() ran.  recv and send move at most n bytes and
+ * say what came of it (*n_r > 0 with CONN_IO_DONE; the reason in *why_r
+ * with CONN_IO_ERROR).  pending: bytes the transport holds where epoll
+ * cannot see them.
+ */
+struct conn_transport {
+	const char *name;	/* "" or "TLS ", for messages */
+	enum conn_io (*recv)(struct conn *c, void *p, size_t n,
+	    size_t *n_r, const char **why_r);
+	enum conn_io (*send)(struct conn *c, const void *p, size_t n,
+	    size_t *n_r, const char **why_r);
+	bool (*pending)(const struct conn *c);
 };
 
 struct conn {
@@ -79,15 +114,16 @@ struct conn {
 	void *arg;
 	enum conn_state state;
 	unsigned int flags;
+	enum conn_ev end_ev;	/* with CONN_F_END_SOON */
 	int cb_depth;		/* inside the owner's callback */
 
 	int fd;
 	bool registered;	/* fd is in the loop */
 	int events;		/* interest registered with the loop */
 
+	const struct conn_transport *tp;
 	struct conn_tls *tls;	/* implicit TLS; not owned */
 	SSL *ssl;
-	int hs_want;		/* LOOP_READ or LOOP_WRITE */
 
 	struct buf rbuf;
 	struct buf wbuf;
@@ -216,18 +252,20 @@ conn_seterr(struct conn *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * Whether events may still fire.  CONN_CLOSING alone says that a conn is
+ * over, whether its last event fired or the owner closed it.
+ */
 static bool
 conn_live(const struct conn *c)
 {
-	return (c->flags & CONN_F_DONE) == 0;
+	return c->state != CONN_CLOSING;
 }
 
 static bool
 conn_reading(const struct conn *c)
 {
-	return c->state == CONN_UP && conn_live(c) &&
-	    (c->flags & CONN_F_PAUSED) == 0 &&
-	    buf_used(&c->rbuf) < c->rbuf.cap;
+	return c->state == CONN_UP && buf_used(&c->rbuf) < c->rbuf.cap;
 }
 
 /* Calls the owner; false if the conn must not be driven any further. */
@@ -247,9 +285,14 @@ conn_fire(struct conn *c, enum conn_ev ev)
 	return conn_live(c);
 }
 
+/* Out of the loop for good: no fd interest, no timer. */
 static void
-conn_unregister(struct conn *c)
+conn_detach(struct conn *c)
 {
+	loop_timer_cancel(c->loop, &c->t_connect);
+	loop_timer_cancel(c->loop, &c->t_idle);
+	loop_timer_cancel(c->loop, &c->t_session);
+	loop_timer_cancel(c->loop, &c->t_kick);
 	if (!c->registered)
 		return;
 	loop_fd_del(c->loop, c->fd);
@@ -257,62 +300,54 @@ conn_unregister(struct conn *c)
 	c->events = 0;
 }
 
-static void
-conn_stop_timers(struct conn *c)
-{
-	loop_timer_cancel(c->loop, &c->t_connect);
-	loop_timer_cancel(c->loop, &c->t_idle);
-	loop_timer_cancel(c->loop, &c->t_session);
-	loop_timer_cancel(c->loop, &c->t_kick);
-}
-
 /*
- * The last event: CLOSED, ERROR or TIMEOUT, with c->err already set.  The
- * fd stays open (out of the loop) until conn_close() or conn_free().
+ * The one way a conn ends, but for the owner's conn_close(): c->err is set
+ * ("" for the peer's orderly close), and ev, CLOSED, ERROR or TIMEOUT, is
+ * the last event.  The conn leaves the loop at once.  soon: the end was
+ * found inside a call from the owner, where no event may fire, so the
+ * state stays until ev fires from t_kick.  The fd stays open until
+ * conn_close().
  */
 static void
-conn_end(struct conn *c, enum conn_ev ev)
+conn_end(struct conn *c, enum conn_ev ev, bool soon)
 {
 	ASSERT(conn_live(c));
-	conn_stop_timers(c);
-	conn_unregister(c);
-	c->flags |= CONN_F_DONE;
+	conn_detach(c);
+	if (soon) {
+		c->flags |= CONN_F_END_SOON;
+		c->end_ev = ev;
+		loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
+		return;
+	}
+	c->flags &= ~CONN_F_END_SOON;
 	c->state = CONN_CLOSING;
 	(void)conn_fire(c, ev);
 }
 
 /*
- * A failure found where no event may fire (inside conn_new() or a call
- * from the owner): ERROR fires from the loop instead.  c->err is set.
- */
-static void
-conn_fail_soon(struct conn *c)
-{
-	conn_unregister(c);
-	c->flags |= CONN_F_FAIL_PENDING;
-	loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
-}
-
-/*
- * The one place that maps state and OpenSSL's wants onto epoll interest.
+ * The one place that maps state and OpenSSL's wants onto epoll interest:
+ * the readiness that lets the given sides of an established conn make
+ * progress, both for registering the fd and for dispatching what fired.
  * A read that wants to write waits for writability, and a write that wants
- * to read waits for readability.
+ * to read waits for readability.  Connecting and the handshake are one
+ * step, whatever the sides.
  */
 static int
-conn_interest(const struct conn *c)
+conn_interest(const struct conn *c, unsigned int sides)
 {
 	int m = 0;
 
 	switch (c->state) {
 	case CONN_CONNECTING:
+		/* Completion, even an immediate one, shows as writable. */
 		return LOOP_WRITE;
 	case CONN_TLS_HANDSHAKE:
-		return c->hs_want;
+		return (c->flags & CONN_F_HS_WANTS_RD) ? LOOP_READ : LOOP_WRITE;
 	case CONN_UP:
-		if (conn_reading(c))
+		if ((sides & CONN_SIDE_READ) && conn_reading(c))
 			m |= (c->flags & CONN_F_RD_WANTS_WR) ? LOOP_WRITE :
 			    LOOP_READ;
-		if (buf_used(&c->wbuf) > 0)
+		if ((sides & CONN_SIDE_WRITE) && buf_used(&c->wbuf) > 0)
 			m |= (c->flags & CONN_F_WR_WANTS_RD) ? LOOP_READ :
 			    LOOP_WRITE;
 		return m;
@@ -332,17 +367,163 @@ conn_update(struct conn *c)
 	conn_idle_sync(c, false);
 	if (!c->registered)
 		return;
-	m = conn_interest(c);
+	m = conn_interest(c, CONN_SIDE_BOTH);
 	if (m == c->events)
 		return;
 	if (loop_fd_mod(c->loop, c->fd, m) == -1) {
 		conn_seterr(c, "epoll_ctl for %s: %s", c->peer,
 		    strerror(errno));
-		conn_fail_soon(c);
+		conn_end(c, CONN_EV_ERROR, true);
 		return;
 	}
 	c->events = m;
 }
+
+/* ---- transports ---- */
+
+static enum conn_io
+conn_plain_recv(struct conn *c, void *p, size_t n, size_t *n_r,
+    const char **why_r)
+{
+	ssize_t r;
+
+	while ((r = recv(c->fd, p, n, 0)) == -1 && errno == EINTR)
+		continue;
+	if (r > 0) {
+		*n_r = (size_t)r;
+		return CONN_IO_DONE;
+	}
+	if (r == 0)
+		return CONN_IO_CLOSED;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return CONN_IO_WANT_READ;
+	*why_r = strerror(errno);
+	return CONN_IO_ERROR;
+}
+
+static enum conn_io
+conn_plain_send(struct conn *c, const void *p, size_t n, size_t *n_r,
+    const char **why_r)
+{
+	ssize_t w;
+
+	/* MSG_NOSIGNAL: a reset peer is an error, not a signal. */
+	while ((w = send(c->fd, p, n, MSG_NOSIGNAL)) == -1 && errno == EINTR)
+		continue;
+	if (w >= 0) {
+		*n_r = (size_t)w;
+		return CONN_IO_DONE;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return CONN_IO_WANT_WRITE;
+	*why_r = strerror(errno);
+	return CONN_IO_ERROR;
+}
+
+/* The kernel holds the bytes, and level-triggered epoll reports them. */
+static bool
+conn_plain_pending(const struct conn *c)
+{
+	return false;
+}
+
+/*
+ * The one reading of what SSL_do_handshake(), SSL_read() or SSL_write()
+ * returned (r), with errno as the call left it (saved); the caller emptied
+ * the error queue and zeroed errno before the call.  For CONN_IO_ERROR,
+ * *why_r is the reason, without context.  Empties the error queue.  Any
+ * end but close_notify forbids SSL_shutdown() later.
+ */
+static enum conn_io
+conn_tls_result(struct conn *c, int r, int saved, const char **why_r)
+{
+	unsigned long e;
+	long v;
+	int rc;
+
+	if (r > 0)
+		return CONN_IO_DONE;
+	rc = SSL_get_error(c->ssl, r);
+	if (rc == SSL_ERROR_WANT_READ)
+		return CONN_IO_WANT_READ;
+	if (rc == SSL_ERROR_WANT_WRITE)
+		return CONN_IO_WANT_WRITE;
+	e = ERR_peek_error();
+	ERR_clear_error();
+	if (rc == SSL_ERROR_ZERO_RETURN)
+		return CONN_IO_CLOSED;
+	c->flags |= CONN_F_TLS_FATAL;
+	/* Set only by a handshake that failed verification. */
+	if ((v = SSL_get_verify_result(c->ssl)) != X509_V_OK) {
+		c->flags |= CONN_F_CERT_BAD;
+		*why_r = X509_verify_cert_error_string(v);
+		return CONN_IO_ERROR;
+	}
+	/*
+	 * OpenSSL 1.1 reports EOF without close_notify as SYSCALL with errno
+	 * 0, OpenSSL 3 as an SSL error of its own.
+	 */
+	if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
+	    (rc == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING))
+		return CONN_IO_TRUNCATED;
+	if (rc == SSL_ERROR_SYSCALL && e == 0)
+		*why_r = strerror(saved);
+	else
+		*why_r = conn_ssl_reason(e);
+	return CONN_IO_ERROR;
+}
+
+static enum conn_io
+conn_tls_recv(struct conn *c, void *p, size_t n, size_t *n_r,
+    const char **why_r)
+{
+	enum conn_io io;
+	int r;
+
+	ERR_clear_error();
+	errno = 0;
+	r = SSL_read(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+	if ((io = conn_tls_result(c, r, errno, why_r)) == CONN_IO_DONE)
+		*n_r = (size_t)r;
+	return io;
+}
+
+static enum conn_io
+conn_tls_send(struct conn *c, const void *p, size_t n, size_t *n_r,
+    const char **why_r)
+{
+	enum conn_io io;
+	int r;
+
+	ERR_clear_error();
+	errno = 0;
+	r = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+	if ((io = conn_tls_result(c, r, errno, why_r)) == CONN_IO_DONE)
+		*n_r = (size_t)r;
+	return io;
+}
+
+/* Decrypted bytes from a record already read off the socket. */
+static bool
+conn_tls_pending(const struct conn *c)
+{
+	return SSL_pending(c->ssl) > 0;
+}
+
+static const struct conn_transport conn_plain_transport = {
+	.name = "",
+	.recv = conn_plain_recv,
+	.send = conn_plain_send,
+	.pending = conn_plain_pending,
+};
+
+static const struct conn_transport conn_tls_transport = {
+	.name = "TLS ",
+	.recv = conn_tls_recv,
+	.send = conn_tls_send,
+	.pending = conn_tls_pending,
+};
 
 /* ---- timers ---- */
 
@@ -359,7 +540,7 @@ conn_on_connect_timeout(struct loop *l, void *arg)
 	else
 		conn_seterr(c, "TLS handshake with %s: timed out after %s",
 		    c->hostport, d);
-	conn_end(c, CONN_EV_TIMEOUT);
+	conn_end(c, CONN_EV_TIMEOUT, false);
 }
 
 static void
@@ -370,7 +551,7 @@ conn_on_idle_timeout(struct loop *l, void *arg)
 
 	conn_fmt_ms(d, sizeof(d), c->idle_ms);
 	conn_seterr(c, "idle timeout after %s waiting for the server", d);
-	conn_end(c, CONN_EV_TIMEOUT);
+	conn_end(c, CONN_EV_TIMEOUT, false);
 }
 
 static void
@@ -381,13 +562,13 @@ conn_on_session_timeout(struct loop *l, void *arg)
 
 	conn_fmt_ms(d, sizeof(d), c->session_ms);
 	conn_seterr(c, "session timeout after %s", d);
-	conn_end(c, CONN_EV_TIMEOUT);
+	conn_end(c, CONN_EV_TIMEOUT, false);
 }
 
 /*
  * The idle timer measures the server's silence while an answer is awaited
- * and we are reading.  A pause or a full rbuf is the owner's doing, so it
- * stops the timer; reading again starts it afresh.  restart: bytes came.
+ * and we are reading.  A full rbuf is the owner's doing, so it stops the
+ * timer; reading again starts it afresh.  restart: bytes came.
  */
 static void
 conn_idle_sync(struct conn *c, bool restart)
@@ -395,9 +576,8 @@ conn_idle_sync(struct conn *c, bool restart)
 	bool run;
 
 	/* A handshake, STLS's too, runs under the connect timeout alone. */
-	run = (c->flags & CONN_F_WAITING) && conn_live(c) && c->idle_ms > 0 &&
-	    c->state == CONN_UP && (c->flags & CONN_F_PAUSED) == 0 &&
-	    buf_used(&c->rbuf) < c->rbuf.cap;
+	run = (c->flags & CONN_F_WAITING) && c->idle_ms > 0 &&
+	    conn_reading(c);
 	if (!run)
 		loop_timer_cancel(c->loop, &c->t_idle);
 	else if (restart || c->t_idle.slot == 0)
@@ -436,10 +616,11 @@ conn_tls_start(struct conn *c, struct conn_tls *tls)
 	}
 	SSL_set_connect_state(ssl);
 	c->ssl = ssl;
+	c->tp = &conn_tls_transport;
 	c->state = CONN_TLS_HANDSHAKE;
 	/* The ClientHello goes first. */
-	c->hs_want = LOOP_WRITE;
-	c->flags &= ~(CONN_F_RD_WANTS_WR | CONN_F_WR_WANTS_RD);
+	c->flags &= ~(CONN_F_HS_WANTS_RD | CONN_F_RD_WANTS_WR |
+	    CONN_F_WR_WANTS_RD);
 	return 0;
 
 fail_ssl:
@@ -465,50 +646,39 @@ conn_up(struct conn *c)
 	(void)conn_fire(c, CONN_EV_UP);
 }
 
+/*
+ * A handshake ends in an error however it ends: a server that hangs up,
+ * close_notify or not, has refused us.
+ */
 static void
 conn_handshake(struct conn *c)
 {
-	unsigned long e;
-	long v;
-	int r, rc, saved;
+	const char *why;
+	int r;
 
 	ERR_clear_error();
 	errno = 0;
 	r = SSL_do_handshake(c->ssl);
-	saved = errno;
-	if (r == 1) {
+	switch (conn_tls_result(c, r, errno, &why)) {
+	case CONN_IO_DONE:
 		conn_up(c);
 		return;
-	}
-	rc = SSL_get_error(c->ssl, r);
-	if (rc == SSL_ERROR_WANT_READ) {
-		c->hs_want = LOOP_READ;
+	case CONN_IO_WANT_READ:
+		c->flags |= CONN_F_HS_WANTS_RD;
 		return;
-	}
-	if (rc == SSL_ERROR_WANT_WRITE) {
-		c->hs_want = LOOP_WRITE;
+	case CONN_IO_WANT_WRITE:
+		c->flags &= ~CONN_F_HS_WANTS_RD;
 		return;
+	case CONN_IO_CLOSED:
+	case CONN_IO_TRUNCATED:
+		why = "the server closed the connection";
+		break;
+	case CONN_IO_ERROR:
+		break;
 	}
-	c->flags |= CONN_F_TLS_FATAL;
-	e = ERR_peek_error();
-	v = SSL_get_verify_result(c->ssl);
-	if (v != X509_V_OK) {
-		c->flags |= CONN_F_CERT_BAD;
-		conn_seterr(c, "TLS handshake with %s: certificate verify "
-		    "failed: %s", c->hostport,
-		    X509_verify_cert_error_string(v));
-	} else if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
-	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
-		conn_seterr(c, "TLS handshake with %s: the server closed "
-		    "the connection", c->hostport);
-	else if (rc == SSL_ERROR_SYSCALL && e == 0)
-		conn_seterr(c, "TLS handshake with %s: %s", c->hostport,
-		    strerror(saved));
-	else
-		conn_seterr(c, "TLS handshake with %s: %s", c->hostport,
-		    conn_ssl_reason(e));
-	ERR_clear_error();
-	conn_end(c, CONN_EV_ERROR);
+	conn_seterr(c, "TLS handshake with %s: %s%s", c->hostport,
+	    conn_cert_failed(c) ? "certificate verify failed: " : "", why);
+	conn_end(c, CONN_EV_ERROR, false);
 }
 
 static void
@@ -522,7 +692,7 @@ conn_connected(struct conn *c)
 	if (soerr != 0) {
 		conn_seterr(c, "connect to %s: %s", c->peer,
 		    strerror(soerr));
-		conn_end(c, CONN_EV_ERROR);
+		conn_end(c, CONN_EV_ERROR, false);
 		return;
 	}
 	if (c->tls == NULL) {
@@ -530,7 +700,7 @@ conn_connected(struct conn *c)
 		return;
 	}
 	if (conn_tls_start(c, c->tls) == -1) {
-		conn_end(c, CONN_EV_ERROR);
+		conn_end(c, CONN_EV_ERROR, false);
 		return;
 	}
 	conn_handshake(c);
@@ -539,134 +709,84 @@ conn_connected(struct conn *c)
 /* ---- reading ---- */
 
 /*
- * Reads into rbuf until it is full, the socket would block, or (TLS) the
- * record layer holds nothing more.  Returns the bytes added.
+ * Reads into rbuf until it is full, the transport would block, or it has
+ * read once and holds nothing more (level-triggered epoll reports the
+ * rest).  Returns the bytes added; *io_r says how reading stopped, with
+ * c->err set for CONN_IO_ERROR.
  */
 static size_t
-conn_fill(struct conn *c, enum conn_fill *st_r)
+conn_fill(struct conn *c, enum conn_io *io_r)
 {
-	unsigned long e;
-	size_t room, got = 0;
-	ssize_t n;
+	const char *why;
+	size_t room, n, got = 0;
 	char *p;
-	int r, rc, saved;
 
-	*st_r = CONN_FILL_OK;
 	for (;;) {
+		*io_r = CONN_IO_DONE;
 		p = buf_space(&c->rbuf, &room);
 		if (room == 0)
 			return got;
-		if (c->ssl == NULL) {
-			n = recv(c->fd, p, room, 0);
-			if (n > 0) {
-				buf_commit(&c->rbuf, (size_t)n);
-				/* Level-triggered: more comes next round. */
-				return got + (size_t)n;
-			}
-			if (n == 0) {
-				*st_r = CONN_FILL_EOF;
-				return got;
-			}
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				conn_seterr(c, "read from %s: %s", c->hostport,
-				    strerror(errno));
-				*st_r = CONN_FILL_ERR;
-			}
-			return got;
-		}
-
-		ERR_clear_error();
-		errno = 0;
-		r = SSL_read(c->ssl, p, room > INT_MAX ? INT_MAX : (int)room);
-		saved = errno;
-		if (r > 0) {
-			buf_commit(&c->rbuf, (size_t)r);
-			got += (size_t)r;
-			c->flags &= ~CONN_F_RD_WANTS_WR;
-			/* Decrypted bytes epoll cannot see. */
-			if (SSL_pending(c->ssl) > 0)
-				continue;
-			return got;
-		}
-		rc = SSL_get_error(c->ssl, r);
-		switch (rc) {
-		case SSL_ERROR_WANT_READ:
-			c->flags &= ~CONN_F_RD_WANTS_WR;
-			return got;
-		case SSL_ERROR_WANT_WRITE:
+		*io_r = c->tp->recv(c, p, room, &n, &why);
+		/* conn_interest(): a read that wants to write waits for
+		 * writability. */
+		if (*io_r == CONN_IO_WANT_WRITE)
 			c->flags |= CONN_F_RD_WANTS_WR;
+		else
+			c->flags &= ~CONN_F_RD_WANTS_WR;
+		if (*io_r != CONN_IO_DONE)
+			break;
+		buf_commit(&c->rbuf, n);
+		got += n;
+		if (!c->tp->pending(c))
 			return got;
-		case SSL_ERROR_ZERO_RETURN:
-			*st_r = CONN_FILL_EOF;
-			return got;
-		}
-		c->flags |= CONN_F_TLS_FATAL;
-		e = ERR_peek_error();
-		/*
-		 * OpenSSL 1.1 reports EOF without close_notify as SYSCALL
-		 * with errno 0, OpenSSL 3 as an SSL error of its own.
-		 */
-		if ((rc == SSL_ERROR_SYSCALL && e == 0 && saved == 0) ||
-		    (rc == SSL_ERROR_SSL && ERR_GET_REASON(e) ==
-		    SSL_R_UNEXPECTED_EOF_WHILE_READING))
-			*st_r = CONN_FILL_TRUNC;
-		else {
-			if (rc == SSL_ERROR_SYSCALL && e == 0)
-				conn_seterr(c, "TLS read from %s: %s",
-				    c->hostport, strerror(saved));
-			else
-				conn_seterr(c, "TLS read from %s: %s",
-				    c->hostport, conn_ssl_reason(e));
-			*st_r = CONN_FILL_ERR;
-		}
-		ERR_clear_error();
-		return got;
 	}
+	if (*io_r == CONN_IO_ERROR)
+		conn_seterr(c, "%sread from %s: %s", c->tp->name, c->hostport,
+		    why);
+	return got;
 }
 
 /*
- * Reads and reports DATA; notify also reports bytes already held (after
- * conn_resume()).  Loops while OpenSSL holds decrypted bytes that the owner
- * made room for, since epoll will not report them.
+ * Reads and reports DATA.  Loops while the transport holds bytes (OpenSSL
+ * decrypted a whole record) that the owner made room for, since epoll
+ * will not report them.
  */
 static void
-conn_read(struct conn *c, bool notify)
+conn_read(struct conn *c)
 {
-	enum conn_fill st;
+	enum conn_io io;
 	size_t got;
 
 	for (;;) {
-		got = conn_fill(c, &st);
-		if (got > 0)
+		got = conn_fill(c, &io);
+		if (got > 0) {
 			conn_idle_sync(c, true);
-		if ((got > 0 || notify) && buf_used(&c->rbuf) > 0) {
 			if (!conn_fire(c, CONN_EV_DATA))
 				return;
 			/* conn_starttls() from the callback. */
 			if (c->state != CONN_UP)
 				return;
 		}
-		notify = false;
-		switch (st) {
-		case CONN_FILL_OK:
+		/* Only an error is an error: the peer may end as it likes. */
+		switch (io) {
+		case CONN_IO_DONE:
+		case CONN_IO_WANT_READ:
+		case CONN_IO_WANT_WRITE:
 			break;
-		case CONN_FILL_EOF:
+		case CONN_IO_CLOSED:
 			c->err[0] = '\0';
-			conn_end(c, CONN_EV_CLOSED);
+			conn_end(c, CONN_EV_CLOSED, false);
 			return;
-		case CONN_FILL_TRUNC:
+		case CONN_IO_TRUNCATED:
 			conn_seterr(c, "%s closed the connection without TLS "
 			    "close_notify", c->hostport);
-			conn_end(c, CONN_EV_CLOSED);
+			conn_end(c, CONN_EV_CLOSED, false);
 			return;
-		case CONN_FILL_ERR:
-			conn_end(c, CONN_EV_ERROR);
+		case CONN_IO_ERROR:
+			conn_end(c, CONN_EV_ERROR, false);
 			return;
 		}
-		if (c->ssl == NULL || SSL_pending(c->ssl) == 0 ||
-		    !conn_reading(c))
+		if (!c->tp->pending(c) || !conn_reading(c))
 			return;
 	}
 }
@@ -676,62 +796,33 @@ conn_read(struct conn *c, bool notify)
 static void
 conn_flush(struct conn *c)
 {
-	unsigned long e;
+	enum conn_io io;
+	const char *why;
 	size_t n;
-	ssize_t w;
-	int r, rc, saved;
 
-	while ((n = buf_used(&c->wbuf)) > 0) {
-		if (c->ssl == NULL) {
-			/* MSG_NOSIGNAL: a reset peer is an error, not a
-			 * signal. */
-			w = send(c->fd, buf_peek(&c->wbuf), n, MSG_NOSIGNAL);
-			if (w >= 0) {
-				buf_consume(&c->wbuf, (size_t)w);
-				continue;
-			}
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			conn_seterr(c, "write to %s: %s", c->hostport,
-			    strerror(errno));
-			conn_end(c, CONN_EV_ERROR);
-			return;
-		}
-		ERR_clear_error();
-		errno = 0;
-		r = SSL_write(c->ssl, buf_peek(&c->wbuf),
-		    n > INT_MAX ? INT_MAX : (int)n);
-		saved = errno;
-		if (r > 0) {
-			buf_consume(&c->wbuf, (size_t)r);
+	while (buf_used(&c->wbuf) > 0) {
+		io = c->tp->send(c, buf_peek(&c->wbuf), buf_used(&c->wbuf), &n,
+		    &why);
+		/* conn_interest(): a write that wants to read waits for
+		 * readability. */
+		if (io == CONN_IO_WANT_READ)
+			c->flags |= CONN_F_WR_WANTS_RD;
+		else
 			c->flags &= ~CONN_F_WR_WANTS_RD;
+		if (io == CONN_IO_DONE) {
+			buf_consume(&c->wbuf, n);
 			continue;
 		}
-		rc = SSL_get_error(c->ssl, r);
-		if (rc == SSL_ERROR_WANT_WRITE) {
-			c->flags &= ~CONN_F_WR_WANTS_RD;
+		if (io == CONN_IO_WANT_READ || io == CONN_IO_WANT_WRITE)
 			return;
-		}
-		if (rc == SSL_ERROR_WANT_READ) {
-			c->flags |= CONN_F_WR_WANTS_RD;
-			return;
-		}
-		c->flags |= CONN_F_TLS_FATAL;
-		e = ERR_peek_error();
-		if (rc == SSL_ERROR_SYSCALL && e == 0)
-			conn_seterr(c, "TLS write to %s: %s", c->hostport,
-			    saved != 0 ? strerror(saved) :
-			    "connection closed");
-		else
-			conn_seterr(c, "TLS write to %s: %s", c->hostport,
-			    conn_ssl_reason(e));
-		ERR_clear_error();
-		conn_end(c, CONN_EV_ERROR);
+		/* We had more to say: any end is an error. */
+		if (io != CONN_IO_ERROR)
+			why = "the server closed the connection";
+		conn_seterr(c, "%swrite to %s: %s", c->tp->name, c->hostport,
+		    why);
+		conn_end(c, CONN_EV_ERROR, false);
 		return;
 	}
-	c->flags &= ~CONN_F_WR_WANTS_RD;
 	buf_shrink(&c->wbuf);
 	if (c->flags & CONN_F_LOWAT_OWED) {
 		c->flags &= ~CONN_F_LOWAT_OWED;
@@ -744,19 +835,14 @@ conn_flush(struct conn *c)
 static void
 conn_io_up(struct conn *c, int events)
 {
-	bool rd, wr;
-
 	/* The peer's last words (and EOF) before any write error. */
-	rd = conn_reading(c) && (c->flags & CONN_F_RD_WANTS_WR ?
-	    (events & LOOP_WRITE) : (events & LOOP_READ));
-	if (rd) {
-		conn_read(c, false);
-		if (!conn_live(c) || c->state != CONN_UP)
+	if (events & conn_interest(c, CONN_SIDE_READ)) {
+		conn_read(c);
+		/* Ended, closed, or conn_starttls() from the callback. */
+		if (c->state != CONN_UP)
 			return;
 	}
-	wr = buf_used(&c->wbuf) > 0 && (c->flags & CONN_F_WR_WANTS_RD ?
-	    (events & LOOP_READ) : (events & LOOP_WRITE));
-	if (wr)
+	if (events & conn_interest(c, CONN_SIDE_WRITE))
 		conn_flush(c);
 }
 
@@ -782,22 +868,21 @@ conn_on_io(struct loop *l, int fd, int events, void *arg)
 	conn_update(c);
 }
 
-/* Work that must not run inside an owner's call: failures, resumption. */
+/*
+ * Work that must not run inside an owner's call: a failure it found, or
+ * reading what OpenSSL holds once conn_consume() made room.
+ */
 static void
 conn_on_kick(struct loop *l, void *arg)
 {
 	struct conn *c = arg;
-	bool notify;
 
-	if (c->flags & CONN_F_FAIL_PENDING) {
-		c->flags &= ~CONN_F_FAIL_PENDING;
-		conn_end(c, CONN_EV_ERROR);
+	if (c->flags & CONN_F_END_SOON) {
+		conn_end(c, c->end_ev, false);
 		return;
 	}
-	notify = (c->flags & CONN_F_NOTIFY) != 0;
-	c->flags &= ~CONN_F_NOTIFY;
 	if (conn_reading(c))
-		conn_read(c, notify);
+		conn_read(c);
 	conn_update(c);
 }
 
@@ -805,7 +890,7 @@ conn_on_kick(struct loop *l, void *arg)
 static void
 conn_kick_if_pending(struct conn *c)
 {
-	if (conn_reading(c) && c->ssl != NULL && SSL_pending(c->ssl) > 0)
+	if (conn_reading(c) && c->tp->pending(c))
 		loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
 }
 
@@ -853,7 +938,7 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
     void *arg)
 {
 	struct conn *c;
-	int one = 1;
+	int one = 1, m;
 
 	ASSERT(l != NULL && params != NULL && cb != NULL);
 	ASSERT(params->addrlen <= sizeof(params->addr));
@@ -863,6 +948,7 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
 	c->arg = arg;
 	c->state = CONN_CONNECTING;
 	c->fd = -1;
+	c->tp = &conn_plain_transport;
 	c->tls = params->tls;
 	memcpy(&c->addr, &params->addr, sizeof(c->addr));
 	c->addrlen = params->addrlen;
@@ -886,7 +972,7 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
 	if (c->fd == -1) {
 		conn_seterr(c, "connect to %s: socket: %s", c->peer,
 		    strerror(errno));
-		conn_fail_soon(c);
+		conn_end(c, CONN_EV_ERROR, true);
 		return c;
 	}
 	/* Commands are small and each waits for its answer. */
@@ -898,18 +984,18 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
 	    c->addrlen) == -1 && errno != EINPROGRESS && errno != EINTR) {
 		conn_seterr(c, "connect to %s: %s", c->peer,
 		    strerror(errno));
-		conn_fail_soon(c);
+		conn_end(c, CONN_EV_ERROR, true);
 		return c;
 	}
-	/* Completion, even an immediate one, is reported as writable. */
-	if (loop_fd_add(l, c->fd, LOOP_WRITE, conn_on_io, c) == -1) {
+	m = conn_interest(c, CONN_SIDE_BOTH);
+	if (loop_fd_add(l, c->fd, m, conn_on_io, c) == -1) {
 		conn_seterr(c, "connect to %s: epoll_ctl: %s", c->peer,
 		    strerror(errno));
-		conn_fail_soon(c);
+		conn_end(c, CONN_EV_ERROR, true);
 		return c;
 	}
 	c->registered = true;
-	c->events = LOOP_WRITE;
+	c->events = m;
 	return c;
 }
 
@@ -933,7 +1019,7 @@ conn_free(struct conn **cp)
 void
 conn_starttls(struct conn *c, struct conn_tls *tls)
 {
-	ASSERT(c->state == CONN_UP && conn_live(c) && c->ssl == NULL);
+	ASSERT(c->state == CONN_UP && c->ssl == NULL);
 	/* Anything queued now would go out in the clear after STLS. */
 	ASSERT(buf_used(&c->wbuf) == 0);
 	/*
@@ -945,7 +1031,7 @@ conn_starttls(struct conn *c, struct conn_tls *tls)
 	if (c->cb_depth == 0)
 		buf_release(&c->rbuf);
 	if (conn_tls_start(c, tls) == -1) {
-		conn_fail_soon(c);
+		conn_end(c, CONN_EV_ERROR, true);
 		return;
 	}
 	if (c->connect_ms > 0)
@@ -1005,28 +1091,6 @@ conn_write(struct conn *c, const void *p, size_t n)
 }
 
 void
-conn_pause(struct conn *c)
-{
-	c->flags |= CONN_F_PAUSED;
-	conn_update(c);
-}
-
-void
-conn_resume(struct conn *c)
-{
-	if ((c->flags & CONN_F_PAUSED) == 0)
-		return;
-	c->flags &= ~CONN_F_PAUSED;
-	conn_update(c);
-	/* Report the bytes held while paused, and those OpenSSL holds. */
-	if (conn_reading(c) && (buf_used(&c->rbuf) > 0 ||
-	    (c->ssl != NULL && SSL_pending(c->ssl) > 0))) {
-		c->flags |= CONN_F_NOTIFY;
-		loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
-	}
-}
-
-void
 conn_set_waiting(struct conn *c, bool waiting)
 {
 	if (!conn_live(c))
@@ -1046,9 +1110,9 @@ conn_close(struct conn *c)
 {
 	if (c->flags & CONN_F_CLOSED)
 		return;
-	c->flags |= CONN_F_CLOSED | CONN_F_DONE;
-	conn_stop_timers(c);
-	conn_unregister(c);
+	c->flags |= CONN_F_CLOSED;
+	conn_detach(c);
+	c->state = CONN_CLOSING;
 	if (c->ssl != NULL) {
 		/*
 		 * One non-blocking attempt at close_notify; never after a
@@ -1067,7 +1131,6 @@ conn_close(struct conn *c)
 		close(c->fd);
 		c->fd = -1;
 	}
-	c->state = CONN_CLOSING;
 	buf_release(&c->wbuf);
 	if (c->cb_depth == 0)
 		buf_release(&c->rbuf);

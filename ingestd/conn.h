@@ -43,7 +43,8 @@ enum conn_ev {
 			   * after conn_starttls()) */
 	CONN_EV_DATA,	  /* bytes are waiting in conn_rdata() */
 	CONN_EV_LOWAT,	  /* everything written has been sent */
-	CONN_EV_CLOSED,	  /* the peer closed (EOF or TLS close_notify) */
+	CONN_EV_CLOSED,	  /* the peer closed; with TLS, conn_error() says
+			   * if it sent no close_notify */
 	CONN_EV_ERROR,	  /* conn_error() says what */
 	CONN_EV_TIMEOUT,  /* conn_error() says which timeout */
 };
@@ -102,24 +103,16 @@ void conn_consume(struct conn *c, size_t n);
 /*
  * Queues bytes to send; returns how many were accepted (the write buffer
  * holds 16 KiB), and sends as soon as the socket allows; bytes queued
- * before UP go out after it.  0 once the conn has ended.  CONN_EV_LOWAT
- * fires once the buffer has drained into the kernel after one or more
- * writes: the moment to write the rest.
+ * before UP go out after it.  0 once CLOSED, ERROR or TIMEOUT has fired
+ * or conn_close() ran.  CONN_EV_LOWAT fires once the buffer has drained
+ * into the kernel after one or more writes: the moment to write the rest.
  */
 size_t conn_write(struct conn *c, const void *p, size_t n);
 
 /*
- * Stop and resume reading (backpressure).  Reading starts enabled.  No
- * DATA fires while paused; after conn_resume(), DATA fires from the loop
- * if bytes are held.
- */
-void conn_pause(struct conn *c);
-void conn_resume(struct conn *c);
-
-/*
  * Whether the idle timeout runs: only while an answer is awaited, and not
- * while paused or with rbuf full (then the owner is the slow one).  Every
- * byte received restarts it; setting true again does not.
+ * with rbuf full (then the owner is the slow one).  Every byte received
+ * restarts it; setting true again does not.
  */
 void conn_set_waiting(struct conn *c, bool waiting);
 

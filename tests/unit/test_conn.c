@@ -38,12 +38,15 @@
 	X(test_tls_self_signed)                                         \
 	X(test_tls_expired)                                             \
 	X(test_tls_not_tls)                                             \
+	X(test_handshake_eof)                                           \
+	X(test_handshake_reset)                                         \
+	X(test_handshake_close_notify)                                  \
 	X(test_connect_refused)                                         \
 	X(test_connect_timeout)                                         \
 	X(test_handshake_timeout)                                       \
 	X(test_idle_timeout)                                            \
 	X(test_idle_only_while_waiting)                                 \
-	X(test_idle_paused)                                             \
+	X(test_idle_rbuf_full)                                          \
 	X(test_session_timeout)                                         \
 	X(test_socket_error)                                            \
 	X(test_starttls)                                                \
@@ -54,6 +57,11 @@
 	X(test_peer_close_plain)                                        \
 	X(test_peer_close_tls)                                          \
 	X(test_tls_truncated)                                           \
+	X(test_read_reset_plain)                                        \
+	X(test_read_reset_tls)                                          \
+	X(test_tls_bad_record)                                          \
+	X(test_write_reset_plain)                                       \
+	X(test_write_reset_tls)                                         \
 	X(test_close_in_callback)
 TESTS(TEST_DECLARE)
 
@@ -351,6 +359,28 @@ msleep(int ms)
 		.tv_nsec = (long)(ms % 1000) * 1000000 };
 
 	nanosleep(&ts, NULL);
+}
+
+/* The next close(2) of the socket sends RST instead of FIN. */
+static void
+srv_linger0(struct srv *s)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	ASSERT_EQ(setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)),
+	    0);
+}
+
+/* Waits for the client's first bytes (a ClientHello) and reads them. */
+static int
+srv_hello(struct srv *s)
+{
+	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+	char b[4096];
+
+	if (poll(&pfd, 1, 5000) != 1)
+		return -1;
+	return recv(s->fd, b, sizeof(b), 0) > 0 ? 0 : -1;
 }
 
 /* ---- the client ---- */
@@ -711,6 +741,80 @@ test_tls_not_tls(void)
 	ASSERT_TRUE(s.ok);
 }
 
+/* A server that hangs up (FIN, no alert) after the ClientHello. */
+static void
+srv_hs_eof(struct srv *s)
+{
+	if (srv_hello(s) == -1 || shutdown(s->fd, SHUT_WR) == -1)
+		return;
+	srv_drain(s);
+	s->ok = true;
+}
+
+/* A server that resets the connection after the ClientHello. */
+static void
+srv_hs_reset(struct srv *s)
+{
+	if (srv_hello(s) == -1)
+		return;
+	srv_linger0(s);
+	s->ok = true;
+}
+
+/* A server that answers the ClientHello with a close_notify alert. */
+static void
+srv_hs_close_notify(struct srv *s)
+{
+	static const unsigned char alert[] = { 21, 3, 3, 0, 2, 1, 0 };
+
+	if (srv_hello(s) == -1 || srv_send(s, alert, sizeof(alert)) == -1)
+		return;
+	srv_drain(s);
+	s->ok = true;
+}
+
+static void
+run_handshake_fail(srv_fn *fn, const char *why)
+{
+	char want[160];
+	struct srv s;
+	struct cl t;
+
+	srv_start(&s, NULL, fn);
+	cl_start(&t, s.port, "localhost", fx.tls, NULL);
+	cl_run(&t, &t.end);
+	ASSERT_STREQ(t.evs, "E");
+	snprintf(want, sizeof(want), "TLS handshake with localhost:%u: %s",
+	    s.port, why);
+	expect_error(&t, CONN_EV_ERROR, want);
+	ASSERT_TRUE(!conn_cert_failed(t.c));
+	cl_done(&t);
+	srv_join(&s);
+	ASSERT_TRUE(s.ok);
+}
+
+static void
+test_handshake_eof(void)
+{
+	fixtures();
+	run_handshake_fail(srv_hs_eof, "the server closed the connection");
+}
+
+static void
+test_handshake_reset(void)
+{
+	fixtures();
+	run_handshake_fail(srv_hs_reset, strerror(ECONNRESET));
+}
+
+static void
+test_handshake_close_notify(void)
+{
+	fixtures();
+	run_handshake_fail(srv_hs_close_notify,
+	    "the server closed the connection");
+}
+
 static void
 test_connect_refused(void)
 {
@@ -910,30 +1014,73 @@ test_idle_only_while_waiting(void)
 	srv_join(&s);
 }
 
-/* Paused by the owner, the server's silence is not held against it. */
+/* Sends exactly what fills the client's rbuf. */
+static int
+srv_send_rbuf(struct srv *s)
+{
+	static char b[64 * 1024];
+
+	memset(b, 'x', sizeof(b));
+	return srv_send(s, b, sizeof(b));
+}
+
 static void
-test_idle_paused(void)
+srv_fill(struct srv *s)
+{
+	if (srv_send_rbuf(s) == -1)
+		return;
+	srv_drain(s);
+	s->ok = true;
+}
+
+/* Keeps all data unconsumed; notes a full rbuf and a drained write. */
+static void
+hook_full(struct cl *t, enum conn_ev ev)
+{
+	bool *full = t->ctx;
+	size_t n;
+
+	if (ev == CONN_EV_DATA) {
+		(void)conn_rdata(t->c, &n);
+		if (n == 64 * 1024)
+			*full = true;
+	}
+	if (ev == CONN_EV_LOWAT)
+		t->stop = true;
+}
+
+/*
+ * An owner that leaves rbuf full is the slow one: the server's silence is
+ * not held against it until conn_consume() makes room.
+ */
+static void
+test_idle_rbuf_full(void)
 {
 	struct srv s;
 	struct cl t;
+	bool full = false;
 	uint64_t t0;
+	size_t n;
 
-	srv_start(&s, NULL, srv_silent);
-	cl_start_t(&t, s.port, "localhost", NULL, hook_up, 5000, 100, 0);
-	cl_run(&t, &t.stop);
+	srv_start(&s, NULL, srv_fill);
+	cl_start_t(&t, s.port, "localhost", NULL, hook_full, 5000, 200, 0);
+	t.ctx = &full;
 	conn_set_waiting(t.c, true);
-	conn_pause(t.c);
-	run_for(&t, 300);
-	ASSERT_STREQ(t.evs, "U");
+	cl_run(&t, &full);
+	run_for(&t, 500);
+	ASSERT_TRUE(!t.end);
 	t0 = now_ms();
-	conn_resume(t.c);
+	(void)conn_rdata(t.c, &n);
+	ASSERT_EQ(n, 64 * 1024);
+	conn_consume(t.c, n);
 	cl_run(&t, &t.end);
-	ASSERT_TRUE(now_ms() - t0 >= 95);
-	ASSERT_STREQ(t.evs, "UT");
+	ASSERT_TRUE(now_ms() - t0 >= 195);
+	ASSERT_TRUE(t.count[CONN_EV_DATA] > 0);
 	expect_error(&t, CONN_EV_TIMEOUT,
-	    "idle timeout after 100 ms waiting for the server");
+	    "idle timeout after 200 ms waiting for the server");
 	cl_done(&t);
 	srv_join(&s);
+	ASSERT_TRUE(s.ok);
 }
 
 static void
@@ -1169,9 +1316,10 @@ struct bulk {
 	size_t sent;		/* uploaded */
 	size_t base;		/* stream offset of conn_rdata() */
 	size_t checked;		/* bytes of conn_rdata() verified */
-	size_t next_pause;
-	int pauses, resumes, datas;
-	struct loop_timer resume;
+	size_t next_hold;
+	bool holding;		/* consuming nothing until bulk_release() */
+	int holds, releases, datas;
+	struct loop_timer release;
 	struct cl *t;
 };
 
@@ -1193,13 +1341,23 @@ bulk_upload(struct cl *t, struct bulk *b)
 	}
 }
 
+/*
+ * Consumes from outside any callback, as a session whose pipeline drained
+ * would: reading resumes, and what OpenSSL held gets read.
+ */
 static void
-bulk_resume(struct loop *l, void *arg)
+bulk_release(struct loop *l, void *arg)
 {
 	struct bulk *b = arg;
+	size_t n, k;
 
-	b->resumes++;
-	conn_resume(b->t->c);
+	b->releases++;
+	b->holding = false;
+	(void)conn_rdata(b->t->c, &n);
+	k = n > 100 ? n - 100 : 0;
+	conn_consume(b->t->c, k);
+	b->base += k;
+	b->checked -= k;
 }
 
 static void
@@ -1229,12 +1387,14 @@ hook_bulk(struct cl *t, enum conn_ev ev)
 			conn_consume(t->c, n);
 			break;
 		}
-		/* Every MiB, hold everything for a moment. */
-		if (b->base + n >= b->next_pause) {
-			b->next_pause += 1024 * 1024;
-			b->pauses++;
-			conn_pause(t->c);
-			loop_timer_add(t->l, &b->resume, 2, bulk_resume, b);
+		if (b->holding)
+			break;
+		/* Every MiB, consume nothing for a moment: rbuf fills. */
+		if (b->base + n >= b->next_hold) {
+			b->next_hold += 1024 * 1024;
+			b->holds++;
+			b->holding = true;
+			loop_timer_add(t->l, &b->release, 2, bulk_release, b);
 			break;
 		}
 		/* Leave a tail unconsumed: it must still be there next time. */
@@ -1251,7 +1411,7 @@ hook_bulk(struct cl *t, enum conn_ev ev)
 static void
 test_large_tls(void)
 {
-	struct bulk b = { .next_pause = 1024 * 1024 };
+	struct bulk b = { .next_hold = 1024 * 1024 };
 	struct srv s;
 	struct cl t;
 	int small = 16384;
@@ -1270,8 +1430,8 @@ test_large_tls(void)
 	ASSERT_EQ(t.count[CONN_EV_CLOSED], 1);
 	ASSERT_EQ(b.sent, UP_SIZE);
 	ASSERT_TRUE(t.count[CONN_EV_LOWAT] >= UP_SIZE / (16 * 1024));
-	ASSERT_EQ(b.pauses, 8);
-	ASSERT_TRUE(b.resumes >= 7);
+	ASSERT_EQ(b.holds, 8);
+	ASSERT_TRUE(b.releases >= 7);
 	cl_done(&t);
 	srv_join(&s);
 	ASSERT_TRUE(s.ok);
@@ -1450,6 +1610,143 @@ test_tls_truncated(void)
 	expect_error(&t, CONN_EV_CLOSED, want);
 	cl_done(&t);
 	srv_join(&s);
+}
+
+/* Reads the client's line, then resets the connection. */
+static void
+srv_line_reset(struct srv *s)
+{
+	if (srv_line(s) == -1)
+		return;
+	srv_linger0(s);
+	s->ok = true;
+}
+
+static void
+run_read_reset(X509 *cert, struct conn_tls *tls, const char *what)
+{
+	char want[160];
+	struct srv s;
+	struct cl t;
+
+	srv_start(&s, cert, srv_line_reset);
+	cl_start(&t, s.port, "localhost", tls, hook_say);
+	t.ctx = "hello\r\n";
+	cl_run(&t, &t.end);
+	ASSERT_STREQ(t.evs, "ULE");
+	snprintf(want, sizeof(want), "%s localhost:%u: %s", what, s.port,
+	    strerror(ECONNRESET));
+	expect_error(&t, CONN_EV_ERROR, want);
+	cl_done(&t);
+	srv_join(&s);
+	ASSERT_TRUE(s.ok);
+}
+
+static void
+test_read_reset_plain(void)
+{
+	run_read_reset(NULL, NULL, "read from");
+}
+
+static void
+test_read_reset_tls(void)
+{
+	fixtures();
+	run_read_reset(fx.good, fx.tls, "TLS read from");
+}
+
+/* After the handshake, a record that does not decrypt. */
+static void
+srv_bad_record(struct srv *s)
+{
+	unsigned char rec[5 + 32] = { 23, 3, 3, 0, 32 };
+
+	if (send(s->fd, rec, sizeof(rec), MSG_NOSIGNAL) != sizeof(rec))
+		return;
+	srv_drain(s);
+	s->ok = true;
+}
+
+static void
+test_tls_bad_record(void)
+{
+	char want[160];
+	struct srv s;
+	struct cl t;
+
+	fixtures();
+	srv_start(&s, fx.good, srv_bad_record);
+	cl_start(&t, s.port, "localhost", fx.tls, NULL);
+	cl_run(&t, &t.end);
+	ASSERT_STREQ(t.evs, "UE");
+	snprintf(want, sizeof(want), "TLS read from localhost:%u: decryption "
+	    "failed or bad record mac", s.port);
+	expect_error(&t, CONN_EV_ERROR, want);
+	cl_done(&t);
+	srv_join(&s);
+	ASSERT_TRUE(s.ok);
+}
+
+/*
+ * Fills the client's rbuf, which the owner leaves full so that it stops
+ * reading, then resets the connection once the client says "ping".
+ */
+static void
+srv_fill_reset(struct srv *s)
+{
+	if (srv_send_rbuf(s) == -1 || srv_line(s) == -1 ||
+	    strcmp(s->got, "ping\r\n") != 0)
+		return;
+	srv_linger0(s);
+	s->ok = true;
+}
+
+/*
+ * With rbuf full nothing reads, so the reset is found by a write, and is
+ * reported as a write error.
+ */
+static void
+run_write_reset(X509 *cert, struct conn_tls *tls, const char *what)
+{
+	char want[160];
+	struct srv s;
+	struct cl t;
+	bool full = false;
+	size_t n;
+
+	srv_start(&s, cert, srv_fill_reset);
+	cl_start(&t, s.port, "localhost", tls, hook_full);
+	t.ctx = &full;
+	cl_run(&t, &full);
+	ASSERT_EQ(conn_write(t.c, "ping\r\n", 6), 6);
+	cl_run(&t, &t.stop);	/* LOWAT: sent */
+	srv_join(&s);
+	ASSERT_TRUE(s.ok);
+	/* The RST has arrived; this write finds it. */
+	run_for(&t, 50);
+	ASSERT_TRUE(!t.end);
+	ASSERT_EQ(conn_write(t.c, "more\r\n", 6), 6);
+	cl_run(&t, &t.end);
+	snprintf(want, sizeof(want), "%s localhost:%u: %s", what, s.port,
+	    strerror(ECONNRESET));
+	expect_error(&t, CONN_EV_ERROR, want);
+	/* What was received stays readable. */
+	(void)conn_rdata(t.c, &n);
+	ASSERT_EQ(n, 64 * 1024);
+	cl_done(&t);
+}
+
+static void
+test_write_reset_plain(void)
+{
+	run_write_reset(NULL, NULL, "write to");
+}
+
+static void
+test_write_reset_tls(void)
+{
+	fixtures();
+	run_write_reset(fx.good, fx.tls, "TLS write to");
 }
 
 /* Sends a line, then expects the client's close_notify. */
