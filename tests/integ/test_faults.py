@@ -716,3 +716,58 @@ def test_renumbered_uidls_do_not_hide_a_message(env):
     assert got == {m.sha256 for m in msgs}
     fr.check_never_dele(name)
     fr.check_left(name, msgs)
+
+
+def test_top_with_more_than_the_header(env):
+    """Servers whose TOP n 0 sends more than the header block: a blank
+    line after the header's, a body line, and, under bare LF, a line that
+    looks like a header.  The proof hashes TOP's output the way the
+    archive hashed the message (up to the first empty line), so with
+    delete "never" the second poll downloads nothing; with
+    "after-archive" and the first QUIT cut before the deletions, the
+    second poll proves each message by TOP and deletes it without
+    downloading it again."""
+    fr = FaultRun(env, "topx")
+    srv = fr.server()
+    extras = {"blank": '"\\r\\n"', "body": '"one more body line\\r\\n"'}
+    keep = {}
+    for tag, text in extras.items():
+        keep[fr.mailbox(srv, files=_files("tk" + tag, 3), delete="never",
+                        directives=["TOP-EXTRA " + text])] = tag
+    lf = [message(i, "tl").replace(b"\r\n", b"\n") for i in range(1, 4)]
+    keep[fr.mailbox(srv, files=lf, delete="never", bare_lf=True,
+                    directives=["BARE-LF", 'TOP-EXTRA "X-Not: a header\\n"'
+                                ])] = "lf"
+    drain = fr.mailbox(srv, files=_files("td", 3), directives=[
+        'TOP-EXTRA "\\r\\nbody line\\r\\n"', "@1 CUT QUIT before"])
+    healthy = fr.mailbox(srv, files=_files("th", 2))
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    for name in list(keep) + [drain]:
+        assert summ[name]["archived"] == 3, summ[name]
+        fr.check_archived(name)
+        fr.check_left(name, fr.msgs(name))
+    blobs = fr.blobs()
+
+    summ = fr.once()
+    for name, tag in keep.items():
+        s = summ[name]
+        assert s["outcome"] == "ok" and s["listed"] == 3 and \
+            s["fetched"] == 0, \
+            "%s (TOP adds %s): downloaded again: %s" % (name, tag, s)
+        fr.check_never_dele(name)
+        fr.check_left(name, fr.msgs(name))
+        tops = [t for _, t, _ in srv.commands(name) if t.startswith("TOP")]
+        assert tops == ["TOP %d 0" % i for i in (1, 2, 3)], tops
+    s = summ[drain]
+    assert s["outcome"] == "ok" and s["fetched"] == 0 and \
+        s["deleted"] == 3, s
+    fr.check_dele_proven(drain)
+    fr.check_left(drain, [])
+    assert fr.blobs() == blobs, "the second poll stored something again"
+    assert any(e.kind == "E" and "TOP-EXTRA" in e.text
+               for e in srv.events()), "the fault did not fire"
+    ex = fr.export()
+    for name in list(keep) + [drain, healthy]:
+        fr.check_export(ex, name)
