@@ -17,6 +17,7 @@ struct plan {
 	struct plan_msg *msgs;	/* in listing order */
 	size_t nmsgs;
 	size_t next;		/* the next entry to act on, or nmsgs */
+	size_t reproven;	/* matched, fetched again for want of TOP */
 	char **owned;		/* UIDLs plan_uidl_clean() rewrote */
 	size_t nowned;
 	char **sorted;		/* the UIDLs listed, sorted */
@@ -48,8 +49,6 @@ plan_uidl_clean(const char *uidl)
 	return out;
 }
 
-static void plan_skip(struct plan *p);
-
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -72,7 +71,7 @@ uidl_unique(const struct plan *p, const char *uidl)
 }
 
 static enum plan_action
-plan_one(const struct plan *p, struct plan_msg *m)
+plan_one(struct plan *p, struct plan_msg *m)
 {
 	const struct known_entry *e;
 
@@ -86,11 +85,14 @@ plan_one(const struct plan *p, struct plan_msg *m)
 		 * again: its UIDL has been reused for another message. */
 		if (e->list_size != m->list_size || e->server_deleted)
 			continue;
-		m->known = e;
-		if (p->p.has_top)
+		if (p->p.has_top) {
+			m->known = e;
 			return PLAN_VERIFY;
-		/* Without TOP the only proof is the whole message again. */
-		return p->p.delete_archived ? PLAN_FETCH : PLAN_SKIP;
+		}
+		/* Without TOP the only proof is the whole message again,
+		 * under either policy (see plan.h). */
+		p->reproven++;
+		return PLAN_FETCH;
 	}
 	return PLAN_FETCH;
 }
@@ -124,7 +126,6 @@ plan_new(const struct plan_params *params, const struct pop3_msg *list,
 	qsort(p->sorted, p->nsorted, sizeof(*p->sorted), cmp_str);
 	for (i = 0; i < n; i++)
 		p->msgs[i].action = plan_one(p, &p->msgs[i]);
-	plan_skip(p);
 	return p;
 }
 
@@ -162,31 +163,24 @@ plan_msg(struct plan *p, uint32_t num)
 	return NULL;
 }
 
-/* Moves next past the messages left alone, so that plan_exhausted() is
- * one comparison however many are skipped. */
-static void
-plan_skip(struct plan *p)
-{
-	while (p->next < p->nmsgs && p->msgs[p->next].action == PLAN_SKIP)
-		p->next++;
-}
-
 struct plan_msg *
 plan_next(struct plan *p)
 {
-	struct plan_msg *m;
-
 	if (p->next == p->nmsgs)
 		return NULL;
-	m = &p->msgs[p->next++];
-	plan_skip(p);
-	return m;
+	return &p->msgs[p->next++];
 }
 
 bool
 plan_exhausted(const struct plan *p)
 {
 	return p->next == p->nmsgs;
+}
+
+size_t
+plan_reproven(const struct plan *p)
+{
+	return p->reproven;
 }
 
 enum plan_verdict

@@ -9,8 +9,21 @@
  * is taken for that message only once TOP shows the very header block
  * archived (its trace and Message-ID with it); then it is left alone, or
  * deleted under "after-archive".  Anything else is fetched and proven by
- * its full SHA-256.  Only a server without TOP leaves UIDL and size as the
- * sole evidence, and then only for not downloading again under "never".
+ * its full SHA-256.
+ *
+ * A server without TOP leaves UIDL and size as the only evidence short of
+ * the whole message, and they prove nothing: a server that renumbers its
+ * UIDLs gives a new message the UIDL of an archived one, and notices sent
+ * by machines often share a size.  Under "never" the archive never learns
+ * that the archived message left the server, so taking the match on trust
+ * would skip the new message at every poll, for good.  A compliance
+ * archive must miss nothing, so without TOP such a message is fetched
+ * again at every poll, under both policies, and proven by its SHA-256:
+ * it costs bandwidth, never storage (blobs and deliveries are stored
+ * once).  Re-proving it only every N polls would leave a window of N
+ * polls in which its owner can delete it unarchived; fetching every time
+ * gives it the window any new message has.  plan_reproven() counts these
+ * messages, so the cost shows in the log.
  */
 #ifndef INGESTD_PLAN_H
 #define INGESTD_PLAN_H
@@ -25,7 +38,6 @@ struct pop3_msg;
 struct plan;
 
 enum plan_action {
-	PLAN_SKIP,	/* archived; leave it (policy or no proof needed) */
 	PLAN_FETCH,	/* RETR, archive, then DELE per policy */
 	PLAN_VERIFY,	/* archived earlier: TOP must prove identity */
 };
@@ -62,6 +74,11 @@ struct plan_msg *plan_msg(struct plan *p, uint32_t num);
 struct plan_msg *plan_next(struct plan *p);
 /* Whether plan_next() has handed out every message to act on. */
 bool plan_exhausted(const struct plan *p);
+/*
+ * How many messages matched an archived one on UIDL and size but are
+ * fetched again because the server has no TOP to prove them by.
+ */
+size_t plan_reproven(const struct plan *p);
 
 enum plan_verdict {
 	PLAN_KEEP,	/* proven the archived message; the policy keeps it */

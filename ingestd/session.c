@@ -267,6 +267,10 @@ on_ready(void *arg, const struct pop3_msg *list, size_t n)
 	if (r->present == NULL)
 		log_info("mbox=%s server gives no UIDL: every message is "
 		    "fetched and matched by content", s->acct->name);
+	if (plan_reproven(s->plan) > 0)
+		log_info("mbox=%s server offers no TOP: %zu messages archived "
+		    "earlier are fetched again to prove them", s->acct->name,
+		    plan_reproven(s->plan));
 	log_debug("mbox=%s %zu messages listed", s->acct->name, n);
 	set_phase(s, SP_TRANSFER);
 	session_pump(s);

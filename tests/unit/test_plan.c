@@ -22,7 +22,8 @@
 	X(test_missing_uidl)                                            \
 	X(test_nonprintable_uidl)                                       \
 	X(test_uidl_clean)                                              \
-	X(test_next_skips_and_exhausts)                                 \
+	X(test_no_top_fetches_every_match)                              \
+	X(test_next_and_exhausted)                                      \
 	X(test_msg_by_number)                                           \
 	X(test_empty_listing)
 TESTS(TEST_DECLARE)
@@ -106,8 +107,9 @@ enum archived {
 
 /*
  * The rule, written out: only a unique UIDL with an archived, undeleted
- * entry of the same size is ever spared a download; with TOP it must be
- * proven, without TOP it is kept only under "never".
+ * entry of the same size is ever spared a download, and only once TOP
+ * proves it.  Without TOP nothing can prove it short of the whole
+ * message, under either policy: it is fetched again.
  */
 static enum plan_action
 expected(enum archived a, bool unique, bool has_top, bool delete_archived)
@@ -116,7 +118,7 @@ expected(enum archived a, bool unique, bool has_top, bool delete_archived)
 		return PLAN_FETCH;
 	if (has_top)
 		return PLAN_VERIFY;
-	return delete_archived ? PLAN_FETCH : PLAN_SKIP;
+	return PLAN_FETCH;
 }
 
 static void
@@ -150,6 +152,11 @@ test_truth_table(void)
 		/* What VERIFY must match is the archived entry. */
 		if (want == PLAN_VERIFY)
 			ASSERT_EQ(plan_msg(p, 1)->known->list_size, 500);
+		else
+			ASSERT_TRUE(plan_msg(p, 1)->known == NULL);
+		/* A match fetched again for want of TOP is counted. */
+		ASSERT_EQ(plan_reproven(p),
+		    a == ARCH_SAME && unique && !top ? 1 : 0);
 		ASSERT_EQ(plan_delete_archived(p), del);
 		plan_free(&p);
 		known_free(&k);
@@ -338,39 +345,81 @@ test_uidl_clean(void)
 	free(out);
 }
 
+/*
+ * A server without TOP that reused the UIDL of an archived message for a
+ * new one of the same size (servers that renumber do): under "never" the
+ * archive never saw the old one leave, so only fetching every match again
+ * keeps the new one from being skipped for good.
+ */
 static void
-test_next_skips_and_exhausts(void)
+test_no_top_fetches_every_match(void)
+{
+	struct known *k = known_new();
+	struct pop3_msg list[] = {
+		{ 1, 10, "reused" }, { 2, 10, "new" }, { 3, 11, "resized" },
+		{ 4, 10, "kept" },
+	};
+	struct plan *p;
+	uint32_t num;
+	int del;
+
+	add_known(k, "reused", 10, false);
+	add_known(k, "resized", 10, false);
+	add_known(k, "kept", 10, false);
+	for (del = 0; del <= 1; del++) {
+		p = plan_for(k, del, false, list, 4);
+		for (num = 1; num <= 4; num++) {
+			ASSERT_EQ(plan_msg(p, num)->action, PLAN_FETCH);
+			ASSERT_TRUE(plan_msg(p, num)->known == NULL);
+		}
+		/* "reused" and "kept" matched; "resized" has another size
+		 * and "new" no entry: plain new messages. */
+		ASSERT_EQ(plan_reproven(p), 2);
+		plan_free(&p);
+	}
+	/* With TOP the matches are proven instead. */
+	p = plan_for(k, false, true, list, 4);
+	ASSERT_EQ(plan_msg(p, 1)->action, PLAN_VERIFY);
+	ASSERT_EQ(plan_msg(p, 2)->action, PLAN_FETCH);
+	ASSERT_EQ(plan_msg(p, 3)->action, PLAN_FETCH);
+	ASSERT_EQ(plan_msg(p, 4)->action, PLAN_VERIFY);
+	ASSERT_EQ(plan_reproven(p), 0);
+	plan_free(&p);
+	known_free(&k);
+}
+
+static void
+test_next_and_exhausted(void)
 {
 	struct known *k = known_new();
 	struct pop3_msg list[] = {
 		{ 1, 10, "kept1" }, { 2, 10, "new" }, { 3, 10, "kept2" },
-		{ 4, 10, "prove" }, { 5, 10, "kept3" },
 	};
 	struct plan *p;
 	struct plan_msg *m;
+	int top;
 
 	add_known(k, "kept1", 10, false);
 	add_known(k, "kept2", 10, false);
-	add_known(k, "kept3", 10, false);
-	/* "never" without TOP: archived ones are skipped. */
-	p = plan_for(k, false, false, list, 5);
-	ASSERT_TRUE(!plan_exhausted(p));
-	m = plan_next(p);
-	ASSERT_EQ(m->num, 2);
-	ASSERT_TRUE(!plan_exhausted(p));
-	m = plan_next(p);
-	ASSERT_EQ(m->num, 4);
-	/* Only skipped messages remain: nothing left to act on. */
-	ASSERT_TRUE(plan_exhausted(p));
-	ASSERT_TRUE(plan_next(p) == NULL);
-	ASSERT_TRUE(plan_next(p) == NULL);
-	plan_free(&p);
-
-	/* Everything skipped: exhausted from the start. */
-	p = plan_for(k, false, false, list, 1);
-	ASSERT_TRUE(plan_exhausted(p));
-	ASSERT_TRUE(plan_next(p) == NULL);
-	plan_free(&p);
+	/* Every message is handed out, in listing order, with or without
+	 * TOP: nothing is left alone without a proof. */
+	for (top = 0; top <= 1; top++) {
+		p = plan_for(k, false, top, list, 3);
+		ASSERT_TRUE(!plan_exhausted(p));
+		m = plan_next(p);
+		ASSERT_EQ(m->num, 1);
+		ASSERT_EQ(m->action, top ? PLAN_VERIFY : PLAN_FETCH);
+		m = plan_next(p);
+		ASSERT_EQ(m->num, 2);
+		ASSERT_EQ(m->action, PLAN_FETCH);
+		ASSERT_TRUE(!plan_exhausted(p));
+		m = plan_next(p);
+		ASSERT_EQ(m->num, 3);
+		ASSERT_TRUE(plan_exhausted(p));
+		ASSERT_TRUE(plan_next(p) == NULL);
+		ASSERT_TRUE(plan_next(p) == NULL);
+		plan_free(&p);
+	}
 	known_free(&k);
 }
 
