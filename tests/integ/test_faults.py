@@ -771,3 +771,59 @@ def test_top_with_more_than_the_header(env):
     ex = fr.export()
     for name in list(keep) + [drain, healthy]:
         fr.check_export(ex, name)
+
+
+def test_no_top_reused_uidl_is_archived(env):
+    """delete "never" on a server without TOP in CAPA, messages of one
+    size, and UIDLs renumbered after a first poll that could not fetch
+    message 2: message 2 now carries the UIDL message 1 was archived
+    under.  With no TOP to prove it by, UIDL and size prove nothing:
+    message 2 must end up archived.  The price, on a mailbox where
+    nothing changed: every message is downloaded again at each poll,
+    and nothing is stored twice."""
+    fr = FaultRun(env, "notop")
+    # global: CAPA comes before the login names a user
+    srv = fr.server(global_lines=["NO-CAPA TOP"])
+    notice = "Subject: quota notice %d\n\nmailbox at %d%% of quota\n"
+    files = [crlf(notice % (i, 80 + i)) for i in range(1, 4)]
+    assert len({len(f) for f in files}) == 1
+    name = fr.mailbox(srv, files=files, delete="never", directives=[
+        "@1 ERR RETR:2 [SYS/TEMP] try later",
+        "@2- SET-UIDL 1 renumbered-1",
+        "@2- SET-UIDL 2 m0001",
+        "@2- SET-UIDL 3 renumbered-3"])
+    same = fr.mailbox(srv, files=_files("ns", 3), delete="never")
+    healthy = fr.mailbox(fr.server(), files=_files("nh", 2))
+    msgs = fr.msgs(name)
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    fr.check_archived(name, [msgs[0], msgs[2]], uidls=False)
+    fr.check_archived(same)
+    rows_same = fr.deliveries(same)
+    blobs = fr.blobs()
+
+    summ = fr.once()
+    got = {r["sha256"] for r in fr.deliveries(name)}
+    assert msgs[1].sha256 in got, \
+        "%s: message 2 never archived: without TOP its reused UIDL and " \
+        "size were taken on trust; summary %s" % (name, summ[name])
+    assert got == {m.sha256 for m in msgs}
+    assert summ[name]["fetched"] == 3 and summ[name]["outcome"] == "ok", \
+        summ[name]
+    s = summ[same]
+    assert s["fetched"] == 3 and s["outcome"] == "ok", s
+    assert fr.deliveries(same) == rows_same, \
+        "fetched again, but a delivery changed or was stored twice"
+    assert set(fr.blobs()) == set(blobs) | {msgs[1].sha256}
+    for n in (name, same):
+        assert not [t for _, t, _ in srv.commands(n)
+                    if t.startswith("TOP")], "TOP sent though not offered"
+        fr.check_never_dele(n)
+        fr.check_left(n, fr.msgs(n))
+    _, _, _, err = fr.last
+    assert "server offers no TOP: 3 messages archived earlier are " \
+        "fetched again" in err, err[-3000:]
+    ex = fr.export()
+    for n in (name, same, healthy):
+        fr.check_export(ex, n)
