@@ -263,7 +263,10 @@ on_ready(void *arg, const struct pop3_msg *list, size_t n)
 
 	r->listed = n;
 	s->plan = plan_new(&pp, list, n);
-	r->present = plan_take_present(s->plan, &r->npresent);
+	/* The plan keeps pointing into what it hands over here: the result
+	 * outlives the plan (session_free() frees the plan first). */
+	r->present = plan_take_present(s->plan, &r->npresent,
+	    &r->present_mem);
 	if (r->present == NULL)
 		log_info("mbox=%s server gives no UIDL: every message is "
 		    "fetched and matched by content", s->acct->name);
@@ -739,8 +742,7 @@ session_result_release(struct session_result *r)
 	for (i = 0; i < r->ndeleted; i++)
 		free((char *)r->deleted_v[i].uidl);
 	free(r->deleted_v); r->deleted_v = NULL;
-	for (i = 0; i < r->npresent; i++)
-		free(r->present[i]);
 	free(r->present); r->present = NULL;
+	free(r->present_mem); r->present_mem = NULL;
 	r->ndeleted = r->npresent = 0;
 }
