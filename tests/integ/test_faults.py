@@ -10,10 +10,12 @@ ingestd sent (no DELE for a message not archived, no password before
 TLS).
 """
 
+import hashlib
 import json
 import os
 
-from faultlib import FaultRun, crlf, message
+from faultlib import FaultRun, crlf, message, parse_summaries
+from test_scale import _run_measured
 
 
 def _files(tag, n, **kw):
@@ -343,8 +345,8 @@ def test_listings_that_lie(env):
     """LIST sizes that are wrong (larger, smaller, zero): the archive holds
     the bytes RETR sent.  Two messages under one UIDL, different or
     identical: both archived, each deleted only once its own bytes are.
-    UIDLs of 200 characters: archived under those UIDLs, and known at the
-    next poll."""
+    UIDLs of 200 characters: archived under their 71-character short form
+    ("sha256:" and 64 hex digits), and known at the next poll."""
     fr = FaultRun(env, "lie")
     srv = fr.server()
     lie = fr.mailbox(srv, files=_files("ls", 4), directives=[
@@ -378,7 +380,8 @@ def test_listings_that_lie(env):
     s = summ[long_]
     assert s["outcome"] == "ok" and s["archived"] == 3, s
     rows = fr.check_archived(long_, uidls=False)
-    assert sorted(len(r["uidl"]) for r in rows) == [200] * 3, rows
+    assert all(len(r["uidl"]) == 71 and r["uidl"].startswith("sha256:")
+               for r in rows) and len({r["uidl"] for r in rows}) == 3, rows
     fr.check_left(long_, fr.msgs(long_))
     fr.check_never_dele(long_)
 
@@ -827,3 +830,125 @@ def test_no_top_reused_uidl_is_archived(env):
     ex = fr.export()
     for n in (name, same, healthy):
         fr.check_export(ex, n)
+
+
+# ingestd's peak RSS while it plans a poll over 100,000 messages listed
+# with 500-byte binary UIDLs.  What it must hold: the raw UIDLs once, in
+# the POP3 client's listing (100,000 x 501 bytes, 48 MiB), while the plan
+# takes at most 72 bytes of each (7 MiB) and the per-message arrays of
+# client, plan and reconciliation (about 200 bytes a message, 19 MiB),
+# over a process that idles at about 12 MiB (libpq, OpenSSL, zstd, the
+# committer).  That is about 86 MiB; 150 MiB leaves room for the
+# allocator and a loaded machine.  Before the listing was bounded, the
+# same listing took 590 MiB (the %XX spelling triples each UIDL, and it
+# was held in four copies).
+LISTING_RSS_MAX_KIB = 150 * 1024
+LISTING_BUDGET = 64 * 1024 * 1024   # POP3_LISTING_BYTES_DEFAULT
+
+
+def test_listing_memory_is_bounded(env):
+    """A mailbox of 100,000 messages listed with 500-byte UIDLs of bytes
+    outside RFC 1939's range: ingestd plans the poll in bounded memory
+    (peak RSS under LISTING_RSS_MAX_KIB) and keeps each UIDL as
+    "sha256:" and 64 hex digits.  The poll is cut at its first RETR, as
+    fetching 100,000 messages is test_large_mailbox's job.  A listing
+    over the 64 MiB listing budget fails its own account, permanently,
+    with an error naming the budget, and no other."""
+    fr = FaultRun(env, "mem")
+    srv = fr.server()
+    n_big, n_over = 100000, 140000
+    assert n_big * 501 < LISTING_BUDGET < n_over * 501
+    big = fr.mailbox(srv, gens=["%d 300..400 seed=61" % n_big],
+                     delete="never",
+                     directives=["UIDL-BINARY 500", "CUT RETR before"])
+    over = fr.mailbox(srv, gens=["%d 300..400 seed=62" % n_over],
+                      directives=["UIDL-BINARY 500"])
+    # on a server of its own: fakepop3 is one thread, busy for seconds
+    # with a login to 140,000 messages
+    healthy = fr.mailbox(fr.server(), files=_files("mh", 2))
+
+    for a in fr.accounts:
+        a["enabled"] = a["name"] == big
+    fr.write_config()
+    fr.ok("migrate")
+    rc, out, err, peak, floor = _run_measured(fr, ["once"], timeout=170)
+    print("# peak RSS %d KiB planning %d messages with 500-byte binary "
+          "UIDLs (launcher floor %d KiB)" % (peak, n_big, floor))
+    s = parse_summaries(out).get(big)
+    assert rc == 1 and s is not None and s["listed"] == n_big and \
+        s["outcome"] == "temporary", "once exited %d, %s%s" % (
+            rc, s, fr.context())
+    assert peak < LISTING_RSS_MAX_KIB, \
+        "listing %d messages with 500-byte UIDLs took %d KiB of peak RSS, " \
+        "more than %d KiB" % (n_big, peak, LISTING_RSS_MAX_KIB)
+    fr.check_poll(big, "temporary")
+    fr.check_never_dele(big)
+    assert fr.deliveries(big) == []
+
+    for a in fr.accounts:
+        a["enabled"] = a["name"] != big
+    summ = fr.once(expect_rc=1, timeout=170)
+    fr.check_healthy(healthy, summ)
+    s = summ[over]
+    assert s["outcome"] == "permanent" and s["fetched"] == 0, s
+    fr.check_poll(over, "permanent", [
+        "listing budget of %d bytes" % LISTING_BUDGET])
+    cmds = [t.split()[0].upper() for _, t, _ in srv.commands(over)]
+    assert not {"RETR", "TOP", "DELE"} & set(cmds), \
+        "%s: commands after the listing broke its budget: %s" % (over, cmds)
+    assert fr.deliveries(over) == []
+
+
+def test_long_uidls_are_kept_short(env):
+    """UIDLs longer than RFC 1939's 70 characters once spelt (200
+    printable characters; 100 bytes outside 0x21..0x7E, spelt %XX) are
+    archived as "sha256:" and the hex SHA-256 of the spelling, 71
+    characters, the same at the next poll, which downloads nothing.  An
+    archive that kept the long spelling (before migration
+    0002_bound_long_uidls) is rewritten by it to the short one: its
+    messages are known at the next poll, not downloaded again nor taken
+    for gone."""
+    fr = FaultRun(env, "short")
+    srv = fr.server()
+    long_ = "L" * 150 + "-" + "0123456789" * 5
+    binary = "\udcfe" * 100
+    spelt = {1: long_, 2: "%FE" * 100, 3: "m0003"}
+    name = fr.mailbox(srv, files=_files("sk", 3), delete="never",
+                      directives=["SET-UIDL 1 " + long_,
+                                  "SET-UIDL 2 " + binary])
+    healthy = fr.mailbox(srv, files=_files("sh", 2))
+
+    def short(u):
+        if len(u) <= 70:
+            return u
+        return "sha256:" + hashlib.sha256(u.encode()).hexdigest()
+
+    summ = fr.once()
+    fr.check_healthy(healthy, summ)
+    msgs = fr.msgs(name)
+    want = sorted((short(spelt[i + 1]), m.sha256) for i, m in
+                  enumerate(msgs))
+    rows = fr.deliveries(name)
+    assert sorted((r["uidl"], r["sha256"]) for r in rows) == want, rows
+    summ = fr.once()
+    assert summ[name]["fetched"] == 0 and summ[name]["outcome"] == "ok", \
+        summ[name]
+
+    # An archive from before: the long spellings, and the migration due.
+    for i in (1, 2):
+        fr.sql("UPDATE delivery SET uidl = '%s' WHERE uidl = '%s';" % (
+            spelt[i], short(spelt[i])))
+    fr.sql("DELETE FROM schema_migrations "
+           "WHERE name = '0002_bound_long_uidls';")
+    assert sorted(r["uidl"] for r in fr.deliveries(name)) == \
+        sorted(spelt.values())
+    fr.ok("migrate")
+    rows = fr.deliveries(name)
+    assert sorted((r["uidl"], r["sha256"]) for r in rows) == want, rows
+    summ = fr.once()
+    s = summ[name]
+    assert s["fetched"] == 0 and s["listed"] == 3 and s["outcome"] == "ok", s
+    assert all(r["deleted"] is None for r in fr.deliveries(name)), \
+        "messages still on the server taken for gone"
+    fr.check_never_dele(name)
+    fr.check_left(name, msgs)
