@@ -10,45 +10,79 @@
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
 #include "pop3/client.h"
+#include "store/hash.h"
 #include "store/known.h"
+#include "store/pipe.h"
 
 struct plan {
 	struct plan_params p;
 	struct plan_msg *msgs;	/* in listing order */
 	size_t nmsgs;
 	size_t next;		/* the next entry to act on, or nmsgs */
-	char **owned;		/* UIDLs plan_uidl_clean() rewrote */
-	size_t nowned;
-	char **sorted;		/* the UIDLs listed, sorted */
+	size_t reproven;	/* matched, fetched again for want of TOP */
+	/*
+	 * Every UIDL as the archive spells it, NUL-terminated, back to back
+	 * in one block: the plan's only copy, at most PLAN_UIDL_MAX + 1
+	 * bytes a message.  plan_take_present() may move it out.
+	 */
+	char *uidls;
+	bool uidls_taken;
+	const char **sorted;	/* into uidls, sorted */
 	size_t nsorted;
 	bool complete;		/* every message had a UIDL */
 };
 
-char *
-plan_uidl_clean(const char *uidl)
+/* The longest spelling kept as it is: RFC 1939's longest UIDL. */
+#define UIDL_KEPT_MAX	70
+#define UIDL_DIGEST	"sha256:"
+
+static bool
+uidl_byte_ok(unsigned char ch)
+{
+	return ch >= 0x21 && ch <= 0x7e;
+}
+
+/* Writes uidl with the bytes outside 0x21..0x7E as %XX, and a NUL. */
+static void
+uidl_spell(const char *uidl, char *out)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *p;
-	char *out, *o;
 
 	for (p = (const unsigned char *)uidl; *p != '\0'; p++)
-		if (*p < 0x21 || *p > 0x7e)
-			break;
-	if (*p == '\0')
-		return (char *)uidl;
-	o = out = xmalloc(strlen(uidl) * 3 + 1);
-	for (p = (const unsigned char *)uidl; *p != '\0'; p++)
-		if (*p < 0x21 || *p > 0x7e) {
-			*o++ = '%';
-			*o++ = hex[*p >> 4];
-			*o++ = hex[*p & 0xf];
-		} else
-			*o++ = (char)*p;
-	*o = '\0';
-	return out;
+		if (uidl_byte_ok(*p))
+			*out++ = (char)*p;
+		else {
+			*out++ = '%';
+			*out++ = hex[*p >> 4];
+			*out++ = hex[*p & 0xf];
+		}
+	*out = '\0';
 }
 
-static void plan_skip(struct plan *p);
+size_t
+plan_uidl_clean(const char *uidl, char out[PLAN_UIDL_MAX + 1])
+{
+	const unsigned char *p;
+	unsigned char digest[32];
+	size_t n = 0;
+	char *spelt;
+
+	for (p = (const unsigned char *)uidl; *p != '\0'; p++)
+		n += uidl_byte_ok(*p) ? 1 : 3;
+	if (n <= UIDL_KEPT_MAX) {
+		uidl_spell(uidl, out);
+		return n;
+	}
+	/* At most three times a 512-octet line, and only for a moment. */
+	spelt = xmalloc(n + 1);
+	uidl_spell(uidl, spelt);
+	hash_sha256(spelt, n, digest);
+	free(spelt);
+	memcpy(out, UIDL_DIGEST, sizeof(UIDL_DIGEST) - 1);
+	pipe_hex(digest, out + sizeof(UIDL_DIGEST) - 1);
+	return PLAN_UIDL_MAX;
+}
 
 static int
 cmp_str(const void *a, const void *b)
@@ -62,7 +96,7 @@ cmp_str(const void *a, const void *b)
 static bool
 uidl_unique(const struct plan *p, const char *uidl)
 {
-	char **hit, **end = p->sorted + p->nsorted;
+	const char **hit, **end = p->sorted + p->nsorted;
 
 	hit = bsearch(&uidl, p->sorted, p->nsorted, sizeof(*p->sorted),
 	    cmp_str);
@@ -72,7 +106,7 @@ uidl_unique(const struct plan *p, const char *uidl)
 }
 
 static enum plan_action
-plan_one(const struct plan *p, struct plan_msg *m)
+plan_one(struct plan *p, struct plan_msg *m)
 {
 	const struct known_entry *e;
 
@@ -86,11 +120,14 @@ plan_one(const struct plan *p, struct plan_msg *m)
 		 * again: its UIDL has been reused for another message. */
 		if (e->list_size != m->list_size || e->server_deleted)
 			continue;
-		m->known = e;
-		if (p->p.has_top)
+		if (p->p.has_top) {
+			m->known = e;
 			return PLAN_VERIFY;
-		/* Without TOP the only proof is the whole message again. */
-		return p->p.delete_archived ? PLAN_FETCH : PLAN_SKIP;
+		}
+		/* Without TOP the only proof is the whole message again,
+		 * under either policy (see plan.h). */
+		p->reproven++;
+		return PLAN_FETCH;
 	}
 	return PLAN_FETCH;
 }
@@ -100,31 +137,39 @@ plan_new(const struct plan_params *params, const struct pop3_msg *list,
     size_t n)
 {
 	struct plan *p = xcalloc(1, sizeof(*p));
-	size_t i;
+	size_t i, used = 0;
+	char *u;
 
 	p->p = *params;
 	p->msgs = xcalloc(n ? n : 1, sizeof(*p->msgs));
 	p->nmsgs = n;
 	p->sorted = xcalloc(n ? n : 1, sizeof(*p->sorted));
+	/*
+	 * Room for the longest spellings, then given back: only the bytes
+	 * written are ever touched, so the bound costs address space, not
+	 * memory, and the UIDLs are cleaned once.
+	 */
+	p->uidls = xreallocarray(NULL, n ? n : 1, PLAN_UIDL_MAX + 1);
 	for (i = 0; i < n; i++) {
-		char *u = list[i].uidl ? plan_uidl_clean(list[i].uidl) : NULL;
-
-		if (u != list[i].uidl) {
-			p->owned = xreallocarray(p->owned, p->nowned + 1,
-			    sizeof(*p->owned));
-			p->owned[p->nowned++] = u;
-		}
 		p->msgs[i].num = list[i].num;
 		p->msgs[i].list_size = list[i].size;
+		if (list[i].uidl != NULL)
+			used += plan_uidl_clean(list[i].uidl,
+			    p->uidls + used) + 1;
+	}
+	p->uidls = xreallocarray(p->uidls, used ? used : 1, 1);
+	/* Pointers only now that the block has stopped moving. */
+	for (i = 0, u = p->uidls; i < n; i++) {
+		if (list[i].uidl == NULL)
+			continue;
 		p->msgs[i].uidl = u;
-		if (u != NULL)
-			p->sorted[p->nsorted++] = u;
+		p->sorted[p->nsorted++] = u;
+		u += strlen(u) + 1;
 	}
 	p->complete = p->nsorted == n;
 	qsort(p->sorted, p->nsorted, sizeof(*p->sorted), cmp_str);
 	for (i = 0; i < n; i++)
 		p->msgs[i].action = plan_one(p, &p->msgs[i]);
-	plan_skip(p);
 	return p;
 }
 
@@ -135,10 +180,10 @@ plan_free(struct plan **pp)
 
 	if (p == NULL)
 		return;
-	while (p->nowned > 0)
-		free(p->owned[--p->nowned]);
-	free(p->owned); p->owned = NULL;
-	free(p->sorted); p->sorted = NULL;
+	if (!p->uidls_taken) {
+		free(p->uidls); p->uidls = NULL;
+		free(p->sorted); p->sorted = NULL;
+	}
 	free(p->msgs); p->msgs = NULL;
 	free(p); *pp = NULL;
 }
@@ -162,31 +207,24 @@ plan_msg(struct plan *p, uint32_t num)
 	return NULL;
 }
 
-/* Moves next past the messages left alone, so that plan_exhausted() is
- * one comparison however many are skipped. */
-static void
-plan_skip(struct plan *p)
-{
-	while (p->next < p->nmsgs && p->msgs[p->next].action == PLAN_SKIP)
-		p->next++;
-}
-
 struct plan_msg *
 plan_next(struct plan *p)
 {
-	struct plan_msg *m;
-
 	if (p->next == p->nmsgs)
 		return NULL;
-	m = &p->msgs[p->next++];
-	plan_skip(p);
-	return m;
+	return &p->msgs[p->next++];
 }
 
 bool
 plan_exhausted(const struct plan *p)
 {
 	return p->next == p->nmsgs;
+}
+
+size_t
+plan_reproven(const struct plan *p)
+{
+	return p->reproven;
 }
 
 enum plan_verdict
@@ -206,18 +244,16 @@ plan_delete_archived(const struct plan *p)
 	return p->p.delete_archived;
 }
 
-char **
-plan_take_present(struct plan *p, size_t *n_r)
+const char **
+plan_take_present(struct plan *p, size_t *n_r, char **mem_r)
 {
-	char **present;
-	size_t i;
-
 	*n_r = 0;
-	if (!p->complete)
+	*mem_r = NULL;
+	if (!p->complete || p->uidls_taken)
 		return NULL;
-	present = xcalloc(p->nsorted ? p->nsorted : 1, sizeof(*present));
-	for (i = 0; i < p->nsorted; i++)
-		present[i] = xstrdup(p->sorted[i]);
+	/* Moved, not copied: a listing of long UIDLs is held once. */
+	p->uidls_taken = true;
 	*n_r = p->nsorted;
-	return present;
+	*mem_r = p->uidls;
+	return p->sorted;
 }

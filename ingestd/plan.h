@@ -9,8 +9,21 @@
  * is taken for that message only once TOP shows the very header block
  * archived (its trace and Message-ID with it); then it is left alone, or
  * deleted under "after-archive".  Anything else is fetched and proven by
- * its full SHA-256.  Only a server without TOP leaves UIDL and size as the
- * sole evidence, and then only for not downloading again under "never".
+ * its full SHA-256.
+ *
+ * A server without TOP leaves UIDL and size as the only evidence short of
+ * the whole message, and they prove nothing: a server that renumbers its
+ * UIDLs gives a new message the UIDL of an archived one, and notices sent
+ * by machines often share a size.  Under "never" the archive never learns
+ * that the archived message left the server, so taking the match on trust
+ * would skip the new message at every poll, for good.  A compliance
+ * archive must miss nothing, so without TOP such a message is fetched
+ * again at every poll, under both policies, and proven by its SHA-256:
+ * it costs bandwidth, never storage (blobs and deliveries are stored
+ * once).  Re-proving it only every N polls would leave a window of N
+ * polls in which its owner can delete it unarchived; fetching every time
+ * gives it the window any new message has.  plan_reproven() counts these
+ * messages, so the cost shows in the log.
  */
 #ifndef INGESTD_PLAN_H
 #define INGESTD_PLAN_H
@@ -25,7 +38,6 @@ struct pop3_msg;
 struct plan;
 
 enum plan_action {
-	PLAN_SKIP,	/* archived; leave it (policy or no proof needed) */
 	PLAN_FETCH,	/* RETR, archive, then DELE per policy */
 	PLAN_VERIFY,	/* archived earlier: TOP must prove identity */
 };
@@ -33,7 +45,8 @@ enum plan_action {
 struct plan_msg {
 	uint32_t num;
 	uint64_t list_size;
-	const char *uidl;	/* cleaned (plan_uidl_clean); NULL: none */
+	const char *uidl;	/* as plan_uidl_clean() spells it; NULL:
+				 * none */
 	enum plan_action action;
 	const struct known_entry *known; /* what PLAN_VERIFY must match */
 };
@@ -46,8 +59,10 @@ struct plan_params {
 
 /*
  * Plans a poll over the server's listing (ascending message numbers, as
- * pop3/ checks).  list and params->known are borrowed and must outlive the
- * plan; so must the entries plan_msg.known points to.
+ * pop3/ checks).  list is read during the call only: the plan keeps its
+ * own copy of each UIDL, as plan_uidl_clean() spells it.  params->known is
+ * borrowed and must outlive the plan; so must the entries plan_msg.known
+ * points to.
  */
 struct plan *plan_new(const struct plan_params *params,
     const struct pop3_msg *list, size_t n);
@@ -62,6 +77,11 @@ struct plan_msg *plan_msg(struct plan *p, uint32_t num);
 struct plan_msg *plan_next(struct plan *p);
 /* Whether plan_next() has handed out every message to act on. */
 bool plan_exhausted(const struct plan *p);
+/*
+ * How many messages matched an archived one on UIDL and size but are
+ * fetched again because the server has no TOP to prove them by.
+ */
+size_t plan_reproven(const struct plan *p);
 
 enum plan_verdict {
 	PLAN_KEEP,	/* proven the archived message; the policy keeps it */
@@ -80,19 +100,32 @@ bool plan_delete_archived(const struct plan *p);
 
 /*
  * The server's complete UIDL listing, sorted, for reconciling deliveries
- * removed from the server by others; the caller owns the array and its
- * strings.  NULL (and *n_r = 0) when some message had no UIDL, since then
- * the listing is not complete.
+ * removed from the server by others.  Moved out of the plan, not copied,
+ * so a listing is held once: *mem_r receives the block that holds every
+ * UIDL's bytes, and the array returned points into it.  The caller frees
+ * both, and not before plan_free(), since the plan's messages point into
+ * the block too.  NULL (*n_r = 0, *mem_r = NULL) when some message had no
+ * UIDL, since then the listing is not complete, or when taken already.
  */
-char **plan_take_present(struct plan *p, size_t *n_r);
+const char **plan_take_present(struct plan *p, size_t *n_r, char **mem_r);
+
+/* The longest UIDL as the archive spells it: "sha256:" and 64 digits. */
+#define PLAN_UIDL_MAX 71
 
 /*
- * RFC 1939 limits a UIDL to 0x21..0x7E.  A server that sends other bytes
- * still gets its mail archived: such a UIDL is kept with those bytes as
- * %XX, which is stable from poll to poll.  (A collision with a real UIDL
- * spelt that way costs nothing: a UIDL is never proof on its own.)
- * Returns uidl itself when it is clean, else a string the caller frees.
+ * Writes to out the spelling of a listed UIDL that the archive keeps, and
+ * returns its length.  RFC 1939 allows 1 to 70 octets 0x21..0x7E; a
+ * server that sends others still gets its mail archived.  Bytes outside
+ * that range are written as %XX.  A spelling longer than 70 octets is
+ * replaced by "sha256:" and the lowercase hex SHA-256 of that spelling
+ * (71 octets), so that however long a server's UIDLs, the archive holds
+ * at most PLAN_UIDL_MAX + 1 bytes for each (the listing budget in
+ * pop3/client.h bounds the raw ones).  Both forms are the same from poll
+ * to poll.  No UIDL kept as spelt is 71 octets long, so the digest form
+ * never equals one of them.  Collisions among %XX spellings (a UIDL that
+ * says "%01", and one that holds the byte 0x01) cost nothing: a UIDL is
+ * never proof on its own.
  */
-char *plan_uidl_clean(const char *uidl);
+size_t plan_uidl_clean(const char *uidl, char out[PLAN_UIDL_MAX + 1]);
 
 #endif

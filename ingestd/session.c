@@ -102,7 +102,7 @@ struct session {
 		enum body_kind kind;
 		uint32_t num;
 		struct pipe *pipe;	/* BODY_RETR */
-		struct hash_sha256 top;	/* BODY_TOP */
+		struct pipe_head top;	/* BODY_TOP: head_sha256 of TOP */
 	} body;
 
 	/* DELEs sent, with what each message was proven to be; they take
@@ -263,10 +263,17 @@ on_ready(void *arg, const struct pop3_msg *list, size_t n)
 
 	r->listed = n;
 	s->plan = plan_new(&pp, list, n);
-	r->present = plan_take_present(s->plan, &r->npresent);
+	/* The plan keeps pointing into what it hands over here: the result
+	 * outlives the plan (session_free() frees the plan first). */
+	r->present = plan_take_present(s->plan, &r->npresent,
+	    &r->present_mem);
 	if (r->present == NULL)
 		log_info("mbox=%s server gives no UIDL: every message is "
 		    "fetched and matched by content", s->acct->name);
+	if (plan_reproven(s->plan) > 0)
+		log_info("mbox=%s server offers no TOP: %zu messages archived "
+		    "earlier are fetched again to prove them", s->acct->name,
+		    plan_reproven(s->plan));
 	log_debug("mbox=%s %zu messages listed", s->acct->name, n);
 	set_phase(s, SP_TRANSFER);
 	session_pump(s);
@@ -286,7 +293,7 @@ body_start(struct session *s, enum body_kind kind, uint32_t num)
 	s->body.kind = kind;
 	s->body.num = num;
 	if (kind == BODY_TOP) {
-		hash_sha256_reset(&s->body.top);
+		pipe_head_reset(&s->body.top);
 		return;
 	}
 	m = plan_msg(s->plan, num);
@@ -305,7 +312,7 @@ on_body(void *arg, enum pop3_cmd cmd, uint32_t num, const char *p, size_t n)
 		body_start(s, cmd == POP3_CMD_TOP ? BODY_TOP : BODY_RETR, num);
 	switch (s->body.kind) {
 	case BODY_TOP:
-		hash_sha256_update(&s->body.top, p, n);
+		pipe_head_update(&s->body.top, p, n);
 		break;
 	case BODY_RETR:
 		if (pipe_write(s->body.pipe, p, n) == 0)
@@ -332,8 +339,13 @@ finish_top(struct session *s, uint32_t num)
 	unsigned char head[32];
 
 	if (s->body.kind == BODY_NONE)	/* an empty TOP body */
-		hash_sha256_reset(&s->body.top);
-	hash_sha256_final(&s->body.top, head);
+		pipe_head_reset(&s->body.top);
+	/*
+	 * The header block as the archive's hash stage delimits it, by the
+	 * same code: lines a server adds after the empty line of TOP n 0
+	 * (a blank line, a body line) do not count.
+	 */
+	pipe_head_final(&s->body.top, head, NULL);
 	s->body.kind = BODY_NONE;
 	if (m == NULL)
 		return;
@@ -613,7 +625,7 @@ session_free(void *arg)
 	conn_free(&s->conn);
 	pop3_client_free(&s->pop3);
 	pipe_free(&s->body.pipe);
-	hash_sha256_release(&s->body.top);
+	pipe_head_release(&s->body.top);
 	plan_free(&s->plan);
 	free(s->marked); s->marked = NULL;
 	free(s); s = NULL;
@@ -717,7 +729,7 @@ session_start(void *arg)
 	s->acct = a;
 	s->phase = SP_CONNECTING;
 	job->session = s;
-	hash_sha256_init(&s->body.top);
+	pipe_head_init(&s->body.top);
 	s->pop3 = pop3_client_new(&pp, &pop3_cb, s);
 	s->conn = conn_new(s->loop, &cp, on_conn, s);
 }
@@ -730,8 +742,7 @@ session_result_release(struct session_result *r)
 	for (i = 0; i < r->ndeleted; i++)
 		free((char *)r->deleted_v[i].uidl);
 	free(r->deleted_v); r->deleted_v = NULL;
-	for (i = 0; i < r->npresent; i++)
-		free(r->present[i]);
 	free(r->present); r->present = NULL;
+	free(r->present_mem); r->present_mem = NULL;
 	r->ndeleted = r->npresent = 0;
 }

@@ -36,10 +36,12 @@ struct session_result {
 	/* What the server confirmed deleted (+OK to QUIT). */
 	struct db_deleted *deleted_v;
 	size_t ndeleted;
-	/* The UIDLs listed, for reconciliation; NULL unless the listing was
-	 * complete and every message had a UIDL. */
-	char **present;
+	/* The UIDLs listed, sorted, for reconciliation; NULL unless the
+	 * listing was complete and every message had a UIDL.  They point
+	 * into present_mem: the plan's own block, moved here, not copied. */
+	const char **present;
 	size_t npresent;
+	char *present_mem;
 };
 
 /* A poll to run, prepared by the scheduler on the main thread (address

@@ -112,6 +112,7 @@ struct pop3_client {
 	struct pop3_msg *msgs;
 	size_t nmsgs;
 	uint32_t max_msgs;
+	size_t max_listing_bytes;
 
 	struct qcmd *q;		/* ring; qcap is a power of two */
 	size_t qcap, qhead, qlen, nflight;
@@ -698,12 +699,21 @@ st_uidl(struct pop3_client *c, const char *line, size_t len)
 	if (c->nuid >= c->max_msgs)
 		return fail(c, POP3_FAIL_PERM,
 		    "UIDL lists more than %" PRIu32 " messages", c->max_msgs);
+	if (uidlen + 1 > c->max_listing_bytes - c->arenalen)
+		return fail(c, POP3_FAIL_PERM,
+		    "UIDL listing exceeds the listing budget of %zu bytes "
+		    "at message %" PRIu32, c->max_listing_bytes, num);
 	if (c->nuid == c->uidcap) {
 		c->uidcap = c->uidcap != 0 ? c->uidcap * 2 : 64;
 		c->uids = xreallocarray(c->uids, c->uidcap, sizeof(*c->uids));
 	}
-	while (c->arenacap - c->arenalen < uidlen + 1) {
+	if (c->arenacap - c->arenalen < uidlen + 1) {
+		/* Doubling, but never past the budget. */
 		c->arenacap = c->arenacap != 0 ? c->arenacap * 2 : 1024;
+		if (c->arenacap > c->max_listing_bytes)
+			c->arenacap = c->max_listing_bytes;
+		if (c->arenacap - c->arenalen < uidlen + 1)
+			c->arenacap = c->arenalen + uidlen + 1;
 		c->arena = xreallocarray(c->arena, c->arenacap, 1);
 	}
 	c->uids[c->nuid].num = num;
@@ -786,6 +796,10 @@ finish_listing(struct pop3_client *c)
 	set_state(c, P3_READY);
 	/* May queue commands, which moves the state on. */
 	c->cb.ready(c->arg, c->msgs, c->nmsgs);
+	/* The owner has what it keeps of the listing: give it back. */
+	free(c->msgs); c->msgs = NULL;
+	free(c->arena); c->arena = NULL;
+	c->nmsgs = c->arenalen = c->arenacap = 0;
 	return 0;
 }
 
@@ -986,6 +1000,8 @@ pop3_client_new(const struct pop3_client_params *params,
 		c->window = params->pipeline_window;
 	c->max_msgs = params->max_msgs != 0 ? params->max_msgs :
 	    MAX_MSGS_DEFAULT;
+	c->max_listing_bytes = params->max_listing_bytes != 0 ?
+	    params->max_listing_bytes : POP3_LISTING_BYTES_DEFAULT;
 	pop3_line_init(&c->line);
 	buf_init(&c->out, OUT_CAP);
 	c->state = P3_GREETING;

@@ -83,7 +83,20 @@ struct pop3_client_params {
 	/* Bounds the listing's memory against a hostile server: a listing of
 	 * more messages fails with POP3_FAIL_PERM.  0: 1000000. */
 	uint32_t max_msgs;
+	/* Bounds it in bytes too: UIDLs of more bytes in all (each counted
+	 * with a terminating NUL) fail the session with POP3_FAIL_PERM.
+	 * 0: POP3_LISTING_BYTES_DEFAULT. */
+	size_t max_listing_bytes;
 };
+
+/*
+ * The default listing budget, 64 MiB of UIDL bytes a session.  A UIDL may
+ * fill a 512-octet line, so the message count alone lets a listing take
+ * half a gigabyte; 64 MiB holds 100,000 UIDLs of 500 bytes, or 1,000,000
+ * of 66.  The owner keeps at most a short digest of each (ingestd/plan.h),
+ * and the client gives its own copy back once ready() returns.
+ */
+#define POP3_LISTING_BYTES_DEFAULT ((size_t)64 * 1024 * 1024)
 
 /*
  * Events.  Each receives the arg given to pop3_client_new().  The callbacks
@@ -94,7 +107,9 @@ struct pop3_client_cb {
 	/* STLS accepted: the owner must discard any bytes already received,
 	 * run the TLS handshake and call pop3_client_tls_ready(). */
 	void (*start_tls)(void *arg);
-	/* Logged in and listed.  msgs stays valid until pop3_client_free(). */
+	/* Logged in and listed.  msgs and its UIDLs are valid during the
+	 * call only: the client frees them when it returns, so a listing
+	 * is not held twice. */
 	void (*ready)(void *arg, const struct pop3_msg *msgs, size_t n);
 	/* Unstuffed body bytes of RETR or TOP for message num; return 0, or
 	 * -1 to fail the session with POP3_FAIL_LOCAL. */

@@ -33,12 +33,10 @@ enum pipe_state {
 	PIPE_DONE,
 };
 
-/* Hashes every byte, and the header block by a snapshot at its end. */
+/* Hashes every byte, and the header block (struct pipe_head). */
 struct hstage {
 	struct pipe_stage st;	/* first: the stage pointer is the hstage */
-	struct hash_sha256 sha;
-	struct pipe_headscan scan;
-	bool head_done;
+	struct pipe_head hh;
 	unsigned char head[32];
 	unsigned char digest[32];
 	uint64_t size;
@@ -110,6 +108,60 @@ found:
 	return true;
 }
 
+void
+pipe_head_init(struct pipe_head *h)
+{
+	hash_sha256_init(&h->sha);
+	pipe_headscan_init(&h->scan);
+	h->done = false;
+}
+
+void
+pipe_head_reset(struct pipe_head *h)
+{
+	hash_sha256_reset(&h->sha);
+	pipe_headscan_init(&h->scan);
+	h->done = false;
+}
+
+void
+pipe_head_update(struct pipe_head *h, const void *p, size_t n)
+{
+	size_t k;
+
+	if (!h->done && pipe_headscan_feed(&h->scan, p, n, &k)) {
+		/*
+		 * The header digest is the running digest at this point,
+		 * so every byte is hashed once however long the header.
+		 */
+		hash_sha256_update(&h->sha, p, k);
+		hash_sha256_snapshot(&h->sha, h->head);
+		hash_sha256_update(&h->sha, (const char *)p + k, n - k);
+		h->done = true;
+	} else {
+		hash_sha256_update(&h->sha, p, n);
+	}
+}
+
+void
+pipe_head_final(struct pipe_head *h, unsigned char head[32],
+    unsigned char all[32])
+{
+	unsigned char digest[32];
+
+	hash_sha256_final(&h->sha, digest);
+	/* No empty line anywhere: the whole stream is its header. */
+	memcpy(head, h->done ? h->head : digest, 32);
+	if (all != NULL)
+		memcpy(all, digest, 32);
+}
+
+void
+pipe_head_release(struct pipe_head *h)
+{
+	hash_sha256_release(&h->sha);
+}
+
 int
 pipe_stage_fail(struct pipe_stage *st, const char *fmt, ...)
 {
@@ -152,21 +204,8 @@ static ssize_t
 hstage_write(struct pipe_stage *st, const void *p, size_t n)
 {
 	struct hstage *h = (struct hstage *)st;
-	size_t k;
 
-	if (!h->head_done &&
-	    pipe_headscan_feed(&h->scan, p, n, &k)) {
-		/*
-		 * The header digest is the running digest at this point,
-		 * so every byte is hashed once however long the header.
-		 */
-		hash_sha256_update(&h->sha, p, k);
-		hash_sha256_snapshot(&h->sha, h->head);
-		hash_sha256_update(&h->sha, (const char *)p + k, n - k);
-		h->head_done = true;
-	} else {
-		hash_sha256_update(&h->sha, p, n);
-	}
+	pipe_head_update(&h->hh, p, n);
 	h->size += n;
 	if (pipe_stage_pass(st, p, n) == -1)
 		return -1;
@@ -178,10 +217,7 @@ hstage_finish(struct pipe_stage *st)
 {
 	struct hstage *h = (struct hstage *)st;
 
-	hash_sha256_final(&h->sha, h->digest);
-	/* No empty line anywhere: the whole message is its header. */
-	if (!h->head_done)
-		memcpy(h->head, h->digest, sizeof(h->head));
+	pipe_head_final(&h->hh, h->head, h->digest);
 	return pipe_stage_finish_next(st);
 }
 
@@ -196,7 +232,7 @@ hstage_free(struct pipe_stage *st)
 {
 	struct hstage *h = (struct hstage *)st;
 
-	hash_sha256_release(&h->sha);
+	pipe_head_release(&h->hh);
 	free(h);
 }
 
@@ -263,8 +299,7 @@ pipe_new(const struct pipe_params *params)
 	p->hash = xcalloc(1, sizeof(*p->hash));
 	p->hash->st.ops = &hstage_ops;
 	p->hash->st.next = p->zstd;
-	hash_sha256_init(&p->hash->sha);
-	pipe_headscan_init(&p->hash->scan);
+	pipe_head_init(&p->hash->hh);
 	p->dict_id = params->dict != NULL ? zdict_id(params->dict) : 0;
 	p->state = PIPE_OPEN;
 	return p;

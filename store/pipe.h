@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "store/hash.h"
+
 struct pipe_stage;
 struct spool;
 struct spool_sys;
@@ -106,8 +108,7 @@ void pipe_hex(const unsigned char digest[32], char out[65]);
  * Where the header block ends, as head_sha256 defines it: after the first
  * line that is empty or holds only CR, the message's first line included
  * (a message that starts with an empty line has that line as its header
- * block).  Resumable at any byte, so the session can apply the same rule
- * to TOP n 0 output when it checks a UIDL against the archive.
+ * block).  Resumable at any byte.
  */
 struct pipe_headscan {
 	int state;
@@ -122,5 +123,38 @@ void pipe_headscan_init(struct pipe_headscan *s);
  */
 bool pipe_headscan_feed(struct pipe_headscan *s, const void *p, size_t n,
     size_t *len_r);
+
+/*
+ * head_sha256 of a byte stream, as one piece that the pipe's hash stage
+ * runs over RETR's bytes and the session over TOP n 0's: a TOP proof then
+ * compares what the archive hashed, by the same code.  Bytes after the
+ * header block's empty line leave the header digest unchanged, so a
+ * server that adds a blank line or body lines to TOP n 0 still proves its
+ * messages.  The digest of every byte comes in the same pass, which is
+ * what the hash stage needs.  Embeddable: init, then update any number of
+ * times, then final; reset starts again on the same memory.
+ */
+struct pipe_head {
+	struct hash_sha256 sha;		/* over every byte */
+	struct pipe_headscan scan;
+	bool done;			/* the header block has ended */
+	unsigned char head[32];		/* its digest, once done */
+};
+
+/* Starts a digest; h need not be initialised.  Pair with release. */
+void pipe_head_init(struct pipe_head *h);
+/* Starts a new digest on an initialised h, reusing its memory. */
+void pipe_head_reset(struct pipe_head *h);
+void pipe_head_update(struct pipe_head *h, const void *p, size_t n);
+/*
+ * Writes head_sha256 of the bytes since init/reset (the digest of all of
+ * them when no empty line ended the header block, an empty stream
+ * included) and, unless all is NULL, the digest of all of them.  h must be
+ * reset before it is updated again.
+ */
+void pipe_head_final(struct pipe_head *h, unsigned char head[32],
+    unsigned char all[32]);
+/* Frees what init allocated; safe on a released or zeroed struct. */
+void pipe_head_release(struct pipe_head *h);
 
 #endif

@@ -325,6 +325,8 @@ _SPECS = {
     "LOGIN-FAIL": (0, 0, "req", "any"),
     "UIDL-CHANGE": (0, 0, None, "any"),
     "UIDL-LONG": (1, 1, None, "any"),
+    "UIDL-BINARY": (1, 1, None, "any"),
+    "TOP-EXTRA": (0, 0, "req", "any"),
 }
 _SELECTOR_DIRECTIVES = ("REPLY", "RAW", "ERR", "DELAY", "CUT", "STALL",
                         "DRIP", "GARBAGE", "LONG-LINE", "NO-TERMINATOR")
@@ -548,6 +550,11 @@ class Scenario:
                 num(v, "size")
         elif d.name == "UIDL-LONG":
             num(a[0], "length")
+        elif d.name == "UIDL-BINARY":
+            if not 1 <= num(a[0], "length") <= 500:
+                raise ScenarioError("%s: UIDL-BINARY length must be 1 to "
+                                    "500 (a UIDL line holds 512 octets)"
+                                    % d.where)
 
 
 # ---------------------------------------------------------------------------
@@ -760,6 +767,30 @@ def _top_filter(chunks, nlines):
                     return
                 yield chunk
                 break
+
+
+def _chain(chunks, extra):
+    """chunks, then extra: what TOP-EXTRA adds after what TOP would send."""
+    yield from chunks
+    yield extra
+
+
+# Bytes of UIDL-BINARY UIDLs: none of them in RFC 1939's 0x21..0x7E, and
+# none a line end, a blank (trimmed at the end of a line) or NUL.
+_BINARY_UIDL_BYTES = bytes(b for b in range(1, 256)
+                           if not 0x21 <= b <= 0x7E and
+                           b not in (0x09, 0x0A, 0x0D, 0x20))
+_BINARY_UIDL_MAP = bytes(_BINARY_UIDL_BYTES[i % len(_BINARY_UIDL_BYTES)]
+                         for i in range(256))
+
+
+def binary_uidl(uidl, n):
+    """The UIDL-BINARY spelling of uidl: n bytes outside 0x21..0x7E, the
+    same at every session, different for different UIDLs.  As a str whose
+    bytes are those of surrogateescape (so it goes on the wire as is)."""
+    raw = hashlib.shake_256(b"uidl-binary:" + uidl.encode(
+        "utf-8", "surrogateescape")).digest(n)
+    return raw.translate(_BINARY_UIDL_MAP).decode("utf-8", "surrogateescape")
 
 
 def _outq(fd):
@@ -1310,6 +1341,12 @@ class _Session:
                     m.uidl = (m.uidl + "-" + pad * (n // 64 + 1))[:n]
                 break
         for d in act:
+            if d.name == "UIDL-BINARY":
+                n = int(d.args[0])
+                for m in msgs:
+                    m.uidl = binary_uidl(m.uidl, n)
+                break
+        for d in act:
             if d.name == "UIDL-DUP":
                 a, b = int(d.args[0]), int(d.args[1])
                 if 1 <= a <= len(msgs) and 1 <= b <= len(msgs):
@@ -1395,8 +1432,12 @@ class _Session:
         body = self._open(m)
         if body is None:
             return _Resp("-ERR [SYS/TEMP] message %d is gone" % m.num)
-        return _Resp("+OK top of message follows",
-                     _top_filter(body, int(args[1])))
+        body = _top_filter(body, int(args[1]))
+        d = self.find("TOP-EXTRA")
+        if d:
+            self.log("E", "fault TOP-EXTRA " + _printable(d.text))
+            body = _chain(body, d.text)
+        return _Resp("+OK top of message follows", body)
 
     def c_dele(self, args):
         m, err = self.msg(args)

@@ -800,6 +800,72 @@ def lying_sizes_and_uidl_faults():
 
 
 @test
+def binary_uidls():
+    with Env() as e:
+        for i in range(1, 4):
+            e.put("alice", "m%d" % i, MSG1)
+        srv = e.serve("USER alice pw\nUIDL-BINARY 500\n")
+        seen = []
+        for _ in range(2):
+            p = Pop(srv.port)
+            p.login("alice", "pw")
+            lines = p.multi("UIDL").split(b"\r\n")[:-1]
+            eq([ln.split(b" ", 1)[0] for ln in lines], [b"1", b"2", b"3"])
+            uidls = [ln.split(b" ", 1)[1] for ln in lines]
+            check(all(len(u) == 500 for u in uidls), "500-byte UIDLs")
+            check(not any(0x21 <= b <= 0x7E or b in b"\0\t\r\n "
+                          for u in uidls for b in u),
+                  "every byte outside 0x21..0x7E, none a blank or NUL")
+            check(len(set(uidls)) == 3, "one UIDL per message")
+            seen.append(uidls)
+            p.cmd("QUIT")
+        eq(seen[0], seen[1], "the same UIDLs at every session")
+        eq(fakepop3.binary_uidl("m1", 500).encode("utf-8",
+                                                  "surrogateescape"),
+           seen[0][0], "binary_uidl() spells them")
+        try:
+            Scenario.parse("UIDL-BINARY 501\n", "s.scn")
+            raise AssertionError("accepted a 501-byte UIDL-BINARY")
+        except ScenarioError as ex:
+            check(":1:" in str(ex), str(ex))
+
+
+@test
+def top_extra_lines():
+    with Env() as e:
+        e.put("alice", "m1", MSG1)
+        e.put("alice", "m2", MSG2)
+        srv = e.serve("USER alice pw\n@1 TOP-EXTRA \"\\r\\n\"\n"
+                      "@2 TOP-EXTRA \".one more line\\r\\n\"\n")
+        head = b"From: a@example.org\r\nSubject: dots\r\n\r\n"
+        p = Pop(srv.port)
+        p.login("alice", "pw")
+        eq(p.multi("TOP 1 0"), head + b"\r\n", "a blank line added")
+        eq(p.multi("TOP 1 1"), head + b".leading dot\r\n\r\n",
+           "after the lines TOP asked for")
+        eq(p.multi("RETR 1"), MSG1, "RETR untouched")
+        p.cmd("QUIT")
+        p = Pop(srv.port)
+        p.login("alice", "pw")
+        # dot-stuffed on the wire like any body line
+        p.send("TOP 1 0\r\n")
+        eq(p.status(), "+OK top of message follows")
+        while not p.buf.endswith(b"\r\n.\r\n"):
+            p.fill()
+        eq(p.buf, head + b"..one more line\r\n.\r\n", "wire")
+        p.buf = b""
+        # a bare-LF message: the line end the text lacks is not invented
+        eq(p.multi("TOP 2 0"), b"From: b@example.org\n\n.one more line\r\n")
+        p.cmd("QUIT")
+        p = Pop(srv.port)
+        p.login("alice", "pw")
+        eq(p.multi("TOP 1 0"), head, "third session: no fault")
+        p.cmd("QUIT")
+        check(any("TOP-EXTRA" in ev.text for ev in srv.events()),
+              "the fault is in the transcript")
+
+
+@test
 def global_session_qualifier_and_json():
     with Env() as e:
         e.put("alice", "m1", MSG1)

@@ -14,7 +14,8 @@
  *   byte 0: bits 0-1 auth mode, bit 2 STLS, bit 3 no MD5, bits 4-5 window
  *           (default, 1, 2, 128), bit 6 DELE after each body instead of
  *           all at once, bit 7 TOP instead of RETR
- *   byte 1: bit 0 body() refuses message 2, bit 1 max_msgs = 3
+ *   byte 1: bit 0 body() refuses message 2, bit 1 max_msgs = 3, bit 2 a
+ *           listing budget of 64 bytes of UIDLs
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -255,6 +256,7 @@ session(const uint8_t *data, size_t size, uint32_t step, struct owner *o)
 	params.md5 = (o->cfg0 & 8) ? NULL : fake_md5;
 	params.pipeline_window = windows[(o->cfg0 >> 4) & 3];
 	params.max_msgs = (o->cfg1 & 2) ? 3 : 0;
+	params.max_listing_bytes = (o->cfg1 & 4) ? 64 : 0;
 	o->c = pop3_client_new(&params, &owner_cb, o);
 	data += 2;
 	size -= 2;

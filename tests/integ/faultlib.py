@@ -196,7 +196,7 @@ class Server:
             if not w or w[0].startswith("@"):
                 continue
             kw = w[0].upper()
-            if kw in ("UIDL-CHANGE", "UIDL-LONG", "NO-UIDL"):
+            if kw in ("UIDL-CHANGE", "UIDL-LONG", "UIDL-BINARY", "NO-UIDL"):
                 for m in u.msgs:
                     m.uidl = None
             elif kw == "SET-UIDL":

@@ -10,10 +10,12 @@ ingestd sent (no DELE for a message not archived, no password before
 TLS).
 """
 
+import hashlib
 import json
 import os
 
-from faultlib import FaultRun, crlf, message
+from faultlib import FaultRun, crlf, message, parse_summaries
+from test_scale import _run_measured
 
 
 def _files(tag, n, **kw):
@@ -343,8 +345,8 @@ def test_listings_that_lie(env):
     """LIST sizes that are wrong (larger, smaller, zero): the archive holds
     the bytes RETR sent.  Two messages under one UIDL, different or
     identical: both archived, each deleted only once its own bytes are.
-    UIDLs of 200 characters: archived under those UIDLs, and known at the
-    next poll."""
+    UIDLs of 200 characters: archived under their 71-character short form
+    ("sha256:" and 64 hex digits), and known at the next poll."""
     fr = FaultRun(env, "lie")
     srv = fr.server()
     lie = fr.mailbox(srv, files=_files("ls", 4), directives=[
@@ -378,7 +380,8 @@ def test_listings_that_lie(env):
     s = summ[long_]
     assert s["outcome"] == "ok" and s["archived"] == 3, s
     rows = fr.check_archived(long_, uidls=False)
-    assert sorted(len(r["uidl"]) for r in rows) == [200] * 3, rows
+    assert all(len(r["uidl"]) == 71 and r["uidl"].startswith("sha256:")
+               for r in rows) and len({r["uidl"] for r in rows}) == 3, rows
     fr.check_left(long_, fr.msgs(long_))
     fr.check_never_dele(long_)
 
@@ -714,5 +717,238 @@ def test_renumbered_uidls_do_not_hide_a_message(env):
         "%s: message 2 never archived: its new UIDL was message 1's, with " \
         "the same size; summary %s" % (name, summ[name])
     assert got == {m.sha256 for m in msgs}
+    fr.check_never_dele(name)
+    fr.check_left(name, msgs)
+
+
+def test_top_with_more_than_the_header(env):
+    """Servers whose TOP n 0 sends more than the header block: a blank
+    line after the header's, a body line, and, under bare LF, a line that
+    looks like a header.  The proof hashes TOP's output the way the
+    archive hashed the message (up to the first empty line), so with
+    delete "never" the second poll downloads nothing; with
+    "after-archive" and the first QUIT cut before the deletions, the
+    second poll proves each message by TOP and deletes it without
+    downloading it again."""
+    fr = FaultRun(env, "topx")
+    srv = fr.server()
+    extras = {"blank": '"\\r\\n"', "body": '"one more body line\\r\\n"'}
+    keep = {}
+    for tag, text in extras.items():
+        keep[fr.mailbox(srv, files=_files("tk" + tag, 3), delete="never",
+                        directives=["TOP-EXTRA " + text])] = tag
+    lf = [message(i, "tl").replace(b"\r\n", b"\n") for i in range(1, 4)]
+    keep[fr.mailbox(srv, files=lf, delete="never", bare_lf=True,
+                    directives=["BARE-LF", 'TOP-EXTRA "X-Not: a header\\n"'
+                                ])] = "lf"
+    drain = fr.mailbox(srv, files=_files("td", 3), directives=[
+        'TOP-EXTRA "\\r\\nbody line\\r\\n"', "@1 CUT QUIT before"])
+    healthy = fr.mailbox(srv, files=_files("th", 2))
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    for name in list(keep) + [drain]:
+        assert summ[name]["archived"] == 3, summ[name]
+        fr.check_archived(name)
+        fr.check_left(name, fr.msgs(name))
+    blobs = fr.blobs()
+
+    summ = fr.once()
+    for name, tag in keep.items():
+        s = summ[name]
+        assert s["outcome"] == "ok" and s["listed"] == 3 and \
+            s["fetched"] == 0, \
+            "%s (TOP adds %s): downloaded again: %s" % (name, tag, s)
+        fr.check_never_dele(name)
+        fr.check_left(name, fr.msgs(name))
+        tops = [t for _, t, _ in srv.commands(name) if t.startswith("TOP")]
+        assert tops == ["TOP %d 0" % i for i in (1, 2, 3)], tops
+    s = summ[drain]
+    assert s["outcome"] == "ok" and s["fetched"] == 0 and \
+        s["deleted"] == 3, s
+    fr.check_dele_proven(drain)
+    fr.check_left(drain, [])
+    assert fr.blobs() == blobs, "the second poll stored something again"
+    assert any(e.kind == "E" and "TOP-EXTRA" in e.text
+               for e in srv.events()), "the fault did not fire"
+    ex = fr.export()
+    for name in list(keep) + [drain, healthy]:
+        fr.check_export(ex, name)
+
+
+def test_no_top_reused_uidl_is_archived(env):
+    """delete "never" on a server without TOP in CAPA, messages of one
+    size, and UIDLs renumbered after a first poll that could not fetch
+    message 2: message 2 now carries the UIDL message 1 was archived
+    under.  With no TOP to prove it by, UIDL and size prove nothing:
+    message 2 must end up archived.  The price, on a mailbox where
+    nothing changed: every message is downloaded again at each poll,
+    and nothing is stored twice."""
+    fr = FaultRun(env, "notop")
+    # global: CAPA comes before the login names a user
+    srv = fr.server(global_lines=["NO-CAPA TOP"])
+    notice = "Subject: quota notice %d\n\nmailbox at %d%% of quota\n"
+    files = [crlf(notice % (i, 80 + i)) for i in range(1, 4)]
+    assert len({len(f) for f in files}) == 1
+    name = fr.mailbox(srv, files=files, delete="never", directives=[
+        "@1 ERR RETR:2 [SYS/TEMP] try later",
+        "@2- SET-UIDL 1 renumbered-1",
+        "@2- SET-UIDL 2 m0001",
+        "@2- SET-UIDL 3 renumbered-3"])
+    same = fr.mailbox(srv, files=_files("ns", 3), delete="never")
+    healthy = fr.mailbox(fr.server(), files=_files("nh", 2))
+    msgs = fr.msgs(name)
+
+    summ = fr.once(expect_rc=1)
+    fr.check_healthy(healthy, summ)
+    fr.check_archived(name, [msgs[0], msgs[2]], uidls=False)
+    fr.check_archived(same)
+    rows_same = fr.deliveries(same)
+    blobs = fr.blobs()
+
+    summ = fr.once()
+    got = {r["sha256"] for r in fr.deliveries(name)}
+    assert msgs[1].sha256 in got, \
+        "%s: message 2 never archived: without TOP its reused UIDL and " \
+        "size were taken on trust; summary %s" % (name, summ[name])
+    assert got == {m.sha256 for m in msgs}
+    assert summ[name]["fetched"] == 3 and summ[name]["outcome"] == "ok", \
+        summ[name]
+    s = summ[same]
+    assert s["fetched"] == 3 and s["outcome"] == "ok", s
+    assert fr.deliveries(same) == rows_same, \
+        "fetched again, but a delivery changed or was stored twice"
+    assert set(fr.blobs()) == set(blobs) | {msgs[1].sha256}
+    for n in (name, same):
+        assert not [t for _, t, _ in srv.commands(n)
+                    if t.startswith("TOP")], "TOP sent though not offered"
+        fr.check_never_dele(n)
+        fr.check_left(n, fr.msgs(n))
+    _, _, _, err = fr.last
+    assert "server offers no TOP: 3 messages archived earlier are " \
+        "fetched again" in err, err[-3000:]
+    ex = fr.export()
+    for n in (name, same, healthy):
+        fr.check_export(ex, n)
+
+
+# ingestd's peak RSS while it plans a poll over 100,000 messages listed
+# with 500-byte binary UIDLs.  What it must hold: the raw UIDLs once, in
+# the POP3 client's listing (100,000 x 501 bytes, 48 MiB), while the plan
+# takes at most 72 bytes of each (7 MiB) and the per-message arrays of
+# client, plan and reconciliation (about 200 bytes a message, 19 MiB),
+# over a process that idles at about 12 MiB (libpq, OpenSSL, zstd, the
+# committer).  That is about 86 MiB; 150 MiB leaves room for the
+# allocator and a loaded machine.  Before the listing was bounded, the
+# same listing took 590 MiB (the %XX spelling triples each UIDL, and it
+# was held in four copies).
+LISTING_RSS_MAX_KIB = 150 * 1024
+LISTING_BUDGET = 64 * 1024 * 1024   # POP3_LISTING_BYTES_DEFAULT
+
+
+def test_listing_memory_is_bounded(env):
+    """A mailbox of 100,000 messages listed with 500-byte UIDLs of bytes
+    outside RFC 1939's range: ingestd plans the poll in bounded memory
+    (peak RSS under LISTING_RSS_MAX_KIB) and keeps each UIDL as
+    "sha256:" and 64 hex digits.  The poll is cut at its first RETR, as
+    fetching 100,000 messages is test_large_mailbox's job.  A listing
+    over the 64 MiB listing budget fails its own account, permanently,
+    with an error naming the budget, and no other."""
+    fr = FaultRun(env, "mem")
+    srv = fr.server()
+    n_big, n_over = 100000, 140000
+    assert n_big * 501 < LISTING_BUDGET < n_over * 501
+    big = fr.mailbox(srv, gens=["%d 300..400 seed=61" % n_big],
+                     delete="never",
+                     directives=["UIDL-BINARY 500", "CUT RETR before"])
+    over = fr.mailbox(srv, gens=["%d 300..400 seed=62" % n_over],
+                      directives=["UIDL-BINARY 500"])
+    # on a server of its own: fakepop3 is one thread, busy for seconds
+    # with a login to 140,000 messages
+    healthy = fr.mailbox(fr.server(), files=_files("mh", 2))
+
+    for a in fr.accounts:
+        a["enabled"] = a["name"] == big
+    fr.write_config()
+    fr.ok("migrate")
+    rc, out, err, peak, floor = _run_measured(fr, ["once"], timeout=170)
+    print("# peak RSS %d KiB planning %d messages with 500-byte binary "
+          "UIDLs (launcher floor %d KiB)" % (peak, n_big, floor))
+    s = parse_summaries(out).get(big)
+    assert rc == 1 and s is not None and s["listed"] == n_big and \
+        s["outcome"] == "temporary", "once exited %d, %s%s" % (
+            rc, s, fr.context())
+    assert peak < LISTING_RSS_MAX_KIB, \
+        "listing %d messages with 500-byte UIDLs took %d KiB of peak RSS, " \
+        "more than %d KiB" % (n_big, peak, LISTING_RSS_MAX_KIB)
+    fr.check_poll(big, "temporary")
+    fr.check_never_dele(big)
+    assert fr.deliveries(big) == []
+
+    for a in fr.accounts:
+        a["enabled"] = a["name"] != big
+    summ = fr.once(expect_rc=1, timeout=170)
+    fr.check_healthy(healthy, summ)
+    s = summ[over]
+    assert s["outcome"] == "permanent" and s["fetched"] == 0, s
+    fr.check_poll(over, "permanent", [
+        "listing budget of %d bytes" % LISTING_BUDGET])
+    cmds = [t.split()[0].upper() for _, t, _ in srv.commands(over)]
+    assert not {"RETR", "TOP", "DELE"} & set(cmds), \
+        "%s: commands after the listing broke its budget: %s" % (over, cmds)
+    assert fr.deliveries(over) == []
+
+
+def test_long_uidls_are_kept_short(env):
+    """UIDLs longer than RFC 1939's 70 characters once spelt (200
+    printable characters; 100 bytes outside 0x21..0x7E, spelt %XX) are
+    archived as "sha256:" and the hex SHA-256 of the spelling, 71
+    characters, the same at the next poll, which downloads nothing.  An
+    archive that kept the long spelling (before migration
+    0002_bound_long_uidls) is rewritten by it to the short one: its
+    messages are known at the next poll, not downloaded again nor taken
+    for gone."""
+    fr = FaultRun(env, "short")
+    srv = fr.server()
+    long_ = "L" * 150 + "-" + "0123456789" * 5
+    binary = "\udcfe" * 100
+    spelt = {1: long_, 2: "%FE" * 100, 3: "m0003"}
+    name = fr.mailbox(srv, files=_files("sk", 3), delete="never",
+                      directives=["SET-UIDL 1 " + long_,
+                                  "SET-UIDL 2 " + binary])
+    healthy = fr.mailbox(srv, files=_files("sh", 2))
+
+    def short(u):
+        if len(u) <= 70:
+            return u
+        return "sha256:" + hashlib.sha256(u.encode()).hexdigest()
+
+    summ = fr.once()
+    fr.check_healthy(healthy, summ)
+    msgs = fr.msgs(name)
+    want = sorted((short(spelt[i + 1]), m.sha256) for i, m in
+                  enumerate(msgs))
+    rows = fr.deliveries(name)
+    assert sorted((r["uidl"], r["sha256"]) for r in rows) == want, rows
+    summ = fr.once()
+    assert summ[name]["fetched"] == 0 and summ[name]["outcome"] == "ok", \
+        summ[name]
+
+    # An archive from before: the long spellings, and the migration due.
+    for i in (1, 2):
+        fr.sql("UPDATE delivery SET uidl = '%s' WHERE uidl = '%s';" % (
+            spelt[i], short(spelt[i])))
+    fr.sql("DELETE FROM schema_migrations "
+           "WHERE name = '0002_bound_long_uidls';")
+    assert sorted(r["uidl"] for r in fr.deliveries(name)) == \
+        sorted(spelt.values())
+    fr.ok("migrate")
+    rows = fr.deliveries(name)
+    assert sorted((r["uidl"], r["sha256"]) for r in rows) == want, rows
+    summ = fr.once()
+    s = summ[name]
+    assert s["fetched"] == 0 and s["listed"] == 3 and s["outcome"] == "ok", s
+    assert all(r["deleted"] is None for r in fr.deliveries(name)), \
+        "messages still on the server taken for gone"
     fr.check_never_dele(name)
     fr.check_left(name, msgs)

@@ -9,7 +9,9 @@
 
 #include "ingestd/plan.h"
 #include "pop3/client.h"
+#include "store/hash.h"
 #include "store/known.h"
+#include "store/pipe.h"
 #include "tests/unit/test.h"
 
 #define TESTS(X)                                                        \
@@ -22,7 +24,9 @@
 	X(test_missing_uidl)                                            \
 	X(test_nonprintable_uidl)                                       \
 	X(test_uidl_clean)                                              \
-	X(test_next_skips_and_exhausts)                                 \
+	X(test_long_uidls_are_kept_short)                               \
+	X(test_no_top_fetches_every_match)                              \
+	X(test_next_and_exhausted)                                      \
 	X(test_msg_by_number)                                           \
 	X(test_empty_listing)
 TESTS(TEST_DECLARE)
@@ -60,12 +64,12 @@ plan_for(const struct known *k, bool delete_archived, bool has_top,
 	return plan_new(&pp, list, n);
 }
 
+/* What plan_take_present() handed over, freed as its caller must. */
 static void
-free_present(char **present, size_t n)
+free_present(const char **present, char *mem)
 {
-	while (n > 0)
-		free(present[--n]);
 	free(present);
+	free(mem);
 }
 
 static void
@@ -76,23 +80,32 @@ test_nothing_archived_fetches_all(void)
 		{ 1, 100, "b" }, { 2, 200, "a" }, { 3, 300, "c" },
 	};
 	struct plan *p = plan_for(k, true, true, list, 3);
-	char **present;
+	const char **present;
+	char *mem, *again;
 	size_t n, i;
 
 	for (i = 1; i <= 3; i++)
 		ASSERT_EQ(plan_msg(p, (uint32_t)i)->action, PLAN_FETCH);
-	present = plan_take_present(p, &n);
+	present = plan_take_present(p, &n, &mem);
 	ASSERT_EQ(n, 3);
-	/* Sorted, and copies that outlive the plan. */
+	/* Sorted, in the plan's own block, which now outlives the plan. */
 	ASSERT_STREQ(present[0], "a");
 	ASSERT_STREQ(present[1], "b");
 	ASSERT_STREQ(present[2], "c");
 	ASSERT_TRUE(present[0] != list[1].uidl);
+	for (i = 0; i < n; i++)
+		ASSERT_TRUE(present[i] >= mem && present[i] < mem + 6);
+	/* Moved, not copied: the plan's messages use the same bytes. */
+	ASSERT_TRUE(plan_msg(p, 2)->uidl == present[0]);
+	/* Taken once. */
+	ASSERT_TRUE(plan_take_present(p, &n, &again) == NULL);
+	ASSERT_EQ(n, 0);
+	ASSERT_TRUE(again == NULL);
 	plan_free(&p);
 	ASSERT_TRUE(p == NULL);
 	plan_free(&p);
 	ASSERT_STREQ(present[2], "c");
-	free_present(present, n);
+	free_present(present, mem);
 	known_free(&k);
 }
 
@@ -106,8 +119,9 @@ enum archived {
 
 /*
  * The rule, written out: only a unique UIDL with an archived, undeleted
- * entry of the same size is ever spared a download; with TOP it must be
- * proven, without TOP it is kept only under "never".
+ * entry of the same size is ever spared a download, and only once TOP
+ * proves it.  Without TOP nothing can prove it short of the whole
+ * message, under either policy: it is fetched again.
  */
 static enum plan_action
 expected(enum archived a, bool unique, bool has_top, bool delete_archived)
@@ -116,7 +130,7 @@ expected(enum archived a, bool unique, bool has_top, bool delete_archived)
 		return PLAN_FETCH;
 	if (has_top)
 		return PLAN_VERIFY;
-	return delete_archived ? PLAN_FETCH : PLAN_SKIP;
+	return PLAN_FETCH;
 }
 
 static void
@@ -150,6 +164,11 @@ test_truth_table(void)
 		/* What VERIFY must match is the archived entry. */
 		if (want == PLAN_VERIFY)
 			ASSERT_EQ(plan_msg(p, 1)->known->list_size, 500);
+		else
+			ASSERT_TRUE(plan_msg(p, 1)->known == NULL);
+		/* A match fetched again for want of TOP is counted. */
+		ASSERT_EQ(plan_reproven(p),
+		    a == ARCH_SAME && unique && !top ? 1 : 0);
 		ASSERT_EQ(plan_delete_archived(p), del);
 		plan_free(&p);
 		known_free(&k);
@@ -244,7 +263,8 @@ test_duplicate_uidls_are_fetched(void)
 		{ 4, 500, "dup" },
 	};
 	struct plan *p;
-	char **present;
+	const char **present;
+	char *mem;
 	size_t n;
 
 	add_known(k, "dup", 500, false);
@@ -255,12 +275,12 @@ test_duplicate_uidls_are_fetched(void)
 	ASSERT_EQ(plan_msg(p, 3)->action, PLAN_FETCH);
 	ASSERT_EQ(plan_msg(p, 4)->action, PLAN_FETCH);
 	/* The listing is still complete for reconciliation. */
-	present = plan_take_present(p, &n);
+	present = plan_take_present(p, &n, &mem);
 	ASSERT_EQ(n, 4);
 	ASSERT_STREQ(present[0], "dup");
 	ASSERT_STREQ(present[3], "ok");
-	free_present(present, n);
 	plan_free(&p);
+	free_present(present, mem);
 	known_free(&k);
 }
 
@@ -276,7 +296,8 @@ test_missing_uidl(void)
 		{ 4, 500, "b" },
 	};
 	struct plan *p;
-	char **present;
+	const char **present;
+	char *mem = "";
 	size_t n = 99;
 
 	add_known(k, "a", 500, false);
@@ -287,9 +308,12 @@ test_missing_uidl(void)
 	ASSERT_EQ(plan_msg(p, 2)->action, PLAN_VERIFY);
 	ASSERT_EQ(plan_msg(p, 3)->action, PLAN_FETCH);
 	ASSERT_EQ(plan_msg(p, 4)->action, PLAN_FETCH);
-	present = plan_take_present(p, &n);
+	present = plan_take_present(p, &n, &mem);
 	ASSERT_TRUE(present == NULL);
+	ASSERT_TRUE(mem == NULL);
 	ASSERT_EQ(n, 0);
+	/* The plan kept its UIDLs. */
+	ASSERT_STREQ(plan_msg(p, 4)->uidl, "b");
 	plan_free(&p);
 	known_free(&k);
 }
@@ -303,74 +327,226 @@ test_nonprintable_uidl(void)
 	char raw[] = "a b\x01\xff";
 	struct pop3_msg list[] = { { 1, 500, raw }, { 2, 500, "plain" } };
 	struct plan *p;
-	char **present;
+	const char **present;
+	char *mem;
 	size_t n;
 
 	add_known(k, "a%20b%01%FF", 500, false);
 	p = plan_for(k, true, true, list, 2);
 	ASSERT_STREQ(plan_msg(p, 1)->uidl, "a%20b%01%FF");
 	ASSERT_EQ(plan_msg(p, 1)->action, PLAN_VERIFY);
-	/* A clean UIDL is the listing's own string, not a copy. */
-	ASSERT_TRUE(plan_msg(p, 2)->uidl == list[1].uidl);
-	present = plan_take_present(p, &n);
+	/* A clean UIDL is copied too: the listing is given back once
+	 * planned, the plan's block is the one copy kept. */
+	ASSERT_STREQ(plan_msg(p, 2)->uidl, "plain");
+	ASSERT_TRUE(plan_msg(p, 2)->uidl != list[1].uidl);
+	present = plan_take_present(p, &n, &mem);
 	ASSERT_EQ(n, 2);
 	ASSERT_STREQ(present[0], "a%20b%01%FF");
-	free_present(present, n);
 	plan_free(&p);
+	free_present(present, mem);
 	known_free(&k);
+}
+
+/* The spelling of uidl, checked for length and NUL. */
+static void
+check_clean(const char *uidl, const char *want)
+{
+	char out[PLAN_UIDL_MAX + 2];
+	size_t n;
+
+	memset(out, 'Z', sizeof(out));
+	n = plan_uidl_clean(uidl, out);
+	ASSERT_TRUE(n <= PLAN_UIDL_MAX);
+	ASSERT_EQ(n, strlen(want));
+	ASSERT_STREQ(out, want);
+	ASSERT_EQ(out[PLAN_UIDL_MAX + 1], 'Z');
+}
+
+/* "sha256:" and the lowercase hex digest of spelt. */
+static void
+digest_form(const char *spelt, char out[PLAN_UIDL_MAX + 1])
+{
+	unsigned char d[32];
+
+	hash_sha256(spelt, strlen(spelt), d);
+	memcpy(out, "sha256:", 7);
+	pipe_hex(d, out + 7);
 }
 
 static void
 test_uidl_clean(void)
 {
-	const char *clean = "!~AZaz09";
-	char *out;
+	char raw[600], spelt[1600], want[PLAN_UIDL_MAX + 1];
+	char out[PLAN_UIDL_MAX + 1], out2[PLAN_UIDL_MAX + 1];
+	size_t i;
 
-	ASSERT_TRUE(plan_uidl_clean(clean) == clean);
-	out = plan_uidl_clean("%");
-	ASSERT_TRUE(out != NULL);	/* '%' itself is printable: kept */
-	ASSERT_STREQ(out, "%");
-	out = plan_uidl_clean("\x7f\x20\x21");
-	ASSERT_STREQ(out, "%7F%20!");
-	free(out);
-	out = plan_uidl_clean("\x80");
-	ASSERT_STREQ(out, "%80");
-	free(out);
+	check_clean("!~AZaz09", "!~AZaz09");
+	check_clean("%", "%");		/* '%' itself is printable: kept */
+	check_clean("\x7f\x20\x21", "%7F%20!");
+	check_clean("\x80", "%80");
+
+	/* RFC 1939's longest, 70 octets, is kept as it is. */
+	memset(raw, 'u', 70);
+	raw[70] = '\0';
+	check_clean(raw, raw);
+	/* One more octet, and it is the digest of the spelling. */
+	raw[70] = 'u';
+	raw[71] = '\0';
+	digest_form(raw, want);
+	ASSERT_EQ(strlen(want), PLAN_UIDL_MAX);
+	check_clean(raw, want);
+	/* 70 octets once spelt: kept; 71: digest.  23 bytes of 0x01 and a
+	 * printable one spell to 70; two more printable ones to 72. */
+	memset(raw, 1, 23);
+	strcpy(raw + 23, "x");
+	check_clean(raw, "%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01"
+	    "%01%01%01%01%01%01%01x");
+	strcpy(raw + 23, "xyz");
+	for (i = 0; i < 23; i++)
+		memcpy(spelt + 3 * i, "%01", 3);
+	strcpy(spelt + 69, "xyz");
+	digest_form(spelt, want);
+	check_clean(raw, want);
+
+	/* A binary UIDL as long as a line allows: 500 bytes spelt out to
+	 * 1500, kept in 71; the digest is of the spelling, so an archive
+	 * that kept the spelling can be rewritten to it in SQL. */
+	for (i = 0; i < 500; i++)
+		raw[i] = (char)(0x80 | (i & 0x7f));
+	raw[500] = '\0';
+	for (i = 0; i < 500; i++)
+		snprintf(spelt + 3 * i, 4, "%%%02X", (unsigned char)raw[i]);
+	digest_form(spelt, want);
+	check_clean(raw, want);
+	/* Stable, and another UIDL gets another digest. */
+	ASSERT_EQ(plan_uidl_clean(raw, out), PLAN_UIDL_MAX);
+	raw[499] = (char)0x81;
+	ASSERT_EQ(plan_uidl_clean(raw, out2), PLAN_UIDL_MAX);
+	ASSERT_TRUE(strcmp(out, out2) != 0);
+	ASSERT_STREQ(out, want);
+}
+
+/* A listing of long binary UIDLs: the plan holds one short spelling of
+ * each, matches them against the archive and hands them over. */
+static void
+test_long_uidls_are_kept_short(void)
+{
+	enum { N = 300 };
+	static char raw[N][501];
+	struct pop3_msg list[N];
+	struct known *k = known_new();
+	char want[PLAN_UIDL_MAX + 1];
+	const char **present;
+	struct plan *p;
+	char *mem;
+	size_t i, j, n;
+
+	for (i = 0; i < N; i++) {
+		/* i in the first three bytes: every UIDL distinct */
+		for (j = 0; j < 500; j++)
+			raw[i][j] = (char)(0x80 | ((j < 3 ? i >> (7 * j) :
+			    i + j) & 0x7f));
+		raw[i][500] = '\0';
+		list[i].num = (uint32_t)i + 1;
+		list[i].size = 1000;
+		list[i].uidl = raw[i];
+	}
+	ASSERT_EQ(plan_uidl_clean(raw[42], want), PLAN_UIDL_MAX);
+	add_known(k, want, 1000, false);
+	p = plan_for(k, false, true, list, N);
+	ASSERT_EQ(plan_msg(p, 43)->action, PLAN_VERIFY);
+	ASSERT_STREQ(plan_msg(p, 43)->uidl, want);
+	ASSERT_EQ(plan_msg(p, 42)->action, PLAN_FETCH);
+	present = plan_take_present(p, &n, &mem);
+	ASSERT_EQ(n, N);
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(strlen(present[i]), PLAN_UIDL_MAX);
+		/* every spelling in the one block, none repeated */
+		ASSERT_TRUE(present[i] >= mem &&
+		    present[i] < mem + N * (PLAN_UIDL_MAX + 1));
+		if (i > 0)
+			ASSERT_TRUE(strcmp(present[i - 1], present[i]) < 0);
+	}
+	plan_free(&p);
+	free_present(present, mem);
+	known_free(&k);
+}
+
+/*
+ * A server without TOP that reused the UIDL of an archived message for a
+ * new one of the same size (servers that renumber do): under "never" the
+ * archive never saw the old one leave, so only fetching every match again
+ * keeps the new one from being skipped for good.
+ */
+static void
+test_no_top_fetches_every_match(void)
+{
+	struct known *k = known_new();
+	struct pop3_msg list[] = {
+		{ 1, 10, "reused" }, { 2, 10, "new" }, { 3, 11, "resized" },
+		{ 4, 10, "kept" },
+	};
+	struct plan *p;
+	uint32_t num;
+	int del;
+
+	add_known(k, "reused", 10, false);
+	add_known(k, "resized", 10, false);
+	add_known(k, "kept", 10, false);
+	for (del = 0; del <= 1; del++) {
+		p = plan_for(k, del, false, list, 4);
+		for (num = 1; num <= 4; num++) {
+			ASSERT_EQ(plan_msg(p, num)->action, PLAN_FETCH);
+			ASSERT_TRUE(plan_msg(p, num)->known == NULL);
+		}
+		/* "reused" and "kept" matched; "resized" has another size
+		 * and "new" no entry: plain new messages. */
+		ASSERT_EQ(plan_reproven(p), 2);
+		plan_free(&p);
+	}
+	/* With TOP the matches are proven instead. */
+	p = plan_for(k, false, true, list, 4);
+	ASSERT_EQ(plan_msg(p, 1)->action, PLAN_VERIFY);
+	ASSERT_EQ(plan_msg(p, 2)->action, PLAN_FETCH);
+	ASSERT_EQ(plan_msg(p, 3)->action, PLAN_FETCH);
+	ASSERT_EQ(plan_msg(p, 4)->action, PLAN_VERIFY);
+	ASSERT_EQ(plan_reproven(p), 0);
+	plan_free(&p);
+	known_free(&k);
 }
 
 static void
-test_next_skips_and_exhausts(void)
+test_next_and_exhausted(void)
 {
 	struct known *k = known_new();
 	struct pop3_msg list[] = {
 		{ 1, 10, "kept1" }, { 2, 10, "new" }, { 3, 10, "kept2" },
-		{ 4, 10, "prove" }, { 5, 10, "kept3" },
 	};
 	struct plan *p;
 	struct plan_msg *m;
+	int top;
 
 	add_known(k, "kept1", 10, false);
 	add_known(k, "kept2", 10, false);
-	add_known(k, "kept3", 10, false);
-	/* "never" without TOP: archived ones are skipped. */
-	p = plan_for(k, false, false, list, 5);
-	ASSERT_TRUE(!plan_exhausted(p));
-	m = plan_next(p);
-	ASSERT_EQ(m->num, 2);
-	ASSERT_TRUE(!plan_exhausted(p));
-	m = plan_next(p);
-	ASSERT_EQ(m->num, 4);
-	/* Only skipped messages remain: nothing left to act on. */
-	ASSERT_TRUE(plan_exhausted(p));
-	ASSERT_TRUE(plan_next(p) == NULL);
-	ASSERT_TRUE(plan_next(p) == NULL);
-	plan_free(&p);
-
-	/* Everything skipped: exhausted from the start. */
-	p = plan_for(k, false, false, list, 1);
-	ASSERT_TRUE(plan_exhausted(p));
-	ASSERT_TRUE(plan_next(p) == NULL);
-	plan_free(&p);
+	/* Every message is handed out, in listing order, with or without
+	 * TOP: nothing is left alone without a proof. */
+	for (top = 0; top <= 1; top++) {
+		p = plan_for(k, false, top, list, 3);
+		ASSERT_TRUE(!plan_exhausted(p));
+		m = plan_next(p);
+		ASSERT_EQ(m->num, 1);
+		ASSERT_EQ(m->action, top ? PLAN_VERIFY : PLAN_FETCH);
+		m = plan_next(p);
+		ASSERT_EQ(m->num, 2);
+		ASSERT_EQ(m->action, PLAN_FETCH);
+		ASSERT_TRUE(!plan_exhausted(p));
+		m = plan_next(p);
+		ASSERT_EQ(m->num, 3);
+		ASSERT_TRUE(plan_exhausted(p));
+		ASSERT_TRUE(plan_next(p) == NULL);
+		ASSERT_TRUE(plan_next(p) == NULL);
+		plan_free(&p);
+	}
 	known_free(&k);
 }
 
@@ -403,7 +579,8 @@ test_empty_listing(void)
 {
 	struct known *k = known_new();
 	struct plan *p = plan_for(k, true, true, NULL, 0);
-	char **present;
+	const char **present;
+	char *mem;
 	size_t n = 99;
 
 	ASSERT_TRUE(plan_exhausted(p));
@@ -411,11 +588,11 @@ test_empty_listing(void)
 	ASSERT_TRUE(plan_msg(p, 1) == NULL);
 	/* An empty mailbox is a complete listing: everything archived and
 	 * not yet marked is gone from the server. */
-	present = plan_take_present(p, &n);
+	present = plan_take_present(p, &n, &mem);
 	ASSERT_TRUE(present != NULL);
 	ASSERT_EQ(n, 0);
-	free(present);
 	plan_free(&p);
+	free_present(present, mem);
 	known_free(&k);
 }
 

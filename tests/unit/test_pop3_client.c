@@ -39,6 +39,7 @@
 	X(test_listing_mismatch)                                         \
 	X(test_list_refused)                                             \
 	X(test_max_msgs)                                                 \
+	X(test_max_listing_bytes)                                        \
 	X(test_bodies)                                                   \
 	X(test_large_body_chunks)                                        \
 	X(test_top)                                                      \
@@ -1083,6 +1084,40 @@ test_max_msgs(void)
 	sc.events = "failed PERM: UIDL lists more than 2 messages\n";
 	sc.out = LOGIN_OUT "UIDL\r\n";
 	run(&sc);
+}
+
+/*
+ * The listing budget counts UIDL bytes, each with its NUL: a listing at
+ * the budget is ready, one byte more fails the session, naming the
+ * budget and the message, before LIST is even read.
+ */
+static void
+test_max_listing_bytes(void)
+{
+	struct script sc = {
+		.params = USER_PARAMS,
+		.policy = OWN_NOTHING,
+		.segs = { SEG(LOGIN "+OK\r\n1 aaa\r\n2 \x80\x01\xff\r\n.\r\n"
+		    "+OK\r\n1 1\r\n2 2\r\n.\r\n") },
+		.events = "ready 2\n  1 1 aaa\n  2 2 \x80\x01\xff\n",
+		.out = LOGIN_OUT "UIDL\r\nLIST\r\n",
+	};
+
+	sc.params.max_listing_bytes = 8;
+	run(&sc);
+	sc.segs[0] = (struct seg)SEG(LOGIN
+	    "+OK\r\n1 aaa\r\n2 \x80\x01\xff\xfe\r\n.\r\n");
+	sc.events = "failed PERM: UIDL listing exceeds the listing budget of "
+	    "8 bytes at message 2\n";
+	sc.out = LOGIN_OUT "UIDL\r\n";
+	run(&sc);
+	/* One UIDL alone larger than the budget. */
+	sc.params.max_listing_bytes = 3;
+	sc.events = "failed PERM: UIDL listing exceeds the listing budget of "
+	    "3 bytes at message 1\n";
+	run(&sc);
+	/* The default holds 100,000 UIDLs of 500 bytes. */
+	ASSERT_TRUE(POP3_LISTING_BYTES_DEFAULT >= (size_t)100000 * 501);
 }
 
 static void
