@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +54,11 @@ struct reader {
 	const char *path;	/* for messages */
 	char why[512];		/* why the blob in progress failed */
 	/* Export. */
-	const char *out_dir;
-	char *acct;		/* account whose directory is dir */
-	char *dir;
+	int out_fd;		/* the export directory */
+	const char *out_name;	/* its path, for messages */
+	char *acct;		/* account whose directory is acct_fd */
+	char *acct_path;	/* out_name/<its directory>, for messages */
+	int acct_fd;		/* -1: none open */
 	uint64_t count;
 };
 
@@ -236,60 +239,205 @@ out:
 	return rc;
 }
 
-static int
-reader_mkdir(const char *path)
+/* "user NAME (uid N)", or "uid N" for a uid with no name. */
+static void
+reader_user(uid_t uid, char *buf, size_t len)
 {
-	if (mkdir(path, 0700) == -1 && errno != EEXIST)
-		return -1;
-	return 0;
+	const struct passwd *pw = getpwuid(uid);
+
+	if (pw != NULL)
+		snprintf(buf, len, "user %s (uid %u)", pw->pw_name,
+		    (unsigned)uid);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)uid);
 }
 
-/* Makes the rename of a file in dir durable. */
-static int
-reader_sync_dir(const char *dir)
+int
+reader_outdir_open(const char *path, char *err, size_t errlen)
 {
-	int fd, rc;
+	char owner[128], me[128], *p;
+	struct stat st;
+	size_t n;
+	int fd = -1;
 
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
+	/* "DIR/" names what a symbolic link DIR points to, and O_NOFOLLOW
+	 * would not see the link: judge DIR itself. */
+	p = xstrdup(path);
+	n = strlen(p);
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	if (n == 0) {
+		snprintf(err, errlen, "--out: an empty path");
+		goto fail;
+	}
+	if (mkdir(p, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "creating %s: %s", p, strerror(errno));
+		goto fail;
+	}
+	if ((fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		if ((errno == ELOOP || errno == ENOTDIR) &&
+		    lstat(p, &st) == 0 && S_ISLNK(st.st_mode))
+			snprintf(err, errlen, "%s is a symbolic link; export "
+			    "writes only into a real directory, never "
+			    "through a link", p);
+		else if (errno == ENOTDIR)
+			snprintf(err, errlen, "%s is not a directory", p);
+		else
+			snprintf(err, errlen, "opening %s: %s", p,
+			    strerror(errno));
+		goto fail;
+	}
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", p, strerror(errno));
+		goto fail;
+	}
+	if (st.st_uid != geteuid()) {
+		reader_user(st.st_uid, owner, sizeof(owner));
+		reader_user(geteuid(), me, sizeof(me));
+		snprintf(err, errlen, "%s is owned by %s, not by %s running "
+		    "the export; its owner could change what the export "
+		    "writes", p, owner, me);
+		goto fail;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		snprintf(err, errlen, "%s is writable by %s (mode %04o); "
+		    "export writes only into a directory no one but its "
+		    "owner can write, sticky or not (chmod go-w)", p,
+		    (st.st_mode & S_IWOTH) != 0 ? "others" : "its group",
+		    (unsigned)(st.st_mode & 07777));
+		goto fail;
+	}
+	free(p); p = NULL;
+	return fd;
+fail:
+	if (fd != -1)
+		close(fd);
+	free(p); p = NULL;
+	return -1;
+}
+
+/* What name in dir is, for a message saying why it is in the way. */
+static const char *
+reader_what(int dir, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return "something";
+	if (S_ISLNK(st.st_mode))
+		return "a symbolic link";
+	if (S_ISDIR(st.st_mode))
+		return "a directory";
+	if (S_ISREG(st.st_mode))
+		return "a file";
+	return "a special file";
+}
+
+/* Makes what was created and renamed in the account directory durable,
+ * and closes it. */
+static int
+reader_acct_close(struct reader *r)
+{
+	int rc = 0;
+
+	if (r->acct_fd == -1)
+		return 0;
+	if (fsync(r->acct_fd) == -1) {
+		snprintf(r->why, sizeof(r->why), "syncing %s: %s",
+		    r->acct_path, strerror(errno));
+		rc = -1;
+	}
+	close(r->acct_fd);
+	r->acct_fd = -1;
 	return rc;
 }
 
+/*
+ * Creates the directory of m's account and opens it.  It must be new:
+ * one that exists is an earlier export's (whose files must not be
+ * replaced) or was planted, and either way the export stops.
+ */
+static int
+reader_acct_open(struct reader *r, const char *account)
+{
+	char *name;
+	int rc = -1;
+
+	if (reader_acct_close(r) == -1)
+		return -1;
+	free(r->acct);
+	free(r->acct_path);
+	r->acct = xstrdup(account);
+	name = reader_dirname(account);
+	r->acct_path = xasprintf("%s/%s", r->out_name, name);
+	if (mkdirat(r->out_fd, name, 0700) == -1) {
+		if (errno == EEXIST)
+			snprintf(r->why, sizeof(r->why), "%s already exists "
+			    "(%s); export never writes into an account "
+			    "directory it did not create: export into a new "
+			    "directory", r->acct_path,
+			    reader_what(r->out_fd, name));
+		else
+			snprintf(r->why, sizeof(r->why), "creating %s: %s",
+			    r->acct_path, strerror(errno));
+		goto out;
+	}
+	if ((r->acct_fd = openat(r->out_fd, name, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		snprintf(r->why, sizeof(r->why), "opening %s: %s",
+		    r->acct_path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(name); name = NULL;
+	return rc;
+}
+
+/*
+ * Gives the finished temporary file tmp its final name dst, in one step
+ * that never replaces an existing dst.  renameat2() does it where the
+ * file system can; NFS cannot, and there a hard link and an unlink do it,
+ * which a crash between them leaves as two names of one complete file.
+ */
+static int
+reader_publish(int dir, const char *tmp, const char *dst)
+{
+	if (renameat2(dir, tmp, dir, dst, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (linkat(dir, tmp, dir, dst, 0) == -1)
+		return -1;
+	(void)unlinkat(dir, tmp, 0);
+	return 0;
+}
+
+/* Exports one message.  Returns 0 when it was written, -1 with r->why set
+ * when the export must stop. */
 static int
 reader_export_one(void *arg, const struct db_message *m)
 {
 	struct reader *r = arg;
-	char *tmp = NULL, *dst = NULL, *name;
+	char *tmp = NULL, *dst = NULL, *tmp_path = NULL;
+	bool created = false;
+	int rc = -1;
 
-	if (r->acct == NULL || strcmp(r->acct, m->account) != 0) {
-		if (r->dir != NULL && reader_sync_dir(r->dir) == -1) {
-			snprintf(r->why, sizeof(r->why), "syncing %s: %s",
-			    r->dir, strerror(errno));
-			return -1;
-		}
-		free(r->acct);
-		free(r->dir);
-		r->acct = xstrdup(m->account);
-		name = reader_dirname(m->account);
-		r->dir = xasprintf("%s/%s", r->out_dir, name);
-		free(name); name = NULL;
-		if (reader_mkdir(r->dir) == -1) {
-			snprintf(r->why, sizeof(r->why), "creating %s: %s",
-			    r->dir, strerror(errno));
-			return -1;
-		}
-	}
-	tmp = xasprintf("%s/.%s.eml.tmp", r->dir, m->sha256_hex);
-	dst = xasprintf("%s/%s.eml", r->dir, m->sha256_hex);
-	r->path = tmp;
-	if ((r->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0600)) == -1) {
-		snprintf(r->why, sizeof(r->why), "creating %s: %s", tmp,
+	if ((r->acct == NULL || strcmp(r->acct, m->account) != 0) &&
+	    reader_acct_open(r, m->account) == -1)
+		return -1;
+	tmp = xasprintf(".%s.eml.tmp", m->sha256_hex);
+	dst = xasprintf("%s.eml", m->sha256_hex);
+	tmp_path = xasprintf("%s/%s", r->acct_path, tmp);
+	r->path = tmp_path;
+	if ((r->fd = openat(r->acct_fd, tmp, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1) {
+		snprintf(r->why, sizeof(r->why), "creating %s: %s", tmp_path,
 		    strerror(errno));
-		goto fail;
+		goto out;
 	}
+	created = true;
 	if (reader_blob(r, m) != 0) {
 		/* reader_blob's why names the blob's fault or the
 		 * database's; say which message. */
@@ -298,64 +446,75 @@ reader_export_one(void *arg, const struct db_message *m)
 		snprintf(why, sizeof(why), "%s", r->why);
 		snprintf(r->why, sizeof(r->why), "%.64s of %.100s: %.300s",
 		    m->sha256_hex, m->account, why);
-		goto fail;
+		goto out;
 	}
 	if (fsync(r->fd) == -1 || close(r->fd) == -1) {
 		r->fd = -1;
-		snprintf(r->why, sizeof(r->why), "writing %s: %s", tmp,
+		snprintf(r->why, sizeof(r->why), "writing %s: %s", tmp_path,
 		    strerror(errno));
-		goto fail;
+		goto out;
 	}
 	r->fd = -1;
-	if (rename(tmp, dst) == -1) {
-		snprintf(r->why, sizeof(r->why), "renaming %s: %s", tmp,
-		    strerror(errno));
-		goto fail;
+	if (reader_publish(r->acct_fd, tmp, dst) == -1) {
+		if (errno == EEXIST)
+			snprintf(r->why, sizeof(r->why), "%s/%s already "
+			    "exists (%s); export never replaces a file",
+			    r->acct_path, dst, reader_what(r->acct_fd, dst));
+		else
+			snprintf(r->why, sizeof(r->why), "renaming %s: %s",
+			    tmp_path, strerror(errno));
+		goto out;
 	}
+	created = false;
 	r->count++;
-	free(tmp); tmp = NULL;
-	free(dst); dst = NULL;
-	return 0;
-fail:
+	rc = 0;
+out:
 	if (r->fd != -1) {
 		close(r->fd);
 		r->fd = -1;
 	}
-	(void)unlink(tmp);
+	if (created)
+		(void)unlinkat(r->acct_fd, tmp, 0);
+	r->path = NULL;
 	free(tmp); tmp = NULL;
 	free(dst); dst = NULL;
-	return -1;
+	free(tmp_path); tmp_path = NULL;
+	return rc;
 }
 
 int
-reader_export(struct db *db, const char *out_dir, const char *account,
-    uint64_t *count_r, char *err, size_t errlen)
+reader_export(struct db *db, int dir_fd, const char *dir_name,
+    const char *account, uint64_t *count_r, char *err, size_t errlen)
 {
-	struct reader r = { .db = db, .fd = -1, .out_dir = out_dir };
+	struct reader r = {
+		.db = db, .fd = -1, .out_fd = dir_fd, .out_name = dir_name,
+		.acct_fd = -1,
+	};
 	int rc = -1;
 
-	*count_r = 0;
-	if (reader_mkdir(out_dir) == -1) {
-		snprintf(err, errlen, "creating %s: %s", out_dir,
-		    strerror(errno));
-		return -1;
-	}
 	if (db_each_message(db, account, reader_export_one, &r) == -1) {
 		snprintf(err, errlen, "%s", r.why[0] != '\0' ? r.why :
 		    db_error(db));
 		goto out;
 	}
-	if (r.dir != NULL && reader_sync_dir(r.dir) == -1) {
-		snprintf(err, errlen, "syncing %s: %s", r.dir,
+	if (reader_acct_close(&r) == -1) {
+		snprintf(err, errlen, "%s", r.why);
+		goto out;
+	}
+	/* The account directories' own names. */
+	if (fsync(dir_fd) == -1) {
+		snprintf(err, errlen, "syncing %s: %s", dir_name,
 		    strerror(errno));
 		goto out;
 	}
 	rc = 0;
 out:
 	*count_r = r.count;
+	if (r.acct_fd != -1)
+		close(r.acct_fd);
 	reader_decs_free(&r);
 	free(r.acct); r.acct = NULL;
-	free(r.dir); r.dir = NULL;
+	free(r.acct_path); r.acct_path = NULL;
 	return rc;
 }
 
@@ -390,7 +549,9 @@ int
 reader_verify(struct db *db, const char *account, uint64_t *ok_r,
     uint64_t *bad_r, char *err, size_t errlen)
 {
-	struct reader_verify v = { .r = { .db = db, .fd = -1 } };
+	struct reader_verify v = {
+		.r = { .db = db, .fd = -1, .acct_fd = -1 },
+	};
 	int rc;
 
 	/* All blobs once each, or those one account refers to. */
