@@ -364,13 +364,16 @@ main(int argc, char **argv)
 		printf("database schema is at %s\n", migrations_count ?
 		    migrations[migrations_count - 1].name : "-");
 	else if (strcmp(o.command, "export") == 0) {
-		if (reader_export(x.db, out_fd, o.out_dir, o.account, &n, err,
-		    sizeof(err)) == -1) {
+		if (reader_export(x.db, out_fd, o.out_dir, o.account, &n,
+		    &bad, err, sizeof(err)) == -1) {
 			log_warnx("export: %s", err);
 			rc = EXIT_FAILED;
 		}
 		close(out_fd);
-		printf("exported %" PRIu64 " messages to %s\n", n, o.out_dir);
+		printf("exported %" PRIu64 " messages to %s: %" PRIu64
+		    " damaged\n", n, o.out_dir, bad);
+		if (bad > 0)
+			rc = EXIT_FAILED;
 	} else if (strcmp(o.command, "verify") == 0) {
 		if (reader_verify(x.db, o.account, &n, &bad, err,
 		    sizeof(err)) == -1) {

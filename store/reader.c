@@ -51,6 +51,7 @@ struct reader {
 	struct hash_sha256 h;
 	uint64_t size;
 	int fd;			/* -1 when only verifying */
+	bool write_failed;	/* the file failed, not the blob */
 	const char *path;	/* for messages */
 	char why[512];		/* why the blob in progress failed */
 	/* Export. */
@@ -59,7 +60,7 @@ struct reader {
 	char *acct;		/* account whose directory is acct_fd */
 	char *acct_path;	/* out_name/<its directory>, for messages */
 	int acct_fd;		/* -1: none open */
-	uint64_t count;
+	uint64_t count, bad;
 };
 
 /* name as one safe file name component; the caller frees it. */
@@ -117,6 +118,7 @@ reader_out(void *arg, const void *p, size_t n)
 	if (r->fd != -1 && reader_write_all(r->fd, p, n) == -1) {
 		snprintf(r->why, sizeof(r->why), "writing %s: %s", r->path,
 		    strerror(errno));
+		r->write_failed = true;
 		return -1;
 	}
 	return 0;
@@ -130,7 +132,7 @@ reader_in(void *arg, const void *p, size_t n)
 
 	if (zdec_write(r->dec, p, n, reader_out, r) == -1) {
 		if (r->why[0] == '\0')
-			snprintf(r->why, sizeof(r->why), "decompressing: %s",
+			snprintf(r->why, sizeof(r->why), "%s",
 			    zdec_error(r->dec));
 		return -1;
 	}
@@ -189,9 +191,28 @@ reader_decs_free(struct reader *r)
 }
 
 /*
+ * The database's reason a blob could not be read.  What db_blob_read()
+ * found wrong with the blob itself ("database: blob <hex>: chunk 1 of 3
+ * missing") loses its prefix, since every report names the blob already.
+ */
+static void
+reader_db_why(struct reader *r, const char *hex)
+{
+	const char *e = db_error(r->db);
+	char *prefix = xasprintf("database: blob %s: ", hex);
+	size_t n = strlen(prefix);
+
+	if (strncmp(e, prefix, n) == 0)
+		e += n;
+	snprintf(r->why, sizeof(r->why), "%s", e);
+	free(prefix); prefix = NULL;
+}
+
+/*
  * Streams one blob through the decompressor and checks it.  0 if it
- * matches; -1 with r->why set if not; -2 if the database went away (the
- * blob is then unjudged).
+ * matches; -1 with r->why set if not (r->write_failed tells whether the
+ * output file rather than the blob failed); -2 if the database went away
+ * (the blob is then unjudged).
  */
 static int
 reader_blob(struct reader *r, const struct db_message *m)
@@ -201,32 +222,32 @@ reader_blob(struct reader *r, const struct db_message *m)
 	int rc = -1;
 
 	r->why[0] = '\0';
+	r->write_failed = false;
 	r->size = 0;
 	if (reader_dec(r, m->dict_id) == -1)
 		return db_connected(r->db) ? -1 : -2;
 	hash_sha256_init(&r->h);
 	if (db_blob_read(r->db, m->sha256_hex, reader_in, r) == -1) {
 		if (r->why[0] == '\0') {
-			snprintf(r->why, sizeof(r->why), "%s",
-			    db_error(r->db));
+			reader_db_why(r, m->sha256_hex);
 			if (!db_connected(r->db))
 				rc = -2;
 		}
 		goto out;
 	}
 	if (zdec_finish(r->dec) == -1) {
-		snprintf(r->why, sizeof(r->why), "decompressing: %s",
-		    zdec_error(r->dec));
+		snprintf(r->why, sizeof(r->why), "%s", zdec_error(r->dec));
 		goto out;
 	}
 	hash_sha256_final(&r->h, digest);
 	pipe_hex(digest, hex);
 	if (strcmp(hex, m->sha256_hex) != 0)
 		snprintf(r->why, sizeof(r->why), "SHA-256 mismatch: the "
-		    "stored bytes hash to %s", hex);
+		    "bytes read back hash to %s", hex);
 	else if (r->size != m->size)
-		snprintf(r->why, sizeof(r->why), "%" PRIu64 " bytes, %" PRIu64
-		    " recorded", r->size, m->size);
+		snprintf(r->why, sizeof(r->why), "size mismatch: %" PRIu64
+		    " bytes read back, %" PRIu64 " recorded", r->size,
+		    m->size);
 	else
 		rc = 0;
 out:
@@ -414,8 +435,11 @@ reader_publish(int dir, const char *tmp, const char *dst)
 	return 0;
 }
 
-/* Exports one message.  Returns 0 when it was written, -1 with r->why set
- * when the export must stop. */
+/*
+ * Exports one message.  Returns 0 when it was written, or was damaged and
+ * reported (the export goes on); -1 with r->why set when the export must
+ * stop.
+ */
 static int
 reader_export_one(void *arg, const struct db_message *m)
 {
@@ -438,14 +462,19 @@ reader_export_one(void *arg, const struct db_message *m)
 		goto out;
 	}
 	created = true;
-	if (reader_blob(r, m) != 0) {
-		/* reader_blob's why names the blob's fault or the
-		 * database's; say which message. */
-		char why[sizeof(r->why)];
-
-		snprintf(why, sizeof(why), "%s", r->why);
-		snprintf(r->why, sizeof(r->why), "%.64s of %.100s: %.300s",
-		    m->sha256_hex, m->account, why);
+	switch (reader_blob(r, m)) {
+	case 0:
+		break;
+	case -1:
+		if (r->write_failed)
+			goto out;
+		/* The blob is damaged, not the export: say so, go on. */
+		log_warnx("export: damaged blob %s of account %s not "
+		    "exported: %s", m->sha256_hex, m->account, r->why);
+		r->bad++;
+		rc = 0;
+		goto out;
+	default:
 		goto out;
 	}
 	if (fsync(r->fd) == -1 || close(r->fd) == -1) {
@@ -484,7 +513,8 @@ out:
 
 int
 reader_export(struct db *db, int dir_fd, const char *dir_name,
-    const char *account, uint64_t *count_r, char *err, size_t errlen)
+    const char *account, uint64_t *count_r, uint64_t *bad_r, char *err,
+    size_t errlen)
 {
 	struct reader r = {
 		.db = db, .fd = -1, .out_fd = dir_fd, .out_name = dir_name,
@@ -510,6 +540,7 @@ reader_export(struct db *db, int dir_fd, const char *dir_name,
 	rc = 0;
 out:
 	*count_r = r.count;
+	*bad_r = r.bad;
 	if (r.acct_fd != -1)
 		close(r.acct_fd);
 	reader_decs_free(&r);
@@ -520,6 +551,7 @@ out:
 
 struct reader_verify {
 	struct reader r;
+	const char *account;	/* NULL: every blob */
 	uint64_t ok, bad;
 	bool lost;		/* the database went away */
 };
@@ -535,9 +567,12 @@ reader_verify_one(void *arg, const struct db_message *m)
 		return 0;
 	case -1:
 		v->bad++;
-		log_warnx("verify: blob %s%s%s: %s", m->sha256_hex,
-		    m->account ? " of " : "", m->account ? m->account : "",
-		    v->r.why);
+		if (v->account != NULL)
+			log_warnx("verify: damaged blob %s of account %s: %s",
+			    m->sha256_hex, v->account, v->r.why);
+		else
+			log_warnx("verify: damaged blob %s: %s", m->sha256_hex,
+			    v->r.why);
 		return 0;
 	default:
 		v->lost = true;
@@ -551,6 +586,7 @@ reader_verify(struct db *db, const char *account, uint64_t *ok_r,
 {
 	struct reader_verify v = {
 		.r = { .db = db, .fd = -1, .acct_fd = -1 },
+		.account = account,
 	};
 	int rc;
 

@@ -4,6 +4,13 @@
  * stays a chunk and a zstd window, whatever the message size) and check it
  * against the SHA-256 and size recorded when it was archived.
  *
+ * A damaged blob (a chunk missing, chunks that do not add up to the
+ * recorded stored size, a zstd error, a SHA-256 or size that differs from
+ * the record) is reported, counted, and the run goes on with the next one:
+ * one bad blob must not hide the state of, or withhold, all the others.
+ * Only what ends the run for every blob (the database gone, the export
+ * directory failing) stops it.
+ *
  * Blocking; run on the main thread with its own struct db.
  */
 #ifndef STORE_READER_H
@@ -48,19 +55,23 @@ int reader_outdir_open(const char *path, char *err, size_t errlen);
  * <sha256 hex>.eml that exists is complete and verified, even after a
  * crash.
  *
- * Stops at the first failure (database, file system, or a message that
- * does not match its hash: a damaged archive): returns -1 with err filled.
- * *count_r is the number of files written, also on failure.
+ * A damaged blob is logged with its account and SHA-256 and what is
+ * wrong, counted in *bad_r, not written, and the export goes on.  Returns
+ * 0 when every message was tried, -1 with err filled when the export
+ * stopped (database, file system).  *count_r is the number of files
+ * written, also on failure.
  */
 int reader_export(struct db *db, int dir_fd, const char *dir_name,
-    const char *account, uint64_t *count_r, char *err, size_t errlen);
+    const char *account, uint64_t *count_r, uint64_t *bad_r, char *err,
+    size_t errlen);
 
 /*
  * Reads every stored blob back (of account, or all blobs when NULL),
  * decompresses it and checks its SHA-256 and size.  Each damaged blob is
- * logged and counted in *bad_r and the run goes on; *ok_r counts the good
- * ones.  Returns 0 when every blob was checked (whatever the verdicts), -1
- * with err filled when the run could not finish (the database went away).
+ * logged with what is wrong, counted in *bad_r and the run goes on; *ok_r
+ * counts the good ones.  Returns 0 when every blob was checked (whatever
+ * the verdicts), -1 with err filled when the run could not finish (the
+ * database went away).
  */
 int reader_verify(struct db *db, const char *account, uint64_t *ok_r,
     uint64_t *bad_r, char *err, size_t errlen);

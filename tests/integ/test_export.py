@@ -1,4 +1,4 @@
-"""export: where it may write.
+"""export and verify: where export may write, and what a damaged blob does.
 
 export opens --out DIR once and creates everything under it relative to
 that directory, following no symbolic link and replacing nothing.  DIR is
@@ -7,15 +7,22 @@ symbolic link), owned by the user running the export and writable by no
 one else, or export refuses it before reaching the database (exit 3).  An
 account directory that already exists under DIR, whatever it is (an
 earlier export's, or a link planted there), stops the export (exit 1).
+
+A damaged blob stops neither export nor verify: each reports it with its
+account, its SHA-256 and what is wrong, goes on with every other blob,
+prints its summary line and exits 1.
 """
 
 import os
+import re
 import stat
 
 import harness
 import mailgen
 from harness import sha256_hex
 from test_ingest import Archive
+
+HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def tree(path):
@@ -77,7 +84,7 @@ def test_export_directory_rules(env):
     # A fresh DIR.
     out = os.path.join(base, "fresh")
     o = ar.ok("export", "--out", out)
-    assert "exported 3 messages to %s" % out in o, ar.context()
+    assert "exported 3 messages to %s: 0 damaged" % out in o, ar.context()
     assert exported(out) == want, "export into a fresh DIR is not %s" % (
         sorted(want[a]))
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
@@ -166,3 +173,149 @@ def test_export_directory_rules(env):
             "export wrote into %s: %s" % (planted, sorted(tree(planted)))
         assert tree(outside) == outside_before, \
             "export changed %s through a planted link" % outside
+
+
+# --------------------------------------------------------------------------
+
+def save_blob(ar, h):
+    ar.sql("CREATE TABLE saved_blob AS SELECT * FROM blob "
+           "WHERE sha256 = decode('%s', 'hex');"
+           "CREATE TABLE saved_chunk AS SELECT * FROM blob_chunk "
+           "WHERE sha256 = decode('%s', 'hex');" % (h, h))
+
+
+def restore_blob(ar, h):
+    ar.sql("DELETE FROM blob_chunk WHERE sha256 = decode('%s', 'hex');"
+           "INSERT INTO blob_chunk SELECT * FROM saved_chunk;"
+           "UPDATE blob b SET size = s.size, stored_size = s.stored_size,"
+           " dict_id = s.dict_id, chunks = s.chunks FROM saved_blob s"
+           " WHERE b.sha256 = s.sha256;"
+           "DROP TABLE saved_blob, saved_chunk;" % h)
+
+
+def named_blobs(text):
+    """The blobs a report names, leaving out the hash a SHA-256 mismatch
+    says the bytes read back have."""
+    return set(HEX.findall(re.sub(r"hash to [0-9a-f]{64}", "", text)))
+
+
+def test_damaged_blob_is_reported_and_the_rest_processed(env):
+    """One blob damaged at a time in PostgreSQL, in each way a blob can
+    be: a chunk row deleted, a byte of a chunk flipped (zstd notices), a
+    chunk cut short of the recorded stored size, the recorded size
+    changed, another blob's chunks in its place (SHA-256 mismatch).  Each
+    time verify and export name exactly that blob and what is wrong
+    (export with each account that holds it, as verify --account does),
+    check or export every other blob byte-exact, print their summary line
+    and exit 1.  Restored, the archive verifies again."""
+    ar = Archive(env, "exdmg")
+    gen = mailgen.MailGen(1400)
+    shared = gen.message(kind="alternative", subject="To A and B")
+    # 4 MB of random base64: several 1 MiB chunks once compressed
+    big = gen.message(kind="attachment", size=4_000_000)
+    while b"application/pdf" not in big:
+        big = gen.message(kind="attachment", size=4_000_000)
+    small = gen.message(kind="plain", size=3000)
+    other = gen.message(kind="plain", size=5000)
+    a = ar.mailbox([gen.message(kind="plain", size=2000), big,
+                    gen.message(kind="dots"), shared, small])
+    b = ar.mailbox([gen.message(kind="crlf"), shared])
+    c = ar.mailbox([other, gen.message(kind="plain", size=4000)])
+    ar.snapshot()
+    ar.write_config()
+    ar.once()
+    holders = {}
+    for acct in (a, b, c):
+        ar.check_archived(acct)
+        for _, m in ar.expected[acct]:
+            holders.setdefault(sha256_hex(m), set()).add(acct)
+    pairs = sum(len(v) for v in holders.values())
+    want = {acct: {sha256_hex(m) + ".eml": m for _, m in ar.expected[acct]}
+            for acct in (a, b, c)}
+    hbig = sha256_hex(mailgen.served(big))
+    hsmall = sha256_hex(mailgen.served(small))
+    hother = sha256_hex(mailgen.served(other))
+    hshared = sha256_hex(mailgen.served(shared))
+    chunks = int(ar.sql("SELECT chunks FROM blob WHERE sha256 = "
+                        "decode('%s', 'hex');" % hbig)[0][0])
+    assert chunks >= 3, "the big message has %d chunks" % chunks
+
+    cases = [
+        ("a chunk deleted", hbig,
+         "DELETE FROM blob_chunk WHERE sha256 = decode('{h}', 'hex') "
+         "AND seq = 1;", r"chunk 1 of %d missing" % chunks),
+        ("a byte flipped", hbig,
+         "UPDATE blob_chunk SET data = set_byte(data, 5000, "
+         "get_byte(data, 5000) # 255) WHERE sha256 = decode('{h}', 'hex') "
+         "AND seq = 1;", r"zstd decompress: \S"),
+        ("a chunk cut short", hsmall,
+         "UPDATE blob_chunk SET data = substring(data FROM 1 FOR "
+         "length(data) - 1) WHERE sha256 = decode('{h}', 'hex');",
+         r"fewer bytes in chunks, \d+ recorded"),
+        ("the size changed", hsmall,
+         "UPDATE blob SET size = size + 1 "
+         "WHERE sha256 = decode('{h}', 'hex');",
+         r"size mismatch: (\d+) bytes read back, \d+ recorded"),
+        ("another blob's chunks", hsmall,
+         "DELETE FROM blob_chunk WHERE sha256 = decode('{h}', 'hex');"
+         "INSERT INTO blob_chunk SELECT decode('{h}', 'hex'), seq, data "
+         "FROM blob_chunk WHERE sha256 = decode('%s', 'hex');"
+         "UPDATE blob SET (stored_size, chunks) = (SELECT stored_size, "
+         "chunks FROM blob WHERE sha256 = decode('%s', 'hex')) "
+         "WHERE sha256 = decode('{h}', 'hex');" % (hother, hother),
+         r"SHA-256 mismatch: the bytes read back hash to %s" % hother),
+        ("a chunk of a shared blob deleted", hshared,
+         "DELETE FROM blob_chunk WHERE sha256 = decode('{h}', 'hex');",
+         r"chunk 0 of 1 missing"),
+    ]
+    for what, h, damage, why in cases:
+        ctx = "\n(damage: %s to %s)" % (what, h)
+        save_blob(ar, h)
+        ar.sql(damage.replace("{h}", h))
+
+        rc, o, e = ar.run("verify")
+        assert rc == 1, "verify exited %d%s%s" % (rc, ctx, ar.context())
+        assert "verified %d messages: 1 damaged" % (len(holders) - 1) in o, \
+            "verify's summary%s%s" % (ctx, ar.context())
+        assert named_blobs(o + e) == {h}, "verify named %s%s%s" % (
+            sorted(named_blobs(o + e)), ctx, ar.context())
+        assert re.search(r"verify: damaged blob %s: %s" % (h, why), e), \
+            "verify did not report %s as \"%s\"%s%s" % (
+                h, why, ctx, ar.context())
+
+        acct = sorted(holders[h])[0]
+        n = len(want[acct])
+        rc, o, e = ar.run("verify", "--account", acct)
+        assert rc == 1 and "verified %d messages: 1 damaged" % (n - 1) in o \
+            and re.search(r"verify: damaged blob %s of account %s: %s" % (
+                h, re.escape(acct), why), e), \
+            "verify --account %s%s%s" % (acct, ctx, ar.context())
+
+        out = os.path.join(env.tmpdir("export"), "out")
+        rc, o, e = ar.run("export", "--out", out)
+        assert rc == 1, "export exited %d%s%s" % (rc, ctx, ar.context())
+        assert "exported %d messages to %s: %d damaged" % (
+            pairs - len(holders[h]), out, len(holders[h])) in o, \
+            "export's summary%s%s" % (ctx, ar.context())
+        assert named_blobs(o + e) == {h}, "export named %s%s%s" % (
+            sorted(named_blobs(o + e)), ctx, ar.context())
+        for acct in holders[h]:
+            assert re.search(r"export: damaged blob %s of account %s not "
+                             r"exported: %s" % (h, re.escape(acct), why),
+                             e), \
+                "export did not report %s of %s as \"%s\"%s%s" % (
+                    h, acct, why, ctx, ar.context())
+        expect = {acct: {f: m for f, m in files.items()
+                         if f != h + ".eml"}
+                  for acct, files in want.items()}
+        got = exported(out)
+        assert got == expect, \
+            "export wrote %s, want %s (byte-exact)%s%s" % (
+                {k: sorted(v) for k, v in got.items()},
+                {k: sorted(v) for k, v in expect.items()}, ctx,
+                ar.context())
+
+        restore_blob(ar, h)
+
+    o = ar.ok("verify")
+    assert "verified %d messages: 0 damaged" % len(holders) in o, o
