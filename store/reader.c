@@ -35,6 +35,13 @@
  */
 #define READER_DECS	8
 
+/*
+ * Damaged blobs verify remembers to name their accounts at the end.  Past
+ * this many the archive is broken wholesale and the list would only cost
+ * memory; each blob was still reported as it was found.
+ */
+#define READER_DAMAGED_MAX	100000
+
 struct reader_dec {
 	int64_t dict_id;
 	struct zdec *dec;	/* NULL: slot free */
@@ -549,17 +556,27 @@ out:
 	return rc;
 }
 
+/* A damaged blob, kept to name the accounts that hold it. */
+struct reader_damaged {
+	char hex[65];
+	char *why;
+	bool held;		/* some account holds it */
+};
+
 struct reader_verify {
 	struct reader r;
 	const char *account;	/* NULL: every blob */
 	uint64_t ok, bad;
 	bool lost;		/* the database went away */
+	struct reader_damaged *damaged;	/* sorted by hex */
+	size_t ndamaged, damaged_cap;
 };
 
 static int
 reader_verify_one(void *arg, const struct db_message *m)
 {
 	struct reader_verify *v = arg;
+	struct reader_damaged *d;
 
 	switch (reader_blob(&v->r, m)) {
 	case 0:
@@ -567,17 +584,55 @@ reader_verify_one(void *arg, const struct db_message *m)
 		return 0;
 	case -1:
 		v->bad++;
-		if (v->account != NULL)
+		if (v->account != NULL) {
 			log_warnx("verify: damaged blob %s of account %s: %s",
 			    m->sha256_hex, v->account, v->r.why);
-		else
-			log_warnx("verify: damaged blob %s: %s", m->sha256_hex,
-			    v->r.why);
+			return 0;
+		}
+		log_warnx("verify: damaged blob %s: %s", m->sha256_hex,
+		    v->r.why);
+		if (v->ndamaged == READER_DAMAGED_MAX)
+			return 0;
+		/* Blobs come in hash order, so the list stays sorted. */
+		if (v->ndamaged == v->damaged_cap) {
+			v->damaged_cap = v->damaged_cap * 2 + 16;
+			v->damaged = xreallocarray(v->damaged, v->damaged_cap,
+			    sizeof(*v->damaged));
+		}
+		d = &v->damaged[v->ndamaged++];
+		snprintf(d->hex, sizeof(d->hex), "%s", m->sha256_hex);
+		d->why = xstrdup(v->r.why);
+		d->held = false;
 		return 0;
 	default:
 		v->lost = true;
 		return -1;
 	}
+}
+
+static int
+reader_damaged_cmp(const void *key, const void *elem)
+{
+	const struct reader_damaged *d = elem;
+
+	return strcmp(key, d->hex);
+}
+
+/* The second pass of a verify of every blob: who holds a damaged one. */
+static int
+reader_verify_holder(void *arg, const struct db_message *m)
+{
+	struct reader_verify *v = arg;
+	struct reader_damaged *d;
+
+	d = bsearch(m->sha256_hex, v->damaged, v->ndamaged,
+	    sizeof(*v->damaged), reader_damaged_cmp);
+	if (d != NULL) {
+		d->held = true;
+		log_warnx("verify: damaged blob %s of account %s: %s", d->hex,
+		    m->account, d->why);
+	}
+	return 0;
 }
 
 int
@@ -588,6 +643,7 @@ reader_verify(struct db *db, const char *account, uint64_t *ok_r,
 		.r = { .db = db, .fd = -1, .acct_fd = -1 },
 		.account = account,
 	};
+	size_t i;
 	int rc;
 
 	/* All blobs once each, or those one account refers to. */
@@ -597,8 +653,28 @@ reader_verify(struct db *db, const char *account, uint64_t *ok_r,
 		rc = db_each_message(db, account, reader_verify_one, &v);
 	if (rc == -1)
 		snprintf(err, errlen, "%s", v.lost ? v.r.why : db_error(db));
+	else if (v.ndamaged > 0) {
+		/* A blob is stored once for all who hold it: name them. */
+		if (db_each_message(db, NULL, reader_verify_holder,
+		    &v) == -1) {
+			snprintf(err, errlen, "finding the accounts of "
+			    "damaged blobs: %s", db_error(db));
+			rc = -1;
+		}
+		for (i = 0; rc == 0 && i < v.ndamaged; i++)
+			if (!v.damaged[i].held)
+				log_warnx("verify: damaged blob %s is held by "
+				    "no account", v.damaged[i].hex);
+		if (v.bad > v.ndamaged)
+			log_warnx("verify: the accounts of %" PRIu64 " more "
+			    "damaged blobs are not named", v.bad - v.ndamaged);
+	}
 	*ok_r = v.ok;
 	*bad_r = v.bad;
+	for (i = 0; i < v.ndamaged; i++) {
+		free(v.damaged[i].why); v.damaged[i].why = NULL;
+	}
+	free(v.damaged); v.damaged = NULL;
 	reader_decs_free(&v.r);
 	return rc;
 }

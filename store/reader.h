@@ -68,10 +68,11 @@ int reader_export(struct db *db, int dir_fd, const char *dir_name,
 /*
  * Reads every stored blob back (of account, or all blobs when NULL),
  * decompresses it and checks its SHA-256 and size.  Each damaged blob is
- * logged with what is wrong, counted in *bad_r and the run goes on; *ok_r
- * counts the good ones.  Returns 0 when every blob was checked (whatever
- * the verdicts), -1 with err filled when the run could not finish (the
- * database went away).
+ * logged with what is wrong, and with the accounts that hold it (for all
+ * blobs, in a pass over the deliveries at the end), counted in *bad_r and
+ * the run goes on; *ok_r counts the good ones.  Returns 0 when every blob
+ * was checked (whatever the verdicts), -1 with err filled when the run
+ * could not finish (the database went away).
  */
 int reader_verify(struct db *db, const char *account, uint64_t *ok_r,
     uint64_t *bad_r, char *err, size_t errlen);

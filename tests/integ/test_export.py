@@ -204,10 +204,10 @@ def test_damaged_blob_is_reported_and_the_rest_processed(env):
     be: a chunk row deleted, a byte of a chunk flipped (zstd notices), a
     chunk cut short of the recorded stored size, the recorded size
     changed, another blob's chunks in its place (SHA-256 mismatch).  Each
-    time verify and export name exactly that blob and what is wrong
-    (export with each account that holds it, as verify --account does),
-    check or export every other blob byte-exact, print their summary line
-    and exit 1.  Restored, the archive verifies again."""
+    time verify and export name exactly that blob, with each account that
+    holds it and what is wrong, check or export every other blob
+    byte-exact, print their summary line and exit 1.  Restored, the
+    archive verifies again."""
     ar = Archive(env, "exdmg")
     gen = mailgen.MailGen(1400)
     shared = gen.message(kind="alternative", subject="To A and B")
@@ -279,9 +279,11 @@ def test_damaged_blob_is_reported_and_the_rest_processed(env):
             "verify's summary%s%s" % (ctx, ar.context())
         assert named_blobs(o + e) == {h}, "verify named %s%s%s" % (
             sorted(named_blobs(o + e)), ctx, ar.context())
-        assert re.search(r"verify: damaged blob %s: %s" % (h, why), e), \
-            "verify did not report %s as \"%s\"%s%s" % (
-                h, why, ctx, ar.context())
+        for acct in holders[h]:
+            assert re.search(r"verify: damaged blob %s of account %s: %s"
+                             % (h, re.escape(acct), why), e), \
+                "verify did not report %s of %s as \"%s\"%s%s" % (
+                    h, acct, why, ctx, ar.context())
 
         acct = sorted(holders[h])[0]
         n = len(want[acct])
