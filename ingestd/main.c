@@ -328,7 +328,7 @@ main(int argc, char **argv)
 	struct ctx x = { 0 };
 	char err[1024];
 	uint64_t n = 0, bad = 0;
-	int rc = EXIT_OK;
+	int rc = EXIT_OK, out_fd = -1;
 
 	parse_args(argc, argv, &o);
 	if (strcmp(o.command, "once") != 0 && strcmp(o.command, "run") != 0 &&
@@ -350,6 +350,11 @@ main(int argc, char **argv)
 		conf_free(&x.conf);
 		return rc;
 	}
+	/* Before the database: a directory export may not write into is a
+	 * mistake to learn at once, not after starting a cluster. */
+	if (strcmp(o.command, "export") == 0 &&
+	    (out_fd = reader_outdir_open(o.out_dir, err, sizeof(err))) == -1)
+		fatalx("export: %s", err);
 	open_database(&x);
 	if (strcmp(o.command, "once") == 0)
 		rc = cmd_poll(&x, true);
@@ -359,12 +364,16 @@ main(int argc, char **argv)
 		printf("database schema is at %s\n", migrations_count ?
 		    migrations[migrations_count - 1].name : "-");
 	else if (strcmp(o.command, "export") == 0) {
-		if (reader_export(x.db, o.out_dir, o.account, &n, err,
-		    sizeof(err)) == -1) {
+		if (reader_export(x.db, out_fd, o.out_dir, o.account, &n,
+		    &bad, err, sizeof(err)) == -1) {
 			log_warnx("export: %s", err);
 			rc = EXIT_FAILED;
 		}
-		printf("exported %" PRIu64 " messages to %s\n", n, o.out_dir);
+		close(out_fd);
+		printf("exported %" PRIu64 " messages to %s: %" PRIu64
+		    " damaged\n", n, o.out_dir, bad);
+		if (bad > 0)
+			rc = EXIT_FAILED;
 	} else if (strcmp(o.command, "verify") == 0) {
 		if (reader_verify(x.db, o.account, &n, &bad, err,
 		    sizeof(err)) == -1) {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,13 @@
  */
 #define READER_DECS	8
 
+/*
+ * Damaged blobs verify remembers to name their accounts at the end.  Past
+ * this many the archive is broken wholesale and the list would only cost
+ * memory; each blob was still reported as it was found.
+ */
+#define READER_DAMAGED_MAX	100000
+
 struct reader_dec {
 	int64_t dict_id;
 	struct zdec *dec;	/* NULL: slot free */
@@ -50,13 +58,16 @@ struct reader {
 	struct hash_sha256 h;
 	uint64_t size;
 	int fd;			/* -1 when only verifying */
+	bool write_failed;	/* the file failed, not the blob */
 	const char *path;	/* for messages */
 	char why[512];		/* why the blob in progress failed */
 	/* Export. */
-	const char *out_dir;
-	char *acct;		/* account whose directory is dir */
-	char *dir;
-	uint64_t count;
+	int out_fd;		/* the export directory */
+	const char *out_name;	/* its path, for messages */
+	char *acct;		/* account whose directory is acct_fd */
+	char *acct_path;	/* out_name/<its directory>, for messages */
+	int acct_fd;		/* -1: none open */
+	uint64_t count, bad;
 };
 
 /* name as one safe file name component; the caller frees it. */
@@ -114,6 +125,7 @@ reader_out(void *arg, const void *p, size_t n)
 	if (r->fd != -1 && reader_write_all(r->fd, p, n) == -1) {
 		snprintf(r->why, sizeof(r->why), "writing %s: %s", r->path,
 		    strerror(errno));
+		r->write_failed = true;
 		return -1;
 	}
 	return 0;
@@ -127,7 +139,7 @@ reader_in(void *arg, const void *p, size_t n)
 
 	if (zdec_write(r->dec, p, n, reader_out, r) == -1) {
 		if (r->why[0] == '\0')
-			snprintf(r->why, sizeof(r->why), "decompressing: %s",
+			snprintf(r->why, sizeof(r->why), "%s",
 			    zdec_error(r->dec));
 		return -1;
 	}
@@ -186,9 +198,28 @@ reader_decs_free(struct reader *r)
 }
 
 /*
+ * The database's reason a blob could not be read.  What db_blob_read()
+ * found wrong with the blob itself ("database: blob <hex>: chunk 1 of 3
+ * missing") loses its prefix, since every report names the blob already.
+ */
+static void
+reader_db_why(struct reader *r, const char *hex)
+{
+	const char *e = db_error(r->db);
+	char *prefix = xasprintf("database: blob %s: ", hex);
+	size_t n = strlen(prefix);
+
+	if (strncmp(e, prefix, n) == 0)
+		e += n;
+	snprintf(r->why, sizeof(r->why), "%s", e);
+	free(prefix); prefix = NULL;
+}
+
+/*
  * Streams one blob through the decompressor and checks it.  0 if it
- * matches; -1 with r->why set if not; -2 if the database went away (the
- * blob is then unjudged).
+ * matches; -1 with r->why set if not (r->write_failed tells whether the
+ * output file rather than the blob failed); -2 if the database went away
+ * (the blob is then unjudged).
  */
 static int
 reader_blob(struct reader *r, const struct db_message *m)
@@ -198,32 +229,32 @@ reader_blob(struct reader *r, const struct db_message *m)
 	int rc = -1;
 
 	r->why[0] = '\0';
+	r->write_failed = false;
 	r->size = 0;
 	if (reader_dec(r, m->dict_id) == -1)
 		return db_connected(r->db) ? -1 : -2;
 	hash_sha256_init(&r->h);
 	if (db_blob_read(r->db, m->sha256_hex, reader_in, r) == -1) {
 		if (r->why[0] == '\0') {
-			snprintf(r->why, sizeof(r->why), "%s",
-			    db_error(r->db));
+			reader_db_why(r, m->sha256_hex);
 			if (!db_connected(r->db))
 				rc = -2;
 		}
 		goto out;
 	}
 	if (zdec_finish(r->dec) == -1) {
-		snprintf(r->why, sizeof(r->why), "decompressing: %s",
-		    zdec_error(r->dec));
+		snprintf(r->why, sizeof(r->why), "%s", zdec_error(r->dec));
 		goto out;
 	}
 	hash_sha256_final(&r->h, digest);
 	pipe_hex(digest, hex);
 	if (strcmp(hex, m->sha256_hex) != 0)
 		snprintf(r->why, sizeof(r->why), "SHA-256 mismatch: the "
-		    "stored bytes hash to %s", hex);
+		    "bytes read back hash to %s", hex);
 	else if (r->size != m->size)
-		snprintf(r->why, sizeof(r->why), "%" PRIu64 " bytes, %" PRIu64
-		    " recorded", r->size, m->size);
+		snprintf(r->why, sizeof(r->why), "size mismatch: %" PRIu64
+		    " bytes read back, %" PRIu64 " recorded", r->size,
+		    m->size);
 	else
 		rc = 0;
 out:
@@ -236,139 +267,316 @@ out:
 	return rc;
 }
 
-static int
-reader_mkdir(const char *path)
+/* "user NAME (uid N)", or "uid N" for a uid with no name. */
+static void
+reader_user(uid_t uid, char *buf, size_t len)
 {
-	if (mkdir(path, 0700) == -1 && errno != EEXIST)
-		return -1;
-	return 0;
+	const struct passwd *pw = getpwuid(uid);
+
+	if (pw != NULL)
+		snprintf(buf, len, "user %s (uid %u)", pw->pw_name,
+		    (unsigned)uid);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)uid);
 }
 
-/* Makes the rename of a file in dir durable. */
-static int
-reader_sync_dir(const char *dir)
+int
+reader_outdir_open(const char *path, char *err, size_t errlen)
 {
-	int fd, rc;
+	char owner[128], me[128], *p;
+	struct stat st;
+	size_t n;
+	int fd = -1;
 
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
+	/* "DIR/" names what a symbolic link DIR points to, and O_NOFOLLOW
+	 * would not see the link: judge DIR itself. */
+	p = xstrdup(path);
+	n = strlen(p);
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	if (n == 0) {
+		snprintf(err, errlen, "--out: an empty path");
+		goto fail;
+	}
+	if (mkdir(p, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "creating %s: %s", p, strerror(errno));
+		goto fail;
+	}
+	if ((fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		if ((errno == ELOOP || errno == ENOTDIR) &&
+		    lstat(p, &st) == 0 && S_ISLNK(st.st_mode))
+			snprintf(err, errlen, "%s is a symbolic link; export "
+			    "writes only into a real directory, never "
+			    "through a link", p);
+		else if (errno == ENOTDIR)
+			snprintf(err, errlen, "%s is not a directory", p);
+		else
+			snprintf(err, errlen, "opening %s: %s", p,
+			    strerror(errno));
+		goto fail;
+	}
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", p, strerror(errno));
+		goto fail;
+	}
+	if (st.st_uid != geteuid()) {
+		reader_user(st.st_uid, owner, sizeof(owner));
+		reader_user(geteuid(), me, sizeof(me));
+		snprintf(err, errlen, "%s is owned by %s, not by %s running "
+		    "the export; its owner could change what the export "
+		    "writes", p, owner, me);
+		goto fail;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		snprintf(err, errlen, "%s is writable by %s (mode %04o); "
+		    "export writes only into a directory no one but its "
+		    "owner can write, sticky or not (chmod go-w)", p,
+		    (st.st_mode & S_IWOTH) != 0 ? "others" : "its group",
+		    (unsigned)(st.st_mode & 07777));
+		goto fail;
+	}
+	free(p); p = NULL;
+	return fd;
+fail:
+	if (fd != -1)
+		close(fd);
+	free(p); p = NULL;
+	return -1;
+}
+
+/* What name in dir is, for a message saying why it is in the way. */
+static const char *
+reader_what(int dir, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return "something";
+	if (S_ISLNK(st.st_mode))
+		return "a symbolic link";
+	if (S_ISDIR(st.st_mode))
+		return "a directory";
+	if (S_ISREG(st.st_mode))
+		return "a file";
+	return "a special file";
+}
+
+/* Makes what was created and renamed in the account directory durable,
+ * and closes it. */
+static int
+reader_acct_close(struct reader *r)
+{
+	int rc = 0;
+
+	if (r->acct_fd == -1)
+		return 0;
+	if (fsync(r->acct_fd) == -1) {
+		snprintf(r->why, sizeof(r->why), "syncing %s: %s",
+		    r->acct_path, strerror(errno));
+		rc = -1;
+	}
+	close(r->acct_fd);
+	r->acct_fd = -1;
 	return rc;
 }
 
+/*
+ * Creates the directory of m's account and opens it.  It must be new:
+ * one that exists is an earlier export's (whose files must not be
+ * replaced) or was planted, and either way the export stops.
+ */
+static int
+reader_acct_open(struct reader *r, const char *account)
+{
+	char *name;
+	int rc = -1;
+
+	if (reader_acct_close(r) == -1)
+		return -1;
+	free(r->acct);
+	free(r->acct_path);
+	r->acct = xstrdup(account);
+	name = reader_dirname(account);
+	r->acct_path = xasprintf("%s/%s", r->out_name, name);
+	if (mkdirat(r->out_fd, name, 0700) == -1) {
+		if (errno == EEXIST)
+			snprintf(r->why, sizeof(r->why), "%s already exists "
+			    "(%s); export never writes into an account "
+			    "directory it did not create: export into a new "
+			    "directory", r->acct_path,
+			    reader_what(r->out_fd, name));
+		else
+			snprintf(r->why, sizeof(r->why), "creating %s: %s",
+			    r->acct_path, strerror(errno));
+		goto out;
+	}
+	if ((r->acct_fd = openat(r->out_fd, name, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		snprintf(r->why, sizeof(r->why), "opening %s: %s",
+		    r->acct_path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(name); name = NULL;
+	return rc;
+}
+
+/*
+ * Gives the finished temporary file tmp its final name dst, in one step
+ * that never replaces an existing dst.  renameat2() does it where the
+ * file system can; NFS cannot, and there a hard link and an unlink do it,
+ * which a crash between them leaves as two names of one complete file.
+ */
+static int
+reader_publish(int dir, const char *tmp, const char *dst)
+{
+	if (renameat2(dir, tmp, dir, dst, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (linkat(dir, tmp, dir, dst, 0) == -1)
+		return -1;
+	(void)unlinkat(dir, tmp, 0);
+	return 0;
+}
+
+/*
+ * Exports one message.  Returns 0 when it was written, or was damaged and
+ * reported (the export goes on); -1 with r->why set when the export must
+ * stop.
+ */
 static int
 reader_export_one(void *arg, const struct db_message *m)
 {
 	struct reader *r = arg;
-	char *tmp = NULL, *dst = NULL, *name;
+	char *tmp = NULL, *dst = NULL, *tmp_path = NULL;
+	bool created = false;
+	int rc = -1;
 
-	if (r->acct == NULL || strcmp(r->acct, m->account) != 0) {
-		if (r->dir != NULL && reader_sync_dir(r->dir) == -1) {
-			snprintf(r->why, sizeof(r->why), "syncing %s: %s",
-			    r->dir, strerror(errno));
-			return -1;
-		}
-		free(r->acct);
-		free(r->dir);
-		r->acct = xstrdup(m->account);
-		name = reader_dirname(m->account);
-		r->dir = xasprintf("%s/%s", r->out_dir, name);
-		free(name); name = NULL;
-		if (reader_mkdir(r->dir) == -1) {
-			snprintf(r->why, sizeof(r->why), "creating %s: %s",
-			    r->dir, strerror(errno));
-			return -1;
-		}
-	}
-	tmp = xasprintf("%s/.%s.eml.tmp", r->dir, m->sha256_hex);
-	dst = xasprintf("%s/%s.eml", r->dir, m->sha256_hex);
-	r->path = tmp;
-	if ((r->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0600)) == -1) {
-		snprintf(r->why, sizeof(r->why), "creating %s: %s", tmp,
+	if ((r->acct == NULL || strcmp(r->acct, m->account) != 0) &&
+	    reader_acct_open(r, m->account) == -1)
+		return -1;
+	tmp = xasprintf(".%s.eml.tmp", m->sha256_hex);
+	dst = xasprintf("%s.eml", m->sha256_hex);
+	tmp_path = xasprintf("%s/%s", r->acct_path, tmp);
+	r->path = tmp_path;
+	if ((r->fd = openat(r->acct_fd, tmp, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1) {
+		snprintf(r->why, sizeof(r->why), "creating %s: %s", tmp_path,
 		    strerror(errno));
-		goto fail;
+		goto out;
 	}
-	if (reader_blob(r, m) != 0) {
-		/* reader_blob's why names the blob's fault or the
-		 * database's; say which message. */
-		char why[sizeof(r->why)];
-
-		snprintf(why, sizeof(why), "%s", r->why);
-		snprintf(r->why, sizeof(r->why), "%.64s of %.100s: %.300s",
-		    m->sha256_hex, m->account, why);
-		goto fail;
+	created = true;
+	switch (reader_blob(r, m)) {
+	case 0:
+		break;
+	case -1:
+		if (r->write_failed)
+			goto out;
+		/* The blob is damaged, not the export: say so, go on. */
+		log_warnx("export: damaged blob %s of account %s not "
+		    "exported: %s", m->sha256_hex, m->account, r->why);
+		r->bad++;
+		rc = 0;
+		goto out;
+	default:
+		goto out;
 	}
 	if (fsync(r->fd) == -1 || close(r->fd) == -1) {
 		r->fd = -1;
-		snprintf(r->why, sizeof(r->why), "writing %s: %s", tmp,
+		snprintf(r->why, sizeof(r->why), "writing %s: %s", tmp_path,
 		    strerror(errno));
-		goto fail;
+		goto out;
 	}
 	r->fd = -1;
-	if (rename(tmp, dst) == -1) {
-		snprintf(r->why, sizeof(r->why), "renaming %s: %s", tmp,
-		    strerror(errno));
-		goto fail;
+	if (reader_publish(r->acct_fd, tmp, dst) == -1) {
+		if (errno == EEXIST)
+			snprintf(r->why, sizeof(r->why), "%s/%s already "
+			    "exists (%s); export never replaces a file",
+			    r->acct_path, dst, reader_what(r->acct_fd, dst));
+		else
+			snprintf(r->why, sizeof(r->why), "renaming %s: %s",
+			    tmp_path, strerror(errno));
+		goto out;
 	}
+	created = false;
 	r->count++;
-	free(tmp); tmp = NULL;
-	free(dst); dst = NULL;
-	return 0;
-fail:
+	rc = 0;
+out:
 	if (r->fd != -1) {
 		close(r->fd);
 		r->fd = -1;
 	}
-	(void)unlink(tmp);
+	if (created)
+		(void)unlinkat(r->acct_fd, tmp, 0);
+	r->path = NULL;
 	free(tmp); tmp = NULL;
 	free(dst); dst = NULL;
-	return -1;
+	free(tmp_path); tmp_path = NULL;
+	return rc;
 }
 
 int
-reader_export(struct db *db, const char *out_dir, const char *account,
-    uint64_t *count_r, char *err, size_t errlen)
+reader_export(struct db *db, int dir_fd, const char *dir_name,
+    const char *account, uint64_t *count_r, uint64_t *bad_r, char *err,
+    size_t errlen)
 {
-	struct reader r = { .db = db, .fd = -1, .out_dir = out_dir };
+	struct reader r = {
+		.db = db, .fd = -1, .out_fd = dir_fd, .out_name = dir_name,
+		.acct_fd = -1,
+	};
 	int rc = -1;
 
-	*count_r = 0;
-	if (reader_mkdir(out_dir) == -1) {
-		snprintf(err, errlen, "creating %s: %s", out_dir,
-		    strerror(errno));
-		return -1;
-	}
 	if (db_each_message(db, account, reader_export_one, &r) == -1) {
 		snprintf(err, errlen, "%s", r.why[0] != '\0' ? r.why :
 		    db_error(db));
 		goto out;
 	}
-	if (r.dir != NULL && reader_sync_dir(r.dir) == -1) {
-		snprintf(err, errlen, "syncing %s: %s", r.dir,
+	if (reader_acct_close(&r) == -1) {
+		snprintf(err, errlen, "%s", r.why);
+		goto out;
+	}
+	/* The account directories' own names. */
+	if (fsync(dir_fd) == -1) {
+		snprintf(err, errlen, "syncing %s: %s", dir_name,
 		    strerror(errno));
 		goto out;
 	}
 	rc = 0;
 out:
 	*count_r = r.count;
+	*bad_r = r.bad;
+	if (r.acct_fd != -1)
+		close(r.acct_fd);
 	reader_decs_free(&r);
 	free(r.acct); r.acct = NULL;
-	free(r.dir); r.dir = NULL;
+	free(r.acct_path); r.acct_path = NULL;
 	return rc;
 }
 
+/* A damaged blob, kept to name the accounts that hold it. */
+struct reader_damaged {
+	char hex[65];
+	char *why;
+	bool held;		/* some account holds it */
+};
+
 struct reader_verify {
 	struct reader r;
+	const char *account;	/* NULL: every blob */
 	uint64_t ok, bad;
 	bool lost;		/* the database went away */
+	struct reader_damaged *damaged;	/* sorted by hex */
+	size_t ndamaged, damaged_cap;
 };
 
 static int
 reader_verify_one(void *arg, const struct db_message *m)
 {
 	struct reader_verify *v = arg;
+	struct reader_damaged *d;
 
 	switch (reader_blob(&v->r, m)) {
 	case 0:
@@ -376,9 +584,25 @@ reader_verify_one(void *arg, const struct db_message *m)
 		return 0;
 	case -1:
 		v->bad++;
-		log_warnx("verify: blob %s%s%s: %s", m->sha256_hex,
-		    m->account ? " of " : "", m->account ? m->account : "",
+		if (v->account != NULL) {
+			log_warnx("verify: damaged blob %s of account %s: %s",
+			    m->sha256_hex, v->account, v->r.why);
+			return 0;
+		}
+		log_warnx("verify: damaged blob %s: %s", m->sha256_hex,
 		    v->r.why);
+		if (v->ndamaged == READER_DAMAGED_MAX)
+			return 0;
+		/* Blobs come in hash order, so the list stays sorted. */
+		if (v->ndamaged == v->damaged_cap) {
+			v->damaged_cap = v->damaged_cap * 2 + 16;
+			v->damaged = xreallocarray(v->damaged, v->damaged_cap,
+			    sizeof(*v->damaged));
+		}
+		d = &v->damaged[v->ndamaged++];
+		snprintf(d->hex, sizeof(d->hex), "%s", m->sha256_hex);
+		d->why = xstrdup(v->r.why);
+		d->held = false;
 		return 0;
 	default:
 		v->lost = true;
@@ -386,11 +610,40 @@ reader_verify_one(void *arg, const struct db_message *m)
 	}
 }
 
+static int
+reader_damaged_cmp(const void *key, const void *elem)
+{
+	const struct reader_damaged *d = elem;
+
+	return strcmp(key, d->hex);
+}
+
+/* The second pass of a verify of every blob: who holds a damaged one. */
+static int
+reader_verify_holder(void *arg, const struct db_message *m)
+{
+	struct reader_verify *v = arg;
+	struct reader_damaged *d;
+
+	d = bsearch(m->sha256_hex, v->damaged, v->ndamaged,
+	    sizeof(*v->damaged), reader_damaged_cmp);
+	if (d != NULL) {
+		d->held = true;
+		log_warnx("verify: damaged blob %s of account %s: %s", d->hex,
+		    m->account, d->why);
+	}
+	return 0;
+}
+
 int
 reader_verify(struct db *db, const char *account, uint64_t *ok_r,
     uint64_t *bad_r, char *err, size_t errlen)
 {
-	struct reader_verify v = { .r = { .db = db, .fd = -1 } };
+	struct reader_verify v = {
+		.r = { .db = db, .fd = -1, .acct_fd = -1 },
+		.account = account,
+	};
+	size_t i;
 	int rc;
 
 	/* All blobs once each, or those one account refers to. */
@@ -400,8 +653,28 @@ reader_verify(struct db *db, const char *account, uint64_t *ok_r,
 		rc = db_each_message(db, account, reader_verify_one, &v);
 	if (rc == -1)
 		snprintf(err, errlen, "%s", v.lost ? v.r.why : db_error(db));
+	else if (v.ndamaged > 0) {
+		/* A blob is stored once for all who hold it: name them. */
+		if (db_each_message(db, NULL, reader_verify_holder,
+		    &v) == -1) {
+			snprintf(err, errlen, "finding the accounts of "
+			    "damaged blobs: %s", db_error(db));
+			rc = -1;
+		}
+		for (i = 0; rc == 0 && i < v.ndamaged; i++)
+			if (!v.damaged[i].held)
+				log_warnx("verify: damaged blob %s is held by "
+				    "no account", v.damaged[i].hex);
+		if (v.bad > v.ndamaged)
+			log_warnx("verify: the accounts of %" PRIu64 " more "
+			    "damaged blobs are not named", v.bad - v.ndamaged);
+	}
 	*ok_r = v.ok;
 	*bad_r = v.bad;
+	for (i = 0; i < v.ndamaged; i++) {
+		free(v.damaged[i].why); v.damaged[i].why = NULL;
+	}
+	free(v.damaged); v.damaged = NULL;
 	reader_decs_free(&v.r);
 	return rc;
 }

@@ -4,6 +4,13 @@
  * stays a chunk and a zstd window, whatever the message size) and check it
  * against the SHA-256 and size recorded when it was archived.
  *
+ * A damaged blob (a chunk missing, chunks that do not add up to the
+ * recorded stored size, a zstd error, a SHA-256 or size that differs from
+ * the record) is reported, counted, and the run goes on with the next one:
+ * one bad blob must not hide the state of, or withhold, all the others.
+ * Only what ends the run for every blob (the database gone, the export
+ * directory failing) stops it.
+ *
  * Blocking; run on the main thread with its own struct db.
  */
 #ifndef STORE_READER_H
@@ -15,28 +22,57 @@
 struct db;
 
 /*
- * Writes each archived message of account (NULL: every account) to
- * out_dir/<account>/<sha256 hex>.eml, byte for byte as the server delivered
- * it.  out_dir is created if missing (its parent must exist); an account
- * name is used as a directory name with anything but [A-Za-z0-9._@+-] (and
- * a leading '.') written as %XX.  Each file is written under a temporary
- * name, checked against its SHA-256 and size, flushed to disk and only then
- * renamed into place, so a file that exists is complete and verified; an
- * existing file of the same name is replaced.
+ * Opens the directory an export writes into, once, so that nothing under
+ * it is ever reached again by a path that could be redirected.  path is
+ * created with mode 0700 if missing (its parent must exist).  Whether
+ * created or found, it is refused, with err naming path and the reason,
+ * unless it is
+ *   - a directory, and not a symbolic link to one (a trailing '/' does
+ *     not make a link acceptable);
+ *   - owned by the effective user running the export;
+ *   - writable by no one else: no group or other write bit, sticky or
+ *     not (a POSIX ACL that grants writing shows in the group bits).
+ * Another user who can write in it, or who owns it, could plant names
+ * there before the export creates them or swap what it wrote.
  *
- * Stops at the first failure (database, file system, or a message that
- * does not match its hash: a damaged archive): returns -1 with err filled.
- * *count_r is the number of files written, also on failure.
+ * Returns an O_DIRECTORY descriptor the caller closes, or -1.
  */
-int reader_export(struct db *db, const char *out_dir, const char *account,
-    uint64_t *count_r, char *err, size_t errlen);
+int reader_outdir_open(const char *path, char *err, size_t errlen);
+
+/*
+ * Writes each archived message of account (NULL: every account) to
+ * <dir>/<account>/<sha256 hex>.eml, byte for byte as the server delivered
+ * it.  dir_fd is from reader_outdir_open(); dir_name is its path, for
+ * messages only.  An account name is used as a directory name with
+ * anything but [A-Za-z0-9_@+-] and non-leading '.' written as %XX.
+ *
+ * Everything is created relative to dir_fd, never following a symbolic
+ * link and never replacing anything: an account directory that already
+ * exists (an earlier export into the same dir, or anything planted there)
+ * stops the export with an error naming it.  Each file is written under
+ * the temporary name .<sha256 hex>.eml.tmp, checked against its SHA-256
+ * and size, flushed to disk and only then given its final name, so a
+ * <sha256 hex>.eml that exists is complete and verified, even after a
+ * crash.
+ *
+ * A damaged blob is logged with its account and SHA-256 and what is
+ * wrong, counted in *bad_r, not written, and the export goes on.  Returns
+ * 0 when every message was tried, -1 with err filled when the export
+ * stopped (database, file system).  *count_r is the number of files
+ * written, also on failure.
+ */
+int reader_export(struct db *db, int dir_fd, const char *dir_name,
+    const char *account, uint64_t *count_r, uint64_t *bad_r, char *err,
+    size_t errlen);
 
 /*
  * Reads every stored blob back (of account, or all blobs when NULL),
  * decompresses it and checks its SHA-256 and size.  Each damaged blob is
- * logged and counted in *bad_r and the run goes on; *ok_r counts the good
- * ones.  Returns 0 when every blob was checked (whatever the verdicts), -1
- * with err filled when the run could not finish (the database went away).
+ * logged with what is wrong, and with the accounts that hold it (for all
+ * blobs, in a pass over the deliveries at the end), counted in *bad_r and
+ * the run goes on; *ok_r counts the good ones.  Returns 0 when every blob
+ * was checked (whatever the verdicts), -1 with err filled when the run
+ * could not finish (the database went away).
  */
 int reader_verify(struct db *db, const char *account, uint64_t *ok_r,
     uint64_t *bad_r, char *err, size_t errlen);
