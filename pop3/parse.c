@@ -214,6 +214,51 @@ pop3_parse_capa(const char *line, size_t len, unsigned *caps)
 	return POP3_PARSE_OK;
 }
 
+bool
+pop3_parse_capa_expire(const char *line, size_t len, struct pop3_expire *e)
+{
+	const char *tok;
+	size_t toklen, pos = 0, i;
+	uint64_t days = 0;
+
+	if (memchr(line, '\0', len) != NULL ||
+	    !next_token(line, len, &pos, &tok, &toklen) ||
+	    !word_eq(tok, toklen, "EXPIRE"))
+		return false;
+	e->kind = POP3_EXPIRE_UNKNOWN;
+	e->days = 0;
+	e->per_user = false;
+	if (!next_token(line, len, &pos, &tok, &toklen))
+		return true;
+	if (word_eq(tok, toklen, "NEVER"))
+		e->kind = POP3_EXPIRE_NEVER;
+	else {
+		for (i = 0; i < toklen; i++) {
+			if (tok[i] < '0' || tok[i] > '9')
+				return true;
+			if (days < UINT32_MAX)
+				days = days * 10 + (uint64_t)(tok[i] - '0');
+		}
+		e->kind = POP3_EXPIRE_DAYS;
+		e->days = days > UINT32_MAX ? UINT32_MAX : (uint32_t)days;
+	}
+	if (next_token(line, len, &pos, &tok, &toklen)) {
+		if (!word_eq(tok, toklen, "USER"))
+			e->kind = POP3_EXPIRE_UNKNOWN;
+		e->per_user = true;
+	}
+	if (next_token(line, len, &pos, &tok, &toklen))
+		e->kind = POP3_EXPIRE_UNKNOWN;
+	return true;
+}
+
+bool
+pop3_expire_at_quit(const struct pop3_expire *e)
+{
+	return e->kind == POP3_EXPIRE_UNKNOWN ||
+	    (e->kind == POP3_EXPIRE_DAYS && e->days == 0);
+}
+
 /* Decimal digits at line[*pos], at least one, no sign, at most max. */
 static bool
 parse_num(const char *line, size_t len, size_t *pos, uint64_t max,

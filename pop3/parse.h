@@ -99,6 +99,41 @@ enum pop3_capa_flags {
 enum pop3_parse pop3_parse_capa(const char *line, size_t len, unsigned *caps);
 
 /*
+ * What a server says it does with messages a client retrieved (RFC 2449
+ * section 6.7, "EXPIRE"): nothing, or delete them after some days, or at
+ * the end of the session that retrieved them (0: when QUIT enters the
+ * UPDATE state, whether DELE was sent or not).
+ */
+enum pop3_expire_kind {
+	POP3_EXPIRE_NONE,	/* not advertised: RFC 1939, DELE alone */
+	POP3_EXPIRE_NEVER,	/* "EXPIRE NEVER" */
+	POP3_EXPIRE_DAYS,	/* "EXPIRE n": after n days, 0 at QUIT */
+	POP3_EXPIRE_UNKNOWN,	/* a value we cannot read: taken as 0 */
+};
+
+struct pop3_expire {
+	enum pop3_expire_kind kind;
+	uint32_t days;		/* POP3_EXPIRE_DAYS; larger values capped */
+	bool per_user;		/* "USER": the value after login may differ */
+};
+
+/*
+ * If the CAPA line is an EXPIRE capability, fills *e and returns true;
+ * otherwise leaves *e alone and returns false.  The keyword and its tags
+ * are case-insensitive.  A value that is neither digits nor NEVER, or
+ * extra words, make POP3_EXPIRE_UNKNOWN: a server that may delete at QUIT
+ * must not be taken for one that does not.
+ */
+bool pop3_parse_capa_expire(const char *line, size_t len,
+    struct pop3_expire *e);
+
+/*
+ * Whether a server with this EXPIRE deletes every retrieved message at
+ * QUIT: EXPIRE 0, or a value we could not read.
+ */
+bool pop3_expire_at_quit(const struct pop3_expire *e);
+
+/*
  * A LIST item "num size", where anything after the size and a blank is
  * ignored (RFC 1939 leaves it open).  num is 1..UINT32_MAX, size is at
  * most INT64_MAX (what the archive can store).  Otherwise

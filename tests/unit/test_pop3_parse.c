@@ -21,6 +21,8 @@
 	X(test_status_resp_codes)                                        \
 	X(test_continuation)                                             \
 	X(test_capa)                                                     \
+	X(test_capa_expire)                                              \
+	X(test_capa_expire_replay)                                       \
 	X(test_list_items)                                               \
 	X(test_uidl_items)                                               \
 	X(test_uidl_long)                                                \
@@ -297,6 +299,144 @@ test_capa(void)
 	    POP3_PARSE_OK);
 	ASSERT_EQ(caps, POP3_CAPA_SASL_PLAIN);
 	ASSERT_EQ(pop3_parse_capa("TOP\0", 4, &caps), POP3_PARSE_INVALID);
+}
+
+/* Parses one EXPIRE line; writes "-" if it is not one, else its reading. */
+static void
+expire_of(const char *line, size_t len, char *out, size_t size)
+{
+	static const char *const kinds[] = {
+		[POP3_EXPIRE_NONE] = "none", [POP3_EXPIRE_NEVER] = "never",
+		[POP3_EXPIRE_DAYS] = "days", [POP3_EXPIRE_UNKNOWN] = "unknown",
+	};
+	struct pop3_expire e = { POP3_EXPIRE_NONE, 7, false };
+
+	if (!pop3_parse_capa_expire(line, len, &e)) {
+		/* Left alone. */
+		ASSERT_EQ(e.kind, POP3_EXPIRE_NONE);
+		ASSERT_EQ(e.days, 7);
+		snprintf(out, size, "-");
+		return;
+	}
+	snprintf(out, size, "%s %" PRIu32 "%s%s", kinds[e.kind], e.days,
+	    e.per_user ? " user" : "", pop3_expire_at_quit(&e) ? " quit" : "");
+}
+
+#define CHECK_EXPIRE(line, want)                                         \
+	do {                                                             \
+		char got_[64];                                           \
+		expire_of(line, sizeof(line) - 1, got_, sizeof(got_));   \
+		ASSERT_STREQ(got_, want);                                \
+	} while (0)
+
+static void
+test_capa_expire(void)
+{
+	struct pop3_expire none = { POP3_EXPIRE_NONE, 0, false };
+	struct pop3_expire never = { POP3_EXPIRE_NEVER, 0, false };
+	unsigned caps = 0;
+
+	CHECK_EXPIRE("EXPIRE 0", "days 0 quit");
+	CHECK_EXPIRE("expire 0", "days 0 quit");
+	CHECK_EXPIRE("EXPIRE 00", "days 0 quit");
+	CHECK_EXPIRE("EXPIRE\t0\t", "days 0 quit");
+	CHECK_EXPIRE("  EXPIRE 0", "days 0 quit");
+	CHECK_EXPIRE("EXPIRE 0 USER", "days 0 user quit");
+	CHECK_EXPIRE("EXPIRE 0 user", "days 0 user quit");
+	CHECK_EXPIRE("EXPIRE 30", "days 30");
+	CHECK_EXPIRE("EXPIRE 30 USER", "days 30 user");
+	CHECK_EXPIRE("EXPIRE 4294967295", "days 4294967295");
+	CHECK_EXPIRE("EXPIRE 99999999999999999999999", "days 4294967295");
+	CHECK_EXPIRE("EXPIRE 00000000000000000000001", "days 1");
+	CHECK_EXPIRE("EXPIRE NEVER", "never 0");
+	CHECK_EXPIRE("EXPIRE never USER", "never 0 user");
+	/* What we cannot read may be 0: assume it is. */
+	CHECK_EXPIRE("EXPIRE", "unknown 0 quit");
+	CHECK_EXPIRE("EXPIRE ", "unknown 0 quit");
+	CHECK_EXPIRE("EXPIRE -1", "unknown 0 quit");
+	CHECK_EXPIRE("EXPIRE +3", "unknown 0 quit");
+	CHECK_EXPIRE("EXPIRE 3d", "unknown 0 quit");
+	CHECK_EXPIRE("EXPIRE NEVERMORE", "unknown 0 quit");
+	CHECK_EXPIRE("EXPIRE 30 SOON", "unknown 30 user quit");
+	CHECK_EXPIRE("EXPIRE 30 USER X", "unknown 30 user quit");
+	CHECK_EXPIRE("EXPIRE NEVER USER USER", "unknown 0 user quit");
+	/* Not EXPIRE at all. */
+	CHECK_EXPIRE("", "-");
+	CHECK_EXPIRE("EXPIRES 0", "-");
+	CHECK_EXPIRE("XEXPIRE 0", "-");
+	CHECK_EXPIRE("TOP", "-");
+	CHECK_EXPIRE("LOGIN-DELAY 0", "-");
+	CHECK_EXPIRE("EXPIRE 0\0", "-");
+	ASSERT_TRUE(!pop3_expire_at_quit(&none));
+	ASSERT_TRUE(!pop3_expire_at_quit(&never));
+	/* The flags parser still ignores it. */
+	ASSERT_EQ(pop3_parse_capa("EXPIRE 0 USER", 13, &caps),
+	    POP3_PARSE_OK);
+	ASSERT_EQ(caps, 0);
+}
+
+/*
+ * A CAPA response holding EXPIRE, through the line reader at every split
+ * point and one byte at a time: the same capabilities every time.
+ */
+static void
+capa_replay(const char *in, size_t n, size_t cut, char *log, size_t size)
+{
+	struct pop3_line l;
+	struct pop3_expire e = { POP3_EXPIRE_NONE, 0, false };
+	unsigned caps = 0;
+	size_t pos = 0, piece, used;
+	enum pop3_parse r;
+
+	pop3_line_init(&l);
+	while (pos < n) {
+		piece = cut == SIZE_MAX ? 1 : pos < cut ? cut - pos : n - pos;
+		r = pop3_line_feed(&l, in + pos, piece, &used);
+		ASSERT_TRUE(r != POP3_PARSE_INVALID);
+		pos += used;
+		if (r != POP3_PARSE_OK)
+			continue;
+		if (l.len > 0 && l.buf[0] == '+')
+			continue;
+		ASSERT_EQ(pop3_parse_capa(l.buf, l.len, &caps),
+		    POP3_PARSE_OK);
+		(void)pop3_parse_capa_expire(l.buf, l.len, &e);
+	}
+	snprintf(log, size, "caps=%u kind=%d days=%" PRIu32 " user=%d",
+	    caps, (int)e.kind, e.days, (int)e.per_user);
+}
+
+static void
+check_capa_replay(const char *in, size_t n, const char *want)
+{
+	char log[128];
+	size_t cut;
+
+	for (cut = 0; cut <= n + 1; cut++) {
+		capa_replay(in, n, cut == n + 1 ? SIZE_MAX : cut, log,
+		    sizeof(log));
+		ASSERT_STREQ(log, want);
+	}
+}
+
+static void
+test_capa_expire_replay(void)
+{
+	static const char at_quit[] = "+OK\r\nTOP\r\nEXPIRE 0 USER\r\n"
+	    "UIDL\n.\r\n";
+	static const char days[] = "+OK\r\nEXPIRE 31\r\nPIPELINING\r\n.\r\n";
+	static const char never[] = "+OK\r\nexpire NEVER\n.\n";
+	char want[128];
+
+	snprintf(want, sizeof(want), "caps=%u kind=%d days=0 user=1",
+	    POP3_CAPA_TOP | POP3_CAPA_UIDL, (int)POP3_EXPIRE_DAYS);
+	check_capa_replay(at_quit, sizeof(at_quit) - 1, want);
+	snprintf(want, sizeof(want), "caps=%u kind=%d days=31 user=0",
+	    POP3_CAPA_PIPELINING, (int)POP3_EXPIRE_DAYS);
+	check_capa_replay(days, sizeof(days) - 1, want);
+	snprintf(want, sizeof(want), "caps=0 kind=%d days=0 user=0",
+	    (int)POP3_EXPIRE_NEVER);
+	check_capa_replay(never, sizeof(never) - 1, want);
 }
 
 static void
