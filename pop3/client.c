@@ -96,6 +96,8 @@ struct pop3_client {
 
 	unsigned caps;
 	bool capa_ok;		/* CAPA answered +OK */
+	struct pop3_expire expire; /* as the latest CAPA says */
+	bool capa_user;		/* the CAPA in flight follows the login */
 	bool tls_done;
 	char *timestamp;	/* the greeting's, for APOP; freed after auth */
 	bool plain_initial;	/* AUTH PLAIN carried the initial response */
@@ -126,6 +128,7 @@ struct pop3_client {
 
 static int fail(struct pop3_client *, enum pop3_fail, const char *, ...)
     LOG_PRINTF(3, 4);
+static void start_listing(struct pop3_client *);
 static void send_line(struct pop3_client *, const char *, const char *, ...)
     LOG_PRINTF(3, 4);
 
@@ -426,6 +429,29 @@ send_capa(struct pop3_client *c)
 {
 	c->caps = 0;
 	c->capa_ok = false;
+	c->expire = (struct pop3_expire){ .kind = POP3_EXPIRE_NONE };
+	c->multi = false;
+	send_line(c, NULL, "CAPA");
+	set_state(c, P3_CAPA);
+}
+
+/*
+ * Logged in.  RFC 2449 section 6.7: "EXPIRE n USER" before login says the
+ * value may differ per user, and only CAPA after login tells this user's.
+ * Without USER the value is the server's, the same in both states (a
+ * capability of the AUTHORIZATION state must be listed in both), so the
+ * round trip is spent only when it can tell something.  Whether a server
+ * deletes what was retrieved at QUIT is what decides whether QUIT is safe
+ * (ingestd/plan.h), so it is worth one round trip on such servers.
+ */
+static void
+after_login(struct pop3_client *c)
+{
+	if (!c->expire.per_user) {
+		start_listing(c);
+		return;
+	}
+	c->capa_user = true;
 	c->multi = false;
 	send_line(c, NULL, "CAPA");
 	set_state(c, P3_CAPA);
@@ -530,6 +556,13 @@ start_auth(struct pop3_client *c)
 static int
 after_capa(struct pop3_client *c)
 {
+	if (c->capa_user) {
+		/* This user's EXPIRE, if it said one, replaced the server's;
+		 * if not, the server's stands, as RFC 2449 has it. */
+		c->capa_user = false;
+		start_listing(c);
+		return 0;
+	}
 	if (c->params.starttls && !c->tls_done) {
 		if ((c->caps & POP3_CAPA_STLS) == 0)
 			return fail(c, POP3_FAIL_NO_STLS,
@@ -567,9 +600,12 @@ st_capa(struct pop3_client *c, const char *line, size_t len)
 	if (!c->multi) {
 		if (status(c, line, len, &st) == -1)
 			return -1;
-		if (!st.ok)	/* no CAPA: assume no capabilities */
+		/* No CAPA: assume no capabilities (after login: keep the
+		 * ones of before). */
+		if (!st.ok)
 			return after_capa(c);
-		c->capa_ok = true;
+		if (!c->capa_user)
+			c->capa_ok = true;
 		c->multi = true;
 		return 0;
 	}
@@ -577,7 +613,11 @@ st_capa(struct pop3_client *c, const char *line, size_t len)
 		c->multi = false;
 		return after_capa(c);
 	}
-	(void)pop3_parse_capa(line, len, &c->caps);
+	/* After login only EXPIRE is read: the rest decided the login
+	 * and stays as it was. */
+	if (!c->capa_user)
+		(void)pop3_parse_capa(line, len, &c->caps);
+	(void)pop3_parse_capa_expire(line, len, &c->expire);
 	return 0;
 }
 
@@ -606,7 +646,7 @@ st_auth(struct pop3_client *c, const char *line, size_t len)
 	if (pop3_parse_status(line, len, &st) == POP3_PARSE_OK) {
 		if (!st.ok)
 			return fail_err(c, &st, POP3_FAIL_AUTH, "AUTH PLAIN");
-		start_listing(c);
+		after_login(c);
 		return 0;
 	}
 	/* Without the initial response, the server asks with "+ ". */
@@ -645,7 +685,7 @@ st_pass(struct pop3_client *c, const char *line, size_t len)
 		return -1;
 	if (!st.ok)
 		return fail_err(c, &st, POP3_FAIL_AUTH, "PASS");
-	start_listing(c);
+	after_login(c);
 	return 0;
 }
 
@@ -658,7 +698,7 @@ st_apop(struct pop3_client *c, const char *line, size_t len)
 		return -1;
 	if (!st.ok)
 		return fail_err(c, &st, POP3_FAIL_AUTH, "APOP");
-	start_listing(c);
+	after_login(c);
 	return 0;
 }
 
@@ -1140,6 +1180,18 @@ bool
 pop3_client_has_top(const struct pop3_client *c)
 {
 	return (c->caps & POP3_CAPA_TOP) != 0;
+}
+
+const struct pop3_expire *
+pop3_client_expire(const struct pop3_client *c)
+{
+	return &c->expire;
+}
+
+bool
+pop3_client_expires_at_quit(const struct pop3_client *c)
+{
+	return pop3_expire_at_quit(&c->expire);
 }
 
 enum pop3_state

@@ -5,7 +5,9 @@
  * pop3_client_cb.  Tests and fuzzers drive it with plain buffers.
  *
  * Sequence: greeting -> CAPA -> [STLS -> (owner does TLS) -> CAPA] ->
- * AUTH PLAIN | APOP | USER/PASS -> UIDL -> LIST -> ready().  After ready()
+ * AUTH PLAIN | APOP | USER/PASS -> [CAPA] -> UIDL -> LIST -> ready().
+ * CAPA is issued again after login only when the first one said "EXPIRE
+ * ... USER" (RFC 2449 section 6.7), to learn this user's value.  After ready()
  * the owner queues RETR/TOP/DELE and finally QUIT; the client pipelines them
  * when the server advertises PIPELINING (RFC 2449), with a bounded window,
  * and sends them one at a time otherwise.
@@ -18,6 +20,7 @@
 #include <stdint.h>
 
 struct pop3_client;
+struct pop3_expire;
 
 enum pop3_auth {
 	POP3_AUTH_AUTO,		/* best the server offers: PLAIN, APOP, USER */
@@ -163,6 +166,17 @@ bool pop3_client_idle(const struct pop3_client *c);
 /* Whether CAPA advertised PIPELINING / TOP (valid after ready()). */
 bool pop3_client_pipelining(const struct pop3_client *c);
 bool pop3_client_has_top(const struct pop3_client *c);
+/*
+ * What CAPA said of EXPIRE (pop3/parse.h), this user's value where the
+ * server gave one after login; valid after ready(), owned by the client.
+ */
+const struct pop3_expire *pop3_client_expire(const struct pop3_client *c);
+/*
+ * Whether the server deletes every message retrieved in this session when
+ * QUIT enters the UPDATE state, DELE or not: EXPIRE 0 (or unreadable).
+ * Then QUIT is safe only once everything retrieved is archived.
+ */
+bool pop3_client_expires_at_quit(const struct pop3_client *c);
 /* The current state; P3_FAILED after failed(), P3_DONE after done(). */
 enum pop3_state pop3_client_state(const struct pop3_client *c);
 /*

@@ -16,6 +16,7 @@
 
 #include "ingestd/base/log.h"
 #include "pop3/client.h"
+#include "pop3/parse.h"
 #include "pop3/sasl.h"
 #include "tests/unit/test.h"
 
@@ -24,6 +25,11 @@
 	X(test_sasl_plain_bytes)                                         \
 	X(test_apop_digest_rfc1939)                                      \
 	X(test_session_user_pass)                                        \
+	X(test_expire_zero_no_second_capa)                               \
+	X(test_expire_user_capa_after_login)                             \
+	X(test_expire_user_capa_after_login_pipelined)                   \
+	X(test_expire_user_kept_when_capa_after_login_fails)             \
+	X(test_expire_reset_by_capa_after_stls)                          \
 	X(test_session_pipelined_plain)                                  \
 	X(test_session_apop)                                             \
 	X(test_session_auth_plain_continuation)                          \
@@ -279,6 +285,24 @@ cb_start_tls(void *arg)
 		s->tls_wanted = true;
 }
 
+/* What the client learnt of EXPIRE, when a server said anything. */
+static void
+expire_event(struct sim *s)
+{
+	static const char *const kinds[] = {
+		[POP3_EXPIRE_NONE] = "none", [POP3_EXPIRE_NEVER] = "never",
+		[POP3_EXPIRE_DAYS] = "days", [POP3_EXPIRE_UNKNOWN] = "unknown",
+	};
+	const struct pop3_expire *e = pop3_client_expire(s->c);
+
+	ASSERT_EQ(pop3_client_expires_at_quit(s->c), pop3_expire_at_quit(e));
+	if (e->kind == POP3_EXPIRE_NONE)
+		return;
+	str_addf(&s->ev, "expire %s %" PRIu32 "%s%s\n", kinds[e->kind],
+	    e->days, e->per_user ? " user" : "",
+	    pop3_client_expires_at_quit(s->c) ? " at-quit" : "");
+}
+
 static void
 cb_ready(void *arg, const struct pop3_msg *msgs, size_t n)
 {
@@ -286,6 +310,7 @@ cb_ready(void *arg, const struct pop3_msg *msgs, size_t n)
 	size_t i;
 
 	str_addf(&s->ev, "ready %zu\n", n);
+	expire_event(s);
 	for (i = 0; i < n; i++)
 		str_addf(&s->ev, "  %" PRIu32 " %" PRIu64 " %s\n", msgs[i].num,
 		    msgs[i].size, msgs[i].uidl != NULL ? msgs[i].uidl :
@@ -591,6 +616,176 @@ test_session_user_pass(void)
 		    "done\n",
 		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nUIDL\r\nLIST\r\n"
 		    "RETR 1\r\nRETR 2\r\nDELE 1\r\nDELE 2\r\nQUIT\r\n",
+	};
+
+	run(&sc);
+}
+
+/* EXPIRE without USER is the server's value: no CAPA after login. */
+static void
+test_expire_zero_no_second_capa(void)
+{
+	static const struct script sc = {
+		.params = USER_PARAMS,
+		.policy = OWN_RETR_QUIT,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nEXPIRE 0\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\n1 a\r\n.\r\n"
+		    "+OK\r\n1 3\r\n.\r\n"
+		    "+OK\r\nhi\r\n.\r\n"
+		    "+OK bye\r\n") },
+		.events = "ready 1\n"
+		    "expire days 0 at-quit\n"
+		    "  1 3 a\n"
+		    "body RETR 1 [hi\r\n]\n"
+		    "end RETR 1\n"
+		    "done\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nUIDL\r\n"
+		    "LIST\r\nRETR 1\r\nQUIT\r\n",
+	};
+
+	run(&sc);
+}
+
+/*
+ * "EXPIRE 30 USER" before login: this user's value comes from CAPA after
+ * login, and there it is 0 (RFC 2449 section 6.7).
+ */
+static void
+test_expire_user_capa_after_login(void)
+{
+	static const struct script sc = {
+		.params = USER_PARAMS,
+		.policy = OWN_RETR_QUIT,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nEXPIRE 30 USER\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\nUIDL\r\nEXPIRE 0\r\n.\r\n"
+		    "+OK\r\n1 a\r\n.\r\n"
+		    "+OK\r\n1 3\r\n.\r\n"
+		    "+OK\r\nhi\r\n.\r\n"
+		    "+OK bye\r\n") },
+		.events = "ready 1\n"
+		    "expire days 0 at-quit\n"
+		    "  1 3 a\n"
+		    "body RETR 1 [hi\r\n]\n"
+		    "end RETR 1\n"
+		    "done\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nCAPA\r\n"
+		    "UIDL\r\nLIST\r\nRETR 1\r\nQUIT\r\n",
+	};
+
+	run(&sc);
+}
+
+/*
+ * The same with AUTH PLAIN and PIPELINING; CAPA after login lists less
+ * than before (no SASL, no PIPELINING): what decided the login stays, and
+ * only EXPIRE is taken, here NEVER for this user.
+ */
+static void
+test_expire_user_capa_after_login_pipelined(void)
+{
+	static const struct script sc = {
+		.params = USER_PARAMS,
+		.policy = OWN_RETR_QUIT,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nSASL PLAIN\r\nPIPELINING\r\nTOP\r\n"
+		    "expire 0 user\r\n.\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\nEXPIRE NEVER\r\n.\r\n"
+		    "+OK\r\n1 a\r\n.\r\n"
+		    "+OK\r\n1 3\r\n.\r\n"
+		    "+OK\r\nhi\r\n.\r\n"
+		    "+OK bye\r\n") },
+		.events = "ready 1\n"
+		    "expire never 0\n"
+		    "  1 3 a\n"
+		    "body RETR 1 [hi\r\n]\n"
+		    "end RETR 1\n"
+		    "done\n",
+		.out = "CAPA\r\nAUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n"
+		    "CAPA\r\nUIDL\r\nLIST\r\nRETR 1\r\nQUIT\r\n",
+	};
+
+	run(&sc);
+}
+
+/*
+ * CAPA after login refused, or silent on EXPIRE: the value before login
+ * stands, the server's default; "EXPIRE 0 USER" stays at QUIT.
+ */
+static void
+test_expire_user_kept_when_capa_after_login_fails(void)
+{
+	static const struct script refused = {
+		.params = USER_PARAMS,
+		.policy = OWN_RETR_QUIT,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nEXPIRE 0 USER\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "-ERR not now\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK bye\r\n") },
+		.events = "ready 0\n"
+		    "expire days 0 user at-quit\n"
+		    "done\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nCAPA\r\n"
+		    "UIDL\r\nLIST\r\nQUIT\r\n",
+	};
+	static const struct script silent = {
+		.params = USER_PARAMS,
+		.policy = OWN_RETR_QUIT,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nEXPIRE 0 USER\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK bye\r\n") },
+		.events = "ready 0\n"
+		    "expire days 0 user at-quit\n"
+		    "done\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nCAPA\r\n"
+		    "UIDL\r\nLIST\r\nQUIT\r\n",
+	};
+
+	run(&refused);
+	run(&silent);
+}
+
+/* CAPA after STLS replaces the plaintext one, EXPIRE included. */
+static void
+test_expire_reset_by_capa_after_stls(void)
+{
+	static const struct script sc = {
+		.params = {
+			.user = "alice", .password = "s3cret",
+			.auth = POP3_AUTH_USER, .starttls = true,
+		},
+		.policy = OWN_RETR_QUIT,
+		.segs = {
+			SEG("+OK POP3 ready\r\n"
+			    "+OK\r\nSTLS\r\nEXPIRE 0 USER\r\n.\r\n"
+			    "+OK begin TLS\r\n"),
+			SEG("+OK\r\nUSER\r\n.\r\n"
+			    "+OK\r\n"
+			    "+OK logged in\r\n"
+			    "+OK\r\n.\r\n"
+			    "+OK\r\n.\r\n"
+			    "+OK bye\r\n"),
+		},
+		.events = "start_tls\n"
+		    "ready 0\n"
+		    "done\n",
+		.out = "CAPA\r\nSTLS\r\nCAPA\r\nUSER alice\r\n"
+		    "PASS s3cret\r\nUIDL\r\nLIST\r\nQUIT\r\n",
 	};
 
 	run(&sc);
