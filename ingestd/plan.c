@@ -244,6 +244,21 @@ plan_delete_archived(const struct plan *p)
 	return p->p.delete_archived;
 }
 
+enum plan_end
+plan_end(bool implicit_delete, size_t retrieved, size_t archived)
+{
+	ASSERT(archived <= retrieved);
+	if (implicit_delete && archived < retrieved)
+		return PLAN_END_ABANDON;
+	return PLAN_END_QUIT;
+}
+
+bool
+plan_keep_fetching(bool implicit_delete, size_t lost)
+{
+	return !implicit_delete || lost == 0;
+}
+
 const char **
 plan_take_present(struct plan *p, size_t *n_r, char **mem_r)
 {

@@ -99,6 +99,51 @@ enum plan_verdict plan_verified(const struct plan *p, struct plan_msg *m,
 bool plan_delete_archived(const struct plan *p);
 
 /*
+ * How a poll ends, once nothing is in flight and every commit is answered.
+ *
+ * RFC 1939 applies DELE only when QUIT enters the UPDATE state, and a
+ * connection closed without QUIT applies nothing.  Some servers also
+ * delete at QUIT what was retrieved, DELE or not: those that advertise
+ * "EXPIRE 0" (RFC 2449 section 6.7), and Gmail, whose "when messages are
+ * accessed with POP" disposition (archive, trash) is applied at QUIT.
+ * With such a server, QUIT after a message was retrieved but not archived
+ * (a failed commit, a failed pipe, anything) loses that message.  So:
+ *
+ *   implicit_delete  retrieved == archived   end
+ *   no               any                     QUIT
+ *   yes              yes                     QUIT
+ *   yes              no                      ABANDON
+ *
+ * ABANDON closes the connection without QUIT: the server keeps every
+ * message, including those archived and marked with DELE in this poll;
+ * the next poll proves them by TOP (or by their bytes) and deletes them.
+ */
+enum plan_end {
+	PLAN_END_QUIT,		/* QUIT: what the server applies is archived */
+	PLAN_END_ABANDON,	/* close without QUIT: nothing is applied */
+};
+
+/*
+ * implicit_delete: the server deletes at QUIT every message retrieved
+ * (EXPIRE 0 after login, or the account's implicit_delete setting).
+ * retrieved: RETRs whose body ended in this session; archived: how many
+ * of them committed (at most retrieved).
+ */
+enum plan_end plan_end(bool implicit_delete, size_t retrieved,
+    size_t archived);
+
+/*
+ * Whether to go on retrieving after lost messages (retrieved, answered,
+ * not archived).  Under implicit delete, no: the poll will end without
+ * QUIT, so every message retrieved after the first loss would be retrieved
+ * again at the next poll, and a message that fails at every poll would
+ * cost every poll the whole mailbox.  The poll stops fetching, lets the
+ * commits in flight finish, and closes without QUIT.  Otherwise a loss
+ * costs that message only, and the poll goes on.
+ */
+bool plan_keep_fetching(bool implicit_delete, size_t lost);
+
+/*
  * The server's complete UIDL listing, sorted, for reconciling deliveries
  * removed from the server by others.  Moved out of the plan, not copied,
  * so a listing is held once: *mem_r receives the block that holds every

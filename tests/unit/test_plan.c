@@ -28,7 +28,9 @@
 	X(test_no_top_fetches_every_match)                              \
 	X(test_next_and_exhausted)                                      \
 	X(test_msg_by_number)                                           \
-	X(test_empty_listing)
+	X(test_empty_listing)                                           \
+	X(test_end_truth_table)                                         \
+	X(test_keep_fetching)
 TESTS(TEST_DECLARE)
 
 static const unsigned char HEAD[32] = { 1, 2, 3 };
@@ -594,6 +596,48 @@ test_empty_listing(void)
 	plan_free(&p);
 	free_present(present, mem);
 	known_free(&k);
+}
+
+
+/*
+ * QUIT or not, for every combination up to 40 messages: QUIT unless the
+ * server deletes retrieved messages at QUIT and one of them is not
+ * archived.  The rule is written out here independently of the code.
+ */
+static void
+test_end_truth_table(void)
+{
+	size_t r, a;
+	int i;
+	bool implicit, safe;
+
+	for (i = 0; i < 2; i++) {
+		implicit = i == 1;
+		for (r = 0; r <= 40; r++)
+			for (a = 0; a <= r; a++) {
+				safe = !implicit || a == r;
+				ASSERT_EQ(plan_end(implicit, r, a),
+				    safe ? PLAN_END_QUIT : PLAN_END_ABANDON);
+			}
+	}
+	/* The cases of the report: 7 retrieved, none archived. */
+	ASSERT_EQ(plan_end(true, 7, 0), PLAN_END_ABANDON);
+	ASSERT_EQ(plan_end(true, 8, 7), PLAN_END_ABANDON);
+	ASSERT_EQ(plan_end(false, 7, 0), PLAN_END_QUIT);
+	ASSERT_EQ(plan_end(true, 0, 0), PLAN_END_QUIT);
+	ASSERT_EQ(plan_end(true, (size_t)-1, (size_t)-1), PLAN_END_QUIT);
+	ASSERT_EQ(plan_end(true, (size_t)-1, (size_t)-2), PLAN_END_ABANDON);
+}
+
+static void
+test_keep_fetching(void)
+{
+	size_t lost;
+
+	for (lost = 0; lost <= 40; lost++) {
+		ASSERT_TRUE(plan_keep_fetching(false, lost));
+		ASSERT_EQ(plan_keep_fetching(true, lost), lost == 0);
+	}
 }
 
 TEST_MAIN(TESTS)
