@@ -148,6 +148,10 @@ static const struct conf_setting account_settings[] = {
 	    .def = CONF_DELETE_AFTER_ARCHIVE, .choices = delete_choices,
 	    .doc = "DELE each message once its commit has returned, or "
 	    "never" },
+	{ "implicit_delete", CONF_T_BOOL, ACCOUNT(implicit_delete, bool),
+	    .def = false,
+	    .doc = "The server deletes retrieved messages at QUIT, as Gmail "
+	    "can; a poll that failed to archive one ends without QUIT" },
 	{ "enabled", CONF_T_BOOL, ACCOUNT(enabled, bool),
 	    .def = true,
 	    .doc = "Set to false to keep the account but not poll it" },

@@ -45,6 +45,8 @@ struct conf_account {
 	char *password_file;	/* NULL: the password is in the config */
 	enum conf_auth auth;
 	enum conf_delete delete;
+	bool implicit_delete;	/* the server deletes at QUIT what was
+				 * retrieved, whatever CAPA says */
 	bool enabled;
 	const char *where;	/* "file:line" of the account, for messages */
 };

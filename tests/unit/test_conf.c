@@ -282,7 +282,8 @@ test_full_config(void)
 	    "    auth = \"apop\"; delete = \"never\"; enabled = false; },\n"
 	    "  { name = \"support\"; host = \"10.0.0.1\"; port = 1110;\n"
 	    "    tls = \"starttls\"; user = \"support\";\n"
-	    "    password_file = \"%s\"; auth = \"plain\"; },\n"
+	    "    password_file = \"%s\"; auth = \"plain\";\n"
+	    "    implicit_delete = true; },\n"
 	    "  { name = \"lab\"; host = \"localhost\"; tls = \"none\";\n"
 	    "    allow_plaintext = true; user = \"lab\";\n"
 	    "    password = \"x\"; auth = \"user\"; enabled = true; }\n"
@@ -317,6 +318,7 @@ test_full_config(void)
 	ASSERT_EQ(a->delete, CONF_DELETE_NEVER);
 	ASSERT_EQ(a->enabled, false);
 	ASSERT_EQ(a->allow_plaintext, false);
+	ASSERT_EQ(a->implicit_delete, false);
 	ASSERT_WHERE(a, 16);
 
 	a = &c->accounts[1];
@@ -329,6 +331,7 @@ test_full_config(void)
 	ASSERT_STREQ(a->password_file, pwf);
 	ASSERT_EQ(a->auth, CONF_AUTH_PLAIN);
 	ASSERT_EQ(a->delete, CONF_DELETE_AFTER_ARCHIVE);
+	ASSERT_EQ(a->implicit_delete, true);
 	ASSERT_EQ(a->enabled, true);
 	ASSERT_WHERE(a, 20);
 
