@@ -97,6 +97,10 @@ struct session {
 	unsigned inflight;	/* RETR/TOP queued and unanswered */
 	unsigned uncommitted;	/* submitted, not yet answered */
 	unsigned deles;		/* DELE queued and unanswered */
+	/* RETRs whose body ended, and how many of them committed: with a
+	 * server that deletes at QUIT what was retrieved, they decide
+	 * whether QUIT is safe (plan_end()). */
+	size_t retrieved, archived;
 
 	struct {
 		enum body_kind kind;
@@ -425,8 +429,10 @@ on_body_end(void *arg, enum pop3_cmd cmd, uint32_t num)
 	s->inflight--;
 	if (cmd == POP3_CMD_TOP)
 		finish_top(s, num);
-	else
+	else {
+		s->retrieved++;
 		finish_retr(s, num);
+	}
 	session_pump(s);
 }
 
@@ -522,14 +528,61 @@ static const struct pop3_client_cb pop3_cb = {
 
 /* ---- flow ---- */
 
+/*
+ * Whether the server deletes at QUIT every message retrieved, DELE or not:
+ * EXPIRE 0 in CAPA (this user's, after login), or the account says so
+ * (Gmail's "when messages are accessed with POP" does it, unannounced).
+ */
+static bool
+session_implicit_delete(const struct session *s)
+{
+	return s->acct->implicit_delete ||
+	    pop3_client_expires_at_quit(s->pop3);
+}
+
+/* Retrieved and answered, but not archived: dropped, or not committed. */
+static size_t
+session_lost(const struct session *s)
+{
+	return s->retrieved - s->archived - s->uncommitted;
+}
+
+/*
+ * Ends a poll without QUIT (plan_end()): the server enters no UPDATE
+ * state and deletes nothing, not even what this poll marked with DELE;
+ * the next poll proves those again and deletes them.
+ */
+static void
+session_abandon(struct session *s)
+{
+	log_warnx("mbox=%s server deletes retrieved messages at QUIT (%s); "
+	    "%zu messages not archived: closing without QUIT", s->acct->name,
+	    s->acct->implicit_delete ? "implicit_delete" : "EXPIRE 0",
+	    session_lost(s));
+	if (result(s)->outcome == SESSION_OK)
+		session_error(s, SESSION_TEMPORARY, "%zu messages not "
+		    "archived: closed without QUIT", session_lost(s));
+	session_end(s);
+}
+
 /* Hands the engine more work, or QUIT once everything is answered. */
 static void
 session_pump(struct session *s)
 {
 	struct plan_msg *m;
+	bool implicit;
 
 	if (s->phase != SP_TRANSFER)
 		goto out;
+	implicit = session_implicit_delete(s);
+	/* Under implicit delete, a loss ends the poll without QUIT: what
+	 * it would retrieve next would only be retrieved again. */
+	if (!s->stop_fetching && !plan_keep_fetching(implicit,
+	    session_lost(s))) {
+		log_debug("mbox=%s a retrieved message was not archived: no "
+		    "more RETR in this poll", s->acct->name);
+		s->stop_fetching = true;
+	}
 	while (!s->stop_fetching && s->inflight < SESSION_WINDOW &&
 	    s->uncommitted < SESSION_MAX_UNCOMMITTED &&
 	    (m = plan_next(s->plan)) != NULL)
@@ -540,6 +593,11 @@ session_pump(struct session *s)
 	if ((s->stop_fetching || plan_exhausted(s->plan)) &&
 	    s->inflight == 0 && s->uncommitted == 0 &&
 	    (s->deles == 0 || pop3_client_pipelining(s->pop3))) {
+		if (plan_end(implicit, s->retrieved, s->archived) ==
+		    PLAN_END_ABANDON) {
+			session_abandon(s);
+			return;
+		}
 		set_phase(s, SP_QUIT);
 		pop3_client_quit(s->pop3);
 	}
@@ -668,6 +726,7 @@ on_commit_answered(void *arg)
 	ASSERT(s->uncommitted > 0);
 	s->uncommitted--;
 	if (pc->durable) {
+		s->archived++;
 		result(s)->archived++;
 		if (it->blob_existed)
 			result(s)->deduplicated++;
