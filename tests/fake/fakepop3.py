@@ -327,6 +327,8 @@ _SPECS = {
     "UIDL-LONG": (1, 1, None, "any"),
     "UIDL-BINARY": (1, 1, None, "any"),
     "TOP-EXTRA": (0, 0, "req", "any"),
+    "EXPIRE": (0, 0, "req", "any"),
+    "DELETE-RETRIEVED": (0, 0, None, "any"),
 }
 _SELECTOR_DIRECTIVES = ("REPLY", "RAW", "ERR", "DELAY", "CUT", "STALL",
                         "DRIP", "GARBAGE", "LONG-LINE", "NO-TERMINATOR")
@@ -815,6 +817,7 @@ class _Session:
         self.authed = False
         self.msgs = None
         self.deleted = set()
+        self.retrieved = set()      # RETR answered +OK
         self.mdir = None
         self.sasl = False
         self.closed = False
@@ -1195,6 +1198,9 @@ class _Session:
             caps.append("SASL PLAIN")
         if self.stls_available():
             caps.append("STLS")
+        d = self.find("EXPIRE")
+        if d:
+            caps.append("EXPIRE " + self._text(d))
         caps.append("IMPLEMENTATION fakepop3")
         removed = {d.args[0].upper() for d in self._active()
                    if d.name == "NO-CAPA"}
@@ -1202,6 +1208,23 @@ class _Session:
         eol = self.eol
         return _Resp("+OK Capability list follows",
                      [b"".join(c.encode() + eol for c in caps)])
+
+    @staticmethod
+    def _text(d):
+        t = d.text
+        return t.decode("latin-1") if isinstance(t, bytes) else t
+
+    def deletes_retrieved(self):
+        """RFC 2449 EXPIRE 0 (the value in force for this session), or
+        DELETE-RETRIEVED (Gmail's disposition, unannounced): UPDATE
+        removes every message RETR delivered, DELE or not."""
+        if self.flag("DELETE-RETRIEVED"):
+            return True
+        d = self.find("EXPIRE")
+        if not d:
+            return False
+        words = self._text(d).split()
+        return bool(words) and words[0].isdigit() and int(words[0]) == 0
 
     def stls_available(self):
         return (not self.authed and not self.tls and
@@ -1421,6 +1444,7 @@ class _Session:
         body = self._open(m)
         if body is None:
             return _Resp("-ERR [SYS/TEMP] message %d is gone" % m.num)
+        self.retrieved.add(m.num)
         return _Resp("+OK %d octets" % m.rsize, body)
 
     def c_top(self, args):
@@ -1467,6 +1491,10 @@ class _Session:
         """UPDATE state: remove what was marked.  Returns failures."""
         failed = 0
         gen_gone = {}
+        if self.deletes_retrieved() and self.retrieved - self.deleted:
+            self.log("E", "update: expire retrieved messages: %s" % " ".join(
+                str(n) for n in sorted(self.retrieved - self.deleted)[:1000]))
+            self.deleted |= self.retrieved
         for n in sorted(self.deleted):
             m = self.msgs[n - 1]
             if m.gen is not None:

@@ -866,6 +866,46 @@ def top_extra_lines():
 
 
 @test
+def expire_zero_deletes_retrieved_at_quit():
+    with Env() as e:
+        for i in range(1, 5):
+            e.put("alice", "m%d" % i, MSG1)
+        srv = e.serve('EXPIRE "30 USER"\nUSER alice pw\n@1-2 EXPIRE 0\n'
+                      "@3 DELETE-RETRIEVED\n")
+        p = Pop(srv.port)
+        check("EXPIRE 30 USER" in p.multi("CAPA").decode(), "before login")
+        p.login("alice", "pw")
+        check("EXPIRE 0\r\n" in p.multi("CAPA").decode(), "after login")
+        p.multi("RETR 1")
+        p.multi("TOP 2 0")
+        check(p.cmd("DELE 3").startswith("+OK"), "DELE 3")
+        check(p.cmd("QUIT").startswith("+OK"), "QUIT")
+        eq(e.files("alice"), ["m2", "m4"], "RETR 1 and DELE 3 applied")
+        # No QUIT: nothing applied, retrieved or not.
+        p = Pop(srv.port)
+        p.login("alice", "pw")
+        p.multi("RETR 1")
+        p.sock.close()
+        time.sleep(0.2)
+        eq(e.files("alice"), ["m2", "m4"], "no update without QUIT")
+        # Unannounced, as Gmail does.
+        p = Pop(srv.port)
+        p.login("alice", "pw")
+        check("EXPIRE 30" in p.multi("CAPA").decode(), "global value")
+        p.multi("RETR 1")
+        p.cmd("QUIT")
+        eq(e.files("alice"), ["m4"], "DELETE-RETRIEVED")
+        # EXPIRE 30: RFC 1939 at QUIT.
+        p = Pop(srv.port)
+        p.login("alice", "pw")
+        p.multi("RETR 1")
+        p.cmd("QUIT")
+        eq(e.files("alice"), ["m4"], "EXPIRE 30 keeps it")
+        check(any("expire retrieved" in ev.text for ev in srv.events()),
+              "the expiry is in the transcript")
+
+
+@test
 def global_session_qualifier_and_json():
     with Env() as e:
         e.put("alice", "m1", MSG1)
