@@ -10,9 +10,11 @@ ingestd sent (no DELE for a message not archived, no password before
 TLS).
 """
 
+import base64
 import hashlib
 import json
 import os
+import subprocess
 
 from faultlib import FaultRun, crlf, message, parse_summaries
 from test_scale import _run_measured
@@ -952,3 +954,83 @@ def test_long_uidls_are_kept_short(env):
         "messages still on the server taken for gone"
     fr.check_never_dele(name)
     fr.check_left(name, msgs)
+
+
+def _block_spool(state):
+    """Makes the spool directory refuse new files, so a message whose
+    compressed bytes outgrow spool_memory fails its pipe while the
+    session goes on.  Returns the function that undoes it."""
+    spool = os.path.join(state, "spool")
+    os.makedirs(spool, exist_ok=True)
+    if os.geteuid() == 0:
+        # root ignores the mode bits, not the immutable flag (ext4)
+        subprocess.run(["chattr", "+i", spool], check=True)
+        return lambda: subprocess.run(["chattr", "-i", spool], check=True)
+    os.chmod(spool, 0o500)
+    return lambda: os.chmod(spool, 0o700)
+
+
+def _incompressible(n, size):
+    """A CRLF message whose body zstd cannot shrink below a few KiB."""
+    rnd = hashlib.shake_128(b"expire %d" % n).digest(size * 3 // 4)
+    body = base64.encodebytes(rnd).decode().replace("\n", "\r\n")
+    return crlf("From: <a@example.invalid>\nSubject: big %d\n"
+                "Message-ID: <big.%d@example.invalid>\n\n" % (n, n)) + \
+        body.encode()
+
+
+def test_server_that_deletes_at_quit(env):
+    """A server that deletes at QUIT every message RETR delivered: one that
+    says EXPIRE 0 after login (EXPIRE 30 USER before it), and one that
+    says nothing and has implicit_delete = true (Gmail).  Message 2 of each
+    fails its pipe (the spool refuses the file it needs): that poll must
+    end without QUIT, so the server keeps every message; a server with
+    EXPIRE 0 whose messages all archive gets its QUIT.  Once the spool
+    works again the next poll archives and deletes everything."""
+    fr = FaultRun(env, "expire")
+    srv = fr.server(global_lines=['EXPIRE "30 USER"'])
+    quiet = fr.server()
+    files = [message(1, "ex"), _incompressible(2, 64 * 1024),
+             message(3, "ex")]
+    adv = fr.mailbox(srv, files=files, directives=["EXPIRE 0"])
+    gmail = fr.mailbox(quiet, files=files, directives=["DELETE-RETRIEVED"],
+                       implicit_delete=True)
+    healthy = fr.mailbox(srv, files=_files("exh", 3),
+                         directives=["EXPIRE 0"])
+
+    unblock = _block_spool(fr.state)
+    try:
+        summ = fr.once(expect_rc=1, spool_memory=4096)
+    finally:
+        unblock()
+    _, _, _, err = fr.last
+    fr.check_healthy(healthy, summ)
+    for name, why in ((adv, "EXPIRE 0"), (gmail, "implicit_delete")):
+        msgs = fr.msgs(name)
+        s = summ[name]
+        assert s["outcome"] == "temporary" and s["errors"] >= 1, s
+        got = {r["sha256"] for r in fr.deliveries(name)}
+        assert msgs[1].sha256 not in got, "%s: %s" % (name, got)
+        assert msgs[0].sha256 in got, "%s: %s" % (name, got)
+        # Nothing applied: no QUIT, so no UPDATE state.
+        fr.check_dele_proven(name)
+        fr.check_left(name, msgs)
+        cmds = [t for _, t, _ in fr.where[name].commands(name)]
+        assert "QUIT" not in cmds, "%s: QUIT sent: %s" % (name, cmds)
+        line = ("mbox=%s server deletes retrieved messages at QUIT (%s); "
+                % (name, why))
+        assert line in err and "closing without QUIT" in err, \
+            "%s: no log line %r%s" % (name, line, fr.context())
+    # The user's EXPIRE came from CAPA after login.
+    cmds = [t for _, t, _ in srv.commands(adv)]
+    assert cmds.count("CAPA") == 2, cmds
+    assert cmds.index("CAPA", 1) < cmds.index("UIDL"), cmds
+
+    summ = fr.once()
+    for name in (adv, gmail):
+        s = summ[name]
+        assert s["outcome"] == "ok" and s["errors"] == 0, s
+        fr.check_archived(name)
+        fr.check_dele_proven(name)
+        fr.check_left(name, [])
+        fr.check_poll(name, "ok")
