@@ -56,6 +56,18 @@ parse_line(const char *line, size_t len, uint64_t *h)
 	hash(h, &r, sizeof(r));
 	r = pop3_parse_capa(line, len, &caps);
 	hash(h, &caps, sizeof(caps));
+	{
+		struct pop3_expire ex = { POP3_EXPIRE_NONE, 0, false };
+
+		if (pop3_parse_capa_expire(line, len, &ex)) {
+			CHECK(ex.kind != POP3_EXPIRE_NONE);
+			CHECK(ex.kind == POP3_EXPIRE_DAYS || ex.days == 0);
+			CHECK(memchr(line, '\0', len) == NULL);
+		} else
+			CHECK(ex.kind == POP3_EXPIRE_NONE && !ex.per_user);
+		hash(h, &ex.kind, sizeof(ex.kind));
+		hash(h, &ex.days, sizeof(ex.days));
+	}
 	r = pop3_parse_list_item(line, len, &num, &size);
 	if (r == POP3_PARSE_OK) {
 		CHECK(num > 0);
