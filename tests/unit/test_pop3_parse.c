@@ -429,10 +429,10 @@ test_capa_expire_replay(void)
 	char want[128];
 
 	snprintf(want, sizeof(want), "caps=%u kind=%d days=0 user=1",
-	    POP3_CAPA_TOP | POP3_CAPA_UIDL, (int)POP3_EXPIRE_DAYS);
+	    (unsigned)(POP3_CAPA_TOP | POP3_CAPA_UIDL), (int)POP3_EXPIRE_DAYS);
 	check_capa_replay(at_quit, sizeof(at_quit) - 1, want);
 	snprintf(want, sizeof(want), "caps=%u kind=%d days=31 user=0",
-	    POP3_CAPA_PIPELINING, (int)POP3_EXPIRE_DAYS);
+	    (unsigned)POP3_CAPA_PIPELINING, (int)POP3_EXPIRE_DAYS);
 	check_capa_replay(days, sizeof(days) - 1, want);
 	snprintf(want, sizeof(want), "caps=0 kind=%d days=0 user=0",
 	    (int)POP3_EXPIRE_NEVER);
