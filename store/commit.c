@@ -9,10 +9,11 @@
  *
  * A failed batch is retried with backoff, on a fresh connection, until
  * retry_seconds have passed since its oldest item was submitted: a
- * database restart costs the sessions some waiting, not their messages,
- * and a long outage answers every item within that time.  An item that
- * can never be committed (its spool unreadable) is failed alone at once
- * and the rest retried.
+ * database restart, or a statement timed out on a lock held elsewhere,
+ * costs the sessions some waiting, not their messages, and a long outage
+ * answers every item within that time.  An item that can never be
+ * committed (its spool unreadable) is failed alone at once and the rest
+ * retried.
  */
 #include "store/commit.h"
 
@@ -267,6 +268,16 @@ committer_start(const struct committer_params *params, char *err,
 	    COMMIT_BATCH_DEFAULT;
 	cm->retry_seconds = params->retry_seconds;
 	if ((cm->db = db_connect(params->conninfo, err, errlen)) == NULL) {
+		free(cm);
+		return NULL;
+	}
+	if ((params->statement_timeout > 0 || params->lock_timeout > 0) &&
+	    db_set_timeouts(cm->db, params->statement_timeout > 0 ?
+	    params->statement_timeout : DB_STATEMENT_TIMEOUT,
+	    params->lock_timeout > 0 ? params->lock_timeout :
+	    DB_LOCK_TIMEOUT) == -1) {
+		snprintf(err, errlen, "%s", db_error(cm->db));
+		db_close(&cm->db);
 		free(cm);
 		return NULL;
 	}

@@ -86,10 +86,24 @@ db_reserr(struct db *db, const char *label, const PGresult *res)
 	if (msg[0] == '\0')
 		snprintf(msg, sizeof(msg), "%s",
 		    PQresStatus(PQresultStatus(res)));
-	db_seterr(db, "%s: %s", label, msg);
 	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s",
-	    state != NULL ? state : "");
+	if (state == NULL)
+		state = "";
+	/*
+	 * A timeout is named with its length, for whoever reads the log to
+	 * look for the lock; the server's own words follow.  57014 is also an
+	 * operator's pg_cancel_backend(), which the server's words then tell.
+	 */
+	if (strcmp(state, "57014") == 0 && db->statement_timeout > 0)
+		db_seterr(db, "%s: statement timed out after %u s (lock held "
+		    "elsewhere?), or was cancelled: %s", label,
+		    db->statement_timeout, msg);
+	else if (strcmp(state, "55P03") == 0 && db->lock_timeout > 0)
+		db_seterr(db, "%s: timed out after %u s waiting for a lock "
+		    "(lock held elsewhere?): %s", label, db->lock_timeout, msg);
+	else
+		db_seterr(db, "%s: %s", label, msg);
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state);
 }
 
 /* Server notices (e.g. "relation already exists, skipping"). */
@@ -163,9 +177,36 @@ db_be64(const char *p)
 	return x;
 }
 
+/*
+ * Sets up a session: synchronous_commit on, the timeouts.  0, or -1 with
+ * msg filled.
+ */
+static int
+db_setup(PGconn *conn, unsigned statement_s, unsigned lock_s, char *msg,
+    size_t msglen)
+{
+	char st[16], lk[16], m[512];
+	const char *vals[2] = { st, lk };
+	PGresult *res;
+
+	snprintf(st, sizeof(st), "%us", statement_s);
+	snprintf(lk, sizeof(lk), "%us", lock_s);
+	res = PQexecParams(conn, index_session_setup, 2, NULL, vals, NULL,
+	    NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_oneline(m, sizeof(m), PQresultErrorMessage(res));
+		snprintf(msg, msglen, "%s", m);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
 /* Opens a connection and prepares the session; NULL with err filled. */
 static PGconn *
-db_open(const char *conninfo, char *err, size_t errlen)
+db_open(const char *conninfo, unsigned statement_s, unsigned lock_s,
+    char *err, size_t errlen)
 {
 	/*
 	 * Defaults first: keywords in conninfo (expanded from "dbname")
@@ -181,7 +222,6 @@ db_open(const char *conninfo, char *err, size_t errlen)
 		"ingestd", "30", "1", "30", "10", "3", conninfo, NULL
 	};
 	char msg[512];
-	PGresult *res;
 	PGconn *conn;
 
 	if ((conn = PQconnectdbParams(keys, vals, 1)) == NULL) {
@@ -195,15 +235,11 @@ db_open(const char *conninfo, char *err, size_t errlen)
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, db_notice, NULL);
-	res = PQexec(conn, index_session_setup);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		db_oneline(msg, sizeof(msg), PQresultErrorMessage(res));
+	if (db_setup(conn, statement_s, lock_s, msg, sizeof(msg)) == -1) {
 		snprintf(err, errlen, "database: session setup: %s", msg);
-		PQclear(res);
 		PQfinish(conn);
 		return NULL;
 	}
-	PQclear(res);
 	return conn;
 }
 
@@ -213,11 +249,14 @@ db_connect(const char *conninfo, char *err, size_t errlen)
 	struct db *db;
 	PGconn *conn;
 
-	if ((conn = db_open(conninfo, err, errlen)) == NULL)
+	if ((conn = db_open(conninfo, DB_STATEMENT_TIMEOUT, DB_LOCK_TIMEOUT,
+	    err, errlen)) == NULL)
 		return NULL;
 	db = xcalloc(1, sizeof(*db));
 	db->conn = conn;
 	db->conninfo = xstrdup(conninfo);
+	db->statement_timeout = DB_STATEMENT_TIMEOUT;
+	db->lock_timeout = DB_LOCK_TIMEOUT;
 	return db;
 }
 
@@ -244,6 +283,28 @@ db_error(const struct db *db)
 	return db->error[0] != '\0' ? db->error : "database: no error";
 }
 
+const char *
+db_sqlstate(const struct db *db)
+{
+	return db->sqlstate;
+}
+
+int
+db_set_timeouts(struct db *db, unsigned statement_s, unsigned lock_s)
+{
+	char msg[512];
+
+	db->statement_timeout = statement_s;
+	db->lock_timeout = lock_s;
+	if (db_ready(db) == -1)
+		return -1;
+	if (db_setup(db->conn, statement_s, lock_s, msg, sizeof(msg)) == -1) {
+		db_seterr(db, "session setup: %s", msg);
+		return -1;
+	}
+	return 0;
+}
+
 bool
 db_connected(const struct db *db)
 {
@@ -261,8 +322,10 @@ db_reconnect(struct db *db)
 	}
 	memset(db->prepared, 0, sizeof(db->prepared));
 	db->nq = 0;
-	if ((db->conn = db_open(db->conninfo, err, sizeof(err))) == NULL) {
+	if ((db->conn = db_open(db->conninfo, db->statement_timeout,
+	    db->lock_timeout, err, sizeof(err))) == NULL) {
 		snprintf(db->error, sizeof(db->error), "%s", err);
+		db->sqlstate[0] = '\0';
 		return -1;
 	}
 	return 0;
@@ -274,6 +337,7 @@ db_ready(struct db *db)
 	PGresult *res;
 
 	db->error[0] = '\0';
+	db->sqlstate[0] = '\0';
 	if (!db_connected(db))
 		return db_reconnect(db);
 	if (PQtransactionStatus(db->conn) != PQTRANS_IDLE) {

@@ -23,9 +23,21 @@ struct spool;
 /* ---- the connection: db.c ---- */
 
 /*
+ * Every session's statement_timeout and lock_timeout, in seconds, so that
+ * a lock held elsewhere (a stuck transaction, an operator's LOCK TABLE)
+ * can block no statement, and so no commit, forever.  Generous: a batch
+ * sends 1 MiB chunks, perhaps over a slow link, and COMMIT waits for its
+ * fsync.  A statement cancelled by either fails like any other, as a
+ * temporary error.  Migrations run without them (db_migrate()).
+ */
+#define DB_STATEMENT_TIMEOUT	300
+#define DB_LOCK_TIMEOUT		60
+
+/*
  * Connects (conninfo: a libpq keyword string or URI, never logged) and sets
- * synchronous_commit = on for the session.  NULL with err filled ("database:
- * connect: ...") on failure.
+ * synchronous_commit = on and the timeouts above for the session.  NULL
+ * with err filled ("database: connect: ...", "database: session setup:
+ * ...") on failure.
  */
 struct db *db_connect(const char *conninfo, char *err, size_t errlen);
 void db_close(struct db **db);
@@ -34,6 +46,15 @@ void db_close(struct db **db);
  * "database: INSERT blob: ..."; valid until the next call.
  */
 const char *db_error(const struct db *db);
+/* The SQLSTATE of the last error, "" if it had none (not the server's). */
+const char *db_sqlstate(const struct db *db);
+/*
+ * Sets this session's statement_timeout and lock_timeout, in seconds (0:
+ * none), now and after every reconnection; 0 or -1.  For callers that
+ * need other values than DB_STATEMENT_TIMEOUT and DB_LOCK_TIMEOUT, such as
+ * tests that must see a timeout in seconds.
+ */
+int db_set_timeouts(struct db *db, unsigned statement_s, unsigned lock_s);
 /*
  * Re-establishes the connection (always a new one); 0 or -1.  Other calls
  * reconnect by themselves when they find the connection broken: before
@@ -58,6 +79,8 @@ int db_create_database(const char *conninfo_admin, const char *dbname,
  * Applies the embedded migrations not yet recorded in
  * ingestd.schema_migrations, each in its own transaction under an advisory
  * lock, so concurrent ingestd processes are safe; *applied_r counts them.
+ * Without the session's timeouts: a migration may rightly take long, or
+ * wait long for another process's.
  */
 int db_migrate(struct db *db, int *applied_r);
 

@@ -40,6 +40,9 @@ struct db {
 	unsigned char *chunk;	/* DB_CHUNK bytes, allocated on first use */
 	struct db_pending *q;
 	size_t nq, qcap;
+	/* The session's statement_timeout and lock_timeout, in seconds. */
+	unsigned statement_timeout;
+	unsigned lock_timeout;
 	char sqlstate[6];
 	char error[1024];
 };
@@ -49,7 +52,8 @@ struct db {
  * call returns -1 with.  db_seterr() formats its own text; db_connerr()
  * gives the connection's error (lost, refused) after label; db_reserr()
  * gives a failed result's primary message after label and keeps its
- * SQLSTATE in db->sqlstate (the others clear it).
+ * SQLSTATE in db->sqlstate (the others clear it).  A statement cancelled
+ * by statement_timeout or lock_timeout says so, with the timeout.
  */
 void db_seterr(struct db *db, const char *fmt, ...) LOG_PRINTF(2, 3);
 void db_connerr(struct db *db, const char *label);

@@ -1,0 +1,427 @@
+/*
+ * commit_check CONNINFO: how the committer fails, against a real
+ * PostgreSQL.
+ *
+ * Creates fresh databases next to the one CONNINFO names and checks, with
+ * a second connection of its own (libpq, to hold locks and change the
+ * schema under the store as an operator or another program would):
+ *
+ *   timeouts a lock held elsewhere: the committer's statements time out,
+ *            the batch is retried with backoff, and commits once the lock
+ *            is gone or fails with an error naming the timeout
+ *
+ * Prints one line per failed check and "N passed, N failed"; exits 1 if
+ * anything failed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "ingestd/base/log.h"
+#include "ingestd/base/xmalloc.h"
+#include "store/commit.h"
+#include "store/db.h"
+#include "store/pipe.h"
+#include "store/spool.h"
+#include "store/zstd.h"
+
+static int passed, failed;
+static char spool_dir[] = "/tmp/commit_check.XXXXXX";
+
+#define CHECK(e)							\
+	do {								\
+		if (e)							\
+			passed++;					\
+		else {							\
+			failed++;					\
+			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__,	\
+			    __LINE__, #e);				\
+		}							\
+	} while (0)
+
+#define CHECK_OK(e, db)							\
+	do {								\
+		if ((e) == 0)						\
+			passed++;					\
+		else {							\
+			failed++;					\
+			fprintf(stderr, "FAIL %s:%d: %s: %s\n",		\
+			    __FILE__, __LINE__, #e, db_error(db));	\
+		}							\
+	} while (0)
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the second connection ---- */
+
+static PGconn *
+side_open(const char *conninfo)
+{
+	PGconn *c = PQconnectdb(conninfo);
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "commit_check: %s", PQerrorMessage(c));
+		exit(2);
+	}
+	return c;
+}
+
+/* Runs sql; whether it succeeded (a failure is printed). */
+static bool
+side_exec(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	bool ok;
+
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		fprintf(stderr, "commit_check: %s: %s", sql,
+		    PQresultErrorMessage(res));
+	PQclear(res);
+	return ok;
+}
+
+/* ---- messages and items ---- */
+
+/* A message of about len bytes, different for each seed. */
+static unsigned char *
+message(unsigned seed, size_t len, size_t *len_r)
+{
+	unsigned char *p;
+	size_t n;
+	int h;
+
+	p = xmalloc(len + 128);
+	h = snprintf((char *)p, 128, "Subject: check %u\r\nX-Seed: %u\r\n"
+	    "\r\n", seed, seed);
+	for (n = h; n < len; n++)
+		p[n] = "abcdefghij klmnopqrstuvwxyz\r\n"[(n * 7 + seed) % 29];
+	*len_r = n > (size_t)h ? n : (size_t)h;
+	return p;
+}
+
+/* What became of an item; it->arg. */
+struct outcome {
+	bool answered;
+	bool durable;
+	char error[256];
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int answered;
+
+static void
+done_cb(struct commit_item *it, bool durable)
+{
+	struct outcome *o = it->arg;
+
+	pthread_mutex_lock(&mu);
+	o->answered = true;
+	o->durable = durable;
+	snprintf(o->error, sizeof(o->error), "%s", it->error);
+	answered++;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+/* Waits up to secs for n answers since the count was last reset. */
+static bool
+wait_answers(int n, int secs)
+{
+	struct timespec ts;
+	bool ok;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += secs;
+	pthread_mutex_lock(&mu);
+	while (answered < n &&
+	    pthread_cond_timedwait(&cv, &mu, &ts) != ETIMEDOUT)
+		;
+	ok = answered >= n;
+	pthread_mutex_unlock(&mu);
+	return ok;
+}
+
+static void
+reset_answers(void)
+{
+	pthread_mutex_lock(&mu);
+	answered = 0;
+	pthread_mutex_unlock(&mu);
+}
+
+struct citem {
+	struct commit_item it;
+	struct outcome o;
+};
+
+/* A commit item holding data as the pipe makes it. */
+static struct citem *
+item_sys(int64_t account_id, const char *uidl, const void *data, size_t len,
+    const struct zdict *dict, const struct spool_sys *sys)
+{
+	struct pipe_params pp = {
+		.spool_dir = spool_dir,
+		.spool_mem = 4096,	/* more goes to a file */
+		.size_hint = len,
+		.level = 3,
+		.dict = dict,
+		.spool_sys = sys,
+	};
+	struct citem *c;
+	struct pipe *p;
+
+	c = xcalloc(1, sizeof(*c));
+	c->it.account_id = account_id;
+	c->it.uidl = uidl ? xstrdup(uidl) : NULL;
+	c->it.list_size = len;
+	c->it.done = done_cb;
+	c->it.arg = &c->o;
+	p = pipe_new(&pp);
+	if (pipe_write(p, data, len) == -1 || pipe_finish(p, &c->it.res) ==
+	    -1) {
+		fprintf(stderr, "pipe: %s\n", pipe_error(p));
+		abort();
+	}
+	pipe_free(&p);
+	return c;
+}
+
+/* A healthy message of its own for uidl. */
+static struct citem *
+item(int64_t account_id, const char *uidl, unsigned seed)
+{
+	struct citem *c;
+	unsigned char *m;
+	size_t len;
+
+	m = message(seed, 600 + seed % 5000, &len);
+	c = item_sys(account_id, uidl, m, len, NULL, NULL);
+	free(m);
+	return c;
+}
+
+static void
+item_free(struct citem **cp)
+{
+	struct citem *c = *cp;
+
+	if (c == NULL)
+		return;
+	spool_free(&c->it.res.spool);
+	free(c->it.uidl);
+	free(c); *cp = NULL;
+}
+
+/* A fresh database with the schema; its conninfo, the caller's. */
+static char *
+fresh_database(const char *admin, const char *base, const char *name)
+{
+	char err[512];
+	struct db *db;
+	char *ci;
+	int applied;
+
+	if (db_create_database(admin, name, err, sizeof(err)) == -1) {
+		fprintf(stderr, "commit_check: %s\n", err);
+		exit(2);
+	}
+	ci = xasprintf("%s dbname=%s", base, name);
+	if ((db = db_connect(ci, err, sizeof(err))) == NULL ||
+	    db_migrate(db, &applied) == -1) {
+		fprintf(stderr, "commit_check: %s\n", db ? db_error(db) : err);
+		exit(2);
+	}
+	db_close(&db);
+	return ci;
+}
+
+/* ---- timeouts ---- */
+
+/* One message through a committer while side holds an ACCESS EXCLUSIVE
+ * lock on the blob table; its outcome, and how long it took. */
+static double
+commit_locked_out(const char *ci, PGconn *side, int64_t acct,
+    unsigned statement_s, unsigned lock_s, unsigned retry_s,
+    double hold_s, struct outcome *o)
+{
+	struct committer_params cp = {
+		.conninfo = ci,
+		.retry_seconds = retry_s,
+		.statement_timeout = statement_s,
+		.lock_timeout = lock_s,
+	};
+	static unsigned seed = 500;
+	struct committer *cm;
+	struct citem *c;
+	char err[512], uidl[32];
+	double t0, took;
+
+	if ((cm = committer_start(&cp, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "committer: %s\n", err);
+		CHECK(false);
+		return 0;
+	}
+	reset_answers();
+	CHECK(side_exec(side, "BEGIN"));
+	CHECK(side_exec(side, "LOCK TABLE ingestd.blob IN ACCESS EXCLUSIVE "
+	    "MODE"));
+	snprintf(uidl, sizeof(uidl), "t%u", seed);
+	c = item(acct, uidl, seed++);
+	t0 = now();
+	committer_submit(cm, &c->it);
+	/* Without a timeout the committer would wait for as long as this. */
+	while (!wait_answers(1, 0) && now() - t0 < hold_s)
+		usleep(50 * 1000);
+	CHECK(side_exec(side, "ROLLBACK"));
+	CHECK(wait_answers(1, 120));
+	took = now() - t0;
+	*o = c->o;
+	committer_stop(&cm);
+	item_free(&c);
+	return took;
+}
+
+/* Lets go of side's lock after 30 s, unless told the test is over. */
+struct watchdog {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool over;
+	PGconn *side;
+};
+
+static void *
+watchdog(void *arg)
+{
+	struct watchdog *wd = arg;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 30;
+	pthread_mutex_lock(&wd->mu);
+	while (!wd->over &&
+	    pthread_cond_timedwait(&wd->cv, &wd->mu, &ts) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&wd->mu);
+	/* The main thread is done with side, or blocked on its lock. */
+	CHECK(side_exec(wd->side, "ROLLBACK"));
+	return NULL;
+}
+
+static void
+check_timeouts(struct db *db, const char *ci)
+{
+	struct watchdog wd = {
+		PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, NULL
+	};
+	struct outcome o;
+	PGconn *side;
+	pthread_t t;
+	int64_t acct;
+	double took, t0;
+
+	CHECK_OK(db_account_id(db, "timeouts", &acct), db);
+	side = side_open(ci);
+
+	/* A lock held for longer than the retry period: each attempt
+	 * gives up after 1 s, and the message fails after about 3. */
+	took = commit_locked_out(ci, side, acct, 30, 1, 3, 30, &o);
+	printf("  lock timeout: %s after %.2f s: %s\n", o.durable ?
+	    "durable" : "failed", took, o.error);
+	CHECK(!o.durable && took < 20);
+	CHECK(strstr(o.error, "timed out after 1 s waiting for a lock (lock "
+	    "held elsewhere?)") != NULL);
+
+	/* The statement's own timeout, shorter than the lock's. */
+	took = commit_locked_out(ci, side, acct, 1, 30, 3, 30, &o);
+	printf("  statement timeout: %s after %.2f s: %s\n", o.durable ?
+	    "durable" : "failed", took, o.error);
+	CHECK(!o.durable && took < 20);
+	CHECK(strstr(o.error, "statement timed out after 1 s (lock held "
+	    "elsewhere?)") != NULL);
+
+	/* A lock held for less: retried with backoff, then durable. */
+	took = commit_locked_out(ci, side, acct, 30, 1, 60, 3, &o);
+	printf("  lock held 3 s: %s after %.2f s\n", o.durable ? "durable" :
+	    "failed", took);
+	CHECK(o.durable && took >= 2.5 && took < 30);
+
+	/*
+	 * The main thread's connection times out the same way.  Without a
+	 * timeout it would wait for side, which the watchdog lets go.
+	 */
+	CHECK_OK(db_set_timeouts(db, 30, 1), db);
+	CHECK(side_exec(side, "BEGIN"));
+	CHECK(side_exec(side, "LOCK TABLE ingestd.account IN ACCESS "
+	    "EXCLUSIVE MODE"));
+	wd.side = side;
+	wd.over = false;
+	pthread_create(&t, NULL, watchdog, &wd);
+	t0 = now();
+	CHECK(db_account_id(db, "timeouts", &acct) == -1);
+	CHECK(now() - t0 < 15);
+	CHECK(strstr(db_error(db), "waiting for a lock") != NULL);
+	CHECK(strcmp(db_sqlstate(db), "55P03") == 0);
+	printf("  main thread: %s\n", db_error(db));
+	pthread_mutex_lock(&wd.mu);
+	wd.over = true;
+	pthread_cond_signal(&wd.cv);
+	pthread_mutex_unlock(&wd.mu);
+	pthread_join(t, NULL);
+	CHECK_OK(db_account_id(db, "timeouts", &acct), db);
+	CHECK_OK(db_set_timeouts(db, DB_STATEMENT_TIMEOUT, DB_LOCK_TIMEOUT),
+	    db);
+	PQfinish(side);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct db *db;
+	char err[512], name[64], *admin, *ci;
+	unsigned tag;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: commit_check CONNINFO\n");
+		return 2;
+	}
+	log_init(getenv("COMMIT_CHECK_DEBUG") ? 1 : 0);
+	if (mkdtemp(spool_dir) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+	tag = (unsigned)getpid() ^ (unsigned)time(NULL);
+	admin = xasprintf("%s dbname=postgres", argv[1]);
+	snprintf(name, sizeof(name), "commit_check_%u", tag);
+	ci = fresh_database(admin, argv[1], name);
+	printf("commit_check: database %s\n", name);
+	if ((db = db_connect(ci, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "commit_check: %s\n", err);
+		return 1;
+	}
+	check_timeouts(db, ci);
+	db_close(&db);
+	zstd_pool_clear();
+	rmdir(spool_dir);
+	free(admin);
+	free(ci);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed > 0 ? 1 : 0;
+}
