@@ -178,6 +178,48 @@ db_be64(const char *p)
 }
 
 /*
+ * Whether a COMMIT under synchronous_commit = v returns only once its WAL
+ * is flushed locally.  Only off returns before; a value this code does not
+ * know (a newer server's) is not trusted either.
+ */
+static bool
+db_sync_commit_durable(const char *v)
+{
+	return strcmp(v, "on") == 0 || strcmp(v, "remote_apply") == 0 ||
+	    strcmp(v, "remote_write") == 0 || strcmp(v, "local") == 0;
+}
+
+/* Reads back synchronous_commit on conn: 0, or -1 with msg filled. */
+static int
+db_sync_commit_read(PGconn *conn, char *msg, size_t msglen)
+{
+	PGresult *res;
+	const char *v;
+	char m[400];
+	int rc = -1;
+
+	res = PQexec(conn, index_sync_commit_show);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		db_oneline(m, sizeof(m), PQresultErrorMessage(res));
+		snprintf(msg, msglen, "reading synchronous_commit: %s", m);
+	} else if (!db_sync_commit_durable(v = PQgetvalue(res, 0, 0)))
+		snprintf(msg, msglen, "synchronous_commit is %.32s for this "
+		    "session although ingestd set it on (a connection pooler "
+		    "that loses SET?): COMMIT could return before the WAL is "
+		    "flushed, so nothing may be archived through it", v);
+	else {
+		/* Anything but the on we set is worth a line: who set it? */
+		if (strcmp(v, "on") == 0)
+			log_debug("database: synchronous_commit is on");
+		else
+			log_info("database: synchronous_commit is %s", v);
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/*
  * Sets up a session: synchronous_commit on, the timeouts.  0, or -1 with
  * msg filled.
  */
@@ -200,7 +242,7 @@ db_setup(PGconn *conn, unsigned statement_s, unsigned lock_s, char *msg,
 		return -1;
 	}
 	PQclear(res);
-	return 0;
+	return db_sync_commit_read(conn, msg, msglen);
 }
 
 /* Opens a connection and prepares the session; NULL with err filled. */
@@ -300,6 +342,20 @@ db_set_timeouts(struct db *db, unsigned statement_s, unsigned lock_s)
 		return -1;
 	if (db_setup(db->conn, statement_s, lock_s, msg, sizeof(msg)) == -1) {
 		db_seterr(db, "session setup: %s", msg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_check_sync_commit(struct db *db)
+{
+	char msg[512];
+
+	if (db_ready(db) == -1)
+		return -1;
+	if (db_sync_commit_read(db->conn, msg, sizeof(msg)) == -1) {
+		db_seterr(db, "%s", msg);
 		return -1;
 	}
 	return 0;

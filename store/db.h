@@ -34,10 +34,11 @@ struct spool;
 #define DB_LOCK_TIMEOUT		60
 
 /*
- * Connects (conninfo: a libpq keyword string or URI, never logged) and sets
- * synchronous_commit = on and the timeouts above for the session.  NULL
- * with err filled ("database: connect: ...", "database: session setup:
- * ...") on failure.
+ * Connects (conninfo: a libpq keyword string or URI, never logged), sets
+ * synchronous_commit = on and the timeouts above for the session, and
+ * checks that synchronous_commit took (db_check_sync_commit()).  NULL with
+ * err filled ("database: connect: ...", "database: session setup: ...")
+ * on failure.
  */
 struct db *db_connect(const char *conninfo, char *err, size_t errlen);
 void db_close(struct db **db);
@@ -55,6 +56,14 @@ const char *db_sqlstate(const struct db *db);
  * tests that must see a timeout in seconds.
  */
 int db_set_timeouts(struct db *db, unsigned statement_s, unsigned lock_s);
+/*
+ * Checks that a COMMIT on this session returns only once its WAL is
+ * flushed locally: synchronous_commit must not be off (on, remote_apply,
+ * remote_write and local all flush locally first).  A connection pooler
+ * can lose the SET that db_connect() makes, so db_connect() and every
+ * reconnection run this.  0, or -1 with the error set.
+ */
+int db_check_sync_commit(struct db *db);
 /*
  * Re-establishes the connection (always a new one); 0 or -1.  Other calls
  * reconnect by themselves when they find the connection broken: before
@@ -124,6 +133,9 @@ struct db_commit_row {
  * blob_existed and delivery_existed say whether its bytes, and its delivery
  * row, were already stored.  Spools are read, never freed.  Safe to repeat
  * after any failure: nothing is duplicated.
+ *
+ * COMMIT runs with synchronous_commit on, whatever a pooler did to the
+ * session.
  *
  * On -1 the transaction was rolled back (or its outcome is unknown, if the
  * connection dropped during COMMIT).  A row that can never be committed

@@ -271,7 +271,7 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 {
 	struct db_commit_row *row;
 	struct db_params p;
-	bool *fresh = NULL, *added = NULL;
+	bool *fresh = NULL, *added = NULL, forced = false;
 	size_t i;
 	int rc = -1;
 
@@ -280,7 +280,8 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 	if (db_ready(db) == -1 || db_rows_check(db, rows, n) == -1 ||
 	    db_prepare(db, INDEX_BLOB_INSERT) == -1 ||
 	    db_prepare(db, INDEX_CHUNK_INSERT) == -1 ||
-	    db_prepare(db, INDEX_DELIVERY_INSERT) == -1)
+	    db_prepare(db, INDEX_DELIVERY_INSERT) == -1 ||
+	    db_prepare(db, INDEX_SYNC_COMMIT_LOCAL) == -1)
 		return -1;
 	fresh = xcalloc(n, sizeof(*fresh));
 	added = xcalloc(n, sizeof(*added));
@@ -325,8 +326,18 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 		if (db_pl_send(db, INDEX_DELIVERY_INSERT, &p, &added[i]) == -1)
 			goto fail;
 	}
-	if (db_pl_send_sql(db, "COMMIT", true) == -1 || db_pl_sync(db) == -1)
+	/*
+	 * Last before COMMIT, so that nothing in the transaction can turn
+	 * synchronous_commit off after it; in the same round trip.
+	 */
+	db_par_init(&p);
+	if (db_pl_send(db, INDEX_SYNC_COMMIT_LOCAL, &p, &forced) == -1 ||
+	    db_pl_send_sql(db, "COMMIT", true) == -1 || db_pl_sync(db) == -1)
 		goto fail;
+	if (forced)
+		log_warnx("database: synchronous_commit was off in the session "
+		    "that committed (a connection pooler that loses SET?); "
+		    "it was set on for the transaction");
 	for (i = 0; i < n; i++) {
 		rows[i].blob_existed = !fresh[i];
 		rows[i].delivery_existed = !added[i];

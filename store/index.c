@@ -19,6 +19,10 @@ const char index_session_setup[] =
     " pg_catalog.set_config('statement_timeout', $1::text, false),"
     " pg_catalog.set_config('lock_timeout', $2::text, false)";
 
+/* What the SET above left, as a pooler may have lost it. */
+const char index_sync_commit_show[] =
+    "SELECT pg_catalog.current_setting('synchronous_commit')";
+
 /*
  * The advisory lock (key: "ingestd" in ASCII) serializes concurrent
  * migrators, including the first CREATE SCHEMA, which would otherwise race
@@ -219,4 +223,18 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"database_select", "SELECT pg_database",
 		"SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1::text",
 		1 },
+	/*
+	 * Sent just before COMMIT: if synchronous_commit is off in the session
+	 * that commits (a connection pooler in transaction mode may hand the
+	 * transaction to a server session that never saw our SET), it is set
+	 * on for this transaction alone, so that COMMIT still returns only once
+	 * durable.  Any other value is left alone: remote_apply, say, is
+	 * stronger than on.  A row comes back only when it had to.
+	 */
+	[INDEX_SYNC_COMMIT_LOCAL] = {
+		"sync_commit_local", "SET LOCAL synchronous_commit",
+		"SELECT pg_catalog.set_config('synchronous_commit', 'on', true)"
+		" WHERE pg_catalog.current_setting('synchronous_commit')"
+		"  = 'off'",
+		0 },
 };

@@ -6,6 +6,9 @@
  * a second connection of its own (libpq, to hold locks and change the
  * schema under the store as an operator or another program would):
  *
+ *   sync     synchronous_commit: set on whatever the role and database
+ *            defaults say; db_check_sync_commit() refuses a session where
+ *            it is off; a commit in such a session still runs with it on
  *   timeouts a lock held elsewhere: the committer's statements time out,
  *            the batch is retried with backoff, and commits once the lock
  *            is gone or fails with an error naming the timeout
@@ -95,6 +98,22 @@ side_exec(PGconn *c, const char *sql)
 		    PQresultErrorMessage(res));
 	PQclear(res);
 	return ok;
+}
+
+/* The first column of the first row of sql, in buf ("" if none). */
+static const char *
+side_value(PGconn *c, const char *sql, char *buf, size_t len)
+{
+	PGresult *res = PQexec(c, sql);
+
+	buf[0] = '\0';
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+		snprintf(buf, len, "%s", PQgetvalue(res, 0, 0));
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fprintf(stderr, "commit_check: %s: %s", sql,
+		    PQresultErrorMessage(res));
+	PQclear(res);
+	return buf;
 }
 
 /* ---- messages and items ---- */
@@ -251,6 +270,93 @@ fresh_database(const char *admin, const char *base, const char *name)
 	}
 	db_close(&db);
 	return ci;
+}
+
+/* ---- synchronous_commit ---- */
+
+static void
+check_sync(const char *admin, const char *base, unsigned tag)
+{
+	char name[64], v[64], *ci, *ci_off, err[512];
+	struct db_commit_row row;
+	struct citem *c;
+	struct db *db;
+	PGconn *side, *adm;
+	int64_t acct;
+
+	snprintf(name, sizeof(name), "commit_check_%u_sync", tag);
+	ci = fresh_database(admin, base, name);
+	adm = side_open(admin);
+	/* Every default says off: the database's, and the connection's
+	 * own options. */
+	snprintf(err, sizeof(err), "ALTER DATABASE %s SET synchronous_commit "
+	    "= off", name);
+	CHECK(side_exec(adm, err));
+	PQfinish(adm);
+	side = side_open(ci);
+	CHECK(strcmp(side_value(side, "SHOW synchronous_commit", v,
+	    sizeof(v)), "off") == 0);
+	ci_off = xasprintf("%s options='-c synchronous_commit=off'", ci);
+	db = db_connect(ci_off, err, sizeof(err));
+	CHECK(db != NULL);
+	if (db == NULL) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
+	CHECK_OK(db_check_sync_commit(db), db);
+
+	/*
+	 * Something in the session turns it off after we set it, as a
+	 * pooler that hands us another server session would: here, a
+	 * trigger of the operator's.  A deferred trigger records what
+	 * COMMIT runs with.
+	 */
+	CHECK(side_exec(side,
+	    "CREATE FUNCTION public.sc_off() RETURNS trigger LANGUAGE plpgsql "
+	    "AS $$BEGIN PERFORM set_config('synchronous_commit', 'off', "
+	    "false); RETURN NULL; END$$;"
+	    "CREATE TRIGGER sc_off AFTER INSERT ON ingestd.account "
+	    "FOR EACH ROW EXECUTE FUNCTION public.sc_off();"
+	    "CREATE TRIGGER sc_off AFTER INSERT ON ingestd.blob "
+	    "FOR EACH ROW EXECUTE FUNCTION public.sc_off();"
+	    "CREATE TABLE public.sc_log (setting text NOT NULL);"
+	    "CREATE FUNCTION public.sc_log() RETURNS trigger LANGUAGE plpgsql "
+	    "AS $$BEGIN INSERT INTO public.sc_log VALUES "
+	    "(current_setting('synchronous_commit')); RETURN NULL; END$$;"
+	    "CREATE CONSTRAINT TRIGGER sc_log AFTER INSERT ON "
+	    "ingestd.delivery DEFERRABLE INITIALLY DEFERRED "
+	    "FOR EACH ROW EXECUTE FUNCTION public.sc_log();"));
+	CHECK_OK(db_account_id(db, "sync", &acct), db);
+	CHECK(db_check_sync_commit(db) == -1);
+	CHECK(strstr(db_error(db), "synchronous_commit is off") != NULL);
+	printf("  refused as expected: %s\n", db_error(db));
+
+	/* A commit in that session still commits with it on, even though
+	 * its own blob INSERT turns it off again. */
+	c = item(acct, "s0", 7);
+	memset(&row, 0, sizeof(row));
+	row.account_id = acct;
+	row.uidl = c->it.uidl;
+	row.list_size = c->it.list_size;
+	memcpy(row.sha256, c->it.res.sha256, 32);
+	memcpy(row.head_sha256, c->it.res.head_sha256, 32);
+	row.size = c->it.res.size;
+	row.stored_size = c->it.res.stored_size;
+	row.spool = c->it.res.spool;
+	CHECK_OK(db_commit_messages(db, &row, 1), db);
+	CHECK(strcmp(side_value(side, "SELECT string_agg(setting, ',') FROM "
+	    "public.sc_log", v, sizeof(v)), "on") == 0);
+	printf("  committed with synchronous_commit = %s\n", v);
+	item_free(&c);
+
+	/* A new connection sets it again. */
+	CHECK_OK(db_reconnect(db), db);
+	CHECK_OK(db_check_sync_commit(db), db);
+out:
+	db_close(&db);
+	PQfinish(side);
+	free(ci_off);
+	free(ci);
 }
 
 /* ---- timeouts ---- */
@@ -416,6 +522,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "commit_check: %s\n", err);
 		return 1;
 	}
+	check_sync(admin, argv[1], tag);
 	check_timeouts(db, ci);
 	db_close(&db);
 	zstd_pool_clear();

@@ -1,9 +1,9 @@
 """How a commit fails, and what it takes with it.
 
 commit_check (a C program, tests/integ/commit_check.c) drives the store's
-committer against the run's PostgreSQL with locks held elsewhere until a
-statement times out.  It prints "N passed, N failed" and exits non-zero
-on any failure.
+committer against the run's PostgreSQL: synchronous_commit lost by a
+session, and locks held elsewhere until a statement times out.  It prints
+"N passed, N failed" and exits non-zero on any failure.
 """
 
 import os
