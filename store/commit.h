@@ -3,6 +3,10 @@
  * finished messages from every session into one transaction (group commit),
  * so one fsync serves many messages.  A session learns that its message is
  * durable only when COMMIT has returned; only then may it send DELE.
+ *
+ * One message's fault never fails another: a message that cannot be
+ * stored (its spool unreadable, a value PostgreSQL refuses) fails alone
+ * and at once, and the messages batched with it are committed without it.
  */
 #ifndef STORE_COMMIT_H
 #define STORE_COMMIT_H

@@ -331,6 +331,13 @@ db_sqlstate(const struct db *db)
 	return db->sqlstate;
 }
 
+bool
+db_error_data(const struct db *db)
+{
+	return db->sqlstate[0] == '2' &&
+	    (db->sqlstate[1] == '2' || db->sqlstate[1] == '3');
+}
+
 int
 db_set_timeouts(struct db *db, unsigned statement_s, unsigned lock_s)
 {

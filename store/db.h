@@ -50,6 +50,15 @@ const char *db_error(const struct db *db);
 /* The SQLSTATE of the last error, "" if it had none (not the server's). */
 const char *db_sqlstate(const struct db *db);
 /*
+ * Whether the last error is the server refusing a value it was sent:
+ * SQLSTATE class 22 (data exception) or 23 (integrity constraint
+ * violation).  Sending the same values again fails the same way, so the
+ * caller should find the values at fault rather than wait and retry.
+ * Anything else (a lost connection, a server shutting down, a timeout, a
+ * deadlock) may well pass when tried again.
+ */
+bool db_error_data(const struct db *db);
+/*
  * Sets this session's statement_timeout and lock_timeout, in seconds (0:
  * none), now and after every reconnection; 0 or -1.  For callers that
  * need other values than DB_STATEMENT_TIMEOUT and DB_LOCK_TIMEOUT, such as
@@ -142,6 +151,8 @@ struct db_commit_row {
  * (its spool unreadable or shorter than stored_size, an unstorable UIDL)
  * has its error filled; the others have error[0] == '\0', so a caller can
  * drop the bad rows and retry the rest.
+ * When no row is named but db_error_data() is true, the server refused a
+ * value of some row: commit fewer rows at a time to find it.
  */
 int db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n);
 

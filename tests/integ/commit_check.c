@@ -6,12 +6,21 @@
  * a second connection of its own (libpq, to hold locks and change the
  * schema under the store as an operator or another program would):
  *
+ *   data     a value the server refuses (SQLSTATE 22003, out of range;
+ *            23503, a foreign key) fails only its own message, at once,
+ *            with the SQLSTATE, in a batch with healthy ones, which are
+ *            durable without waiting for the retry period
  *   sync     synchronous_commit: set on whatever the role and database
  *            defaults say; db_check_sync_commit() refuses a session where
  *            it is off; a commit in such a session still runs with it on
  *   timeouts a lock held elsewhere: the committer's statements time out,
  *            the batch is retried with backoff, and commits once the lock
  *            is gone or fails with an error naming the timeout
+ *
+ * To batch messages together, a "plug" message is committed first while
+ * the second connection holds a lock that its INSERT waits for; whatever
+ * is submitted meanwhile queues up and goes into one batch once the lock
+ * is let go.
  *
  * Prints one line per failed check and "N passed, N failed"; exits 1 if
  * anything failed.
@@ -32,6 +41,7 @@
 #include "ingestd/base/xmalloc.h"
 #include "store/commit.h"
 #include "store/db.h"
+#include "store/known.h"
 #include "store/pipe.h"
 #include "store/spool.h"
 #include "store/zstd.h"
@@ -114,6 +124,24 @@ side_value(PGconn *c, const char *sql, char *buf, size_t len)
 		    PQresultErrorMessage(res));
 	PQclear(res);
 	return buf;
+}
+
+/* Waits until some session of this database waits for a lock. */
+static bool
+side_wait_blocked(PGconn *c)
+{
+	char v[32];
+	double end = now() + 30;
+
+	while (now() < end) {
+		side_value(c, "SELECT count(*) FROM pg_stat_activity "
+		    "WHERE datname = current_database() AND "
+		    "wait_event_type = 'Lock'", v, sizeof(v));
+		if (atoi(v) > 0)
+			return true;
+		usleep(20 * 1000);
+	}
+	return false;
 }
 
 /* ---- messages and items ---- */
@@ -249,6 +277,54 @@ item_free(struct citem **cp)
 	free(c); *cp = NULL;
 }
 
+/* Whether account has a delivery under uidl. */
+static bool
+archived(struct db *db, int64_t account, const char *uidl)
+{
+	struct known *k = known_new();
+	bool found;
+
+	if (db_known_load(db, account, k) == -1) {
+		fprintf(stderr, "known: %s\n", db_error(db));
+		known_free(&k);
+		return false;
+	}
+	found = known_find(k, uidl) != NULL;
+	known_free(&k);
+	return found;
+}
+
+/*
+ * Starts a committer and holds it on a plug message whose INSERT waits
+ * for a lock taken by side, so that what is submitted next queues into
+ * one batch.  Let go with unplug().
+ */
+static struct committer *
+plugged(struct committer_params *cp, PGconn *side, int64_t account,
+    struct citem **plug_r)
+{
+	struct committer *cm;
+	char err[512];
+
+	if ((cm = committer_start(cp, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "committer: %s\n", err);
+		exit(1);
+	}
+	CHECK(side_exec(side, "BEGIN"));
+	CHECK(side_exec(side, "LOCK TABLE ingestd.blob IN SHARE ROW EXCLUSIVE "
+	    "MODE"));
+	*plug_r = item(account, "plug", (unsigned)time(NULL));
+	committer_submit(cm, &(*plug_r)->it);
+	CHECK(side_wait_blocked(side));
+	return cm;
+}
+
+static void
+unplug(PGconn *side)
+{
+	CHECK(side_exec(side, "ROLLBACK"));
+}
+
 /* A fresh database with the schema; its conninfo, the caller's. */
 static char *
 fresh_database(const char *admin, const char *base, const char *name)
@@ -270,6 +346,101 @@ fresh_database(const char *admin, const char *base, const char *name)
 	}
 	db_close(&db);
 	return ci;
+}
+
+/* ---- values the server refuses ---- */
+
+static void
+check_data(struct db *db, const char *ci)
+{
+	struct committer_params cp = {
+		.conninfo = ci,
+		.batch_max = 64,
+		.retry_seconds = 60,
+	};
+	struct db_commit_row rows[2];
+	struct citem *c[12], *plug;
+	struct committer *cm;
+	PGconn *side;
+	char uidl[32];
+	int64_t acct;
+	double t0, took;
+	int i;
+
+	CHECK_OK(db_account_id(db, "data", &acct), db);
+	side = side_open(ci);
+
+	/*
+	 * In db alone: a LIST size past INT64_MAX (which the POP3 parser
+	 * refuses, so only a bug could bring one here) reaches the server
+	 * and is refused as a data exception that names no row.
+	 */
+	c[0] = item(acct, "d-ok", 1);
+	c[1] = item(acct, "d-big", 2);
+	c[1]->it.list_size = UINT64_MAX;
+	memset(rows, 0, sizeof(rows));
+	for (i = 0; i < 2; i++) {
+		rows[i].account_id = acct;
+		rows[i].uidl = c[i]->it.uidl;
+		rows[i].list_size = c[i]->it.list_size;
+		memcpy(rows[i].sha256, c[i]->it.res.sha256, 32);
+		memcpy(rows[i].head_sha256, c[i]->it.res.head_sha256, 32);
+		rows[i].size = c[i]->it.res.size;
+		rows[i].stored_size = c[i]->it.res.stored_size;
+		rows[i].spool = c[i]->it.res.spool;
+	}
+	CHECK(db_commit_messages(db, rows, 2) == -1);
+	CHECK(rows[0].error[0] == '\0' && rows[1].error[0] == '\0');
+	CHECK(db_error_data(db));
+	CHECK(strcmp(db_sqlstate(db), "22003") == 0);
+	printf("  refused as expected: %s (SQLSTATE %s)\n", db_error(db),
+	    db_sqlstate(db));
+	CHECK(!archived(db, acct, "d-ok"));
+	item_free(&c[0]);
+	item_free(&c[1]);
+
+	/*
+	 * Through the committer, in one batch with ten healthy messages:
+	 * that LIST size, and a delivery for an account that is not there
+	 * (an operator deleted it under a running poll).
+	 */
+	reset_answers();
+	cm = plugged(&cp, side, acct, &plug);
+	for (i = 0; i < 12; i++) {
+		snprintf(uidl, sizeof(uidl), "d%d", i);
+		c[i] = item(acct, uidl, 100 + i);
+	}
+	c[3]->it.list_size = (uint64_t)INT64_MAX + 1;
+	c[8]->it.account_id = acct + 1000000;
+	for (i = 0; i < 12; i++)
+		committer_submit(cm, &c[i]->it);
+	t0 = now();
+	unplug(side);
+	CHECK(wait_answers(13, 120));
+	took = now() - t0;
+	printf("  data: 12 messages, 2 refused, answered in %.2f s\n", took);
+	/* Nowhere near the 60 s a batch would be retried for. */
+	CHECK(took < 15);
+	CHECK(plug->o.durable);
+	for (i = 0; i < 12; i++) {
+		snprintf(uidl, sizeof(uidl), "d%d", i);
+		if (i == 3 || i == 8) {
+			CHECK(c[i]->o.answered && !c[i]->o.durable);
+			CHECK(!archived(db, acct, uidl));
+		} else {
+			CHECK(c[i]->o.durable);
+			CHECK(archived(db, acct, uidl));
+		}
+	}
+	CHECK(strstr(c[3]->o.error, "SQLSTATE 22003") != NULL);
+	CHECK(strstr(c[8]->o.error, "SQLSTATE 23503") != NULL);
+	printf("  refused alone: %s\n  refused alone: %s\n", c[3]->o.error,
+	    c[8]->o.error);
+	committer_stop(&cm);
+	for (i = 0; i < 12; i++)
+		item_free(&c[i]);
+	item_free(&plug);
+	PQfinish(side);
 }
 
 /* ---- synchronous_commit ---- */
@@ -484,7 +655,7 @@ check_timeouts(struct db *db, const char *ci)
 	CHECK(db_account_id(db, "timeouts", &acct) == -1);
 	CHECK(now() - t0 < 15);
 	CHECK(strstr(db_error(db), "waiting for a lock") != NULL);
-	CHECK(strcmp(db_sqlstate(db), "55P03") == 0);
+	CHECK(!db_error_data(db) && strcmp(db_sqlstate(db), "55P03") == 0);
 	printf("  main thread: %s\n", db_error(db));
 	pthread_mutex_lock(&wd.mu);
 	wd.over = true;
@@ -522,6 +693,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "commit_check: %s\n", err);
 		return 1;
 	}
+	check_data(db, ci);
 	check_sync(admin, argv[1], tag);
 	check_timeouts(db, ci);
 	db_close(&db);
