@@ -15,7 +15,7 @@
  *
  * Waiting only helps with what time can mend.  An item that can never be
  * committed is failed alone at once and the rest go again: db names such
- * items when it can (a spool unreadable, an unstorable UIDL).
+ * items when it can (a spool unreadable, bytes that do not read back).
  * When the server refuses a value (SQLSTATE class 22 or 23) and cannot
  * say whose, the batch is committed in halves, and halves of the half
  * that fails, until the item at fault is alone: a few more transactions

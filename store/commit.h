@@ -5,8 +5,9 @@
  * durable only when COMMIT has returned; only then may it send DELE.
  *
  * One message's fault never fails another: a message that cannot be
- * stored (its spool unreadable, a value PostgreSQL refuses) fails alone
- * and at once, and the messages batched with it are committed without it.
+ * stored (its spool unreadable, its bytes not reading back as received, a
+ * value PostgreSQL refuses) fails alone and at once, and the messages
+ * batched with it are committed without it.
  */
 #ifndef STORE_COMMIT_H
 #define STORE_COMMIT_H

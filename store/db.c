@@ -316,6 +316,7 @@ db_close(struct db **dbp)
 	free(db->conninfo); db->conninfo = NULL;
 	free(db->chunk); db->chunk = NULL;
 	free(db->q); db->q = NULL;
+	db_rb_release(db);
 	free(db); *dbp = NULL;
 }
 

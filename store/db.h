@@ -143,14 +143,19 @@ struct db_commit_row {
  * row, were already stored.  Spools are read, never freed.  Safe to repeat
  * after any failure: nothing is duplicated.
  *
- * COMMIT runs with synchronous_commit on, whatever a pooler did to the
- * session.
+ * Read-back: the compressed bytes of each new blob are decompressed (with
+ * the blob's dictionary) as they are sent, and their SHA-256 and size must
+ * be the row's, or the transaction is not committed.  That catches a
+ * compressor, memory or spool fault while the server still holds the
+ * message.  A blob already stored was checked when it was first stored.
+ * COMMIT also runs with synchronous_commit on, whatever a pooler did to
+ * the session.
  *
  * On -1 the transaction was rolled back (or its outcome is unknown, if the
  * connection dropped during COMMIT).  A row that can never be committed
- * (its spool unreadable or shorter than stored_size, an unstorable UIDL)
- * has its error filled; the others have error[0] == '\0', so a caller can
- * drop the bad rows and retry the rest.
+ * (its spool unreadable or shorter than stored_size, an unstorable UIDL,
+ * bytes that do not read back) has its error filled; the others have
+ * error[0] == '\0', so a caller can drop the bad rows and retry the rest.
  * When no row is named but db_error_data() is true, the server refused a
  * value of some row: commit fewer rows at a time to find it.
  */

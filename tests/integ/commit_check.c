@@ -16,6 +16,11 @@
  *   timeouts a lock held elsewhere: the committer's statements time out,
  *            the batch is retried with backoff, and commits once the lock
  *            is gone or fails with an error naming the timeout
+ *   readback a message whose compressed bytes do not decompress to what
+ *            was received (a wrong digest, a spool that reads back a
+ *            flipped byte, a dictionary not in the archive) fails alone
+ *            and is not stored; the others, with and without a dictionary,
+ *            commit
  *
  * To batch messages together, a "plug" message is committed first while
  * the second connection holds a lock that its INSERT waits for; whatever
@@ -163,6 +168,38 @@ message(unsigned seed, size_t len, size_t *len_r)
 	return p;
 }
 
+/* Bytes zstd cannot shrink: they outgrow a small spool's memory. */
+static unsigned char *
+noise(unsigned seed, size_t len)
+{
+	unsigned char *p = xmalloc(len);
+	uint64_t x = 0x9e3779b97f4a7c15ULL ^ seed;
+	size_t i;
+
+	memcpy(p, "Subject: noise\r\n\r\n", 18);
+	for (i = 18; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (unsigned char)x;
+	}
+	return p;
+}
+
+/* A spool file that reads back with one byte flipped: a disk, or the
+ * memory on the way, gone bad after the bytes were written. */
+static ssize_t
+flip_pread(int fd, void *p, size_t n, off_t off)
+{
+	ssize_t r = pread(fd, p, n, off);
+
+	if (r > 100)
+		((unsigned char *)p)[100] ^= 0x20;
+	return r;
+}
+
+static const struct spool_sys flip_sys = { .pread = flip_pread };
+
 /* What became of an item; it->arg. */
 struct outcome {
 	bool answered;
@@ -292,6 +329,18 @@ archived(struct db *db, int64_t account, const char *uidl)
 	found = known_find(k, uidl) != NULL;
 	known_free(&k);
 	return found;
+}
+
+/* Whether a blob with this digest is stored. */
+static bool
+blob_stored(PGconn *side, const unsigned char sha[32])
+{
+	char hex[65], sql[256], v[8];
+
+	pipe_hex(sha, hex);
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM ingestd.blob WHERE sha256 "
+	    "= '\\x%s'::bytea", hex);
+	return strcmp(side_value(side, sql, v, sizeof(v)), "1") == 0;
 }
 
 /*
@@ -668,6 +717,101 @@ check_timeouts(struct db *db, const char *ci)
 	PQfinish(side);
 }
 
+/* ---- read-back ---- */
+
+static void
+check_readback(struct db *db, const char *ci)
+{
+	struct committer_params cp = {
+		.conninfo = ci,
+		.batch_max = 64,
+		.retry_seconds = 60,
+	};
+	struct citem *c[9], *plug;
+	struct committer *cm;
+	struct zdict *zd;
+	unsigned char *m, *d;
+	PGconn *side;
+	char uidl[32];
+	int64_t acct, dict_id;
+	size_t len, dlen;
+	int i;
+
+	CHECK_OK(db_account_id(db, "readback", &acct), db);
+	side = side_open(ci);
+	d = message(77, 4096, &dlen);
+	CHECK_OK(db_dict_store(db, d, dlen, &dict_id), db);
+	zd = zdict_new(dict_id, d, dlen, 3);
+	CHECK(zd != NULL);
+
+	reset_answers();
+	cm = plugged(&cp, side, acct, &plug);
+	for (i = 0; i < 9; i++) {
+		snprintf(uidl, sizeof(uidl), "r%d", i);
+		switch (i) {
+		case 1:		/* a digest that is not of these bytes */
+			c[i] = item(acct, uidl, 300 + i);
+			c[i]->it.res.sha256[5] ^= 0x01;
+			break;
+		case 4:		/* a spool that reads back wrong */
+			m = noise(i, 200 * 1024);
+			c[i] = item_sys(acct, uidl, m, 200 * 1024, NULL,
+			    &flip_sys);
+			CHECK(spool_on_disk(c[i]->it.res.spool));
+			free(m);
+			break;
+		case 5:		/* with a dictionary, several chunks */
+			m = noise(i, 2500 * 1024);
+			memcpy(m + 1000, d, dlen);
+			c[i] = item_sys(acct, uidl, m, 2500 * 1024, zd, NULL);
+			CHECK(c[i]->it.res.stored_size > 2 * 1024 * 1024);
+			free(m);
+			break;
+		case 6:		/* with a dictionary */
+			m = message(300 + i, 3000, &len);
+			c[i] = item_sys(acct, uidl, m, len, zd, NULL);
+			free(m);
+			break;
+		case 7:		/* a dictionary the archive does not have */
+			c[i] = item(acct, uidl, 300 + i);
+			c[i]->it.res.dict_id = dict_id + 1000;
+			break;
+		default:
+			c[i] = item(acct, uidl, 300 + i);
+			break;
+		}
+		committer_submit(cm, &c[i]->it);
+	}
+	unplug(side);
+	CHECK(wait_answers(10, 120));
+	CHECK(plug->o.durable);
+	for (i = 0; i < 9; i++) {
+		snprintf(uidl, sizeof(uidl), "r%d", i);
+		if (i == 1 || i == 4 || i == 7) {
+			CHECK(!c[i]->o.durable);
+			CHECK(strncmp(c[i]->o.error, "read-back: ", 11) == 0);
+			printf("  refused as expected: %s\n", c[i]->o.error);
+			CHECK(!archived(db, acct, uidl));
+		} else {
+			CHECK(c[i]->o.durable);
+			CHECK(archived(db, acct, uidl));
+		}
+	}
+	CHECK(strcmp(c[1]->o.error, "read-back: SHA-256 of the decoded bytes "
+	    "differs from the received message") == 0);
+	/* Nothing of theirs was stored. */
+	CHECK(!blob_stored(side, c[1]->it.res.sha256));
+	CHECK(!blob_stored(side, c[4]->it.res.sha256));
+	CHECK(blob_stored(side, c[5]->it.res.sha256));
+	committer_stop(&cm);
+	for (i = 0; i < 9; i++)
+		item_free(&c[i]);
+	item_free(&plug);
+	zdict_free(&zd);
+	free(d);
+	PQfinish(side);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -696,6 +840,7 @@ main(int argc, char **argv)
 	check_data(db, ci);
 	check_sync(admin, argv[1], tag);
 	check_timeouts(db, ci);
+	check_readback(db, ci);
 	db_close(&db);
 	zstd_pool_clear();
 	rmdir(spool_dir);

@@ -2,9 +2,10 @@
 
 commit_check (a C program, tests/integ/commit_check.c) drives the store's
 committer against the run's PostgreSQL: values the server refuses,
-synchronous_commit lost by a session, and locks held elsewhere until a
-statement times out.  It prints "N passed, N failed" and exits non-zero
-on any failure.
+synchronous_commit lost by a session, locks held elsewhere until a
+statement times out, and messages whose stored bytes do not read back as
+received.  It prints "N passed, N failed" and exits non-zero on any
+failure.
 
 The end-to-end test runs `ingestd once` against fakepop3 with a value the
 database refuses in one mailbox: only that message fails, at once; every
