@@ -9,10 +9,17 @@
  *
  * A failed batch is retried with backoff, on a fresh connection, until
  * retry_seconds have passed since its oldest item was submitted: a
- * database restart costs the sessions some waiting, not their messages,
- * and a long outage answers every item within that time.  An item that
- * can never be committed (its spool unreadable) is failed alone at once
- * and the rest retried.
+ * database restart, or a statement timed out on a lock held elsewhere,
+ * costs the sessions some waiting, not their messages, and a long outage
+ * answers every item within that time.
+ *
+ * Waiting only helps with what time can mend.  An item that can never be
+ * committed is failed alone at once and the rest go again: db names such
+ * items when it can (a spool unreadable, bytes that do not read back).
+ * When the server refuses a value (SQLSTATE class 22 or 23) and cannot
+ * say whose, the batch is committed in halves, and halves of the half
+ * that fails, until the item at fault is alone: a few more transactions
+ * instead of a whole batch retried for retry_seconds and then lost.
  */
 #include "store/commit.h"
 
@@ -146,9 +153,41 @@ committer_row(const struct commit_item *it, struct db_commit_row *row)
 	row->spool = it->res.spool;
 }
 
+static void committer_batch(struct committer *cm,
+    struct commit_item **batch, struct db_commit_row *rows, size_t n);
+
 /*
- * rows has room for batch_max: the batch as db rows, built again for each
- * attempt because items at fault drop out between attempts.
+ * The server refused a value of the batch and db could not say whose:
+ * the same transaction would fail the same way however long it is
+ * retried.  An item alone is the one at fault and fails now, with the
+ * server's reason; a larger batch is committed as two halves, each
+ * retried, or split again, on its own.  The depth is log2(batch_max).
+ */
+static void
+committer_split(struct committer *cm, struct commit_item **batch,
+    struct db_commit_row *rows, size_t n)
+{
+	size_t half;
+
+	if (n == 1) {
+		snprintf(batch[0]->error, sizeof(batch[0]->error), "%s "
+		    "(SQLSTATE %s)", db_error(cm->db), db_sqlstate(cm->db));
+		log_warnx("committer: message not archived: %s",
+		    batch[0]->error);
+		committer_release(batch[0], false);
+		return;
+	}
+	log_info("committer: %zu messages: %s (SQLSTATE %s); committing them "
+	    "in halves to find the message at fault", n, db_error(cm->db),
+	    db_sqlstate(cm->db));
+	half = n / 2;
+	committer_batch(cm, batch, rows, half);
+	committer_batch(cm, batch + half, rows + half, n - half);
+}
+
+/*
+ * rows has room for n: the batch as db rows, built again for each attempt
+ * because items at fault drop out between attempts.
  */
 static void
 committer_batch(struct committer *cm, struct commit_item **batch,
@@ -194,6 +233,10 @@ committer_batch(struct committer *cm, struct commit_item **batch,
 			n = kept;
 			first = batch[0]->queued_at;
 			continue;
+		}
+		if (db_error_data(cm->db)) {
+			committer_split(cm, batch, rows, n);
+			return;
 		}
 		committer_now(&wake);
 		committer_add_ms(&wake, backoff);
@@ -267,6 +310,16 @@ committer_start(const struct committer_params *params, char *err,
 	    COMMIT_BATCH_DEFAULT;
 	cm->retry_seconds = params->retry_seconds;
 	if ((cm->db = db_connect(params->conninfo, err, errlen)) == NULL) {
+		free(cm);
+		return NULL;
+	}
+	if ((params->statement_timeout > 0 || params->lock_timeout > 0) &&
+	    db_set_timeouts(cm->db, params->statement_timeout > 0 ?
+	    params->statement_timeout : DB_STATEMENT_TIMEOUT,
+	    params->lock_timeout > 0 ? params->lock_timeout :
+	    DB_LOCK_TIMEOUT) == -1) {
+		snprintf(err, errlen, "%s", db_error(cm->db));
+		db_close(&cm->db);
 		free(cm);
 		return NULL;
 	}

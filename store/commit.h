@@ -3,6 +3,11 @@
  * finished messages from every session into one transaction (group commit),
  * so one fsync serves many messages.  A session learns that its message is
  * durable only when COMMIT has returned; only then may it send DELE.
+ *
+ * One message's fault never fails another: a message that cannot be
+ * stored (its spool unreadable, its bytes not reading back as received, a
+ * value PostgreSQL refuses) fails alone and at once, and the messages
+ * batched with it are committed without it.
  */
 #ifndef STORE_COMMIT_H
 #define STORE_COMMIT_H
@@ -42,10 +47,18 @@ struct committer_params {
 	unsigned batch_max;	/* messages per transaction (0: 64) */
 	/*
 	 * How long a failing item is retried, counted from its submission:
-	 * every item is answered within about this long, even through a
-	 * long database outage (0: one attempt).
+	 * every item is answered within about this long (plus one attempt,
+	 * which a statement timeout bounds), even through a long database
+	 * outage (0: one attempt).
 	 */
 	unsigned retry_seconds;
+	/*
+	 * The session's statement_timeout and lock_timeout in seconds (0:
+	 * DB_STATEMENT_TIMEOUT, DB_LOCK_TIMEOUT of db.h).  Only tests, which
+	 * must see a timeout within seconds, set them.
+	 */
+	unsigned statement_timeout;
+	unsigned lock_timeout;
 };
 
 struct committer;

@@ -86,10 +86,24 @@ db_reserr(struct db *db, const char *label, const PGresult *res)
 	if (msg[0] == '\0')
 		snprintf(msg, sizeof(msg), "%s",
 		    PQresStatus(PQresultStatus(res)));
-	db_seterr(db, "%s: %s", label, msg);
 	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s",
-	    state != NULL ? state : "");
+	if (state == NULL)
+		state = "";
+	/*
+	 * A timeout is named with its length, for whoever reads the log to
+	 * look for the lock; the server's own words follow.  57014 is also an
+	 * operator's pg_cancel_backend(), which the server's words then tell.
+	 */
+	if (strcmp(state, "57014") == 0 && db->statement_timeout > 0)
+		db_seterr(db, "%s: statement timed out after %u s (lock held "
+		    "elsewhere?), or was cancelled: %s", label,
+		    db->statement_timeout, msg);
+	else if (strcmp(state, "55P03") == 0 && db->lock_timeout > 0)
+		db_seterr(db, "%s: timed out after %u s waiting for a lock "
+		    "(lock held elsewhere?): %s", label, db->lock_timeout, msg);
+	else
+		db_seterr(db, "%s: %s", label, msg);
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state);
 }
 
 /* Server notices (e.g. "relation already exists, skipping"). */
@@ -163,9 +177,78 @@ db_be64(const char *p)
 	return x;
 }
 
+/*
+ * Whether a COMMIT under synchronous_commit = v returns only once its WAL
+ * is flushed locally.  Only off returns before; a value this code does not
+ * know (a newer server's) is not trusted either.
+ */
+static bool
+db_sync_commit_durable(const char *v)
+{
+	return strcmp(v, "on") == 0 || strcmp(v, "remote_apply") == 0 ||
+	    strcmp(v, "remote_write") == 0 || strcmp(v, "local") == 0;
+}
+
+/* Reads back synchronous_commit on conn: 0, or -1 with msg filled. */
+static int
+db_sync_commit_read(PGconn *conn, char *msg, size_t msglen)
+{
+	PGresult *res;
+	const char *v;
+	char m[400];
+	int rc = -1;
+
+	res = PQexec(conn, index_sync_commit_show);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		db_oneline(m, sizeof(m), PQresultErrorMessage(res));
+		snprintf(msg, msglen, "reading synchronous_commit: %s", m);
+	} else if (!db_sync_commit_durable(v = PQgetvalue(res, 0, 0)))
+		snprintf(msg, msglen, "synchronous_commit is %.32s for this "
+		    "session although ingestd set it on (a connection pooler "
+		    "that loses SET?): COMMIT could return before the WAL is "
+		    "flushed, so nothing may be archived through it", v);
+	else {
+		/* Anything but the on we set is worth a line: who set it? */
+		if (strcmp(v, "on") == 0)
+			log_debug("database: synchronous_commit is on");
+		else
+			log_info("database: synchronous_commit is %s", v);
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/*
+ * Sets up a session: synchronous_commit on, the timeouts.  0, or -1 with
+ * msg filled.
+ */
+static int
+db_setup(PGconn *conn, unsigned statement_s, unsigned lock_s, char *msg,
+    size_t msglen)
+{
+	char st[16], lk[16], m[512];
+	const char *vals[2] = { st, lk };
+	PGresult *res;
+
+	snprintf(st, sizeof(st), "%us", statement_s);
+	snprintf(lk, sizeof(lk), "%us", lock_s);
+	res = PQexecParams(conn, index_session_setup, 2, NULL, vals, NULL,
+	    NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_oneline(m, sizeof(m), PQresultErrorMessage(res));
+		snprintf(msg, msglen, "%s", m);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return db_sync_commit_read(conn, msg, msglen);
+}
+
 /* Opens a connection and prepares the session; NULL with err filled. */
 static PGconn *
-db_open(const char *conninfo, char *err, size_t errlen)
+db_open(const char *conninfo, unsigned statement_s, unsigned lock_s,
+    char *err, size_t errlen)
 {
 	/*
 	 * Defaults first: keywords in conninfo (expanded from "dbname")
@@ -181,7 +264,6 @@ db_open(const char *conninfo, char *err, size_t errlen)
 		"ingestd", "30", "1", "30", "10", "3", conninfo, NULL
 	};
 	char msg[512];
-	PGresult *res;
 	PGconn *conn;
 
 	if ((conn = PQconnectdbParams(keys, vals, 1)) == NULL) {
@@ -195,15 +277,11 @@ db_open(const char *conninfo, char *err, size_t errlen)
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, db_notice, NULL);
-	res = PQexec(conn, index_session_setup);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		db_oneline(msg, sizeof(msg), PQresultErrorMessage(res));
+	if (db_setup(conn, statement_s, lock_s, msg, sizeof(msg)) == -1) {
 		snprintf(err, errlen, "database: session setup: %s", msg);
-		PQclear(res);
 		PQfinish(conn);
 		return NULL;
 	}
-	PQclear(res);
 	return conn;
 }
 
@@ -213,11 +291,14 @@ db_connect(const char *conninfo, char *err, size_t errlen)
 	struct db *db;
 	PGconn *conn;
 
-	if ((conn = db_open(conninfo, err, errlen)) == NULL)
+	if ((conn = db_open(conninfo, DB_STATEMENT_TIMEOUT, DB_LOCK_TIMEOUT,
+	    err, errlen)) == NULL)
 		return NULL;
 	db = xcalloc(1, sizeof(*db));
 	db->conn = conn;
 	db->conninfo = xstrdup(conninfo);
+	db->statement_timeout = DB_STATEMENT_TIMEOUT;
+	db->lock_timeout = DB_LOCK_TIMEOUT;
 	return db;
 }
 
@@ -235,6 +316,7 @@ db_close(struct db **dbp)
 	free(db->conninfo); db->conninfo = NULL;
 	free(db->chunk); db->chunk = NULL;
 	free(db->q); db->q = NULL;
+	db_rb_release(db);
 	free(db); *dbp = NULL;
 }
 
@@ -242,6 +324,49 @@ const char *
 db_error(const struct db *db)
 {
 	return db->error[0] != '\0' ? db->error : "database: no error";
+}
+
+const char *
+db_sqlstate(const struct db *db)
+{
+	return db->sqlstate;
+}
+
+bool
+db_error_data(const struct db *db)
+{
+	return db->sqlstate[0] == '2' &&
+	    (db->sqlstate[1] == '2' || db->sqlstate[1] == '3');
+}
+
+int
+db_set_timeouts(struct db *db, unsigned statement_s, unsigned lock_s)
+{
+	char msg[512];
+
+	db->statement_timeout = statement_s;
+	db->lock_timeout = lock_s;
+	if (db_ready(db) == -1)
+		return -1;
+	if (db_setup(db->conn, statement_s, lock_s, msg, sizeof(msg)) == -1) {
+		db_seterr(db, "session setup: %s", msg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_check_sync_commit(struct db *db)
+{
+	char msg[512];
+
+	if (db_ready(db) == -1)
+		return -1;
+	if (db_sync_commit_read(db->conn, msg, sizeof(msg)) == -1) {
+		db_seterr(db, "%s", msg);
+		return -1;
+	}
+	return 0;
 }
 
 bool
@@ -261,8 +386,10 @@ db_reconnect(struct db *db)
 	}
 	memset(db->prepared, 0, sizeof(db->prepared));
 	db->nq = 0;
-	if ((db->conn = db_open(db->conninfo, err, sizeof(err))) == NULL) {
+	if ((db->conn = db_open(db->conninfo, db->statement_timeout,
+	    db->lock_timeout, err, sizeof(err))) == NULL) {
 		snprintf(db->error, sizeof(db->error), "%s", err);
+		db->sqlstate[0] = '\0';
 		return -1;
 	}
 	return 0;
@@ -274,6 +401,7 @@ db_ready(struct db *db)
 	PGresult *res;
 
 	db->error[0] = '\0';
+	db->sqlstate[0] = '\0';
 	if (!db_connected(db))
 		return db_reconnect(db);
 	if (PQtransactionStatus(db->conn) != PQTRANS_IDLE) {

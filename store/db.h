@@ -23,9 +23,22 @@ struct spool;
 /* ---- the connection: db.c ---- */
 
 /*
- * Connects (conninfo: a libpq keyword string or URI, never logged) and sets
- * synchronous_commit = on for the session.  NULL with err filled ("database:
- * connect: ...") on failure.
+ * Every session's statement_timeout and lock_timeout, in seconds, so that
+ * a lock held elsewhere (a stuck transaction, an operator's LOCK TABLE)
+ * can block no statement, and so no commit, forever.  Generous: a batch
+ * sends 1 MiB chunks, perhaps over a slow link, and COMMIT waits for its
+ * fsync.  A statement cancelled by either fails like any other, as a
+ * temporary error.  Migrations run without them (db_migrate()).
+ */
+#define DB_STATEMENT_TIMEOUT	300
+#define DB_LOCK_TIMEOUT		60
+
+/*
+ * Connects (conninfo: a libpq keyword string or URI, never logged), sets
+ * synchronous_commit = on and the timeouts above for the session, and
+ * checks that synchronous_commit took (db_check_sync_commit()).  NULL with
+ * err filled ("database: connect: ...", "database: session setup: ...")
+ * on failure.
  */
 struct db *db_connect(const char *conninfo, char *err, size_t errlen);
 void db_close(struct db **db);
@@ -34,6 +47,32 @@ void db_close(struct db **db);
  * "database: INSERT blob: ..."; valid until the next call.
  */
 const char *db_error(const struct db *db);
+/* The SQLSTATE of the last error, "" if it had none (not the server's). */
+const char *db_sqlstate(const struct db *db);
+/*
+ * Whether the last error is the server refusing a value it was sent:
+ * SQLSTATE class 22 (data exception) or 23 (integrity constraint
+ * violation).  Sending the same values again fails the same way, so the
+ * caller should find the values at fault rather than wait and retry.
+ * Anything else (a lost connection, a server shutting down, a timeout, a
+ * deadlock) may well pass when tried again.
+ */
+bool db_error_data(const struct db *db);
+/*
+ * Sets this session's statement_timeout and lock_timeout, in seconds (0:
+ * none), now and after every reconnection; 0 or -1.  For callers that
+ * need other values than DB_STATEMENT_TIMEOUT and DB_LOCK_TIMEOUT, such as
+ * tests that must see a timeout in seconds.
+ */
+int db_set_timeouts(struct db *db, unsigned statement_s, unsigned lock_s);
+/*
+ * Checks that a COMMIT on this session returns only once its WAL is
+ * flushed locally: synchronous_commit must not be off (on, remote_apply,
+ * remote_write and local all flush locally first).  A connection pooler
+ * can lose the SET that db_connect() makes, so db_connect() and every
+ * reconnection run this.  0, or -1 with the error set.
+ */
+int db_check_sync_commit(struct db *db);
 /*
  * Re-establishes the connection (always a new one); 0 or -1.  Other calls
  * reconnect by themselves when they find the connection broken: before
@@ -58,6 +97,8 @@ int db_create_database(const char *conninfo_admin, const char *dbname,
  * Applies the embedded migrations not yet recorded in
  * ingestd.schema_migrations, each in its own transaction under an advisory
  * lock, so concurrent ingestd processes are safe; *applied_r counts them.
+ * Without the session's timeouts: a migration may rightly take long, or
+ * wait long for another process's.
  */
 int db_migrate(struct db *db, int *applied_r);
 
@@ -102,11 +143,21 @@ struct db_commit_row {
  * row, were already stored.  Spools are read, never freed.  Safe to repeat
  * after any failure: nothing is duplicated.
  *
+ * Read-back: the compressed bytes of each new blob are decompressed (with
+ * the blob's dictionary) as they are sent, and their SHA-256 and size must
+ * be the row's, or the transaction is not committed.  That catches a
+ * compressor, memory or spool fault while the server still holds the
+ * message.  A blob already stored was checked when it was first stored.
+ * COMMIT also runs with synchronous_commit on, whatever a pooler did to
+ * the session.
+ *
  * On -1 the transaction was rolled back (or its outcome is unknown, if the
  * connection dropped during COMMIT).  A row that can never be committed
- * (its spool unreadable or shorter than stored_size, an unstorable UIDL)
- * has its error filled; the others have error[0] == '\0', so a caller can
- * drop the bad rows and retry the rest.
+ * (its spool unreadable or shorter than stored_size, an unstorable UIDL,
+ * bytes that do not read back) has its error filled; the others have
+ * error[0] == '\0', so a caller can drop the bad rows and retry the rest.
+ * When no row is named but db_error_data() is true, the server refused a
+ * value of some row: commit fewer rows at a time to find it.
  */
 int db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n);
 

@@ -8,6 +8,11 @@
  * that turned out new, every delivery and COMMIT.  Two round trips per
  * batch whatever its size, so a remote database costs little more than a
  * local one.
+ *
+ * Before DELE may follow, each new blob is read back: its compressed bytes
+ * are decompressed as they are sent and must hash to the SHA-256 computed
+ * as the message arrived.  The spool is read once either way, so this
+ * costs CPU on the committer thread (decompressing and hashing), not I/O.
  */
 #include "store/db.h"
 
@@ -21,9 +26,11 @@
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
 #include "store/db_private.h"
+#include "store/hash.h"
 #include "store/index.h"
 #include "store/known.h"
 #include "store/spool.h"
+#include "store/zstd.h"
 
 /* The OIDs of types text and bytea, for binary arrays of them. */
 #define DB_TEXTOID	25
@@ -225,18 +232,146 @@ db_rows_check(struct db *db, struct db_commit_row *rows, size_t n)
 	return bad > 0 ? -1 : 0;
 }
 
-/* Queues INSERT blob_chunk for the whole spool of it. */
+/* The read-back decompressor for dictionary dict_id, NULL if none. */
+static struct db_dec *
+db_rb_find(struct db *db, int64_t dict_id)
+{
+	size_t i;
+
+	for (i = 0; i < db->ndecs; i++)
+		if (db->decs[i].dict_id == dict_id)
+			return &db->decs[i];
+	return NULL;
+}
+
+/* Drops a decompressor: after a failure, or one too many. */
+static void
+db_rb_drop(struct db *db, struct db_dec *d)
+{
+	zdec_free(&d->dec);
+	*d = db->decs[--db->ndecs];
+}
+
+void
+db_rb_release(struct db *db)
+{
+	while (db->ndecs > 0)
+		db_rb_drop(db, &db->decs[db->ndecs - 1]);
+	free(db->decs); db->decs = NULL;
+	hash_sha256_release(&db->rb_hash);
+}
+
+/*
+ * Before a batch's transaction, which cannot stop half-way to load one: a
+ * decompressor for the dictionary of every row, each dictionary loaded
+ * once per connection (they never change).  Beyond those the batch needs,
+ * at most DB_DECS are kept, the least recently used dropped.  A row whose
+ * dictionary is not in the archive gets the error: its bytes can never be
+ * read back.  0, or -1 with the error set.
+ */
+static int
+db_rb_begin(struct db *db, struct db_commit_row *rows, size_t n)
+{
+	struct db_dec *d, *old;
+	struct db_params p;
+	struct zdec *dec;
+	PGresult *res;
+	size_t i, bad = 0;
+
+	db->rb_tick++;
+	for (i = 0; i < n; i++) {
+		if ((d = db_rb_find(db, rows[i].dict_id)) != NULL) {
+			d->used = db->rb_tick;
+			continue;
+		}
+		if (rows[i].dict_id == 0)
+			dec = zdec_new(NULL, 0);
+		else {
+			db_par_init(&p);
+			db_par_int(&p, rows[i].dict_id);
+			if ((res = db_exec(db, INDEX_DICT_SELECT, &p,
+			    true)) == NULL)
+				return -1;
+			if (PQntuples(res) != 1) {
+				PQclear(res);
+				snprintf(rows[i].error, sizeof(rows[i].error),
+				    "read-back: dictionary %" PRId64 " is not "
+				    "in the archive", rows[i].dict_id);
+				if (bad++ == 0)
+					db_seterr(db, "message: %s",
+					    rows[i].error);
+				continue;
+			}
+			dec = zdec_new(PQgetvalue(res, 0, 0),
+			    (size_t)PQgetlength(res, 0, 0));
+			PQclear(res);
+			log_debug("database: read-back with dictionary %"
+			    PRId64, rows[i].dict_id);
+		}
+		db->decs = xreallocarray(db->decs, db->ndecs + 1,
+		    sizeof(*db->decs));
+		d = &db->decs[db->ndecs++];
+		d->dict_id = rows[i].dict_id;
+		d->dec = dec;
+		d->used = db->rb_tick;
+	}
+	while (db->ndecs > DB_DECS) {
+		old = NULL;
+		for (i = 0; i < db->ndecs; i++)
+			if (db->decs[i].used != db->rb_tick && (old == NULL ||
+			    db->decs[i].used < old->used))
+				old = &db->decs[i];
+		if (old == NULL)
+			break;
+		db_rb_drop(db, old);
+	}
+	return bad > 0 ? -1 : 0;
+}
+
+/* Decompressed bytes of the blob being read back. */
+static int
+db_rb_out(void *arg, const void *p, size_t n)
+{
+	struct db *db = arg;
+
+	/* More than was received: no need to decode the rest. */
+	if (n > db->rb_want - db->rb_size) {
+		db->rb_size = db->rb_want + 1;
+		return -1;
+	}
+	hash_sha256_update(&db->rb_hash, p, n);
+	db->rb_size += n;
+	return 0;
+}
+
+/*
+ * Queues INSERT blob_chunk for the whole spool of row, reading it back on
+ * the way: the chunks are decompressed as they are sent, and the result
+ * must be the message that was received.  A row whose bytes are not gets
+ * the error; the transaction must then not commit.
+ */
 static int
 db_send_chunks(struct db *db, struct db_commit_row *row)
 {
 	struct db_params p;
+	struct db_dec *d;
+	unsigned char digest[HASH_SHA256_LEN];
 	uint64_t off = 0, left = row->stored_size;
 	ssize_t r;
 	size_t want, got;
 	int seq = 0;
 
+	/* db_rb_begin() made it, and nothing dropped it since. */
+	d = db_rb_find(db, row->dict_id);
+	ASSERT(d != NULL);
 	if (db->chunk == NULL)
 		db->chunk = xmalloc(DB_CHUNK);
+	if (db->rb_hash.ctx == NULL)
+		hash_sha256_init(&db->rb_hash);
+	else
+		hash_sha256_reset(&db->rb_hash);
+	db->rb_size = 0;
+	db->rb_want = row->size;
 	while (left > 0) {
 		want = left < DB_CHUNK ? (size_t)left : DB_CHUNK;
 		/* A read may stop short, e.g. where memory ends and the
@@ -249,21 +384,61 @@ db_send_chunks(struct db *db, struct db_commit_row *row)
 				    "spool read: %s", r == -1 ?
 				    spool_error(row->spool) :
 				    "ends early");
-				db_seterr(db, "message: %s", row->error);
-				return -1;
+				goto fail;
 			}
+		}
+		if (zdec_write(d->dec, db->chunk, want, db_rb_out, db) == -1) {
+			if (db->rb_size > db->rb_want)
+				snprintf(row->error, sizeof(row->error),
+				    "read-back: SHA-256 of the decoded bytes "
+				    "differs from the received message (more "
+				    "than its %" PRIu64 " bytes)", row->size);
+			else
+				snprintf(row->error, sizeof(row->error),
+				    "read-back: the stored bytes do not "
+				    "decode: %s", zdec_error(d->dec));
+			goto fail;
 		}
 		db_par_init(&p);
 		db_par_bytes(&p, row->sha256, 32);
 		db_par_int(&p, seq);
 		db_par_bytes(&p, db->chunk, want);
-		if (db_pl_send(db, INDEX_CHUNK_INSERT, &p, NULL) == -1)
+		if (db_pl_send(db, INDEX_CHUNK_INSERT, &p, NULL) == -1) {
+			/* Not the row's fault; the frame is left half-read. */
+			db_rb_drop(db, d);
 			return -1;
+		}
 		off += want;
 		left -= want;
 		seq++;
 	}
+	if (zdec_finish(d->dec) == -1) {
+		snprintf(row->error, sizeof(row->error), "read-back: the "
+		    "stored bytes do not decode: %s", zdec_error(d->dec));
+		goto fail;
+	}
+	hash_sha256_final(&db->rb_hash, digest);
+	if (db->rb_size != row->size) {
+		snprintf(row->error, sizeof(row->error), "read-back: SHA-256 "
+		    "of the decoded bytes differs from the received message "
+		    "(%" PRIu64 " bytes decoded, %" PRIu64 " received)",
+		    db->rb_size, row->size);
+		db_seterr(db, "message: %s", row->error);
+		return -1;
+	}
+	if (memcmp(digest, row->sha256, sizeof(digest)) != 0) {
+		snprintf(row->error, sizeof(row->error), "read-back: SHA-256 "
+		    "of the decoded bytes differs from the received message");
+		db_seterr(db, "message: %s", row->error);
+		return -1;
+	}
 	return 0;
+fail:
+	/* After an error a zdec can only be freed; mid-frame, it is no
+	 * use for the next blob either. */
+	db_rb_drop(db, d);
+	db_seterr(db, "message: %s", row->error);
+	return -1;
 }
 
 int
@@ -271,16 +446,18 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 {
 	struct db_commit_row *row;
 	struct db_params p;
-	bool *fresh = NULL, *added = NULL;
+	bool *fresh = NULL, *added = NULL, forced = false;
 	size_t i;
 	int rc = -1;
 
 	if (n == 0)
 		return 0;
 	if (db_ready(db) == -1 || db_rows_check(db, rows, n) == -1 ||
+	    db_rb_begin(db, rows, n) == -1 ||
 	    db_prepare(db, INDEX_BLOB_INSERT) == -1 ||
 	    db_prepare(db, INDEX_CHUNK_INSERT) == -1 ||
-	    db_prepare(db, INDEX_DELIVERY_INSERT) == -1)
+	    db_prepare(db, INDEX_DELIVERY_INSERT) == -1 ||
+	    db_prepare(db, INDEX_SYNC_COMMIT_LOCAL) == -1)
 		return -1;
 	fresh = xcalloc(n, sizeof(*fresh));
 	added = xcalloc(n, sizeof(*added));
@@ -325,8 +502,18 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 		if (db_pl_send(db, INDEX_DELIVERY_INSERT, &p, &added[i]) == -1)
 			goto fail;
 	}
-	if (db_pl_send_sql(db, "COMMIT", true) == -1 || db_pl_sync(db) == -1)
+	/*
+	 * Last before COMMIT, so that nothing in the transaction can turn
+	 * synchronous_commit off after it; in the same round trip.
+	 */
+	db_par_init(&p);
+	if (db_pl_send(db, INDEX_SYNC_COMMIT_LOCAL, &p, &forced) == -1 ||
+	    db_pl_send_sql(db, "COMMIT", true) == -1 || db_pl_sync(db) == -1)
 		goto fail;
+	if (forced)
+		log_warnx("database: synchronous_commit was off in the session "
+		    "that committed (a connection pooler that loses SET?); "
+		    "it was set on for the transaction");
 	for (i = 0; i < n; i++) {
 		rows[i].blob_existed = !fresh[i];
 		rows[i].delivery_existed = !added[i];

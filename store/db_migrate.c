@@ -123,6 +123,8 @@ db_migrate(struct db *db, int *applied_r)
 	if (db_ready(db) == -1)
 		return -1;
 	if (db_simple(db, "BEGIN", "BEGIN") == -1 ||
+	    db_simple(db, "migration timeouts",
+	    index_migration_no_timeouts) == -1 ||
 	    db_simple(db, "create schema_migrations",
 	    index_migration_bootstrap) == -1 ||
 	    (names = db_applied(db, &n)) == NULL ||
@@ -144,6 +146,8 @@ db_migrate(struct db *db, int *applied_r)
 		 */
 		db_names_free(&names, n);
 		if (db_simple(db, "BEGIN", "BEGIN") == -1 ||
+		    db_simple(db, "migration timeouts",
+		    index_migration_no_timeouts) == -1 ||
 		    (res = db_exec(db, INDEX_MIGRATION_LOCK, NULL,
 		    false)) == NULL)
 			goto fail;

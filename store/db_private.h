@@ -16,11 +16,13 @@
 #include <stdint.h>
 
 #include "ingestd/base/log.h"
+#include "store/hash.h"
 #include "store/index.h"
 
 struct db;
 struct pg_conn;		/* PGconn */
 struct pg_result;	/* PGresult */
+struct zdec;
 
 /* Compressed bytes per blob_chunk row; see the migration. */
 #define DB_CHUNK	(1024 * 1024)
@@ -33,6 +35,19 @@ struct db_pending {
 	bool commit;		/* COMMIT: its tag must say so */
 };
 
+/*
+ * A decompressor kept for read-back, one per dictionary (0: none), so that
+ * a dictionary is loaded once per connection rather than once per blob.
+ */
+struct db_dec {
+	int64_t dict_id;
+	struct zdec *dec;
+	uint64_t used;		/* db->rb_tick of the last batch using it */
+};
+
+/* Past this many, decompressors no batch in progress needs are dropped. */
+#define DB_DECS		4
+
 struct db {
 	struct pg_conn *conn;
 	char *conninfo;
@@ -40,16 +55,30 @@ struct db {
 	unsigned char *chunk;	/* DB_CHUNK bytes, allocated on first use */
 	struct db_pending *q;
 	size_t nq, qcap;
+	/* The session's statement_timeout and lock_timeout, in seconds. */
+	unsigned statement_timeout;
+	unsigned lock_timeout;
+	/* Read-back of new blobs (db_archive.c). */
+	struct db_dec *decs;
+	size_t ndecs;
+	uint64_t rb_tick;
+	struct hash_sha256 rb_hash;	/* ctx NULL until first used */
+	uint64_t rb_size;		/* decoded bytes of the blob so far */
+	uint64_t rb_want;		/* the blob's size as received */
 	char sqlstate[6];
 	char error[1024];
 };
+
+/* Frees the read-back decompressors and digest (db_close). */
+void db_rb_release(struct db *db);
 
 /*
  * Errors.  Each sets db_error() to "database: <what>", which every public
  * call returns -1 with.  db_seterr() formats its own text; db_connerr()
  * gives the connection's error (lost, refused) after label; db_reserr()
  * gives a failed result's primary message after label and keeps its
- * SQLSTATE in db->sqlstate (the others clear it).
+ * SQLSTATE in db->sqlstate (the others clear it).  A statement cancelled
+ * by statement_timeout or lock_timeout says so, with the timeout.
  */
 void db_seterr(struct db *db, const char *fmt, ...) LOG_PRINTF(2, 3);
 void db_connerr(struct db *db, const char *label);

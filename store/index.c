@@ -10,10 +10,18 @@
 /*
  * Every session: durability is the whole point (a session sends DELE
  * because COMMIT returned), so never inherit synchronous_commit = off from
- * a role or database default.
+ * a role or database default.  The timeouts keep a lock held elsewhere
+ * from blocking a statement forever.  set_config() rather than SET,
+ * because SET takes no parameters.
  */
 const char index_session_setup[] =
-    "SET synchronous_commit = on";
+    "SELECT pg_catalog.set_config('synchronous_commit', 'on', false),"
+    " pg_catalog.set_config('statement_timeout', $1::text, false),"
+    " pg_catalog.set_config('lock_timeout', $2::text, false)";
+
+/* What the SET above left, as a pooler may have lost it. */
+const char index_sync_commit_show[] =
+    "SELECT pg_catalog.current_setting('synchronous_commit')";
 
 /*
  * The advisory lock (key: "ingestd" in ASCII) serializes concurrent
@@ -28,6 +36,14 @@ const char index_migration_bootstrap[] =
     "CREATE TABLE IF NOT EXISTS ingestd.schema_migrations ("
     " name text PRIMARY KEY,"
     " applied_at timestamptz NOT NULL DEFAULT now())";
+
+/*
+ * A migration may rewrite a large table, or wait for another process's
+ * migration to end: the session's timeouts, meant for the archive's
+ * short statements, would fail it half-way at every start.
+ */
+const char index_migration_no_timeouts[] =
+    "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0";
 
 const struct index_stmt index_stmts[INDEX_COUNT] = {
 	[INDEX_ACCOUNT_INSERT] = {
@@ -207,4 +223,18 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"database_select", "SELECT pg_database",
 		"SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1::text",
 		1 },
+	/*
+	 * Sent just before COMMIT: if synchronous_commit is off in the session
+	 * that commits (a connection pooler in transaction mode may hand the
+	 * transaction to a server session that never saw our SET), it is set
+	 * on for this transaction alone, so that COMMIT still returns only once
+	 * durable.  Any other value is left alone: remote_apply, say, is
+	 * stronger than on.  A row comes back only when it had to.
+	 */
+	[INDEX_SYNC_COMMIT_LOCAL] = {
+		"sync_commit_local", "SET LOCAL synchronous_commit",
+		"SELECT pg_catalog.set_config('synchronous_commit', 'on', true)"
+		" WHERE pg_catalog.current_setting('synchronous_commit')"
+		"  = 'off'",
+		0 },
 };

@@ -30,6 +30,7 @@ enum index_id {
 	INDEX_MIGRATION_SELECT,
 	INDEX_MIGRATION_INSERT,
 	INDEX_DATABASE_SELECT,
+	INDEX_SYNC_COMMIT_LOCAL,
 	INDEX_COUNT
 };
 
@@ -44,11 +45,14 @@ struct index_stmt {
 extern const struct index_stmt index_stmts[INDEX_COUNT];
 
 /*
- * Run as simple queries, without parameters: the statements that create
- * the migration bookkeeping before any migration, and that set up a
- * session.
+ * Run unprepared, once each where they are needed: setting up a session
+ * ($1 statement_timeout, $2 lock_timeout, as text), reading back its
+ * synchronous_commit, creating the migration bookkeeping before any
+ * migration, and lifting the timeouts for a migration's transaction.
  */
 extern const char index_session_setup[];
+extern const char index_sync_commit_show[];
 extern const char index_migration_bootstrap[];
+extern const char index_migration_no_timeouts[];
 
 #endif

@@ -11,9 +11,16 @@
  *   pipe       sha256 + zstd + spool (store/pipe.h), one pipe per message
  *   dot+pipe   the same behind the POP3 dot-unstuffer (pop3/dot.h), fed
  *              the dot-stuffed stream with its terminators
+ *   read-back  what the committer adds before a message may be deleted:
+ *              each new blob's spool decompressed (store/zstd.h zdec) in
+ *              1 MiB pieces and hashed (store/hash.h), the digest compared;
+ *              MB/s of message bytes, the spool reads themselves not
+ *              counted (the committer reads the spool to send it anyway)
  *   sha256     EVP SHA-256 alone over the same messages
  *   zstd       ZSTD_compressStream2 alone, same level, same frames
  *   overhead   pipe time / (sha256 time + zstd time)
+ *   +read-back (pipe time + read-back time) / pipe time: the CPU a message
+ *              costs with read-back, against without
  *
  * Unlike the code under store/, this file calls OpenSSL EVP and libzstd
  * directly: measuring the raw libraries is its purpose.  The raw zstd run
@@ -35,11 +42,13 @@
 
 #include "ingestd/base/xmalloc.h"
 #include "pop3/dot.h"
+#include "store/hash.h"
 #include "store/pipe.h"
 #include "store/spool.h"
 #include "store/zstd.h"
 
 #define CHUNK		(64 * 1024)
+#define DB_PIECE	(1024 * 1024)	/* the committer's chunk */
 #define CORPUS		(48u << 20)
 #define SPOOL_MEM	(256 * 1024)	/* the configuration's default */
 
@@ -216,9 +225,54 @@ gen_corpus(void)
 	    ((m) = &corpus.msgs[(idx) % corpus.nmsgs], 1);               \
 	    (done) += (m)->len, (idx)++)
 
+/* The read-back of one message, as the committer does it. */
+struct readback {
+	struct zdec *dec;
+	struct hash_sha256 h;
+	unsigned char *piece;
+	double t;		/* time spent decompressing and hashing */
+};
+
+static int
+readback_out(void *arg, const void *p, size_t n)
+{
+	hash_sha256_update(&((struct readback *)arg)->h, p, n);
+	return 0;
+}
+
+static int
+readback(struct readback *rb, const struct pipe_result *r)
+{
+	unsigned char d[32];
+	uint64_t off;
+	ssize_t n;
+	double t0;
+
+	hash_sha256_reset(&rb->h);
+	for (off = 0; off < r->stored_size; off += (uint64_t)n) {
+		if ((n = spool_read(r->spool, off, rb->piece, DB_PIECE)) <= 0)
+			return -1;
+		t0 = now();
+		if (zdec_write(rb->dec, rb->piece, (size_t)n, readback_out,
+		    rb) == -1)
+			return -1;
+		rb->t += now() - t0;
+	}
+	t0 = now();
+	if (zdec_finish(rb->dec) == -1)
+		return -1;
+	hash_sha256_final(&rb->h, d);
+	rb->t += now() - t0;
+	return memcmp(d, r->sha256, 32) == 0 ? 0 : -1;
+}
+
+/*
+ * The pipe over total bytes of messages; with rb, each message is also
+ * read back (timed apart, in rb->t, and not in *t_r).
+ */
 static int
 run_pipe(const char *dir, int level, uint64_t total, bool dot, double *t_r,
-    uint64_t *stored_r, uint64_t *nmsg_r)
+    uint64_t *stored_r, uint64_t *nmsg_r, struct readback *rb)
 {
 	struct pipe_params pp;
 	struct pipe_result r;
@@ -229,14 +283,14 @@ run_pipe(const char *dir, int level, uint64_t total, bool dot, double *t_r,
 	size_t off, k, used, outlen, got;
 	char *out = xmalloc(CHUNK + 1);
 	bool end;
-	double t0;
+	double t0, t = 0;
 
 	memset(&pp, 0, sizeof(pp));
 	pp.spool_dir = dir;
 	pp.spool_mem = SPOOL_MEM;
 	pp.level = level;
-	t0 = now();
 	FOR_EACH_MESSAGE(m, total, done, idx) {
+		t0 = now();
 		pp.size_hint = m->len;
 		p = pipe_new(&pp);
 		if (!dot) {
@@ -269,6 +323,13 @@ run_pipe(const char *dir, int level, uint64_t total, bool dot, double *t_r,
 		if (pipe_finish(p, &r) == -1)
 			goto fail;
 		pipe_free(&p);
+		t += now() - t0;
+		if (rb != NULL && readback(rb, &r) == -1) {
+			fprintf(stderr, "bench_pipeline: message %" PRIu64
+			    " does not read back: %s\n", idx,
+			    zdec_error(rb->dec));
+			return -1;
+		}
 		if (idx < corpus.nmsgs && !dot)
 			memcpy(m->sha, r.sha256, 32);
 		else if (idx < corpus.nmsgs &&
@@ -279,9 +340,11 @@ run_pipe(const char *dir, int level, uint64_t total, bool dot, double *t_r,
 			return -1;
 		}
 		stored += r.stored_size;
+		t0 = now();
 		spool_free(&r.spool);
+		t += now() - t0;
 	}
-	*t_r = now() - t0;
+	*t_r = t;
 	*stored_r = stored;
 	*nmsg_r = idx;
 	free(out);
@@ -365,6 +428,7 @@ int
 main(int argc, char **argv)
 {
 	uint64_t mib = 1024, total, stored, stored2, n, n2;
+	struct readback rb;
 	const char *dir;
 	double tp, td, ts, tz;
 	int level = 3;
@@ -386,9 +450,16 @@ main(int argc, char **argv)
 
 	ts = run_sha(total);
 	tz = run_zstd(total, level);
-	if (run_pipe(dir, level, total, false, &tp, &stored, &n) == -1 ||
-	    run_pipe(dir, level, total, true, &td, &stored2, &n2) == -1)
+	memset(&rb, 0, sizeof(rb));
+	rb.dec = zdec_new(NULL, 0);
+	hash_sha256_init(&rb.h);
+	rb.piece = xmalloc(DB_PIECE);
+	if (run_pipe(dir, level, total, false, &tp, &stored, &n, &rb) == -1 ||
+	    run_pipe(dir, level, total, true, &td, &stored2, &n2, NULL) == -1)
 		return 1;
+	zdec_free(&rb.dec);
+	hash_sha256_release(&rb.h);
+	free(rb.piece);
 	if (n2 != n || stored2 != stored) {
 		fprintf(stderr, "bench_pipeline: the dot run stored %" PRIu64
 		    " bytes of %" PRIu64 " messages, the plain one %" PRIu64
@@ -404,8 +475,10 @@ main(int argc, char **argv)
 	    CHUNK / 1024, 100.0 * (double)stored / (double)total);
 	printf("pipe      sha256+zstd+spool      %8.1f MB/s\n", MBS(tp));
 	printf("dot+pipe  unstuff+sha256+zstd+spool %5.1f MB/s\n", MBS(td));
+	printf("read-back zdec+sha256 (committer) %4.1f MB/s\n", MBS(rb.t));
 	printf("sha256    EVP alone              %8.1f MB/s\n", MBS(ts));
 	printf("zstd      ZSTD_compressStream2   %8.1f MB/s\n", MBS(tz));
 	printf("overhead  pipe/(sha256+zstd)     %8.3f\n", tp / (ts + tz));
+	printf("+read-back (pipe+read-back)/pipe %8.3f\n", (tp + rb.t) / tp);
 	return 0;
 }

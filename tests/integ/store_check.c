@@ -4,17 +4,19 @@
  *
  * Creates a fresh database next to the one CONNINFO names (a keyword
  * conninfo, e.g. from tests/integ/pg.sh) and checks, through the public
- * store API only: migrations (twice, and two migrators at once), account
- * ids, commits of real pipe results (deduplication across accounts,
- * idempotent re-commits, two messages under one UIDL, a blob of several
- * chunks, a dictionary), items that can never be committed, the known set,
+ * store API (and plain SQL only to damage a blob): migrations (twice, and
+ * two migrators at once), account ids, commits of real pipe results
+ * (deduplication across accounts, idempotent re-commits, two messages
+ * under one UIDL, a blob of several chunks, a dictionary), items that can
+ * never be committed, the known set,
  * trained dictionaries (store/dicts: when they are trained, that a new
  * process adopts the newest, that an older one stays usable),
  * deletion marks, poll records, export byte for byte, verify (and that it
- * catches a damaged blob), and the committer thread under many concurrent
- * submitters.  With RESTART_COMMAND (a shell command that stops the
- * server, waits a little and starts it again), also that the committer
- * retries across a database restart and that connections come back.
+ * catches a blob damaged in SQL, as the store refuses to write one), and
+ * the committer thread under many concurrent submitters.  With
+ * RESTART_COMMAND (a shell command that stops the server, waits a little
+ * and starts it again), also that the committer retries across a database
+ * restart and that connections come back.
  *
  * Prints one line per failed check and "N passed, N failed"; exits 1 if
  * anything failed.
@@ -31,6 +33,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
@@ -620,13 +624,40 @@ check_export(struct db *db, const char *out)
 	CHECK(ok == 4 && bad == 0);
 }
 
-/* A blob stored under the wrong hash: verify and export must notice. */
+/* Runs sql on a connection of its own, as an operator would. */
+static bool
+sql_exec(const char *conninfo, const char *sql)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	PGresult *res;
+	bool ok = false;
+
+	if (PQstatus(c) != CONNECTION_OK)
+		fprintf(stderr, "store_check: %s", PQerrorMessage(c));
+	else {
+		res = PQexec(c, sql);
+		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok)
+			fprintf(stderr, "store_check: %s: %s", sql,
+			    PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	PQfinish(c);
+	return ok;
+}
+
+/*
+ * A blob stored under the wrong hash: verify and export must notice.  The
+ * store itself refuses to write one (its read-back decompresses what it
+ * sends and checks the digest), so the damage is done in SQL, as a bad
+ * restore or a faulty disk under PostgreSQL would.
+ */
 static void
-check_damage(struct db *db, const char *out)
+check_damage(struct db *db, const char *conninfo, const char *out)
 {
 	struct commit_item *it;
 	unsigned char *m;
-	char err[512], *path;
+	char err[512], good[65], bad_hex[65], *sql, *path;
 	uint64_t ok, bad, count;
 	int64_t id;
 	size_t len;
@@ -634,8 +665,28 @@ check_damage(struct db *db, const char *out)
 	CHECK_OK(db_account_id(db, "mallory", &id), db);
 	m = message(666, 2000, &len);
 	it = item(NULL, id, "forged", m, len, NULL);
+	pipe_hex(it->res.sha256, good);
+	it->res.sha256[0] ^= 1;
+	pipe_hex(it->res.sha256, bad_hex);
+	CHECK(commit1(db, it) == -1);
+	CHECK(strcmp(it->error, "read-back: SHA-256 of the decoded bytes "
+	    "differs from the received message") == 0);
+	printf("  rejected as expected: %s\n", it->error);
+
 	it->res.sha256[0] ^= 1;
 	CHECK_OK(commit1(db, it), db);
+	sql = xasprintf("BEGIN;"
+	    "INSERT INTO ingestd.blob (sha256, size, stored_size, dict_id,"
+	    " chunks) SELECT '\\x%s', size, stored_size, dict_id, chunks"
+	    " FROM ingestd.blob WHERE sha256 = '\\x%s';"
+	    "INSERT INTO ingestd.blob_chunk (sha256, seq, data)"
+	    " SELECT '\\x%s', seq, data FROM ingestd.blob_chunk"
+	    " WHERE sha256 = '\\x%s';"
+	    "UPDATE ingestd.delivery SET sha256 = '\\x%s'"
+	    " WHERE account_id = %" PRId64 " AND uidl = 'forged';"
+	    "COMMIT", bad_hex, good, bad_hex, good, bad_hex, id);
+	CHECK(sql_exec(conninfo, sql));
+	free(sql);
 	CHECK(reader_verify(db, "mallory", &ok, &bad, err, sizeof(err)) == 0);
 	CHECK(ok == 0 && bad == 1);
 	CHECK(reader_verify(db, NULL, &ok, &bad, err, sizeof(err)) == 0);
@@ -1089,7 +1140,7 @@ main(int argc, char **argv)
 		check_restart(db, ci, argv[2], alice);
 	}
 	/* Last: it leaves a damaged blob behind on purpose. */
-	check_damage(db, out);
+	check_damage(db, ci, out);
 
 	db_close(&db);
 	db_close(&db2);
