@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,6 +360,22 @@ get_choice(struct ctx *x, const struct conf_setting *r,
 	return (int)r->def;
 }
 
+const char *
+conf_user(char *buf, size_t len)
+{
+	uid_t uid = geteuid();
+	struct passwd *pw;
+	int e = errno;
+
+	if ((pw = getpwuid(uid)) != NULL)
+		snprintf(buf, len, "user %s (uid %u)", pw->pw_name,
+		    (unsigned)uid);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)uid);
+	errno = e;
+	return buf;
+}
+
 /* A file holding passwords must not be readable by other users. */
 static void
 check_permissions(const char *path)
@@ -371,6 +388,18 @@ check_permissions(const char *path)
 		log_warnx("%s holds passwords and is readable by other users "
 		    "(mode %03o); run: chmod 600 %s", path,
 		    (unsigned)(st.st_mode & 0777), path);
+}
+
+/* Refuses setting s: the file path it names cannot be read (errno e). */
+static void
+err_unreadable(struct ctx *x, const config_setting_t *s, const char *path,
+    int e)
+{
+	char name[256], who[128];
+
+	err_at(x, s, "'%s': cannot read %s as %s: %s",
+	    setting_name(s, name, sizeof(name)), path,
+	    conf_user(who, sizeof(who)), strerror(e));
 }
 
 /* The longest password_file line we take; nobody's password is longer. */
@@ -391,11 +420,11 @@ read_password_file(struct ctx *x, const config_setting_t *s, const char *path)
 
 	setting_name(s, name, sizeof(name));
 	if ((f = fopen(path, "r")) == NULL) {
-		err_at(x, s, "'%s' \"%s\": %s", name, path, strerror(errno));
+		err_unreadable(x, s, path, errno);
 		return NULL;
 	}
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		err_at(x, s, "'%s' \"%s\": %s", name, path, strerror(EISDIR));
+		err_unreadable(x, s, path, EISDIR);
 		goto done;
 	}
 	while ((ch = getc(f)) != EOF && ch != '\n') {
@@ -407,7 +436,7 @@ read_password_file(struct ctx *x, const config_setting_t *s, const char *path)
 		line[n++] = (char)ch;
 	}
 	if (ch == EOF && ferror(f)) {
-		err_at(x, s, "'%s' \"%s\": %s", name, path, strerror(errno));
+		err_unreadable(x, s, path, errno);
 		goto done;
 	}
 	if (ch == EOF && n == 0) {
@@ -511,7 +540,7 @@ load_setting(struct ctx *x, const struct conf_setting *r,
 	unsigned u;
 	size_t z;
 	bool b;
-	int i, e;
+	int i;
 
 	switch (r->type) {
 	case CONF_T_STRING:
@@ -520,12 +549,8 @@ load_setting(struct ctx *x, const struct conf_setting *r,
 		if (s == NULL)
 			str = r->def_str != NULL ? xstrdup(r->def_str) : NULL;
 		else if ((str = get_string(x, s)) != NULL &&
-		    r->type == CONF_T_FILE && readable_file(str) == -1) {
-			e = errno;
-			err_at(x, s, "'%s' \"%s\": %s",
-			    setting_name(s, name, sizeof(name)), str,
-			    strerror(e));
-		}
+		    r->type == CONF_T_FILE && readable_file(str) == -1)
+			err_unreadable(x, s, str, errno);
 		put(base, r->offset, &str, sizeof(str));
 		break;
 	case CONF_T_INT:
@@ -762,6 +787,7 @@ struct conf *
 conf_load(const char *path, char *err, size_t errlen)
 {
 	struct ctx x = { .path = path, .err = err, .errlen = errlen };
+	char who[128];
 	struct conf *c;
 	struct stat st;
 	config_t cfg;
@@ -773,11 +799,13 @@ conf_load(const char *path, char *err, size_t errlen)
 	 * directory as a read error with errno 0 ("Success").
 	 */
 	if ((f = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot read %s as %s: %s", path,
+		    conf_user(who, sizeof(who)), strerror(errno));
 		return NULL;
 	}
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
+		snprintf(err, errlen, "cannot read %s as %s: %s", path,
+		    conf_user(who, sizeof(who)), strerror(EISDIR));
 		fclose(f);
 		return NULL;
 	}

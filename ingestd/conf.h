@@ -137,4 +137,12 @@ const struct conf_setting *conf_settings(enum conf_section section,
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 void conf_free(struct conf **c);
 
+/*
+ * "user NAME (uid N)" for the effective user, or "uid N" if it has no
+ * name, into buf: messages about a file that cannot be read or written
+ * say as whom, since the service runs as its own user.  Returns buf.
+ * Uses getpwuid(), so only at startup; errno is kept.
+ */
+const char *conf_user(char *buf, size_t len);
+
 #endif

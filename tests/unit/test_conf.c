@@ -202,6 +202,19 @@ load_refused(void)
 	return errbuf;
 }
 
+/* "user NAME (uid N)": whom the messages about unreadable files name. */
+static const char *
+who(void)
+{
+	static char buf[128];
+	struct passwd *pw = getpwuid(geteuid());
+
+	ASSERT_TRUE(pw != NULL);
+	snprintf(buf, sizeof(buf), "user %s (uid %u)", pw->pw_name,
+	    (unsigned)geteuid());
+	return buf;
+}
+
 /* The config file with only an account's settings. */
 static const char *
 refuse_account(const char *settings)
@@ -709,8 +722,8 @@ test_missing_password_file(void)
 	    "user = \"u\";\n    password_file = \"%s\"; }\n);\n", missing);
 	err = load_refused();
 	ASSERT_AT(err, 3);
-	snprintf(want, sizeof(want), "'accounts[0].password_file' \"%s\": %s",
-	    missing, strerror(ENOENT));
+	snprintf(want, sizeof(want), "'accounts[0].password_file': cannot "
+	    "read %s as %s: %s", missing, who(), strerror(ENOENT));
 	ASSERT_CONTAINS(err, want);
 
 	/* A directory opens, but it is no password file. */
@@ -718,8 +731,8 @@ test_missing_password_file(void)
 	    "user = \"u\";\n    password_file = \"%s\"; }\n);\n", tmpdir);
 	err = load_refused();
 	ASSERT_AT(err, 3);
-	snprintf(want, sizeof(want), "'accounts[0].password_file' \"%s\": %s",
-	    tmpdir, strerror(EISDIR));
+	snprintf(want, sizeof(want), "'accounts[0].password_file': cannot "
+	    "read %s as %s: %s", tmpdir, who(), strerror(EISDIR));
 	ASSERT_CONTAINS(err, want);
 
 	write_conf("accounts = ( { name = \"a\"; host = \"h\"; user = \"u\"; "
@@ -778,8 +791,8 @@ test_unreadable_ca_file(void)
 	    ");\n", missing);
 	err = load_refused();
 	ASSERT_AT(err, 3);
-	snprintf(want, sizeof(want), "'accounts[0].ca_file' \"%s\": %s",
-	    missing, strerror(ENOENT));
+	snprintf(want, sizeof(want), "'accounts[0].ca_file': cannot read %s "
+	    "as %s: %s", missing, who(), strerror(ENOENT));
 	ASSERT_CONTAINS(err, want);
 
 	/* Readable, but a directory: TLS set-up would fail later. */
@@ -787,8 +800,8 @@ test_unreadable_ca_file(void)
 	    ");\n", tmpdir);
 	err = load_refused();
 	ASSERT_AT(err, 3);
-	snprintf(want, sizeof(want), "'accounts[0].ca_file' \"%s\": %s",
-	    tmpdir, strerror(EISDIR));
+	snprintf(want, sizeof(want), "'accounts[0].ca_file': cannot read %s "
+	    "as %s: %s", tmpdir, who(), strerror(EISDIR));
 	ASSERT_CONTAINS(err, want);
 }
 
@@ -831,25 +844,30 @@ test_unreadable_as_other_user(void)
 		if (pw != NULL && (setgid(pw->pw_gid) == -1 ||
 		    setuid(pw->pw_uid) == -1))
 			TEST_FAIL_("setuid nobody: %s", strerror(errno));
+		/* Each message says as whom the file could not be read. */
+		if (pw != NULL) {
+			snprintf(want, sizeof(want), "user nobody (uid %u)",
+			    (unsigned)pw->pw_uid);
+			ASSERT_STREQ(who(), want);
+		}
 		conf_name = "ca.conf";
 		err = load_refused();
 		ASSERT_AT(err, 3);
-		snprintf(want, sizeof(want), "'accounts[0].ca_file' \"%s\": %s",
-		    ca, strerror(EACCES));
+		snprintf(want, sizeof(want), "'accounts[0].ca_file': cannot "
+		    "read %s as %s: %s", ca, who(), strerror(EACCES));
 		ASSERT_CONTAINS(err, want);
 
 		conf_name = "pw.conf";
 		err = load_refused();
 		ASSERT_AT(err, 3);
-		snprintf(want, sizeof(want),
-		    "'accounts[0].password_file' \"%s\": %s", pwf,
-		    strerror(EACCES));
+		snprintf(want, sizeof(want), "'accounts[0].password_file': "
+		    "cannot read %s as %s: %s", pwf, who(), strerror(EACCES));
 		ASSERT_CONTAINS(err, want);
 
 		conf_name = "locked.conf";
 		err = load_refused();
-		snprintf(want, sizeof(want), "%s: %s", conf_path(),
-		    strerror(EACCES));
+		snprintf(want, sizeof(want), "cannot read %s as %s: %s",
+		    conf_path(), who(), strerror(EACCES));
 		ASSERT_STREQ(err, want);
 		_exit(0);
 	}
@@ -1056,12 +1074,14 @@ test_not_a_config_file(void)
 	snprintf(errbuf, sizeof(errbuf), "(no message)");
 	c = conf_load(tmpdir, errbuf, sizeof(errbuf));
 	ASSERT_TRUE(c == NULL);
-	snprintf(want, sizeof(want), "%s: %s", tmpdir, strerror(EISDIR));
+	snprintf(want, sizeof(want), "cannot read %s as %s: %s", tmpdir,
+	    who(), strerror(EISDIR));
 	ASSERT_STREQ(errbuf, want);
 
 	c = conf_load(missing, errbuf, sizeof(errbuf));
 	ASSERT_TRUE(c == NULL);
-	snprintf(want, sizeof(want), "%s: %s", missing, strerror(ENOENT));
+	snprintf(want, sizeof(want), "cannot read %s as %s: %s", missing,
+	    who(), strerror(ENOENT));
 	ASSERT_STREQ(errbuf, want);
 
 	/* Binary junk is a syntax error, not a crash. */
