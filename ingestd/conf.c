@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libconfig.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -376,18 +377,90 @@ conf_user(char *buf, size_t len)
 	return buf;
 }
 
-/* A file holding passwords must not be readable by other users. */
+/*
+ * Whether the user uid, named name, may read a file of ours: root, the
+ * user ingestd runs as, or the user whose own group (of the same name)
+ * gname is.  The last is how the service reads its files: root:ingestd,
+ * mode 640, while an operator runs `ingestd check` as root.
+ */
+static bool
+trusted(uid_t uid, const char *name, const char *gname)
+{
+	return uid == 0 || uid == geteuid() || strcmp(name, gname) == 0;
+}
+
+/*
+ * Who other than trusted() users can read a file of mode and owner st,
+ * into buf; "" if nobody.  A group's members are its listed ones and the
+ * users whose primary group it is.
+ */
+static const char *
+other_readers(const struct stat *st, char *buf, size_t len)
+{
+	char gname[256];
+	struct passwd *pw;
+	struct group *gr;
+	char **m;
+
+	buf[0] = '\0';
+	if (st->st_mode & S_IROTH) {
+		snprintf(buf, len, "every user");
+		return buf;
+	}
+	if ((st->st_mode & S_IRUSR) && st->st_uid != 0 &&
+	    st->st_uid != geteuid()) {
+		if ((pw = getpwuid(st->st_uid)) != NULL)
+			snprintf(buf, len, "its owner, user %s", pw->pw_name);
+		else
+			snprintf(buf, len, "its owner, uid %u",
+			    (unsigned)st->st_uid);
+		return buf;
+	}
+	if (!(st->st_mode & S_IRGRP))
+		return buf;
+	if ((gr = getgrgid(st->st_gid)) == NULL) {
+		snprintf(buf, len, "group %u, which has no name",
+		    (unsigned)st->st_gid);
+		return buf;
+	}
+	snprintf(gname, sizeof(gname), "%s", gr->gr_name);
+	for (m = gr->gr_mem; *m != NULL; m++) {
+		pw = getpwnam(*m);
+		if (pw == NULL || !trusted(pw->pw_uid, *m, gname)) {
+			snprintf(buf, len, "group %s, which has user %s", gname,
+			    *m);
+			return buf;
+		}
+	}
+	setpwent();
+	while ((pw = getpwent()) != NULL)
+		if (pw->pw_gid == st->st_gid &&
+		    !trusted(pw->pw_uid, pw->pw_name, gname)) {
+			snprintf(buf, len, "group %s, which has user %s",
+			    gname, pw->pw_name);
+			break;
+		}
+	endpwent();
+	return buf;
+}
+
+/*
+ * A file holding passwords must not be readable by other users: by
+ * nobody but root and the user ingestd runs as (see trusted()).
+ */
 static void
 check_permissions(const char *path)
 {
+	char who[512];
 	struct stat st;
 
 	if (stat(path, &st) == -1)
 		return;
-	if (st.st_mode & (S_IRGRP | S_IROTH))
-		log_warnx("%s holds passwords and is readable by other users "
-		    "(mode %03o); run: chmod 600 %s", path,
-		    (unsigned)(st.st_mode & 0777), path);
+	if (*other_readers(&st, who, sizeof(who)) != '\0')
+		log_warnx("%s holds passwords and is readable by other users: "
+		    "%s (mode %03o); give it mode 600, or mode 640 and a "
+		    "group only ingestd's user is in", path, who,
+		    (unsigned)(st.st_mode & 0777));
 }
 
 /* Refuses setting s: the file path it names cannot be read (errno e). */
