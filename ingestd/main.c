@@ -9,6 +9,7 @@
  * logged, recorded and retried without touching the others.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <inttypes.h>
@@ -156,23 +157,53 @@ parse_args(int argc, char **argv, struct opts *o)
 	}
 }
 
-/* mkdir -p with mode 0700 for what it creates. */
+/*
+ * mkdir -p with mode 0700 for what it creates; what names the directory
+ * in messages ("state_dir").  With writable, it must also be ours to
+ * write in, as the embedded cluster needs.
+ */
 static void
-make_dir(const char *path)
+make_dir(const char *path, const char *what, bool writable)
 {
-	char *p = xstrdup(path), *s;
+	char *p = xstrdup(path), *s, who[128];
 
 	for (s = p + 1; *s != '\0'; s++) {
 		if (*s != '/')
 			continue;
 		*s = '\0';
 		if (mkdir(p, 0700) == -1 && errno != EEXIST)
-			fatal("creating %s", p);
+			fatalx("cannot create %s, for %s %s, as %s: %s", p,
+			    what, path, conf_user(who, sizeof(who)),
+			    strerror(errno));
 		*s = '/';
 	}
 	if (mkdir(p, 0700) == -1 && errno != EEXIST)
-		fatal("creating %s (state_dir in %s)", p, "the configuration");
+		fatalx("cannot create %s %s as %s: %s", what, p,
+		    conf_user(who, sizeof(who)), strerror(errno));
+	if (writable &&
+	    faccessat(AT_FDCWD, p, R_OK | W_OK | X_OK, AT_EACCESS) == -1)
+		fatalx("cannot write in %s %s as %s: %s", what, p,
+		    conf_user(who, sizeof(who)), strerror(errno));
 	free(p); p = NULL;
+}
+
+/*
+ * once and run spool a message that does not fit spool_memory in
+ * state_dir/spool: where they could not, check says so.  Only a warning,
+ * since the messages that fit are archived all the same.
+ */
+static void
+check_spool(const struct conf *c)
+{
+	char *spool = xasprintf("%s/spool", c->state_dir), who[128];
+	const char *dir = access(spool, F_OK) == 0 ? spool : c->state_dir;
+
+	if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == -1)
+		log_warnx("cannot write in %s as %s: %s; once and run will "
+		    "fail every message larger than spool_memory (%zu bytes)",
+		    dir, conf_user(who, sizeof(who)), strerror(errno),
+		    c->spool_mem);
+	free(spool); spool = NULL;
 }
 
 /* Reaches the database, starting the embedded cluster if none is set. */
@@ -182,7 +213,7 @@ open_database(struct ctx *x)
 	char err[1024];
 	int applied;
 
-	make_dir(x->conf->state_dir);
+	make_dir(x->conf->state_dir, "state_dir", x->conf->conninfo == NULL);
 	if (x->conf->conninfo != NULL)
 		x->conninfo = xstrdup(x->conf->conninfo);
 	else if (pgembed_start(x->conf->state_dir, x->conf->pg_bindir,
@@ -190,7 +221,7 @@ open_database(struct ctx *x)
 		fatalx("embedded PostgreSQL under %s: %s", x->conf->state_dir,
 		    err);
 	if ((x->db = db_connect(x->conninfo, err, sizeof(err))) == NULL)
-		fatalx("database: %s", err);
+		fatalx("%s", err);
 	if (db_migrate(x->db, &applied) == -1)
 		fatalx("database migration: %s", db_error(x->db));
 	if (applied > 0)
@@ -241,7 +272,8 @@ cmd_poll(struct ctx *x, bool once)
 	int i;
 
 	x->spool_dir = xasprintf("%s/spool", x->conf->state_dir);
-	make_dir(x->spool_dir);
+	/* Unwritable, it fails only what does not fit spool_memory. */
+	make_dir(x->spool_dir, "the spool directory", false);
 	if (spool_sweep(x->spool_dir, &swept) == -1)
 		fatal("reading %s", x->spool_dir);
 	if (swept > 0)
@@ -314,6 +346,7 @@ cmd_check(struct ctx *x)
 		conn_tls_free(&t);
 	}
 	open_database(x);
+	check_spool(x->conf);
 	printf("%s: ok: %zu accounts (%zu enabled); database reachable, "
 	    "schema %s\n", x->conf->path, x->conf->naccounts, enabled,
 	    migrations_count ? migrations[migrations_count - 1].name : "-");
