@@ -93,6 +93,11 @@ static const struct conf_setting database_settings[] = {
 	{ "pg_bindir", CONF_T_PATH, TOP(pg_bindir, char *),
 	    .def_doc = "the newest /usr/lib/postgresql/N/bin",
 	    .doc = "PostgreSQL's programs, for the private cluster" },
+	{ "insecure_transport", CONF_T_BOOL, TOP(insecure_transport, bool),
+	    .def = false,
+	    .doc = "Required to delete after archiving over TCP without "
+	    "sslmode=verify-full, where whoever is on the path could answer "
+	    "COMMIT" },
 };
 
 static const struct conf_choice tls_choices[] = {

@@ -54,6 +54,9 @@ struct conf {
 	char *state_dir;
 	char *conninfo;		/* NULL: the embedded cluster under state_dir */
 	char *pg_bindir;	/* NULL: the newest /usr/lib/postgresql/N/bin */
+	bool insecure_transport; /* delete after archiving even over a
+				 * link to PostgreSQL that is not
+				 * authenticated (main.c checks) */
 	int workers;
 	int poll_interval;	/* seconds */
 	int max_connections_per_host;

@@ -188,6 +188,59 @@ make_dir(const char *path, const char *what, bool writable)
 }
 
 /*
+ * The link to the database is part of the guarantee: a COMMIT that
+ * returned is what lets a session send DELE.  Over TCP without
+ * sslmode=verify-full, whoever is on the path could answer COMMIT in the
+ * server's place, and mail that was never stored would be deleted.  So
+ * such a link is always warned about, and with an enabled account that
+ * deletes after archiving, a command that polls (or checks for polling)
+ * refuses it unless database.insecure_transport = true.  The embedded
+ * cluster is reached through a Unix socket.
+ */
+static void
+check_transport(const struct conf *c, bool polls)
+{
+	const struct conf_account *del = NULL;
+	char what[1024], err[512];
+	enum db_transport t;
+	size_t i;
+
+	/*
+	 * main() calls this after fatalx() for a NULL conf, which cppcheck
+	 * does not know for one that never returns.
+	 */
+	/* cppcheck-suppress nullPointerRedundantCheck */
+	if (c->conninfo == NULL)
+		return;
+	if (db_conninfo_transport(c->conninfo, &t, what, sizeof(what), err,
+	    sizeof(err)) == -1)
+		fatalx("%s: 'database.conninfo': %s", c->path, err);
+	if (t != DB_TRANSPORT_INSECURE) {
+		log_debug("database link: %s", what);
+		return;
+	}
+	for (i = 0; i < c->naccounts && del == NULL; i++)
+		if (c->accounts[i].enabled &&
+		    c->accounts[i].delete == CONF_DELETE_AFTER_ARCHIVE)
+			del = &c->accounts[i];
+	if (polls && del != NULL && !c->insecure_transport)
+		fatalx("%s: 'database.conninfo': the link to PostgreSQL is not "
+		    "authenticated: %s; account \"%s\" (%s) deletes after "
+		    "archiving, and whoever is on the path could answer COMMIT "
+		    "and have mail deleted that was never stored.  Use a Unix "
+		    "socket (host=/run/postgresql) or sslmode=verify-full, or "
+		    "set database.insecure_transport = true to accept that "
+		    "risk", c->path, what, del->name, del->where);
+	log_warnx("%s: 'database.conninfo': the link to PostgreSQL is not "
+	    "authenticated: %s; whoever is on the path could answer COMMIT.  "
+	    "Use a Unix socket (host=/run/postgresql) or sslmode=verify-full"
+	    "%s", c->path, what, del == NULL ? "" : !c->insecure_transport ?
+	    "; accounts that delete after archiving are refused over it" :
+	    "; accounts delete after archiving over it all the same, as "
+	    "database.insecure_transport = true allows");
+}
+
+/*
  * once and run spool a message that does not fit spool_memory in
  * state_dir/spool: where they could not, check says so.  Only a warning,
  * since the messages that fit are archived all the same.
@@ -375,7 +428,10 @@ main(int argc, char **argv)
 	}
 	if ((x.conf = conf_load(o.config, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	/* SIGTERM from here on drains, however early it comes. */
 	block_signals();
+	check_transport(x.conf, strcmp(o.command, "once") == 0 ||
+	    strcmp(o.command, "run") == 0 || strcmp(o.command, "check") == 0);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 
 	if (strcmp(o.command, "check") == 0) {

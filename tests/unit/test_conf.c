@@ -278,7 +278,8 @@ test_full_config(void)
 	    "# every setting\n"
 	    "state_dir = \"/srv/ingestd\";\n"
 	    "database = { conninfo = \"host=/run/postgresql dbname=x\";\n"
-	    "             pg_bindir = \"/usr/lib/postgresql/15/bin\"; };\n"
+	    "             pg_bindir = \"/usr/lib/postgresql/15/bin\";\n"
+	    "             insecure_transport = true; };\n"
 	    "workers = 4;\n"
 	    "poll_interval = 60;\n"
 	    "max_connections_per_host = 8;\n"
@@ -306,6 +307,7 @@ test_full_config(void)
 	ASSERT_STREQ(c->state_dir, "/srv/ingestd");
 	ASSERT_STREQ(c->conninfo, "host=/run/postgresql dbname=x");
 	ASSERT_STREQ(c->pg_bindir, "/usr/lib/postgresql/15/bin");
+	ASSERT_EQ(c->insecure_transport, true);
 	ASSERT_EQ(c->workers, 4);
 	ASSERT_EQ(c->poll_interval, 60);
 	ASSERT_EQ(c->max_connections_per_host, 8);
@@ -331,7 +333,7 @@ test_full_config(void)
 	ASSERT_EQ(a->delete, CONF_DELETE_NEVER);
 	ASSERT_EQ(a->enabled, false);
 	ASSERT_EQ(a->allow_plaintext, false);
-	ASSERT_WHERE(a, 16);
+	ASSERT_WHERE(a, 17);
 
 	a = &c->accounts[1];
 	ASSERT_STREQ(a->name, "support");
@@ -344,7 +346,7 @@ test_full_config(void)
 	ASSERT_EQ(a->auth, CONF_AUTH_PLAIN);
 	ASSERT_EQ(a->delete, CONF_DELETE_AFTER_ARCHIVE);
 	ASSERT_EQ(a->enabled, true);
-	ASSERT_WHERE(a, 20);
+	ASSERT_WHERE(a, 21);
 
 	a = &c->accounts[2];
 	ASSERT_EQ(a->tls, CONF_TLS_NONE);
@@ -371,6 +373,7 @@ test_defaults(void)
 	ASSERT_STREQ(c->state_dir, "/var/lib/ingestd");
 	ASSERT_TRUE(c->conninfo == NULL);
 	ASSERT_TRUE(c->pg_bindir == NULL);
+	ASSERT_EQ(c->insecure_transport, false);
 	ASSERT_EQ(c->workers, 2);
 	ASSERT_EQ(c->poll_interval, 300);
 	ASSERT_EQ(c->max_connections_per_host, 32);
@@ -518,7 +521,7 @@ test_unknown_database_key(void)
 	err = load_refused();
 	ASSERT_AT(err, 3);
 	ASSERT_CONTAINS(err, "unknown setting 'database.conn_info'; the "
-	    "settings here are conninfo, pg_bindir");
+	    "settings here are conninfo, pg_bindir, insecure_transport");
 }
 
 static void
