@@ -142,13 +142,43 @@ demo: deps all
 lint:
 	$(Q)bash tests/lint.sh
 
+# PREFIX for the program, its manual and its systemd files; the
+# configuration and state directories are fixed, since the binary and the
+# unit name them.  With DESTDIR (a package, an image) files get their
+# modes but not their owners: run deploy/install-owners.sh DESTDIR PREFIX,
+# or systemd-sysusers and systemd-tmpfiles --create on the two files in
+# lib/, when the tree is installed.  As root without DESTDIR that is done
+# here.  An existing ingestd.conf is never replaced.
 PREFIX  ?= /usr/local
 DESTDIR ?=
+CONFDIR  := /etc/ingestd
+STATEDIR := /var/lib/ingestd
 install: $(BUILD)/ingestd
 	install -D -m 755 $(BUILD)/ingestd $(DESTDIR)$(PREFIX)/bin/ingestd
 	install -D -m 644 deploy/ingestd.8 $(DESTDIR)$(PREFIX)/share/man/man8/ingestd.8
 	install -D -m 644 deploy/ingestd.conf.example $(DESTDIR)$(PREFIX)/share/doc/ingestd/ingestd.conf.example
-	install -D -m 644 deploy/ingestd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/ingestd.service
+	install -d -m 755 $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/local/bin/ingestd|$(PREFIX)/bin/ingestd|g' deploy/ingestd.service \
+	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/ingestd.service
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/ingestd.service
+	install -D -m 644 deploy/ingestd.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/ingestd.conf
+	install -D -m 644 deploy/ingestd.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/ingestd.conf
+	install -d -m 750 $(DESTDIR)$(CONFDIR)
+	install -d -m 700 $(DESTDIR)$(STATEDIR)
+	@if [ -e $(DESTDIR)$(CONFDIR)/ingestd.conf ]; then \
+	    echo "install: keeping $(DESTDIR)$(CONFDIR)/ingestd.conf"; \
+	else \
+	    echo "install -m 640 deploy/ingestd.conf.example $(DESTDIR)$(CONFDIR)/ingestd.conf"; \
+	    install -m 640 deploy/ingestd.conf.example $(DESTDIR)$(CONFDIR)/ingestd.conf; \
+	fi
+	@if [ -n "$(DESTDIR)" ]; then \
+	    echo "install: owners not set under DESTDIR; see deploy/install-owners.sh"; \
+	elif [ "$$(id -u)" -ne 0 ]; then \
+	    echo "install: not root: user ingestd and owners not set; run deploy/install-owners.sh / $(PREFIX) as root"; \
+	else \
+	    echo "sh deploy/install-owners.sh / $(PREFIX)"; \
+	    sh deploy/install-owners.sh / $(PREFIX); \
+	fi
 
 clean:
 	rm -rf build build-asan build-fuzz

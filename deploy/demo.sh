@@ -32,8 +32,10 @@ if [ "$(id -u)" -eq 0 ]; then
 	runas=ingestd
 	if ! getent passwd "$runas" >/dev/null; then
 		echo "demo: creating system user $runas"
+		# As deploy/ingestd.sysusers declares it.
 		useradd --system --user-group --no-create-home \
-		    --home-dir /nonexistent --shell /usr/sbin/nologin "$runas"
+		    --home-dir /var/lib/ingestd --shell /usr/sbin/nologin \
+		    --comment "ingestd mail archiver" "$runas"
 	fi
 	demo=${INGESTD_DEMO_DIR:-/tmp/ingestd-demo}
 else

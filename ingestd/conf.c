@@ -18,7 +18,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libconfig.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +93,11 @@ static const struct conf_setting database_settings[] = {
 	{ "pg_bindir", CONF_T_PATH, TOP(pg_bindir, char *),
 	    .def_doc = "the newest /usr/lib/postgresql/N/bin",
 	    .doc = "PostgreSQL's programs, for the private cluster" },
+	{ "insecure_transport", CONF_T_BOOL, TOP(insecure_transport, bool),
+	    .def = false,
+	    .doc = "Required to delete after archiving over TCP without "
+	    "sslmode=verify-full, where whoever is on the path could answer "
+	    "COMMIT" },
 };
 
 static const struct conf_choice tls_choices[] = {
@@ -363,18 +370,118 @@ get_choice(struct ctx *x, const struct conf_setting *r,
 	return (int)r->def;
 }
 
-/* A file holding passwords must not be readable by other users. */
+const char *
+conf_user(char *buf, size_t len)
+{
+	uid_t uid = geteuid();
+	struct passwd *pw;
+	int e = errno;
+
+	if ((pw = getpwuid(uid)) != NULL)
+		snprintf(buf, len, "user %s (uid %u)", pw->pw_name,
+		    (unsigned)uid);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)uid);
+	errno = e;
+	return buf;
+}
+
+/*
+ * Whether the user uid, named name, may read a file of ours: root, the
+ * user ingestd runs as, or the user whose own group (of the same name)
+ * gname is.  The last is how the service reads its files: root:ingestd,
+ * mode 640, while an operator runs `ingestd check` as root.
+ */
+static bool
+trusted(uid_t uid, const char *name, const char *gname)
+{
+	return uid == 0 || uid == geteuid() || strcmp(name, gname) == 0;
+}
+
+/*
+ * Who other than trusted() users can read a file of mode and owner st,
+ * into buf; "" if nobody.  A group's members are its listed ones and the
+ * users whose primary group it is.
+ */
+static const char *
+other_readers(const struct stat *st, char *buf, size_t len)
+{
+	char gname[256];
+	struct passwd *pw;
+	struct group *gr;
+	char **m;
+
+	buf[0] = '\0';
+	if (st->st_mode & S_IROTH) {
+		snprintf(buf, len, "every user");
+		return buf;
+	}
+	if ((st->st_mode & S_IRUSR) && st->st_uid != 0 &&
+	    st->st_uid != geteuid()) {
+		if ((pw = getpwuid(st->st_uid)) != NULL)
+			snprintf(buf, len, "its owner, user %s", pw->pw_name);
+		else
+			snprintf(buf, len, "its owner, uid %u",
+			    (unsigned)st->st_uid);
+		return buf;
+	}
+	if (!(st->st_mode & S_IRGRP))
+		return buf;
+	if ((gr = getgrgid(st->st_gid)) == NULL) {
+		snprintf(buf, len, "group %u, which has no name",
+		    (unsigned)st->st_gid);
+		return buf;
+	}
+	snprintf(gname, sizeof(gname), "%s", gr->gr_name);
+	for (m = gr->gr_mem; *m != NULL; m++) {
+		pw = getpwnam(*m);
+		if (pw == NULL || !trusted(pw->pw_uid, *m, gname)) {
+			snprintf(buf, len, "group %s, which has user %s", gname,
+			    *m);
+			return buf;
+		}
+	}
+	setpwent();
+	while ((pw = getpwent()) != NULL)
+		if (pw->pw_gid == st->st_gid &&
+		    !trusted(pw->pw_uid, pw->pw_name, gname)) {
+			snprintf(buf, len, "group %s, which has user %s",
+			    gname, pw->pw_name);
+			break;
+		}
+	endpwent();
+	return buf;
+}
+
+/*
+ * A file holding passwords must not be readable by other users: by
+ * nobody but root and the user ingestd runs as (see trusted()).
+ */
 static void
 check_permissions(const char *path)
 {
+	char who[512];
 	struct stat st;
 
 	if (stat(path, &st) == -1)
 		return;
-	if (st.st_mode & (S_IRGRP | S_IROTH))
-		log_warnx("%s holds passwords and is readable by other users "
-		    "(mode %03o); run: chmod 600 %s", path,
-		    (unsigned)(st.st_mode & 0777), path);
+	if (*other_readers(&st, who, sizeof(who)) != '\0')
+		log_warnx("%s holds passwords and is readable by other users: "
+		    "%s (mode %03o); give it mode 600, or mode 640 and a "
+		    "group only ingestd's user is in", path, who,
+		    (unsigned)(st.st_mode & 0777));
+}
+
+/* Refuses setting s: the file path it names cannot be read (errno e). */
+static void
+err_unreadable(struct ctx *x, const config_setting_t *s, const char *path,
+    int e)
+{
+	char name[256], who[128];
+
+	err_at(x, s, "'%s': cannot read %s as %s: %s",
+	    setting_name(s, name, sizeof(name)), path,
+	    conf_user(who, sizeof(who)), strerror(e));
 }
 
 /* The longest password_file line we take; nobody's password is longer. */
@@ -395,11 +502,11 @@ read_password_file(struct ctx *x, const config_setting_t *s, const char *path)
 
 	setting_name(s, name, sizeof(name));
 	if ((f = fopen(path, "r")) == NULL) {
-		err_at(x, s, "'%s' \"%s\": %s", name, path, strerror(errno));
+		err_unreadable(x, s, path, errno);
 		return NULL;
 	}
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		err_at(x, s, "'%s' \"%s\": %s", name, path, strerror(EISDIR));
+		err_unreadable(x, s, path, EISDIR);
 		goto done;
 	}
 	while ((ch = getc(f)) != EOF && ch != '\n') {
@@ -411,7 +518,7 @@ read_password_file(struct ctx *x, const config_setting_t *s, const char *path)
 		line[n++] = (char)ch;
 	}
 	if (ch == EOF && ferror(f)) {
-		err_at(x, s, "'%s' \"%s\": %s", name, path, strerror(errno));
+		err_unreadable(x, s, path, errno);
 		goto done;
 	}
 	if (ch == EOF && n == 0) {
@@ -515,7 +622,7 @@ load_setting(struct ctx *x, const struct conf_setting *r,
 	unsigned u;
 	size_t z;
 	bool b;
-	int i, e;
+	int i;
 
 	switch (r->type) {
 	case CONF_T_STRING:
@@ -524,12 +631,8 @@ load_setting(struct ctx *x, const struct conf_setting *r,
 		if (s == NULL)
 			str = r->def_str != NULL ? xstrdup(r->def_str) : NULL;
 		else if ((str = get_string(x, s)) != NULL &&
-		    r->type == CONF_T_FILE && readable_file(str) == -1) {
-			e = errno;
-			err_at(x, s, "'%s' \"%s\": %s",
-			    setting_name(s, name, sizeof(name)), str,
-			    strerror(e));
-		}
+		    r->type == CONF_T_FILE && readable_file(str) == -1)
+			err_unreadable(x, s, str, errno);
 		put(base, r->offset, &str, sizeof(str));
 		break;
 	case CONF_T_INT:
@@ -766,6 +869,7 @@ struct conf *
 conf_load(const char *path, char *err, size_t errlen)
 {
 	struct ctx x = { .path = path, .err = err, .errlen = errlen };
+	char who[128];
 	struct conf *c;
 	struct stat st;
 	config_t cfg;
@@ -777,11 +881,13 @@ conf_load(const char *path, char *err, size_t errlen)
 	 * directory as a read error with errno 0 ("Success").
 	 */
 	if ((f = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot read %s as %s: %s", path,
+		    conf_user(who, sizeof(who)), strerror(errno));
 		return NULL;
 	}
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
+		snprintf(err, errlen, "cannot read %s as %s: %s", path,
+		    conf_user(who, sizeof(who)), strerror(EISDIR));
 		fclose(f);
 		return NULL;
 	}

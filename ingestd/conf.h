@@ -56,6 +56,9 @@ struct conf {
 	char *state_dir;
 	char *conninfo;		/* NULL: the embedded cluster under state_dir */
 	char *pg_bindir;	/* NULL: the newest /usr/lib/postgresql/N/bin */
+	bool insecure_transport; /* delete after archiving even over a
+				 * link to PostgreSQL that is not
+				 * authenticated (main.c checks) */
 	int workers;
 	int poll_interval;	/* seconds */
 	int max_connections_per_host;
@@ -138,5 +141,13 @@ const struct conf_setting *conf_settings(enum conf_section section,
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 void conf_free(struct conf **c);
+
+/*
+ * "user NAME (uid N)" for the effective user, or "uid N" if it has no
+ * name, into buf: messages about a file that cannot be read or written
+ * say as whom, since the service runs as its own user.  Returns buf.
+ * Uses getpwuid(), so only at startup; errno is kept.
+ */
+const char *conf_user(char *buf, size_t len);
 
 #endif

@@ -9,6 +9,7 @@
  * logged, recorded and retried without touching the others.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <inttypes.h>
@@ -156,23 +157,106 @@ parse_args(int argc, char **argv, struct opts *o)
 	}
 }
 
-/* mkdir -p with mode 0700 for what it creates. */
+/*
+ * mkdir -p with mode 0700 for what it creates; what names the directory
+ * in messages ("state_dir").  With writable, it must also be ours to
+ * write in, as the embedded cluster needs.
+ */
 static void
-make_dir(const char *path)
+make_dir(const char *path, const char *what, bool writable)
 {
-	char *p = xstrdup(path), *s;
+	char *p = xstrdup(path), *s, who[128];
 
 	for (s = p + 1; *s != '\0'; s++) {
 		if (*s != '/')
 			continue;
 		*s = '\0';
 		if (mkdir(p, 0700) == -1 && errno != EEXIST)
-			fatal("creating %s", p);
+			fatalx("cannot create %s, for %s %s, as %s: %s", p,
+			    what, path, conf_user(who, sizeof(who)),
+			    strerror(errno));
 		*s = '/';
 	}
 	if (mkdir(p, 0700) == -1 && errno != EEXIST)
-		fatal("creating %s (state_dir in %s)", p, "the configuration");
+		fatalx("cannot create %s %s as %s: %s", what, p,
+		    conf_user(who, sizeof(who)), strerror(errno));
+	if (writable &&
+	    faccessat(AT_FDCWD, p, R_OK | W_OK | X_OK, AT_EACCESS) == -1)
+		fatalx("cannot write in %s %s as %s: %s", what, p,
+		    conf_user(who, sizeof(who)), strerror(errno));
 	free(p); p = NULL;
+}
+
+/*
+ * The link to the database is part of the guarantee: a COMMIT that
+ * returned is what lets a session send DELE.  Over TCP without
+ * sslmode=verify-full, whoever is on the path could answer COMMIT in the
+ * server's place, and mail that was never stored would be deleted.  So
+ * such a link is always warned about, and with an enabled account that
+ * deletes after archiving, a command that polls (or checks for polling)
+ * refuses it unless database.insecure_transport = true.  The embedded
+ * cluster is reached through a Unix socket.
+ */
+static void
+check_transport(const struct conf *c, bool polls)
+{
+	const struct conf_account *del = NULL;
+	char what[1024], err[512];
+	enum db_transport t;
+	size_t i;
+
+	/*
+	 * main() calls this after fatalx() for a NULL conf, which cppcheck
+	 * does not know for one that never returns.
+	 */
+	/* cppcheck-suppress nullPointerRedundantCheck */
+	if (c->conninfo == NULL)
+		return;
+	if (db_conninfo_transport(c->conninfo, &t, what, sizeof(what), err,
+	    sizeof(err)) == -1)
+		fatalx("%s: 'database.conninfo': %s", c->path, err);
+	if (t != DB_TRANSPORT_INSECURE) {
+		log_debug("database link: %s", what);
+		return;
+	}
+	for (i = 0; i < c->naccounts && del == NULL; i++)
+		if (c->accounts[i].enabled &&
+		    c->accounts[i].delete == CONF_DELETE_AFTER_ARCHIVE)
+			del = &c->accounts[i];
+	if (polls && del != NULL && !c->insecure_transport)
+		fatalx("%s: 'database.conninfo': the link to PostgreSQL is not "
+		    "authenticated: %s; account \"%s\" (%s) deletes after "
+		    "archiving, and whoever is on the path could answer COMMIT "
+		    "and have mail deleted that was never stored.  Use a Unix "
+		    "socket (host=/run/postgresql) or sslmode=verify-full, or "
+		    "set database.insecure_transport = true to accept that "
+		    "risk", c->path, what, del->name, del->where);
+	log_warnx("%s: 'database.conninfo': the link to PostgreSQL is not "
+	    "authenticated: %s; whoever is on the path could answer COMMIT.  "
+	    "Use a Unix socket (host=/run/postgresql) or sslmode=verify-full"
+	    "%s", c->path, what, del == NULL ? "" : !c->insecure_transport ?
+	    "; accounts that delete after archiving are refused over it" :
+	    "; accounts delete after archiving over it all the same, as "
+	    "database.insecure_transport = true allows");
+}
+
+/*
+ * once and run spool a message that does not fit spool_memory in
+ * state_dir/spool: where they could not, check says so.  Only a warning,
+ * since the messages that fit are archived all the same.
+ */
+static void
+check_spool(const struct conf *c)
+{
+	char *spool = xasprintf("%s/spool", c->state_dir), who[128];
+	const char *dir = access(spool, F_OK) == 0 ? spool : c->state_dir;
+
+	if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == -1)
+		log_warnx("cannot write in %s as %s: %s; once and run will "
+		    "fail every message larger than spool_memory (%zu bytes)",
+		    dir, conf_user(who, sizeof(who)), strerror(errno),
+		    c->spool_mem);
+	free(spool); spool = NULL;
 }
 
 /* Reaches the database, starting the embedded cluster if none is set. */
@@ -182,7 +266,7 @@ open_database(struct ctx *x)
 	char err[1024];
 	int applied;
 
-	make_dir(x->conf->state_dir);
+	make_dir(x->conf->state_dir, "state_dir", x->conf->conninfo == NULL);
 	if (x->conf->conninfo != NULL)
 		x->conninfo = xstrdup(x->conf->conninfo);
 	else if (pgembed_start(x->conf->state_dir, x->conf->pg_bindir,
@@ -190,7 +274,7 @@ open_database(struct ctx *x)
 		fatalx("embedded PostgreSQL under %s: %s", x->conf->state_dir,
 		    err);
 	if ((x->db = db_connect(x->conninfo, err, sizeof(err))) == NULL)
-		fatalx("database: %s", err);
+		fatalx("%s", err);
 	if (db_migrate(x->db, &applied) == -1)
 		fatalx("database migration: %s", db_error(x->db));
 	if (applied > 0)
@@ -241,7 +325,8 @@ cmd_poll(struct ctx *x, bool once)
 	int i;
 
 	x->spool_dir = xasprintf("%s/spool", x->conf->state_dir);
-	make_dir(x->spool_dir);
+	/* Unwritable, it fails only what does not fit spool_memory. */
+	make_dir(x->spool_dir, "the spool directory", false);
 	if (spool_sweep(x->spool_dir, &swept) == -1)
 		fatal("reading %s", x->spool_dir);
 	if (swept > 0)
@@ -314,6 +399,7 @@ cmd_check(struct ctx *x)
 		conn_tls_free(&t);
 	}
 	open_database(x);
+	check_spool(x->conf);
 	printf("%s: ok: %zu accounts (%zu enabled); database reachable, "
 	    "schema %s\n", x->conf->path, x->conf->naccounts, enabled,
 	    migrations_count ? migrations[migrations_count - 1].name : "-");
@@ -342,7 +428,10 @@ main(int argc, char **argv)
 	}
 	if ((x.conf = conf_load(o.config, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	/* SIGTERM from here on drains, however early it comes. */
 	block_signals();
+	check_transport(x.conf, strcmp(o.command, "once") == 0 ||
+	    strcmp(o.command, "run") == 0 || strcmp(o.command, "check") == 0);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 
 	if (strcmp(o.command, "check") == 0) {

@@ -256,4 +256,33 @@ int db_sample_count(struct db *db, uint64_t max_size, uint64_t limit,
 int db_sample_blobs(struct db *db, uint64_t max_size, uint64_t limit,
     int (*cb)(void *arg, const struct db_message *m), void *arg);
 
+/* ---- how the link to the server is protected: db_transport.c ---- */
+
+enum db_transport {
+	DB_TRANSPORT_LOCAL,	/* Unix sockets only */
+	DB_TRANSPORT_VERIFIED,	/* TCP with sslmode=verify-full */
+	DB_TRANSPORT_INSECURE,	/* TCP, or what ingestd cannot tell, that
+				 * whoever is on the path could answer */
+};
+
+/*
+ * What kind of link conninfo (a keyword string or URI; NULL or "" for
+ * libpq's defaults alone) gives, without connecting: every host libpq may
+ * try is a Unix socket (host a directory, or empty for libpq's default
+ * one); or one at least is TCP (host a name or address, or any hostaddr),
+ * which is authenticated only with sslmode=verify-full.  A setting absent
+ * from conninfo is taken from the environment (PGHOST, PGHOSTADDR,
+ * PGSSLMODE, PGREQUIRESSL, the service PGSERVICE names) or libpq's
+ * default, as libpq itself will when it connects; a service named in
+ * conninfo is not read, so the link is unknown, and counts as insecure,
+ * unless conninfo itself says sslmode=verify-full.
+ *
+ * Returns 0 with *t_r, and what names the link for messages (the first TCP
+ * host and the sslmode, with where each came from; never a password); -1
+ * with err filled if libpq cannot parse conninfo, or its hosts and
+ * addresses do not pair up.
+ */
+int db_conninfo_transport(const char *conninfo, enum db_transport *t_r,
+    char *what, size_t whatlen, char *err, size_t errlen);
+
 #endif
