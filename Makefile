@@ -42,7 +42,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 
 .PHONY: all unit test check fuzz fuzz-replay bench lint install demo help \
-        clean deps crashtest pkgs run-unit run-test run-crashtest \
+        clean deps crashtest freshcheck pkgs run-unit run-test run-crashtest \
         run-bench run-demo
 .DEFAULT_GOAL := all
 
@@ -167,6 +167,13 @@ run-demo: all
 lint: deps
 	$(Q)bash tests/lint.sh
 
+# `make test` and `make demo`, each the first command on a pristine Debian 12
+# (debootstrap, chroot) that has only git and make; needs root.
+# FRESHCHECK_ARGS="lint crashtest" runs other targets the same way.
+freshcheck:
+	$(Q)FRESHCHECK_LOGS=$(abspath $(BUILD))/freshcheck \
+	    bash tests/fresh/run.sh $(FRESHCHECK_ARGS)
+
 PREFIX  ?= /usr/local
 DESTDIR ?=
 install: $(BUILD)/ingestd
@@ -188,6 +195,7 @@ help:
 	@echo 'make fuzz       libFuzzer targets, FUZZ_TIME=$(FUZZ_TIME) seconds each'
 	@echo 'make bench      throughput and memory against fetchmail, mpop, getmail6'
 	@echo 'make lint       clang-format, include boundaries, cppcheck'
+	@echo 'make freshcheck make test and make demo on a pristine Debian 12 chroot (root)'
 	@echo 'make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)'
 	@echo 'V=1 for verbose, WERROR=1 to fail on warnings'
 
