@@ -12,7 +12,8 @@
 #    builds it again.
 # 2. For each command, in its own pristine copy of the base unpacked into a
 #    temporary directory under $FRESHCHECK_TMP (/var/tmp): this repository's
-#    HEAD (committed work only) cloned to /root/ingestd, then `make COMMAND`
+#    HEAD (committed work only; FRESHCHECK_REV=COMMIT for another commit)
+#    cloned to /root/ingestd, then `make COMMAND`
 #    run there as root under chroot, with CI=true and an otherwise empty
 #    environment.  The chroot has /proc, /sys (read-only), and a /dev of its
 #    own: null, zero, full, random, urandom and tty from the host, and a new
@@ -33,6 +34,9 @@
 # can make one, so no mount outlives the run; a trap unmounts in any case.
 set -euo pipefail
 
+# The whole script is one compound command, read before any of it runs, so
+# that a checkout changing under a long run does not change the run.
+{
 die() {
 	echo "freshcheck: $*" >&2
 	exit 1
@@ -69,8 +73,11 @@ if [ -z "${FRESHCHECK_NS:-}" ] && command -v unshare >/dev/null 2>&1 &&
 	    bash "$0" "$@"
 fi
 
-head=$(git -C "$top" rev-parse HEAD) || die "$top is not a git checkout"
-if [ -n "$(git -C "$top" status --porcelain --untracked-files=no)" ]; then
+rev=${FRESHCHECK_REV:-HEAD}
+head=$(git -C "$top" rev-parse --verify "$rev^{commit}") ||
+	die "$rev: not a commit of $top"
+if [ "$rev" = HEAD ] &&
+	[ -n "$(git -C "$top" status --porcelain --untracked-files=no)" ]; then
 	echo "freshcheck: note: uncommitted changes in $top are not checked;" \
 	    "HEAD ($(git -C "$top" rev-parse --short HEAD)) is"
 fi
@@ -317,8 +324,9 @@ done
 
 echo
 echo "==== freshcheck: Debian 12 ($suite, minbase) with git and make," \
-    "$(git -C "$top" rev-parse --short HEAD)"
+    "$(git -C "$top" rev-parse --short "$head")"
 echo "base: $base_time"
 printf '%s\n' "${results[@]}"
 echo "logs: $logdir/"
 exit "$failed"
+}
