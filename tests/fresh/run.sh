@@ -288,9 +288,10 @@ for c in "${commands[@]}"; do
 
 	mapfile -d '' cmd < <(chroot_cmd "$r" CI=true \
 	    bash -c "cd /root/ingestd && make $c")
+	: >"$log"
 	t=$(now)
 	rc=0
-	timeout --kill-after=30 "$timeout" "${cmd[@]}" </dev/null >"$log" 2>&1 &
+	timeout --kill-after=30 "$timeout" "${cmd[@]}" </dev/null >>"$log" 2>&1 &
 	pid=$!
 	# Not a pipe: a daemon the command leaves behind must not hold us.
 	tail -n +1 -f --pid="$pid" "$log" || true
