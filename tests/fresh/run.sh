@@ -145,9 +145,13 @@ unmount_all() {
 	done
 }
 
+tail_pid=
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM HUP
+	if [ -n "$tail_pid" ]; then
+		kill "$tail_pid" 2>/dev/null || true
+	fi
 	if [ -n "$work" ] && [ -d "$work" ]; then
 		stop_leftovers "$work" >/dev/null || true
 		unmount_all "$work"
@@ -294,8 +298,13 @@ for c in "${commands[@]}"; do
 	timeout --kill-after=30 "$timeout" "${cmd[@]}" </dev/null >>"$log" 2>&1 &
 	pid=$!
 	# Not a pipe: a daemon the command leaves behind must not hold us.
-	tail -n +1 -f --pid="$pid" "$log" || true
+	# In the background, so that a signal to this script is acted on
+	# at once (bash runs traps only between foreground commands).
+	tail -n +1 -f --pid="$pid" "$log" &
+	tail_pid=$!
 	wait "$pid" || rc=$?
+	wait "$tail_pid" || true
+	tail_pid=
 	took=$(since "$t")
 
 	# The packages are installed first thing; the last change to dpkg's
