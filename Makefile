@@ -4,8 +4,13 @@ VERSION    := 0.1.0
 BUILD      ?= build
 CC         ?= cc
 PKGS       := libssl libcrypto libpq libzstd libconfig
-PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# pkg-config is asked once, when make starts, so these describe the machine
+# as it was then.  That is why the targets that install packages first
+# (unit, test, crashtest, bench, demo: see "Packages first" below) do their
+# build in a second make, started after tests/deps.sh.
+PKG_FOUND  := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
+PKG_CFLAGS := $(if $(PKG_FOUND),$(shell pkg-config --cflags $(PKGS)))
+PKG_LIBS   := $(if $(PKG_FOUND),$(shell pkg-config --libs $(PKGS)))
 
 WARN       := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
               -Wno-unused-parameter
@@ -38,12 +43,13 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 
 .PHONY: all unit test check fuzz fuzz-replay bench lint install demo help \
-        clean deps crashtest
+        clean deps crashtest freshcheck pkgs run-unit run-test run-crashtest \
+        run-bench run-demo
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/ingestd $(TOOL_BIN)
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | pkgs
 	@mkdir -p $(dir $@)
 	$(E) CC $<
 	$(Q)$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
@@ -64,7 +70,7 @@ $(BUILD)/migrations.c: $(MIGRATIONS) Makefile
 	  echo 'const size_t migrations_count = sizeof(migrations) / sizeof(migrations[0]);'; \
 	} > $@
 
-$(BUILD)/migrations.o: $(BUILD)/migrations.c
+$(BUILD)/migrations.o: $(BUILD)/migrations.c | pkgs
 	$(E) CC $<
 	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
@@ -99,20 +105,39 @@ $(BUILD)/tests/integ/%: tests/integ/%.c $(BUILD)/libingestd.a
 deps:
 	$(Q)bash tests/deps.sh
 
-unit: deps $(UNIT_BIN) $(BUILD)/ingestd
+# Stops a compile early, and says why, when pkg-config did not find the
+# libraries as this make started (a machine without the packages, or a
+# make that installed them only after it had started).
+pkgs:
+ifneq ($(PKG_FOUND),yes)
+	@echo 'make: pkg-config does not find $(PKGS):' >&2; \
+	 pkg-config --print-errors --exists $(PKGS) || true; \
+	 echo 'make: install them with "make deps" (as root), then run make again' >&2; \
+	 exit 1
+endif
+
+# Packages first: each of these runs tests/deps.sh, and only then a second
+# make (run-TARGET) that builds and runs, so that the build sees the
+# packages just installed.  A make started without them takes pkg-config's
+# answers as empty and would fail on the first #include <libpq-fe.h>.
+# `make run-test` and the like skip the package check.
+unit test crashtest bench demo: deps
+	$(Q)$(MAKE) --no-print-directory run-$@
+
+run-unit: $(UNIT_BIN) $(BUILD)/ingestd
 	$(Q)bash tests/unit/run.sh $(UNIT_BIN)
 
 # Everything CI runs: unit tests, fuzz corpora replayed, the fault server's
 # self-tests, and integration against a private PostgreSQL and a private
 # Dovecot started by the run.  Ends with one "N passed, N failed" line.
-test: deps $(UNIT_BIN) $(BUILD)/ingestd $(TOOL_BIN)
+run-test: $(UNIT_BIN) $(BUILD)/ingestd $(TOOL_BIN)
 	$(Q)bash tests/run.sh $(abspath $(BUILD)) $(UNIT_BIN)
 
 # The long crash and outage tests (CI runs them): 100 SIGKILLs of large
 # polls (CRASH_KILLS=N, CRASH_SEED=N to replay), a database outage longer
 # than the commit retry, a 500 MiB message over TLS and a mailbox of
 # 100,000 messages.  About 4.5 minutes on 2 cores.
-crashtest: deps $(BUILD)/ingestd
+run-crashtest: $(BUILD)/ingestd
 	$(Q)INGESTD=$(abspath $(BUILD))/ingestd BUILD=$(abspath $(BUILD)) \
 	    python3 tests/integ/run.py tests/crash/test_crash_loop.py \
 	    tests/crash/test_long_outage.py tests/crash/test_huge.py
@@ -124,23 +149,31 @@ check:
 	$(Q)$(MAKE) --no-print-directory test BUILD=build-asan OPT='-O1 -g' \
 	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer'
 
-# libFuzzer targets, built with clang.
+# libFuzzer targets, built with clang.  The scripts ask pkg-config as they
+# run, after deps.
 FUZZ_TIME ?= 60
 FUZZ_BUILD := build-fuzz
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -g -O1
-fuzz:
+fuzz: deps
 	$(Q)bash tests/fuzz/run.sh $(FUZZ_TIME)
-fuzz-replay:
+fuzz-replay: deps
 	$(Q)bash tests/fuzz/run.sh replay
 
-bench: deps all
-	$(Q)bash tests/bench/run.sh
+run-bench: all
+	$(Q)BUILD=$(BUILD) bash tests/bench/run.sh
 
-demo: deps all
-	$(Q)bash deploy/demo.sh
+run-demo: all
+	$(Q)INGESTD=$(abspath $(BUILD))/ingestd bash deploy/demo.sh
 
-lint:
+lint: deps
 	$(Q)bash tests/lint.sh
+
+# `make test` and `make demo`, each the first command on a pristine Debian 12
+# (debootstrap, chroot) that has only git and make; needs root.
+# FRESHCHECK_ARGS="lint crashtest" runs other targets the same way.
+freshcheck:
+	$(Q)FRESHCHECK_LOGS=$(abspath $(BUILD))/freshcheck \
+	    bash tests/fresh/run.sh $(FRESHCHECK_ARGS)
 
 # PREFIX for the program, its manual and its systemd files; the
 # configuration and state directories are fixed, since the binary and the
@@ -193,6 +226,7 @@ help:
 	@echo 'make fuzz       libFuzzer targets, FUZZ_TIME=$(FUZZ_TIME) seconds each'
 	@echo 'make bench      throughput and memory against fetchmail, mpop, getmail6'
 	@echo 'make lint       clang-format, include boundaries, cppcheck'
+	@echo 'make freshcheck make test and make demo on a pristine Debian 12 chroot (root)'
 	@echo 'make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)'
 	@echo 'V=1 for verbose, WERROR=1 to fail on warnings'
 

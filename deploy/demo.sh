@@ -44,7 +44,9 @@ else
 fi
 as_user() {
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u "$runas" -- "$@"
+		# From a directory $runas may enter: the checkout may be closed
+		# to it (a clone in /root), and PostgreSQL's programs say so.
+		(cd "$demo" && runuser -u "$runas" -- "$@")
 	else
 		"$@"
 	fi
@@ -58,6 +60,7 @@ fi
 
 mkdir -p "$demo"
 chmod 755 "$demo"
+demo=$(cd "$demo" && pwd)
 state=$demo/state
 pgdata=$state/pgdata
 pg_started=

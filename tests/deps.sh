@@ -25,8 +25,9 @@ packages=(
 	dovecot-core dovecot-pop3d
 	openssl ca-certificates
 	python3
-	# process and user tools the harness and demo use
-	procps iproute2 passwd util-linux
+	# process, user and mount tools the harness, the tests and the demo
+	# use (useradd, runuser, mount -t tmpfs)
+	procps iproute2 passwd util-linux mount
 	# make fuzz / make check: clang 14 is Debian 12's; its libFuzzer and
 	# sanitizer runtimes are in libclang-rt-14-dev
 	clang libclang-rt-14-dev

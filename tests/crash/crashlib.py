@@ -170,16 +170,22 @@ def server_messages(dc, user, tries=50):
     """The bytes of each message in user's Maildir (new/ and cur/).  A
     Dovecot session may still be running there (one whose client was just
     killed): a file it renames from new/ to cur/ while we read is read
-    again."""
+    again, and one read in new/ and found again in cur/ (its unique name,
+    before the ":2," of its flags, is the same) counts once."""
     md = dc.maildir(user)
     for _ in range(tries):
         out = []
+        seen = set()
         try:
             for sub in ("new", "cur"):
                 d = os.path.join(md, sub)
                 for f in sorted(os.listdir(d)):
+                    unique = f.split(":", 1)[0]
+                    if unique in seen:
+                        continue
                     with open(os.path.join(d, f), "rb") as fh:
                         out.append(fh.read())
+                    seen.add(unique)
         except FileNotFoundError:
             time.sleep(0.01)
             continue

@@ -28,6 +28,7 @@ import array
 import asyncio
 import base64
 import binascii
+import errno
 import fcntl
 import hashlib
 import json
@@ -1524,6 +1525,25 @@ class _Session:
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
+def localhost_addresses():
+    """The loopback addresses the name localhost stands for here, 127.0.0.1
+    first.  Debian's /etc/hosts gives it ::1 too, and a client may try that
+    first, so a server for "localhost" listens on each."""
+    out = ["127.0.0.1"]
+    try:
+        infos = socket.getaddrinfo("localhost", None, type=socket.SOCK_STREAM)
+    except OSError:
+        return out
+    if any(i[0] == socket.AF_INET6 and i[4][0] == "::1" for i in infos):
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+                s.bind(("::1", 0))
+            out.append("::1")
+        except OSError:
+            pass
+    return out
+
+
 class FakePop3:
     """The server.  start() runs it on a background thread (for use from
     synchronous tests); serve() runs it on the caller's asyncio loop."""
@@ -1539,6 +1559,8 @@ class FakePop3:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.scenario = Scenario.coerce(scenario)
         self.host = "127.0.0.1" if host == "localhost" else host
+        # "localhost": every address that name stands for, on one port.
+        self.hosts = localhost_addresses() if host == "localhost" else [host]
         self.port = port
         self.implicit = implicit
         self.ssl_ctx = None
@@ -1559,7 +1581,7 @@ class FakePop3:
         self.user_sessions = {}
         self.connections = 0
         self._tasks = set()
-        self._server = None
+        self._servers = []
         self._loop = None
         self._stop = None
         self._thread = None
@@ -1605,29 +1627,46 @@ class FakePop3:
         self._stop = asyncio.Event()
         self.transcript = Transcript(self.transcript_path)
         try:
-            self._server = await asyncio.start_server(
-                self._accept, self.host, self.port, limit=LINE_LIMIT,
-                backlog=1024, reuse_address=True)
-            self.port = self._server.sockets[0].getsockname()[1]
+            await self._listen()
             self.transcript.write(0, None, False, "E", "listening on %s port "
-                                  "%d pid %d" % (self.host, self.port,
-                                                 os.getpid()))
+                                  "%d pid %d" % (" ".join(self.hosts),
+                                                 self.port, os.getpid()))
             if ready:
                 ready(self.port)
             await self._stop.wait()
         finally:
-            if self._server is not None:
-                self._server.close()
+            for srv in self._servers:
+                srv.close()
             for t in list(self._tasks):
                 t.cancel()
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=5)
-            if self._server is not None:
+            for srv in self._servers:
                 try:
-                    await asyncio.wait_for(self._server.wait_closed(), 5)
+                    await asyncio.wait_for(srv.wait_closed(), 5)
                 except asyncio.TimeoutError:
                     pass
             self.transcript.close()
+
+    async def _listen(self):
+        """A listener on each of self.hosts, all on one port: self.port, or
+        the one the first picks (tried again if another address has it)."""
+        for attempt in range(20):
+            port = self.port
+            try:
+                for h in self.hosts:
+                    self._servers.append(await asyncio.start_server(
+                        self._accept, h, port, limit=LINE_LIMIT,
+                        backlog=1024, reuse_address=True))
+                    port = self._servers[-1].sockets[0].getsockname()[1]
+                self.port = port
+                return
+            except OSError as e:
+                for srv in self._servers:
+                    srv.close()
+                self._servers = []
+                if self.port or e.errno != errno.EADDRINUSE or attempt == 19:
+                    raise
 
     async def _accept(self, reader, writer):
         self.connections += 1

@@ -268,7 +268,20 @@ def certs():
 
 def client_ctx():
     ctx = ssl.create_default_context(cafile=str(certs()["ca"][0]))
+    # Debian 12's Python (3.11.2) sets OP_IGNORE_UNEXPECTED_EOF by
+    # default, which reads a FIN without close_notify as a clean end; the
+    # tests must tell the two apart, as ingestd does.
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     return ctx
+
+
+def ragged_eof(err):
+    """err is what a TLS read raises at a FIN without close_notify:
+    SSLEOFError, or, from a Python that does not map OpenSSL 3's reason
+    to it (Debian 12's 3.11.2), an SSLError with that reason."""
+    return isinstance(err, ssl.SSLEOFError) or (
+        isinstance(err, ssl.SSLError) and
+        getattr(err, "reason", None) == "UNEXPECTED_EOF_WHILE_READING")
 
 
 def tls_kw(name="good", implicit=False):
@@ -515,8 +528,7 @@ def _cut_case(mode, tls=False):
         elif tls and mode == "NOTIFY":
             check(err is None, "close_notify then FIN: %r" % err)
         elif tls:
-            check(isinstance(err, ssl.SSLEOFError), "no close_notify: %r"
-                  % err)
+            check(ragged_eof(err), "no close_notify: %r" % err)
         else:
             check(err is None, "clean FIN: %r" % err)
         time.sleep(0.1)
@@ -1269,7 +1281,7 @@ def close_notify_and_its_absence():
         p.login("bob", "pw")
         p.send("QUIT\r\n")
         data, err = p.read_to_eof()
-        check(data.startswith(b"+OK") and isinstance(err, ssl.SSLEOFError),
+        check(data.startswith(b"+OK") and ragged_eof(err),
               "ragged EOF: %r" % err)
 
 

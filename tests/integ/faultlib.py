@@ -115,9 +115,10 @@ class User:
 
 
 class Server:
-    """A fakepop3 server on 127.0.0.1 serving some of a FaultRun's
-    mailboxes.  tls: "implicit" (POP3S), "starttls" (STLS offered) or
-    "none"; cert: a name from pki() ("good", "expired", ...)."""
+    """A fakepop3 server on 127.0.0.1 (and ::1, where localhost stands for
+    it too) serving some of a FaultRun's mailboxes.  tls: "implicit"
+    (POP3S), "starttls" (STLS offered) or "none"; cert: a name from pki()
+    ("good", "expired", ...)."""
 
     def __init__(self, fr, tls="implicit", cert="good", global_lines=()):
         self.fr = fr
@@ -133,7 +134,8 @@ class Server:
             kw = {"tls_cert": c, "tls_key": k,
                   "implicit": tls == "implicit"}
         self.srv = FakePop3(self.dir, scenario=self.scenario_text(),
-                            max_stall=60, idle_timeout=120, **kw)
+                            host="localhost", max_stall=60, idle_timeout=120,
+                            **kw)
         self.srv.start()
         harness._register(self)
         self.port = self.srv.port

@@ -31,6 +31,7 @@ Command line (used by deploy/demo.sh):
 
 import atexit
 import base64
+import errno
 import glob
 import hashlib
 import os
@@ -112,11 +113,48 @@ def is_root():
     return os.geteuid() == 0
 
 
-def free_port(host="127.0.0.1"):
-    """A TCP port that was free a moment ago on host (bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+def localhost_addresses():
+    """The loopback addresses the name localhost stands for here, 127.0.0.1
+    first.  Debian's /etc/hosts gives it ::1 too, and ingestd, given
+    "localhost", connects to the first address it resolves to, ::1; so
+    the servers here listen on each."""
+    out = ["127.0.0.1"]
+    try:
+        infos = socket.getaddrinfo("localhost", None, type=socket.SOCK_STREAM)
+    except OSError:
+        return out
+    if any(i[0] == socket.AF_INET6 and i[4][0] == "::1" for i in infos):
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+                s.bind(("::1", 0))
+            out.append("::1")
+        except OSError:
+            pass
+    return out
+
+
+def free_port(hosts=None):
+    """A TCP port that was free a moment ago on each of hosts (default:
+    localhost_addresses()): port 0 bound on the first, then that port on
+    the others, tried again if one has it."""
+    hosts = hosts or localhost_addresses()
+    for _ in range(50):
+        socks = []
+        try:
+            port = 0
+            for h in hosts:
+                fam = socket.AF_INET6 if ":" in h else socket.AF_INET
+                socks.append(socket.socket(fam, socket.SOCK_STREAM))
+                socks[-1].bind((h, port))
+                port = socks[-1].getsockname()[1]
+            return port
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+        finally:
+            for so in socks:
+                so.close()
+    raise HarnessError("no TCP port free on all of %s" % ", ".join(hosts))
 
 
 def wait_port(port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT):
@@ -507,7 +545,7 @@ log_path = {dir}/dovecot.log
 info_log_path = {dir}/dovecot.log
 debug_log_path = {dir}/dovecot.log
 protocols = pop3
-listen = 127.0.0.1
+listen = {listen}
 shutdown_clients = yes
 
 default_login_user = {login_user}
@@ -551,11 +589,11 @@ pop3_logout_format = top=%t/%p retr=%r/%b del=%d/%m size=%s
 
 service pop3-login {{
   inet_listener pop3 {{
-    address = 127.0.0.1
+    address = {listen}
     port = {pop3_port}
   }}
   inet_listener pop3s {{
-    address = 127.0.0.1
+    address = {listen}
     port = {pop3s_port}
     ssl = yes
   }}
@@ -606,7 +644,8 @@ def dovecot_binaries():
 
 
 class Dovecot:
-    """A private Dovecot POP3 server on 127.0.0.1 in tmpdir/dovecot.
+    """A private Dovecot POP3 server on 127.0.0.1 (and ::1, where localhost
+    stands for it too) in tmpdir/dovecot.
 
     pop3_port offers STLS; pop3s_port is implicit TLS.  Its certificate
     (CN and SAN localhost, SAN IP 127.0.0.1) is signed by the CA in
@@ -651,7 +690,8 @@ class Dovecot:
         self.instance = "ingestd-test-%d-%s" % (
             os.getpid(), os.path.basename(os.path.dirname(self.dir)))
         self._fmt = dict(
-            dir=self.dir, instance=self.instance, login_user=login_user,
+            dir=self.dir, instance=self.instance,
+            listen=", ".join(localhost_addresses()), login_user=login_user,
             internal_user=internal_user, internal_group=internal_group,
             mail_uid=self.mail_uid, mail_gid=self.mail_gid,
             process_limit=process_limit, client_limit=client_limit,

@@ -24,6 +24,26 @@ class Daemon:
             [harness.ingestd_binary(), "-c", conf, "run"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True)
+        self._wait_signals_blocked()
+
+    def _wait_signals_blocked(self, timeout=30):
+        """Until ingestd has blocked SIGTERM, which it then reads from its
+        signalfd.  A SIGTERM before that, while the process is still being
+        loaded, ends it as it would any program; on a busy machine that
+        can take longer than the first delay below."""
+        bit = 1 << (signal.SIGTERM - 1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.p.poll() is None:
+            try:
+                with open("/proc/%d/status" % self.p.pid) as f:
+                    for line in f:
+                        if line.startswith("SigBlk:"):
+                            if int(line.split()[1], 16) & bit:
+                                return
+                            break
+            except OSError:
+                return
+            time.sleep(0.002)
 
     def terminate(self, timeout=60):
         """SIGTERM; returns (exit code, stderr)."""

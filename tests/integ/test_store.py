@@ -9,6 +9,7 @@ cluster, refused as root and run end to end as the service user.  Both print
 import os
 import re
 import shlex
+import shutil
 
 import harness
 
@@ -66,14 +67,20 @@ def test_pgembed_refuses_root(env):
 
 def test_pgembed(env):
     user, uid, gid = harness.service_user()
-    state = os.path.join(env.tmpdir("pgembed"), "state")
+    top = env.tmpdir("pgembed")
+    state = os.path.join(top, "state")
     os.makedirs(state)
     os.chmod(state, 0o700)
     if harness.is_root():
         os.chown(state, uid, gid)
+    # The service user runs a copy of its own: the checkout, and so the
+    # build directory, may be closed to it (a clone in /root, say).
+    helper = os.path.join(top, "pgembed_check")
+    shutil.copy(_helper("pgembed_check"), helper)
+    os.chmod(helper, 0o755)
     try:
-        p = harness.run([_helper("pgembed_check"), state], timeout=150,
-                        check=False, user=user)
+        p = harness.run([helper, state], timeout=150, check=False,
+                        user=user)
     finally:
         # A check that failed half-way may leave its server running.
         pgdata = os.path.join(state, "pgdata")
