@@ -17,6 +17,7 @@
 #include "ingestd/conf.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <libconfig.h>
@@ -71,6 +72,22 @@ static const struct conf_setting top_settings[] = {
 	    .def = 64 * 1024, .min = 4096, .max = 64 * 1024 * 1024,
 	    .doc = "Compressed bytes of a message kept in memory before a "
 	    "temporary file" },
+	{ "spool_min_free", CONF_T_SIZE, TOP(spool_min_free, size_t),
+	    .def = 1024LL * 1024 * 1024, .min = 0, .max = 1LL << 50,
+	    .doc = "Free bytes kept on the spool's file system: below, "
+	    "receiving pauses until space returns; 0: no floor" },
+	{ "max_message_size", CONF_T_SIZE, TOP(max_message_size, size_t),
+	    .def = 512LL * 1024 * 1024, .min = 4096, .max = 1LL << 50,
+	    .doc = "Bytes of a message past which it is refused and left "
+	    "on the server" },
+	{ "list_size_factor", CONF_T_UINT, TOP(list_size_factor, unsigned),
+	    .def = 2, .min = 0, .max = 1000,
+	    .doc = "A message is refused past this many times its LIST "
+	    "size plus list_size_slack; 0: no such bound" },
+	{ "list_size_slack", CONF_T_SIZE, TOP(list_size_slack, size_t),
+	    .def = 1024 * 1024, .min = 0, .max = 1LL << 50,
+	    .doc = "Bytes a message may exceed list_size_factor times its "
+	    "LIST size by" },
 	{ "batch_max", CONF_T_UINT, TOP(batch_max, unsigned),
 	    .def = 256, .min = 1, .max = 100000,
 	    .doc = "Messages per database commit" },
@@ -312,6 +329,45 @@ get_string(struct ctx *x, const config_setting_t *s)
 }
 
 /* Whole number setting s, in row r's range, or r's default. */
+/*
+ * "512M": digits and an optional K, M or G for KiB, MiB, GiB.  0 with *v_r
+ * set, or -1 for anything else, an overflow included.
+ */
+static int
+parse_size(const char *str, long long *v_r)
+{
+	unsigned long long v = 0, mult = 1;
+	const char *p = str;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (unsigned long long)(LLONG_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (unsigned long long)(*p - '0');
+	}
+	switch (*p) {
+	case 'K':
+		mult = 1024;
+		p++;
+		break;
+	case 'M':
+		mult = 1024 * 1024;
+		p++;
+		break;
+	case 'G':
+		mult = 1024 * 1024 * 1024;
+		p++;
+		break;
+	default:
+		break;
+	}
+	if (*p != '\0' || v > (unsigned long long)LLONG_MAX / mult)
+		return -1;
+	*v_r = (long long)(v * mult);
+	return 0;
+}
+
 static long long
 get_number(struct ctx *x, const struct conf_setting *r,
     const config_setting_t *s)
@@ -319,13 +375,21 @@ get_number(struct ctx *x, const struct conf_setting *r,
 	char buf[256];
 	long long v;
 
-	if (config_setting_type(s) != CONFIG_TYPE_INT &&
+	if (r->type == CONF_T_SIZE &&
+	    config_setting_type(s) == CONFIG_TYPE_STRING) {
+		if (parse_size(config_setting_get_string(s), &v) == -1) {
+			err_at(x, s, "'%s' must be a whole number of bytes, "
+			    "or one ending in K, M or G (KiB, MiB, GiB)",
+			    setting_name(s, buf, sizeof(buf)));
+			return r->def;
+		}
+	} else if (config_setting_type(s) != CONFIG_TYPE_INT &&
 	    config_setting_type(s) != CONFIG_TYPE_INT64) {
 		err_at(x, s, "'%s' must be a whole number",
 		    setting_name(s, buf, sizeof(buf)));
 		return r->def;
-	}
-	v = config_setting_get_int64(s);
+	} else
+		v = config_setting_get_int64(s);
 	if (v < r->min || v > r->max) {
 		err_at(x, s, "'%s' is %lld; it must be from %lld to %lld",
 		    setting_name(s, buf, sizeof(buf)), v, r->min, r->max);

@@ -67,6 +67,11 @@ struct conf {
 	int session_timeout;	/* seconds for a whole session */
 	int zstd_level;
 	size_t spool_mem;	/* compressed bytes in memory per message */
+	size_t spool_min_free;	/* free bytes the spool's file system keeps;
+				 * below it, spooling to disk pauses */
+	size_t max_message_size; /* body bytes past which RETR is refused */
+	unsigned list_size_factor; /* body bytes past factor x LIST size +  */
+	size_t list_size_slack;	/* slack are refused; factor 0: no bound */
 	unsigned batch_max;	/* messages per commit */
 	unsigned dictionary_after; /* small messages stored without a zstd
 				 * dictionary before one is trained; 0: none */
@@ -81,7 +86,8 @@ enum conf_type {
 	CONF_T_FILE,	/* char *: a file that must be readable when loaded */
 	CONF_T_INT,	/* int, from min to max */
 	CONF_T_UINT,	/* unsigned, from min to max */
-	CONF_T_SIZE,	/* size_t: bytes, from min to max */
+	CONF_T_SIZE,	/* size_t: bytes, from min to max; a string may
+			 * end in K, M or G (KiB, MiB, GiB) */
 	CONF_T_BOOL,	/* bool */
 	CONF_T_CHOICE,	/* an int-sized enum, written as one of choices */
 	CONF_T_GROUP,	/* { ... }: section sub, filling the same struct */

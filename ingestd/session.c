@@ -105,6 +105,8 @@ struct session {
 	struct {
 		enum body_kind kind;
 		uint32_t num;
+		uint64_t received;	/* BODY_RETR: unstuffed bytes so far */
+		uint64_t limit;		/* BODY_RETR: refused past this */
 		struct pipe *pipe;	/* BODY_RETR */
 		struct pipe_head top;	/* BODY_TOP: head_sha256 of TOP */
 	} body;
@@ -283,6 +285,25 @@ on_ready(void *arg, const struct pop3_msg *list, size_t n)
 	session_pump(s);
 }
 
+/*
+ * The most body bytes message m may have: max_message_size, and less when
+ * its LIST size says it is small (servers count line ends differently,
+ * hence the factor and the slack).
+ */
+static uint64_t
+body_limit(const struct conf *cf, const struct plan_msg *m)
+{
+	uint64_t limit = cf->max_message_size, rel;
+
+	if (m == NULL || cf->list_size_factor == 0)
+		return limit;
+	if (m->list_size > (UINT64_MAX - cf->list_size_slack) /
+	    cf->list_size_factor)
+		return limit;
+	rel = m->list_size * cf->list_size_factor + cf->list_size_slack;
+	return rel < limit ? rel : limit;
+}
+
 static void
 body_start(struct session *s, enum body_kind kind, uint32_t num)
 {
@@ -302,7 +323,52 @@ body_start(struct session *s, enum body_kind kind, uint32_t num)
 	}
 	m = plan_msg(s->plan, num);
 	pp.size_hint = m ? m->list_size : 0;
+	s->body.received = 0;
+	s->body.limit = body_limit(s->job->conf, m);
 	s->body.pipe = pipe_new(&pp);
+}
+
+/* "512 MiB", "1536 KiB", "1000 bytes". */
+static const char *
+fmt_size(uint64_t v, char *buf, size_t len)
+{
+	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB" };
+	unsigned u = 0;
+
+	while (u < 3 && v != 0 && v % 1024 == 0) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%" PRIu64 " %s", v, units[u]);
+	return buf;
+}
+
+/*
+ * A body past its bound is refused the moment it crosses it: nothing more
+ * is spooled, and the connection is closed without QUIT so that nothing
+ * is deleted and the server keeps the message.  A server that streams
+ * without end thus costs at most the bound in spool space, not the hours
+ * of session_timeout.
+ */
+static int
+body_refuse(struct session *s, uint32_t num, uint64_t received)
+{
+	const struct conf *cf = s->job->conf;
+	struct plan_msg *m = plan_msg(s->plan, num);
+	char a[32];
+
+	pipe_free(&s->body.pipe);
+	s->body.kind = BODY_DISCARD;
+	result(s)->errors++;
+	if (received > cf->max_message_size)
+		session_error(s, SESSION_TEMPORARY, "message %" PRIu32
+		    " exceeds max_message_size (%s)", num,
+		    fmt_size(cf->max_message_size, a, sizeof(a)));
+	else
+		session_error(s, SESSION_TEMPORARY, "message %" PRIu32 ": %"
+		    PRIu64 " bytes received, LIST said %" PRIu64, num,
+		    received, m ? m->list_size : 0);
+	return -1;
 }
 
 static int
@@ -319,6 +385,9 @@ on_body(void *arg, enum pop3_cmd cmd, uint32_t num, const char *p, size_t n)
 		pipe_head_update(&s->body.top, p, n);
 		break;
 	case BODY_RETR:
+		if (n > s->body.limit - s->body.received)
+			return body_refuse(s, num, s->body.received + n);
+		s->body.received += n;
 		if (pipe_write(s->body.pipe, p, n) == 0)
 			break;
 		/* A local failure (spool disk full) costs this message

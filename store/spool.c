@@ -27,6 +27,10 @@ struct spool {
 	int fd;			/* -1 until the bytes outgrow memory */
 	uint64_t file_len;
 	bool failed;		/* a write failed: no further bytes accepted */
+	uint64_t min_free;	/* the floor; 0: none */
+	uint64_t check_every;	/* file bytes between two checks */
+	uint64_t next_check;	/* file_len at which to check again */
+	bool low;		/* the last check found less than min_free */
 	char error[256];
 };
 
@@ -101,6 +105,7 @@ const struct spool_sys spool_sys_default = {
 	.write = write,
 	.pread = pread,
 	.close = close,
+	.statvfs = statvfs,
 };
 
 struct spool *
@@ -121,6 +126,8 @@ spool_new(const char *dir, size_t mem_limit, const struct spool_sys *sys)
 			s->sys.pread = sys->pread;
 		if (sys->close != NULL)
 			s->sys.close = sys->close;
+		if (sys->statvfs != NULL)
+			s->sys.statvfs = sys->statvfs;
 	}
 	s->fd = -1;
 	return s;
@@ -150,6 +157,40 @@ spool_mem_reserve(struct spool *s, size_t want)
 	s->mem_cap = cap;
 }
 
+void
+spool_set_floor(struct spool *s, uint64_t min_free, uint64_t every)
+{
+	s->min_free = min_free;
+	s->check_every = every != 0 ? every : 1;
+	s->next_check = s->file_len;
+}
+
+bool
+spool_space_low(const struct spool *s)
+{
+	return s->low;
+}
+
+int
+spool_space_recheck(struct spool *s)
+{
+	struct statvfs st;
+	uint64_t avail;
+
+	if (s->min_free == 0) {
+		s->low = false;
+		return 0;
+	}
+	if (s->sys.statvfs(s->dir, &st) == -1) {
+		spool_fail(s, "statvfs of", errno);
+		return -1;
+	}
+	avail = (uint64_t)st.f_bavail * (st.f_frsize != 0 ? st.f_frsize :
+	    st.f_bsize);
+	s->low = avail < s->min_free;
+	return s->low ? 1 : 0;
+}
+
 static int
 spool_file_write(struct spool *s, const char *p, size_t n)
 {
@@ -161,6 +202,12 @@ spool_file_write(struct spool *s, const char *p, size_t n)
 			spool_fail(s, "create in", errno);
 			return -1;
 		}
+	}
+	/* On the first overflow, then every check_every bytes.  A failed
+	 * statvfs is no reason to lose the message: the write goes on. */
+	if (s->min_free != 0 && s->file_len >= s->next_check) {
+		s->next_check = s->file_len + s->check_every;
+		(void)spool_space_recheck(s);
 	}
 	while (n > 0) {
 		w = s->sys.write(s->fd, p, n);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 struct spool;
@@ -27,6 +28,7 @@ struct spool_sys {
 	ssize_t (*write)(int fd, const void *p, size_t n);
 	ssize_t (*pread)(int fd, void *p, size_t n, off_t off);
 	int (*close)(int fd);
+	int (*statvfs)(const char *path, struct statvfs *st);
 };
 
 /* The real system calls; tests may substitute their own. */
@@ -73,6 +75,25 @@ uint64_t spool_size(const struct spool *s);
  * another thread than the writer's once writing is over.
  */
 ssize_t spool_read(struct spool *s, uint64_t off, void *p, size_t n);
+/*
+ * A floor under the free space of dir's file system: once a check finds
+ * fewer than min_free bytes available to us, spool_space_low() turns true
+ * and the writer is to stop feeding bytes until spool_space_recheck()
+ * finds space again.  statvfs on every write would cost too much, so the
+ * space is checked when the bytes first overflow to a file and then each
+ * time another `every` bytes have gone to it; the write that finds the
+ * floor crossed still completes (the overshoot is one write).  min_free 0
+ * (the default) means no floor.
+ */
+void spool_set_floor(struct spool *s, uint64_t min_free, uint64_t every);
+/* Whether the last check found free space below the floor. */
+bool spool_space_low(const struct spool *s);
+/*
+ * Checks the free space now: 0 if it is at or above the floor (and
+ * spool_space_low() turns false), 1 if still below, -1 if statvfs failed
+ * (spool_error() says why; spool_space_low() stays as it was).
+ */
+int spool_space_recheck(struct spool *s);
 /* Whether the bytes outgrew memory and a temporary file holds the rest. */
 bool spool_on_disk(const struct spool *s);
 /* The last error, "" if none. */

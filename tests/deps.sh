@@ -28,6 +28,9 @@ packages=(
 	# process, user and mount tools the harness, the tests and the demo
 	# use (useradd, runuser, mount -t tmpfs)
 	procps iproute2 passwd util-linux mount
+	# the install tests: systemd-analyze, systemd-sysusers and
+	# systemd-tmpfiles (systemd need not run)
+	systemd
 	# make fuzz / make check: clang 14 is Debian 12's; its libFuzzer and
 	# sanitizer runtimes are in libclang-rt-14-dev
 	clang libclang-rt-14-dev

@@ -303,6 +303,7 @@ _SPECS = {
     "SET-UIDL": (2, 2, None, "user"),
     "UIDL-DUP": (2, 2, None, "user"),
     "LIE-SIZE": (2, 2, None, "user"),
+    "ENDLESS": (1, 1, None, "user"),
     "GREETING": (0, 0, "req", "global"),
     "NO-APOP": (0, 0, None, "global"),
     "NO-STLS": (0, 0, None, "global"),
@@ -543,6 +544,8 @@ class Scenario:
                 except ValueError:
                     raise ScenarioError("%s: bad size %r" % (d.where, s)) \
                         from None
+        elif d.name == "ENDLESS":
+            num(a[0], "message number")
         elif d.name in ("SET-UIDL", "UIDL-DUP", "LIE-SIZE"):
             if not (a[0] == "*" and d.name == "LIE-SIZE"):
                 num(a[0], "message number")
@@ -564,9 +567,11 @@ class Scenario:
 # Mailboxes
 
 class Message:
-    __slots__ = ("num", "size", "rsize", "uidl", "path", "gen", "gidx")
+    __slots__ = ("num", "size", "rsize", "uidl", "path", "gen", "gidx",
+                 "endless")
 
     def __init__(self, num, size, uidl, path=None, gen=None, gidx=0):
+        self.endless = False    # RETR streams body lines without end
         self.num = num
         self.size = size        # true size
         self.rsize = size       # reported size
@@ -579,6 +584,16 @@ class Message:
         if self.gen is not None:
             return self.gen.chunks(self.gidx)
         return _file_chunks(self.path)
+
+
+def _endless(body):
+    """The message's bytes, then body lines for ever: a server that never
+    ends a RETR.  Constant memory."""
+    yield from body
+    line = b"endless " + b"x" * 70 + b"\r\n"
+    chunk = line * (65536 // len(line))
+    while True:
+        yield chunk
 
 
 def _file_chunks(path):
@@ -868,6 +883,12 @@ class _Session:
         else:
             self.writer.write(data)
             await self.writer.drain()
+        # A client that hung up mid-body (ENDLESS) must not leave the
+        # loop writing into a closed transport for ever, and a fast
+        # reader must not starve the other sessions.
+        if self.writer.transport.is_closing():
+            raise _Closed()
+        await asyncio.sleep(0)
 
     async def flush_fully(self, limit=10.0):
         """Wait until every byte written has been acknowledged by the
@@ -1375,6 +1396,10 @@ class _Session:
                 a, b = int(d.args[0]), int(d.args[1])
                 if 1 <= a <= len(msgs) and 1 <= b <= len(msgs):
                     msgs[b - 1].uidl = msgs[a - 1].uidl
+            elif d.name == "ENDLESS":
+                n = int(d.args[0])
+                if 1 <= n <= len(msgs):
+                    msgs[n - 1].endless = True
             elif d.name == "LIE-SIZE":
                 v = d.args[1]
                 targets = msgs if d.args[0] == "*" else \
@@ -1446,6 +1471,9 @@ class _Session:
         if body is None:
             return _Resp("-ERR [SYS/TEMP] message %d is gone" % m.num)
         self.retrieved.add(m.num)
+        if m.endless:
+            self.log("E", "fault ENDLESS RETR %d" % m.num)
+            body = _endless(body)
         return _Resp("+OK %d octets" % m.rsize, body)
 
     def c_top(self, args):

@@ -1034,3 +1034,55 @@ def test_server_that_deletes_at_quit(env):
         fr.check_dele_proven(name)
         fr.check_left(name, [])
         fr.check_poll(name, "ok")
+
+
+def _retrs(fr, name):
+    return [t.upper() for _, t, _ in fr.where[name].commands(name)
+            if t.upper().startswith("RETR")]
+
+
+def test_endless_body_is_refused_at_the_cap(env):
+    """A server whose RETR never ends: ingestd refuses the message once
+    its bytes pass max_message_size, within seconds rather than at
+    session_timeout, closes without QUIT so nothing is deleted, and says
+    why.  A body far past its LIST size is refused the same way, long
+    before max_message_size."""
+    fr = FaultRun(env, "cap")
+    srv = fr.server()
+    # LIST says 100 MB: only max_message_size stops it.
+    endless = fr.mailbox(srv, files=_files("ce", 3),
+                         directives=["ENDLESS 2", "LIE-SIZE 2 100000000"])
+    # LIST tells the truth: the LIST-relative bound stops it.
+    endless_small = fr.mailbox(srv, files=_files("cs", 2),
+                               directives=["ENDLESS 1"])
+    big = message(2, "cl", body_lines=40000)
+    liar = fr.mailbox(srv, files=[message(1, "cl"), big],
+                      directives=["LIE-SIZE 2 1000"])
+    healthy = fr.mailbox(srv, files=_files("ch", 2))
+
+    summ = fr.once(expect_rc=1, max_message_size="4M",
+                   list_size_slack="64K", timeout=100)
+    fr.check_healthy(healthy, summ)
+
+    s = summ[endless]
+    assert s["outcome"] == "temporary", s
+    assert "message 2 exceeds max_message_size (4 MiB)" in s["error"], s
+    fr.check_poll(endless, "temporary",
+                  ["message 2 exceeds max_message_size (4 MiB)"])
+    fr.check_dele_proven(endless)
+    left = [m.id for m in fr.where[endless].replay(endless)[2]]
+    assert fr.msgs(endless)[1].id in left, left
+    cmds = [t.upper() for _, t, _ in fr.where[endless].commands(endless)]
+    assert "QUIT" not in cmds, cmds
+
+    n = len(fr.msgs(endless_small)[0].bytes)
+    fr.check_poll(endless_small, "temporary",
+                  ["message 1: ", "LIST said %d" % n])
+    fr.check_left(endless_small, fr.msgs(endless_small))
+
+    s = summ[liar]
+    assert s["outcome"] == "temporary", s
+    p = fr.check_poll(liar, "temporary", ["message 2: ", "LIST said 1000"])
+    assert "bytes received" in p["error"], p
+    fr.check_dele_proven(liar)
+    fr.check_left(liar, fr.msgs(liar))

@@ -29,6 +29,7 @@
 	X(test_unknown_database_key)                                     \
 	X(test_wrong_type)                                               \
 	X(test_out_of_range)                                             \
+	X(test_size_suffixes)                                            \
 	X(test_invalid_choice)                                           \
 	X(test_missing_required)                                         \
 	X(test_password_and_password_file)                               \
@@ -385,6 +386,10 @@ test_defaults(void)
 	ASSERT_EQ(c->session_timeout, 21600);
 	ASSERT_EQ(c->zstd_level, 3);
 	ASSERT_EQ(c->spool_mem, 65536);
+	ASSERT_EQ(c->spool_min_free, 1024ULL * 1024 * 1024);
+	ASSERT_EQ(c->max_message_size, 512ULL * 1024 * 1024);
+	ASSERT_EQ(c->list_size_factor, 2);
+	ASSERT_EQ(c->list_size_slack, 1024 * 1024);
 	ASSERT_EQ(c->batch_max, 256);
 	ASSERT_EQ(c->dictionary_after, 1000);
 	ASSERT_EQ(c->naccounts, 2);
@@ -593,6 +598,55 @@ test_wrong_type(void)
 	write_conf("accounts = [ \"sales\" ];\n");
 	err = load_refused();
 	ASSERT_CONTAINS(err, "'accounts[0]' must be a group");
+}
+
+/* Sizes take a bare number of bytes or a string ending in K, M or G. */
+static void
+test_size_suffixes(void)
+{
+	struct conf *c;
+	const char *err;
+
+	write_conf("max_message_size = \"3G\";\nspool_min_free = \"512M\";\n"
+	    "list_size_slack = \"64K\";\nlist_size_factor = 0;\n"
+	    "spool_memory = 8192;\naccounts = ( { " ACCOUNT " } );\n");
+	c = load_ok();
+	ASSERT_EQ(c->max_message_size, 3ULL * 1024 * 1024 * 1024);
+	ASSERT_EQ(c->spool_min_free, 512ULL * 1024 * 1024);
+	ASSERT_EQ(c->list_size_slack, 64 * 1024);
+	ASSERT_EQ(c->list_size_factor, 0);
+	ASSERT_EQ(c->spool_mem, 8192);
+	conf_free(&c);
+
+	write_conf("spool_min_free = \"0\";\nlist_size_slack = 0;\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	c = load_ok();
+	ASSERT_EQ(c->spool_min_free, 0);
+	ASSERT_EQ(c->list_size_slack, 0);
+	conf_free(&c);
+
+	write_conf("\nmax_message_size = \"512MB\";\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 2);
+	ASSERT_CONTAINS(err, "'max_message_size' must be a whole number of "
+	    "bytes, or one ending in K, M or G (KiB, MiB, GiB)");
+
+	write_conf("max_message_size = \"2K\";\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'max_message_size' is 2048; it must be from "
+	    "4096");
+
+	write_conf("spool_min_free = \"99999999999999999999G\";\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'spool_min_free' must be a whole number");
+
+	write_conf("spool_min_free = \"-1\";\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'spool_min_free' must be a whole number");
 }
 
 static void

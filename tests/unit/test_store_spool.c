@@ -32,6 +32,7 @@
 	X(test_real_enospc)                                              \
 	X(test_mkstemp_fallback)                                         \
 	X(test_sweep_removes_crash_leftovers)                            \
+	X(test_free_space_floor)                                         \
 	X(test_dir_left_empty)
 TESTS(TEST_DECLARE)
 
@@ -54,6 +55,9 @@ static struct {
 	size_t max_pread;	/* short preads of at most this; 0 off */
 	bool pread_zero;	/* pread finds the file truncated */
 	int open_fds;
+	int statvfs_calls;
+	uint64_t free_bytes;	/* what statvfs reports available */
+	int fail_statvfs_errno;
 } f;
 
 static void
@@ -125,11 +129,28 @@ f_close(int fd)
 	return close(fd);
 }
 
+static int
+f_statvfs(const char *path, struct statvfs *st)
+{
+	(void)path;
+	f.statvfs_calls++;
+	if (f.fail_statvfs_errno != 0) {
+		errno = f.fail_statvfs_errno;
+		return -1;
+	}
+	memset(st, 0, sizeof(*st));
+	st->f_frsize = 4096;
+	st->f_bsize = 4096;
+	st->f_bavail = (fsblkcnt_t)(f.free_bytes / 4096);
+	return 0;
+}
+
 static const struct spool_sys fsys = {
 	.open_tmp = f_open_tmp,
 	.write = f_write,
 	.pread = f_pread,
 	.close = f_close,
+	.statvfs = f_statvfs,
 };
 
 static char *
@@ -591,6 +612,69 @@ test_sweep_removes_crash_leftovers(void)
 		ASSERT_EQ(unlink(path), 0);
 	}
 	ASSERT_EQ(spool_sweep("/nonexistent-spool-dir", &removed), -1);
+}
+
+/*
+ * The free-space floor, with statvfs faked: no check while the bytes fit
+ * in memory, one at the first overflow, then one every `every` bytes; the
+ * floor crossed turns spool_space_low() on, and a recheck with space back
+ * turns it off.  Nothing is lost meanwhile.
+ */
+static void
+test_free_space_floor(void)
+{
+	struct spool *s;
+	char *p = pattern(1u << 20), *back = xmalloc(1u << 20);
+	size_t i;
+
+	dir_make();
+	fault_reset();
+	f.free_bytes = 10ULL << 30;
+	s = spool_new(tmpdir, 4096, &fsys);
+	spool_set_floor(s, 1ULL << 30, 64 * 1024);
+	ASSERT_EQ(spool_write(s, p, 4096), 0);
+	ASSERT_EQ(f.statvfs_calls, 0);		/* all in memory */
+	ASSERT_EQ(spool_write(s, p + 4096, 1000), 0);
+	ASSERT_EQ(f.statvfs_calls, 1);		/* the first overflow */
+	ASSERT_EQ(spool_space_low(s), false);
+	/* 16 KiB writes: a check every 64 KiB of file, not every write. */
+	for (i = 0; i < 16; i++)
+		ASSERT_EQ(spool_write(s, p + 5096 + i * 16384, 16384), 0);
+	ASSERT_EQ(f.statvfs_calls, 4);
+	ASSERT_EQ(spool_space_low(s), false);
+
+	/* The disk fills: the next due check sees it. */
+	f.free_bytes = (1ULL << 30) - 4096;
+	for (i = 0; i < 4 && !spool_space_low(s); i++)
+		ASSERT_EQ(spool_write(s, p + 267240 + i * 16384, 16384), 0);
+	ASSERT_EQ(spool_space_low(s), true);
+	ASSERT_EQ(spool_space_recheck(s), 1);
+	ASSERT_EQ(spool_space_low(s), true);
+	f.fail_statvfs_errno = EIO;
+	ASSERT_EQ(spool_space_recheck(s), -1);
+	ASSERT_TRUE(strstr(spool_error(s), "statvfs of") != NULL);
+	ASSERT_EQ(spool_space_low(s), true);
+	f.fail_statvfs_errno = 0;
+	f.free_bytes = 2ULL << 30;
+	ASSERT_EQ(spool_space_recheck(s), 0);
+	ASSERT_EQ(spool_space_low(s), false);
+
+	/* Every byte is there, across memory and file. */
+	ASSERT_EQ(spool_size(s), 267240 + i * 16384);
+	ASSERT_EQ(spool_read(s, 0, back, spool_size(s)),
+	    (ssize_t)spool_size(s));
+	ASSERT_MEMEQ(back, p, spool_size(s));
+	spool_free(&s);
+
+	/* No floor: statvfs is never called. */
+	fault_reset();
+	s = spool_new(tmpdir, 0, &fsys);
+	ASSERT_EQ(spool_write(s, p, 100000), 0);
+	ASSERT_EQ(f.statvfs_calls, 0);
+	ASSERT_EQ(spool_space_low(s), false);
+	spool_free(&s);
+	free(p); p = NULL;
+	free(back); back = NULL;
 }
 
 static void
