@@ -50,31 +50,9 @@
 #include "store/pipe.h"
 #include "store/spool.h"
 #include "store/zstd.h"
+#include "tests/integ/check.h"
 
-static int passed, failed;
 static char spool_dir[] = "/tmp/commit_check.XXXXXX";
-
-#define CHECK(e)							\
-	do {								\
-		if (e)							\
-			passed++;					\
-		else {							\
-			failed++;					\
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__,	\
-			    __LINE__, #e);				\
-		}							\
-	} while (0)
-
-#define CHECK_OK(e, db)							\
-	do {								\
-		if ((e) == 0)						\
-			passed++;					\
-		else {							\
-			failed++;					\
-			fprintf(stderr, "FAIL %s:%d: %s: %s\n",		\
-			    __FILE__, __LINE__, #e, db_error(db));	\
-		}							\
-	} while (0)
 
 static double
 now(void)

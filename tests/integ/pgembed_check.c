@@ -20,19 +20,7 @@
 #include "ingestd/pgembed.h"
 #include "store/db.h"
 #include "store/migrations.h"
-
-static int passed, failed;
-
-#define CHECK(e)							\
-	do {								\
-		if (e)							\
-			passed++;					\
-		else {							\
-			failed++;					\
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__,	\
-			    __LINE__, #e);				\
-		}							\
-	} while (0)
+#include "tests/integ/check.h"
 
 static void
 use(const char *conninfo, int expect_applied)
