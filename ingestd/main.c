@@ -2,7 +2,9 @@
  * ingestd: archive POP3 mailboxes into PostgreSQL.
  *
  *   ingestd [-c FILE] [-v] once | run | check | migrate |
- *           export --out DIR [--account NAME] | verify [--account NAME]
+ *           export --out DIR [--account NAME | --query Q] |
+ *           verify [--account NAME] |
+ *           search [--format table|jsonl] [--count] [--limit N] QUERY
  *
  * Startup problems (configuration, database, TLS files) are fatal here with
  * a message naming what is wrong; once running, a mailbox's failure is
@@ -21,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ingestd/cmd_search.h"
 #include "ingestd/conf.h"
 #include "ingestd/conn.h"
 #include "ingestd/base/log.h"
@@ -32,6 +35,7 @@
 #include "store/db.h"
 #include "store/dicts.h"
 #include "store/migrations.h"
+#include "store/query.h"
 #include "store/reader.h"
 #include "store/spool.h"
 #include "store/zstd.h"
@@ -51,6 +55,7 @@ struct opts {
 	const char *command;
 	const char *out_dir;
 	const char *account;
+	struct search_opts search;	/* search; text also export --query */
 };
 
 /* Everything a command needs once the database is reachable. */
@@ -81,6 +86,13 @@ usage(FILE *f)
 	    "byte-exact\n"
 	    "  verify [--account NAME]  re-read every archived message and "
 	    "check its SHA-256\n"
+	    "  export --query QUERY --out DIR\n"
+	    "                           the deliveries QUERY finds: "
+	    "messages/, manifest.jsonl,\n"
+	    "                           query.json, SHA256SUMS\n"
+	    "  search [--format table|jsonl] [--count] [--limit N] QUERY\n"
+	    "                           the deliveries QUERY finds "
+	    "(see ingestd(8))\n"
 	    "\n"
 	    "options:\n"
 	    "  -c, --config FILE        default " DEFAULT_CONFIG "\n"
@@ -103,6 +115,11 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "version", no_argument, NULL, 'V' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "account", required_argument, NULL, 'a' },
+		{ "query", required_argument, NULL, 'q' },
+		{ "format", required_argument, NULL, 'F' },
+		{ "limit", required_argument, NULL, 'L' },
+		{ "count", no_argument, NULL, 'C' },
+		{ "explain", no_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, verbosity = 0;
@@ -128,12 +145,31 @@ parse_args(int argc, char **argv, struct opts *o)
 		case 'a':
 			o->account = optarg;
 			break;
+		case 'q':
+			o->search.text = optarg;
+			break;
+		case 'F':
+			o->search.format = optarg;
+			break;
+		case 'L':
+			o->search.limit = optarg;
+			break;
+		case 'C':
+			o->search.count = true;
+			break;
+		case 'E':
+			o->search.explain = true;
+			break;
 		default:
 			usage(stderr);
 			exit(EXIT_USAGE);
 		}
 	}
 	log_init(verbosity);
+	/* search takes its query as a second argument. */
+	if (optind == argc - 2 && strcmp(argv[optind], "search") == 0 &&
+	    o->search.text == NULL)
+		o->search.text = argv[--argc];
 	if (optind != argc - 1) {
 		fprintf(stderr, "ingestd: %s\n", optind >= argc ?
 		    "a command is required" : "one command only");
@@ -143,6 +179,30 @@ parse_args(int argc, char **argv, struct opts *o)
 	o->command = argv[optind];
 	if (strcmp(o->command, "export") == 0 && o->out_dir == NULL) {
 		fprintf(stderr, "ingestd: export needs --out DIR\n");
+		exit(EXIT_USAGE);
+	}
+	if (strcmp(o->command, "search") == 0 &&
+	    (o->search.text == NULL || !search_opts_ok(&o->search))) {
+		if (o->search.text == NULL)
+			fprintf(stderr, "ingestd: search needs a QUERY\n");
+		exit(EXIT_USAGE);
+	}
+	if ((o->search.format != NULL || o->search.limit != NULL ||
+	    o->search.count || o->search.explain) &&
+	    strcmp(o->command, "search") != 0) {
+		fprintf(stderr, "ingestd: --format, --limit, --count and "
+		    "--explain are for search only\n");
+		exit(EXIT_USAGE);
+	}
+	if (o->search.text != NULL && strcmp(o->command, "export") == 0 &&
+	    o->account != NULL) {
+		fprintf(stderr, "ingestd: export takes --account or --query, "
+		    "not both\n");
+		exit(EXIT_USAGE);
+	}
+	if (o->search.text != NULL && strcmp(o->command, "export") != 0 &&
+	    strcmp(o->command, "search") != 0) {
+		fprintf(stderr, "ingestd: --query is for export only\n");
 		exit(EXIT_USAGE);
 	}
 	if (o->out_dir != NULL && strcmp(o->command, "export") != 0) {
@@ -412,6 +472,7 @@ main(int argc, char **argv)
 {
 	struct opts o = { 0 };
 	struct ctx x = { 0 };
+	struct query *q = NULL;
 	char err[1024];
 	uint64_t n = 0, bad = 0;
 	int rc = EXIT_OK, out_fd = -1;
@@ -421,7 +482,8 @@ main(int argc, char **argv)
 	    strcmp(o.command, "check") != 0 &&
 	    strcmp(o.command, "migrate") != 0 &&
 	    strcmp(o.command, "export") != 0 &&
-	    strcmp(o.command, "verify") != 0) {
+	    strcmp(o.command, "verify") != 0 &&
+	    strcmp(o.command, "search") != 0) {
 		fprintf(stderr, "ingestd: unknown command \"%s\"\n", o.command);
 		usage(stderr);
 		return EXIT_USAGE;
@@ -439,6 +501,10 @@ main(int argc, char **argv)
 		conf_free(&x.conf);
 		return rc;
 	}
+	/* A query is checked before anything else is done for it. */
+	if (o.search.text != NULL &&
+	    (q = search_parse(o.command, o.search.text)) == NULL)
+		return EXIT_USAGE;
 	/* Before the database: a directory export may not write into is a
 	 * mistake to learn at once, not after starting a cluster. */
 	if (strcmp(o.command, "export") == 0 &&
@@ -452,7 +518,13 @@ main(int argc, char **argv)
 	else if (strcmp(o.command, "migrate") == 0)
 		printf("database schema is at %s\n", migrations_count ?
 		    migrations[migrations_count - 1].name : "-");
-	else if (strcmp(o.command, "export") == 0) {
+	else if (strcmp(o.command, "search") == 0)
+		rc = cmd_search(x.db, &o.search, q);
+	else if (strcmp(o.command, "export") == 0 && q != NULL) {
+		rc = cmd_export_query(x.db, out_fd, o.out_dir, o.search.text,
+		    q);
+		close(out_fd);
+	} else if (strcmp(o.command, "export") == 0) {
 		if (reader_export(x.db, out_fd, o.out_dir, o.account, &n,
 		    &bad, err, sizeof(err)) == -1) {
 			log_warnx("export: %s", err);
@@ -474,6 +546,7 @@ main(int argc, char **argv)
 		if (bad > 0)
 			rc = EXIT_FAILED;
 	}
+	query_free(&q);
 	close_database(&x);
 	conf_free(&x.conf);
 	return rc;

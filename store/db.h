@@ -256,6 +256,20 @@ int db_sample_count(struct db *db, uint64_t max_size, uint64_t limit,
 int db_sample_blobs(struct db *db, uint64_t max_size, uint64_t limit,
     int (*cb)(void *arg, const struct db_message *m), void *arg);
 
+/* ---- search: db_search.c ---- */
+
+struct query_sql;
+
+/*
+ * Runs a statement from query_compile() (with EXPLAIN in front when
+ * explain) and calls cb with each row as it arrives: ncols values, NULL
+ * for SQL NULL, valid during the call only.  cb must not use db; it
+ * returns 0 to go on, or non-zero to stop (db_search() then returns -1).
+ * Returns 0 when every row was seen, -1 with the error set.
+ */
+int db_search(struct db *db, const struct query_sql *q, bool explain,
+    int (*cb)(void *arg, int ncols, const char *const *values), void *arg);
+
 /* ---- how the link to the server is protected: db_transport.c ---- */
 
 enum db_transport {

@@ -17,13 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
 #include "store/db.h"
 #include "store/hash.h"
+#include "store/json.h"
 #include "store/pipe.h"
+#include "store/query.h"
 #include "store/zstd.h"
 
 /*
@@ -67,6 +70,7 @@ struct reader {
 	char *acct;		/* account whose directory is acct_fd */
 	char *acct_path;	/* out_name/<its directory>, for messages */
 	int acct_fd;		/* -1: none open */
+	bool flat;		/* by query: every file in acct_fd */
 	uint64_t count, bad;
 };
 
@@ -455,7 +459,8 @@ reader_export_one(void *arg, const struct db_message *m)
 	bool created = false;
 	int rc = -1;
 
-	if ((r->acct == NULL || strcmp(r->acct, m->account) != 0) &&
+	if (!r->flat && (r->acct == NULL ||
+	    strcmp(r->acct, m->account) != 0) &&
 	    reader_acct_open(r, m->account) == -1)
 		return -1;
 	tmp = xasprintf(".%s.eml.tmp", m->sha256_hex);
@@ -676,5 +681,293 @@ reader_verify(struct db *db, const char *account, uint64_t *ok_r,
 	}
 	free(v.damaged); v.damaged = NULL;
 	reader_decs_free(&v.r);
+	return rc;
+}
+
+/* ---- export by query ---- */
+
+/* A delivery's blob, to export once however many deliveries share it. */
+struct reader_hit {
+	char hex[65];
+	uint64_t size;
+	int64_t dict_id;
+	char *account;		/* the first delivery's, for messages */
+	bool written;
+};
+
+struct reader_query {
+	FILE *manifest;
+	struct reader_hit *hits;
+	size_t nhits, cap;
+	uint64_t deliveries;
+	char why[256];
+};
+
+/* Creates name in dir (never replacing, never through a link) for
+ * writing. */
+static FILE *
+reader_create(int dir, const char *dir_name, const char *name, char *why,
+    size_t whylen)
+{
+	FILE *f;
+	int fd;
+
+	if ((fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1) {
+		if (errno == EEXIST)
+			snprintf(why, whylen, "%s/%s already exists (%s); "
+			    "export never replaces a file: export into a new "
+			    "directory", dir_name, name, reader_what(dir,
+			    name));
+		else
+			snprintf(why, whylen, "creating %s/%s: %s", dir_name,
+			    name, strerror(errno));
+		return NULL;
+	}
+	if ((f = fdopen(fd, "w")) == NULL) {
+		snprintf(why, whylen, "%s/%s: %s", dir_name, name,
+		    strerror(errno));
+		close(fd);
+	}
+	return f;
+}
+
+/* Flushes f to disk and closes it; 0 or -1 with why set. */
+static int
+reader_close_file(FILE *f, const char *dir_name, const char *name,
+    char *why, size_t whylen)
+{
+	int rc = 0;
+
+	if (fflush(f) == EOF || ferror(f) || fsync(fileno(f)) == -1)
+		rc = -1;
+	if (fclose(f) == EOF)
+		rc = -1;
+	if (rc == -1)
+		snprintf(why, whylen, "writing %s/%s: %s", dir_name, name,
+		    strerror(errno));
+	return rc;
+}
+
+/* One manifest line per delivery, and its blob remembered. */
+static int
+reader_query_row(void *arg, int ncols, const char *const *v)
+{
+	struct reader_query *q = arg;
+	struct reader_hit *h;
+	FILE *f = q->manifest;
+
+	if (ncols < QUERY_COL_COUNT || v[QUERY_COL_SHA256] == NULL ||
+	    strlen(v[QUERY_COL_SHA256]) != 64) {
+		snprintf(q->why, sizeof(q->why), "search: unexpected row");
+		return -1;
+	}
+	putc('{', f);
+	json_field(f, "account", v[QUERY_COL_ACCOUNT], 1);
+	json_field(f, "uidl", v[QUERY_COL_UIDL], 0);
+	json_field(f, "sha256", v[QUERY_COL_SHA256], 0);
+	json_num(f, "size", v[QUERY_COL_SIZE]);
+	json_field(f, "archived_at", v[QUERY_COL_ARCHIVED_AT], 0);
+	json_field(f, "date", v[QUERY_COL_DATE], 0);
+	json_field(f, "from", v[QUERY_COL_FROM], 0);
+	json_field(f, "to", v[QUERY_COL_TO], 0);
+	json_field(f, "cc", v[QUERY_COL_CC], 0);
+	json_field(f, "subject", v[QUERY_COL_SUBJECT], 0);
+	json_field(f, "message_id", v[QUERY_COL_MESSAGE_ID], 0);
+	/* JSON made by the server. */
+	fprintf(f, ",\"attachments\":%s}\n", v[QUERY_COL_ATTACHMENTS] != NULL ?
+	    v[QUERY_COL_ATTACHMENTS] : "[]");
+	q->deliveries++;
+	if (q->nhits == q->cap) {
+		q->cap = q->cap * 2 + 64;
+		q->hits = xreallocarray(q->hits, q->cap, sizeof(*q->hits));
+	}
+	h = &q->hits[q->nhits++];
+	snprintf(h->hex, sizeof(h->hex), "%s", v[QUERY_COL_SHA256]);
+	h->size = strtoull(v[QUERY_COL_SIZE], NULL, 10);
+	h->dict_id = v[QUERY_COL_DICT_ID] != NULL ?
+	    strtoll(v[QUERY_COL_DICT_ID], NULL, 10) : 0;
+	h->account = xstrdup(v[QUERY_COL_ACCOUNT]);
+	h->written = false;
+	return 0;
+}
+
+static int
+reader_hit_cmp(const void *a, const void *b)
+{
+	const struct reader_hit *x = a, *y = b;
+
+	return strcmp(x->hex, y->hex);
+}
+
+/* The SHA-256 of name in dir, read back, as hex; 0 or -1 with why. */
+static int
+reader_hash_file(int dir, const char *dir_name, const char *name,
+    char hex[65], char *why, size_t whylen)
+{
+	struct hash_sha256 h;
+	unsigned char buf[65536], digest[32];
+	ssize_t n;
+	int fd;
+
+	if ((fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) ==
+	    -1) {
+		snprintf(why, whylen, "reading %s/%s: %s", dir_name, name,
+		    strerror(errno));
+		return -1;
+	}
+	hash_sha256_init(&h);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		hash_sha256_update(&h, buf, (size_t)n);
+	if (n == -1) {
+		snprintf(why, whylen, "reading %s/%s: %s", dir_name, name,
+		    strerror(errno));
+		hash_sha256_release(&h);
+		close(fd);
+		return -1;
+	}
+	hash_sha256_final(&h, digest);
+	hash_sha256_release(&h);
+	close(fd);
+	pipe_hex(digest, hex);
+	return 0;
+}
+
+int
+reader_export_query(struct db *db, int dir_fd, const char *dir_name,
+    const char *query_text, const struct query_sql *sql,
+    struct reader_export_stats *st, char *err, size_t errlen)
+{
+	struct reader r = {
+		.db = db, .fd = -1, .out_fd = dir_fd, .out_name = dir_name,
+		.acct_fd = -1, .flat = true,
+	};
+	struct reader_query q = { 0 };
+	struct db_message m;
+	char ran_at[32], hex[65];
+	FILE *f = NULL;
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t i, n;
+	int rc = -1;
+
+	memset(st, 0, sizeof(*st));
+	gmtime_r(&now, &tm);
+	strftime(ran_at, sizeof(ran_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	r.acct_path = xasprintf("%s/messages", dir_name);
+	if (mkdirat(dir_fd, "messages", 0700) == -1) {
+		if (errno == EEXIST)
+			snprintf(err, errlen, "%s already exists (%s); export "
+			    "never writes into a directory it did not create: "
+			    "export into a new directory", r.acct_path,
+			    reader_what(dir_fd, "messages"));
+		else
+			snprintf(err, errlen, "creating %s: %s", r.acct_path,
+			    strerror(errno));
+		goto out;
+	}
+	if ((r.acct_fd = openat(dir_fd, "messages", O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "opening %s: %s", r.acct_path,
+		    strerror(errno));
+		goto out;
+	}
+	if ((q.manifest = reader_create(dir_fd, dir_name, "manifest.jsonl",
+	    err, errlen)) == NULL)
+		goto out;
+	if (db_search(db, sql, false, reader_query_row, &q) == -1) {
+		snprintf(err, errlen, "%s", q.why[0] != '\0' ? q.why :
+		    db_error(db));
+		goto out;
+	}
+	f = q.manifest;
+	q.manifest = NULL;
+	if (reader_close_file(f, dir_name, "manifest.jsonl", err,
+	    errlen) == -1)
+		goto out;
+	st->deliveries = q.deliveries;
+
+	/* Each distinct blob once, in hash order. */
+	qsort(q.hits, q.nhits, sizeof(*q.hits), reader_hit_cmp);
+	for (i = n = 0; i < q.nhits; i++) {
+		if (n > 0 && strcmp(q.hits[n - 1].hex, q.hits[i].hex) == 0) {
+			free(q.hits[i].account); q.hits[i].account = NULL;
+			continue;
+		}
+		q.hits[n++] = q.hits[i];
+	}
+	q.nhits = n;
+	st->messages = n;
+	for (i = 0; i < q.nhits; i++) {
+		uint64_t before = r.count;
+
+		m.account = q.hits[i].account;
+		m.sha256_hex = q.hits[i].hex;
+		m.size = q.hits[i].size;
+		m.dict_id = q.hits[i].dict_id;
+		if (reader_export_one(&r, &m) == -1) {
+			snprintf(err, errlen, "%s", r.why);
+			goto out;
+		}
+		q.hits[i].written = r.count > before;
+	}
+	st->written = r.count;
+	st->bad = r.bad;
+	if (fsync(r.acct_fd) == -1) {
+		snprintf(err, errlen, "syncing %s: %s", r.acct_path,
+		    strerror(errno));
+		goto out;
+	}
+
+	if ((f = reader_create(dir_fd, dir_name, "query.json", err,
+	    errlen)) == NULL)
+		goto out;
+	putc('{', f);
+	json_field(f, "query", query_text, 1);
+	json_field(f, "ran_at", ran_at, 0);
+	fprintf(f, ",\"deliveries\":%" PRIu64 ",\"messages\":%" PRIu64
+	    ",\"exported\":%" PRIu64 ",\"damaged\":%" PRIu64 "}\n",
+	    st->deliveries, st->messages, st->written, st->bad);
+	if (reader_close_file(f, dir_name, "query.json", err, errlen) == -1)
+		goto out;
+
+	/* Every other file, as `sha256sum -c` in dir_name reads it. */
+	if ((f = reader_create(dir_fd, dir_name, "SHA256SUMS", err,
+	    errlen)) == NULL)
+		goto out;
+	for (i = 0; i < q.nhits; i++)
+		if (q.hits[i].written)
+			fprintf(f, "%s  messages/%s.eml\n", q.hits[i].hex,
+			    q.hits[i].hex);
+	if (reader_hash_file(dir_fd, dir_name, "manifest.jsonl", hex, err,
+	    errlen) == -1)
+		goto fail_sums;
+	fprintf(f, "%s  manifest.jsonl\n", hex);
+	if (reader_hash_file(dir_fd, dir_name, "query.json", hex, err,
+	    errlen) == -1)
+		goto fail_sums;
+	fprintf(f, "%s  query.json\n", hex);
+	if (reader_close_file(f, dir_name, "SHA256SUMS", err, errlen) == -1)
+		goto out;
+	f = NULL;
+	if (fsync(dir_fd) == -1) {
+		snprintf(err, errlen, "syncing %s: %s", dir_name,
+		    strerror(errno));
+		goto out;
+	}
+	rc = 0;
+	goto out;
+fail_sums:
+	fclose(f);
+out:
+	if (q.manifest != NULL)
+		fclose(q.manifest);
+	for (i = 0; i < q.nhits; i++)
+		free(q.hits[i].account);
+	free(q.hits); q.hits = NULL;
+	if (r.acct_fd != -1)
+		close(r.acct_fd);
+	reader_decs_free(&r);
+	free(r.acct_path); r.acct_path = NULL;
 	return rc;
 }

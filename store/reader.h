@@ -77,4 +77,37 @@ int reader_export(struct db *db, int dir_fd, const char *dir_name,
 int reader_verify(struct db *db, const char *account, uint64_t *ok_r,
     uint64_t *bad_r, char *err, size_t errlen);
 
+struct query_sql;
+
+/* What reader_export_query() did. */
+struct reader_export_stats {
+	uint64_t deliveries;	/* matched, one manifest line each */
+	uint64_t messages;	/* distinct blobs among them */
+	uint64_t written;	/* of those, written and verified */
+	uint64_t bad;		/* damaged, reported, not written */
+};
+
+/*
+ * Exports the deliveries a search matches (sql: query_compile() of
+ * query_text in QUERY_SQL_ROWS mode) into the directory dir_fd (from
+ * reader_outdir_open()), creating, never replacing and never through a
+ * link:
+ *   messages/<sha256>.eml  each distinct blob once, byte-exact, re-hashed
+ *                          as it is written (as reader_export() does);
+ *   manifest.jsonl         one JSON object per delivery (account, uidl,
+ *                          sha256, size, archived_at, date, from, to, cc,
+ *                          subject, message_id, attachments);
+ *   query.json             the query, when it ran (UTC), the number of
+ *                          deliveries, messages, exported and damaged;
+ *   SHA256SUMS             of every file above that was written, paths
+ *                          relative to the directory, as sha256sum(1)
+ *                          writes them, so `sha256sum -c` checks it.
+ * A damaged blob is logged, counted in st->bad, left out, and the export
+ * goes on.  Returns 0 when everything was tried, -1 with err filled when
+ * the export stopped (database, file system, a name in the way).
+ */
+int reader_export_query(struct db *db, int dir_fd, const char *dir_name,
+    const char *query_text, const struct query_sql *sql,
+    struct reader_export_stats *st, char *err, size_t errlen);
+
 #endif
