@@ -586,7 +586,7 @@ COMMENT ON FUNCTION ingestd.search_sql(text) IS
 CREATE FUNCTION ingestd.search(query text)
 RETURNS TABLE (account text, uidl text, sha256 text, size bigint,
     archived_at timestamptz, date timestamptz, "from" text, "to" text,
-    cc text, subject text, message_id text, attachments json)
+    cc text, subject text, message_id text, attachments jsonb)
 LANGUAGE plpgsql STABLE AS $f$
 DECLARE
 	s record;
@@ -605,7 +605,7 @@ BEGIN
 	    '  FROM ingestd.message_address x'
 	    '  WHERE x.sha256 = d.sha256 AND x.role = ''cc''),'
 	    ' m.subject, m.message_id,'
-	    ' coalesce((SELECT json_agg(json_build_object(''path'', p.path,'
+	    ' coalesce((SELECT jsonb_agg(jsonb_build_object(''path'', p.path,'
 	    '  ''filename'', p.filename, ''content_type'', p.content_type,'
 	    '  ''size'', p.size, ''sha256'', encode(p.part_sha256, ''hex''))'
 	    '  ORDER BY p.path) FROM ingestd.message_part p'

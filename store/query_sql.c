@@ -47,7 +47,7 @@ static const char sql_rows_head[] =
     SQL_ISO("m.date", "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"") ", "
     SQL_ADDRS("from") ", " SQL_ADDRS("to") ", " SQL_ADDRS("cc") ", "
     "m.subject, m.message_id, "
-    "coalesce((SELECT json_agg(json_build_object('path', p.path,"
+    "coalesce((SELECT jsonb_agg(jsonb_build_object('path', p.path,"
     " 'filename', p.filename, 'content_type', p.content_type,"
     " 'size', p.size, 'sha256', encode(p.part_sha256, 'hex'))"
     " ORDER BY p.path) FROM ingestd.message_part p"
