@@ -181,9 +181,9 @@ DECLARE
 	    'sha256', 'after', 'before', 'received-after', 'received-before',
 	    'larger', 'smaller'];
 	spaces constant text[] := ARRAY[' ', E'\t', E'\n', E'\r', E'\f',
-	    E'\v'];
+	    chr(11)];
 	stops constant text[] := ARRAY[' ', E'\t', E'\n', E'\r', E'\f',
-	    E'\v', '(', ')', '"'];
+	    chr(11), '(', ')', '"'];
 	mdays constant integer[] := ARRAY[31, 28, 31, 30, 31, 30, 31, 31, 30,
 	    31, 30, 31];
 	y integer;
