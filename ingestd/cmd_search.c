@@ -57,16 +57,20 @@ search_opts_ok(const struct search_opts *o)
 
 	if (o->format != NULL && strcmp(o->format, "table") != 0 &&
 	    strcmp(o->format, "jsonl") != 0) {
-		fprintf(stderr, "ingestd: search: --format must be table or "
-		    "jsonl, not \"%s\"\n", o->format);
+		fprintf(stderr,
+		    "ingestd: search: --format must be table or "
+		    "jsonl, not \"%s\"\n",
+		    o->format);
 		return false;
 	}
 	if (o->limit != NULL) {
 		for (p = o->limit; *p >= '0' && *p <= '9'; p++)
 			;
 		if (*o->limit == '\0' || *p != '\0' || p - o->limit > 15) {
-			fprintf(stderr, "ingestd: search: --limit must be a "
-			    "number of deliveries, not \"%s\"\n", o->limit);
+			fprintf(stderr,
+			    "ingestd: search: --limit must be a "
+			    "number of deliveries, not \"%s\"\n",
+			    o->limit);
 			return false;
 		}
 	}
@@ -143,13 +147,13 @@ search_row(void *arg, int ncols, const char *const *v)
 		json_field(stdout, "message_id", v[QUERY_COL_MESSAGE_ID], 0);
 		printf(",\"attachments\":%s}\n",
 		    v[QUERY_COL_ATTACHMENTS] != NULL ?
-		    v[QUERY_COL_ATTACHMENTS] : "[]");
+			v[QUERY_COL_ATTACHMENTS] :
+			"[]");
 		return ferror(stdout) ? -1 : 0;
 	}
 	if (pad && !so->header_done) {
 		printf("%-12s %-19s %-19s %-28s %-40s %10s %s\n", "ACCOUNT",
-		    "ARCHIVED_AT", "DATE", "FROM", "SUBJECT", "SIZE",
-		    "SHA256");
+		    "ARCHIVED_AT", "DATE", "FROM", "SUBJECT", "SIZE", "SHA256");
 		so->header_done = true;
 	}
 	cell(v[QUERY_COL_ACCOUNT], pad ? 12 : 0, pad, false);
@@ -192,8 +196,8 @@ cmd_search(struct db *db, const struct search_opts *o, const struct query *q)
 
 	if (o->count) {
 		query_compile(q, QUERY_SQL_COUNT, &sql);
-		rc = db_search(db, &sql, o->explain, o->explain ? search_plan :
-		    search_count, &n);
+		rc = db_search(db, &sql, o->explain,
+		    o->explain ? search_plan : search_count, &n);
 		if (rc == 0 && !o->explain) {
 			if (o->limit != NULL) {
 				limit = strtoull(o->limit, NULL, 10);
@@ -204,8 +208,8 @@ cmd_search(struct db *db, const struct search_opts *o, const struct query *q)
 	} else {
 		query_compile(q, QUERY_SQL_ROWS, &sql);
 		sql.params[sql.nparams - 1] = (char *)o->limit;
-		rc = db_search(db, &sql, o->explain, o->explain ? search_plan :
-		    search_row, &so);
+		rc = db_search(db, &sql, o->explain,
+		    o->explain ? search_plan : search_row, &so);
 	}
 	query_sql_release(&sql);
 	if (fflush(stdout) == EOF) {
@@ -230,14 +234,14 @@ cmd_export_query(struct db *db, int out_fd, const char *out_dir,
 
 	query_compile(q, QUERY_SQL_ROWS, &sql);
 	if (reader_export_query(db, out_fd, out_dir, text, &sql, &st, err,
-	    sizeof(err)) == -1) {
+		sizeof(err)) == -1) {
 		log_warnx("export: %s", err);
 		rc = 1;
 	}
 	query_sql_release(&sql);
 	printf("exported %" PRIu64 " messages (%" PRIu64 " deliveries) to "
-	    "%s: %" PRIu64 " damaged\n", st.written, st.deliveries, out_dir,
-	    st.bad);
+	       "%s: %" PRIu64 " damaged\n",
+	    st.written, st.deliveries, out_dir, st.bad);
 	if (st.bad > 0)
 		rc = 1;
 	return rc;

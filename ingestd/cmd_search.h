@@ -11,9 +11,9 @@ struct db;
 struct query;
 
 struct search_opts {
-	const char *text;	/* the query (search's argument, --query) */
-	const char *format;	/* "table", "jsonl"; NULL: table */
-	const char *limit;	/* --limit N as given; NULL: none */
+	const char *text;   /* the query (search's argument, --query) */
+	const char *format; /* "table", "jsonl"; NULL: table */
+	const char *limit;  /* --limit N as given; NULL: none */
 	bool count;
 	bool explain;
 };
@@ -37,8 +37,8 @@ bool search_opts_ok(const struct search_opts *o);
  * a terminal, aligned with a header; in a pipe, tab-separated).  Returns
  * the exit status (0, or 1 when the database failed).
  */
-int cmd_search(struct db *db, const struct search_opts *o,
-    const struct query *q);
+int
+cmd_search(struct db *db, const struct search_opts *o, const struct query *q);
 
 /* export --query: see reader_export_query(); returns the exit status. */
 int cmd_export_query(struct db *db, int out_fd, const char *out_dir,

@@ -40,7 +40,7 @@ db_search(struct db *db, const struct query_sql *q, bool explain,
 		return -1;
 	sql = explain ? xasprintf("EXPLAIN %s", q->sql) : xstrdup(q->sql);
 	if (!PQsendQueryParams(db->conn, sql, (int)q->nparams, NULL,
-	    (const char *const *)q->params, NULL, NULL, 0)) {
+		(const char *const *)q->params, NULL, NULL, 0)) {
 		db_connerr(db, "search");
 		goto out;
 	}
@@ -59,7 +59,8 @@ db_search(struct db *db, const struct query_sql *q, bool explain,
 			if (ncols > (int)(sizeof(values) / sizeof(values[0])))
 				ncols = sizeof(values) / sizeof(values[0]);
 			for (i = 0; i < ncols; i++)
-				values[i] = PQgetisnull(res, 0, i) ? NULL :
+				values[i] = PQgetisnull(res, 0, i) ?
+				    NULL :
 				    PQgetvalue(res, 0, i);
 			if (cb(arg, ncols, values) != 0) {
 				stopped = true;
@@ -79,6 +80,7 @@ db_search(struct db *db, const struct query_sql *q, bool explain,
 		PQclear(res);
 	}
 out:
-	free(sql); sql = NULL;
+	free(sql);
+	sql = NULL;
 	return rc;
 }

@@ -19,7 +19,7 @@
 #include "ingestd/base/xmalloc.h"
 
 /* Sizes above this are refused: no archived message comes near. */
-#define QUERY_SIZE_MAX	 (1LL << 53)
+#define QUERY_SIZE_MAX (1LL << 53)
 /* Operator names longer than this are not quoted back in errors. */
 #define QUERY_NAME_SHOWN 32
 
@@ -59,18 +59,18 @@ enum tok_kind {
 struct tok {
 	enum tok_kind kind;
 	unsigned column;
-	struct query_node *leaf;	/* TOK_LEAF, owned until parsed */
+	struct query_node *leaf; /* TOK_LEAF, owned until parsed */
 };
 
 struct lexer {
 	const char *text;
-	size_t n;		/* characters */
-	uint32_t *cp;		/* code points, n of them */
-	size_t *off;		/* byte offset of each, n + 1 */
+	size_t n;     /* characters */
+	uint32_t *cp; /* code points, n of them */
+	size_t *off;  /* byte offset of each, n + 1 */
 	struct tok *toks;
 	size_t ntoks, cap;
 	size_t nleaves;
-	size_t pos;		/* parser: current token */
+	size_t pos; /* parser: current token */
 	struct query_error *e;
 };
 
@@ -86,8 +86,7 @@ query_error_format(const struct query_error *e, char *buf, size_t len)
 	snprintf(buf, len, "column %u: %s", e->column, e->msg);
 }
 
-static int
-query_fail(struct lexer *lx, size_t idx, const char *fmt, ...)
+static int query_fail(struct lexer *lx, size_t idx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Sets the error at character index idx (0-based); returns -1. */
@@ -113,9 +112,12 @@ node_free(struct query_node **np)
 		return;
 	for (i = 0; i < n->nkids; i++)
 		node_free(&n->kids[i]);
-	free(n->kids); n->kids = NULL;
-	free(n->value); n->value = NULL;
-	free(n); *np = NULL;
+	free(n->kids);
+	n->kids = NULL;
+	free(n->value);
+	n->value = NULL;
+	free(n);
+	*np = NULL;
 }
 
 void
@@ -124,7 +126,8 @@ query_free(struct query **qp)
 	if (*qp == NULL)
 		return;
 	node_free(&(*qp)->root);
-	free(*qp); *qp = NULL;
+	free(*qp);
+	*qp = NULL;
 }
 
 /*
@@ -246,7 +249,8 @@ lx_quoted(struct lexer *lx, size_t *i)
 		j++;
 	}
 	if (j >= lx->n) {
-		free(out); out = NULL;
+		free(out);
+		out = NULL;
 		query_fail(lx, start, "unterminated quote");
 		return NULL;
 	}
@@ -317,12 +321,17 @@ lx_unknown(struct lexer *lx, size_t a, size_t b, const char *lower)
 		}
 	shown = lx_str(lx, a, b);
 	if (best <= 2)
-		rc = query_fail(lx, a, "unknown operator '%s:'; did you mean "
-		    "'%s:'?", shown, query_ops[guess]);
+		rc = query_fail(lx, a,
+		    "unknown operator '%s:'; did you mean "
+		    "'%s:'?",
+		    shown, query_ops[guess]);
 	else
-		rc = query_fail(lx, a, "unknown operator '%s:' (a word with "
-		    "':' must be quoted)", shown);
-	free(shown); shown = NULL;
+		rc = query_fail(lx, a,
+		    "unknown operator '%s:' (a word with "
+		    "':' must be quoted)",
+		    shown);
+	free(shown);
+	shown = NULL;
 	return rc;
 }
 
@@ -336,8 +345,8 @@ leap(int y)
 static bool
 valid_date(const char *s)
 {
-	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
-		30, 31 };
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+		31 };
 	int y, m, d, i;
 
 	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
@@ -363,17 +372,23 @@ lx_size(struct lexer *lx, size_t at, const char *op, char **v)
 
 	if (len > 0 && strchr("kKmMgG", s[len - 1]) != NULL) {
 		digits = len - 1;
-		mult = to_lower((unsigned char)s[len - 1]) == 'k' ? 1024 :
-		    to_lower((unsigned char)s[len - 1]) == 'm' ? 1024 * 1024 :
+		mult = to_lower((unsigned char)s[len - 1]) == 'k' ?
+		    1024 :
+		    to_lower((unsigned char)s[len - 1]) == 'm' ?
+		    1024 * 1024 :
 		    1024LL * 1024 * 1024;
 	}
 	if (digits == 0)
-		return query_fail(lx, at, "expected a size (digits, then "
-		    "optionally K, M or G) after '%s:'", op);
+		return query_fail(lx, at,
+		    "expected a size (digits, then "
+		    "optionally K, M or G) after '%s:'",
+		    op);
 	for (i = 0; i < digits; i++)
 		if (!is_digit((unsigned char)s[i]))
-			return query_fail(lx, at, "expected a size (digits, "
-			    "then optionally K, M or G) after '%s:'", op);
+			return query_fail(lx, at,
+			    "expected a size (digits, "
+			    "then optionally K, M or G) after '%s:'",
+			    op);
 	if (digits > 16)
 		return query_fail(lx, at, "size after '%s:' too large", op);
 	for (i = 0; i < digits; i++)
@@ -391,7 +406,7 @@ all_hex(const char *s)
 	for (; *s != '\0'; s++)
 		if (!is_digit((unsigned char)*s) &&
 		    !(to_lower((unsigned char)*s) >= 'a' &&
-		    to_lower((unsigned char)*s) <= 'f'))
+			to_lower((unsigned char)*s) <= 'f'))
 			return false;
 	return true;
 }
@@ -440,26 +455,31 @@ lx_value(struct lexer *lx, struct query_node *n, size_t at)
 		else
 			n->addr = QUERY_ADDR_LOCAL;
 		if (v[0] == '\0')
-			return query_fail(lx, at, "expected an address, a "
-			    "domain or a local part after '%s:'", op);
+			return query_fail(lx, at,
+			    "expected an address, a "
+			    "domain or a local part after '%s:'",
+			    op);
 		return 0;
 	case QUERY_HAS:
 		if (strcasecmp(v, "attachment") != 0)
-			return query_fail(lx, at, "expected 'attachment' "
+			return query_fail(lx, at,
+			    "expected 'attachment' "
 			    "after 'has:'");
-		free(n->value); n->value = NULL;
+		free(n->value);
+		n->value = NULL;
 		return 0;
 	case QUERY_MSGID:
 	case QUERY_LIST:
 		strip_angles(v);
 		if (v[0] == '\0')
 			return query_fail(lx, at, "expected %s after '%s:'",
-			    n->op == QUERY_MSGID ? "a Message-ID" :
-			    "a list id", op);
+			    n->op == QUERY_MSGID ? "a Message-ID" : "a list id",
+			    op);
 		return 0;
 	case QUERY_SHA256:
 		if (len != 64 || !all_hex(v))
-			return query_fail(lx, at, "expected 64 hexadecimal "
+			return query_fail(lx, at,
+			    "expected 64 hexadecimal "
 			    "digits after 'sha256:'");
 		return 0;
 	case QUERY_AFTER:
@@ -467,8 +487,10 @@ lx_value(struct lexer *lx, struct query_node *n, size_t at)
 	case QUERY_RECEIVED_AFTER:
 	case QUERY_RECEIVED_BEFORE:
 		if (!valid_date(v))
-			return query_fail(lx, at, "expected a date as "
-			    "YYYY-MM-DD after '%s:'", op);
+			return query_fail(lx, at,
+			    "expected a date as "
+			    "YYYY-MM-DD after '%s:'",
+			    op);
 		return 0;
 	case QUERY_LARGER:
 	case QUERY_SMALLER:
@@ -529,17 +551,20 @@ lx_run(struct lexer *lx, size_t *ip)
 		}
 		if (j - i == 3 && lx->cp[i] == 'A' && lx->cp[i + 1] == 'N' &&
 		    lx->cp[i + 2] == 'D')
-			return query_fail(lx, i, "'AND' is implied between "
+			return query_fail(lx, i,
+			    "'AND' is implied between "
 			    "terms: leave it out");
-		return lx_leaf(lx, i, leaf_new(QUERY_WORD, i,
-		    lx_str(lx, i, j)));
+		return lx_leaf(lx, i,
+		    leaf_new(QUERY_WORD, i, lx_str(lx, i, j)));
 	}
 	if ((op = lx_op(lx, i, colon, &lower)) == QUERY_OP_COUNT) {
 		lx_unknown(lx, i, colon, lower);
-		free(lower); lower = NULL;
+		free(lower);
+		lower = NULL;
 		return -1;
 	}
-	free(lower); lower = NULL;
+	free(lower);
+	lower = NULL;
 	vstart = colon + 1;
 	if (j > vstart) {
 		v = lx_str(lx, vstart, j);
@@ -547,9 +572,12 @@ lx_run(struct lexer *lx, size_t *ip)
 		if ((v = lx_quoted(lx, &j)) == NULL)
 			return -1;
 		if (v[0] == '\0') {
-			free(v); v = NULL;
-			return query_fail(lx, vstart, "expected a value after "
-			    "'%s:'", query_ops[op]);
+			free(v);
+			v = NULL;
+			return query_fail(lx, vstart,
+			    "expected a value after "
+			    "'%s:'",
+			    query_ops[op]);
 		}
 	} else
 		return query_fail(lx, vstart, "expected a value after '%s:'",
@@ -580,7 +608,8 @@ lx_tokenize(struct lexer *lx)
 			tok_push(lx, TOK_RPAREN, i++, NULL);
 		} else if (c == '-') {
 			if (i + 1 >= lx->n || is_space(lx->cp[i + 1]))
-				return query_fail(lx, i, "expected a term "
+				return query_fail(lx, i,
+				    "expected a term "
 				    "right after '-'");
 			tok_push(lx, TOK_NOT, i++, NULL);
 		} else if (c == '"') {
@@ -589,11 +618,12 @@ lx_tokenize(struct lexer *lx)
 			if ((v = lx_quoted(lx, &i)) == NULL)
 				return -1;
 			if (v[0] == '\0') {
-				free(v); v = NULL;
+				free(v);
+				v = NULL;
 				return query_fail(lx, start, "empty phrase");
 			}
-			if (lx_leaf(lx, start, leaf_new(QUERY_PHRASE, start,
-			    v)) == -1)
+			if (lx_leaf(lx, start,
+				leaf_new(QUERY_PHRASE, start, v)) == -1)
 				return -1;
 		} else if (lx_run(lx, &i) == -1)
 			return -1;
@@ -658,7 +688,8 @@ parse_unary(struct lexer *lx, unsigned depth)
 	case TOK_NOT:
 	case TOK_LPAREN:
 		if (depth >= QUERY_DEPTH_MAX) {
-			query_fail(lx, t->column - 1, "nested too deeply "
+			query_fail(lx, t->column - 1,
+			    "nested too deeply "
 			    "(at most %d levels of '(' and '-')",
 			    QUERY_DEPTH_MAX);
 			return NULL;
@@ -668,7 +699,8 @@ parse_unary(struct lexer *lx, unsigned depth)
 			if (cur(lx)->kind != TOK_LEAF &&
 			    cur(lx)->kind != TOK_NOT &&
 			    cur(lx)->kind != TOK_LPAREN) {
-				query_fail(lx, cur(lx)->column - 1, "expected "
+				query_fail(lx, cur(lx)->column - 1,
+				    "expected "
 				    "a term after '-'");
 				return NULL;
 			}
@@ -682,8 +714,10 @@ parse_unary(struct lexer *lx, unsigned depth)
 		if ((n = parse_or(lx, depth + 1)) == NULL)
 			return NULL;
 		if (cur(lx)->kind != TOK_RPAREN) {
-			query_fail(lx, cur(lx)->column - 1, "expected ')' to "
-			    "close the '(' at column %u", open);
+			query_fail(lx, cur(lx)->column - 1,
+			    "expected ')' to "
+			    "close the '(' at column %u",
+			    open);
 			node_free(&n);
 			return NULL;
 		}
@@ -758,8 +792,10 @@ query_parse(const char *text, size_t len, struct query_error *e)
 	if (query_decode(&lx, text, len) == -1)
 		goto out;
 	if (lx.n > QUERY_LEN_MAX) {
-		query_fail(&lx, QUERY_LEN_MAX, "query longer than %d "
-		    "characters", QUERY_LEN_MAX);
+		query_fail(&lx, QUERY_LEN_MAX,
+		    "query longer than %d "
+		    "characters",
+		    QUERY_LEN_MAX);
 		goto out;
 	}
 	if (lx_tokenize(&lx) == -1)
@@ -782,8 +818,11 @@ query_parse(const char *text, size_t len, struct query_error *e)
 out:
 	for (i = 0; i < lx.ntoks; i++)
 		node_free(&lx.toks[i].leaf);
-	free(lx.toks); lx.toks = NULL;
-	free(lx.cp); lx.cp = NULL;
-	free(lx.off); lx.off = NULL;
+	free(lx.toks);
+	lx.toks = NULL;
+	free(lx.cp);
+	lx.cp = NULL;
+	free(lx.off);
+	lx.off = NULL;
 	return q;
 }

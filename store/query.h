@@ -30,7 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define QUERY_LEN_MAX	4096	/* characters */
+#define QUERY_LEN_MAX 4096 /* characters */
 #define QUERY_TERMS_MAX 128
 #define QUERY_DEPTH_MAX 32
 
@@ -54,16 +54,16 @@ enum query_op {
 	QUERY_RECEIVED_BEFORE,
 	QUERY_LARGER,
 	QUERY_SMALLER,
-	QUERY_WORD,	/* a bare word */
-	QUERY_PHRASE,	/* a "quoted phrase" */
+	QUERY_WORD,   /* a bare word */
+	QUERY_PHRASE, /* a "quoted phrase" */
 	QUERY_OP_COUNT
 };
 
 /* What an address operator's value names. */
 enum query_addr {
-	QUERY_ADDR_FULL,	/* local@domain */
-	QUERY_ADDR_DOMAIN,	/* example.org or @example.org */
-	QUERY_ADDR_LOCAL,	/* alice or alice@ (the part before '@') */
+	QUERY_ADDR_FULL,   /* local@domain */
+	QUERY_ADDR_DOMAIN, /* example.org or @example.org */
+	QUERY_ADDR_LOCAL,  /* alice or alice@ (the part before '@') */
 };
 
 enum query_kind {
@@ -75,10 +75,10 @@ enum query_kind {
 
 struct query_node {
 	enum query_kind kind;
-	unsigned column;	/* of the term, '(' or '-' */
+	unsigned column; /* of the term, '(' or '-' */
 	/* QUERY_LEAF */
 	enum query_op op;
-	enum query_addr addr;	/* address operators only */
+	enum query_addr addr; /* address operators only */
 	/*
 	 * The value as the SQL compares it: unquoted; for msgid: and list:
 	 * without the angle brackets; for an address without the '@' that
@@ -97,8 +97,8 @@ struct query {
 };
 
 struct query_error {
-	unsigned column;	/* 1-based, in characters */
-	char msg[256];		/* "unknown operator 'form:'; did ..." */
+	unsigned column; /* 1-based, in characters */
+	char msg[256];	 /* "unknown operator 'form:'; did ..." */
 };
 
 /*
@@ -117,9 +117,9 @@ const char *query_op_name(enum query_op op);
 /* ---- the compiler: query_sql.c ---- */
 
 enum query_sql_mode {
-	QUERY_SQL_ROWS,		/* the deliveries, see query_sql_columns */
-	QUERY_SQL_COUNT,	/* one row: count(*) */
-	QUERY_SQL_IDS,		/* delivery ids only (EXPLAIN, tests) */
+	QUERY_SQL_ROWS,	 /* the deliveries, see query_sql_columns */
+	QUERY_SQL_COUNT, /* one row: count(*) */
+	QUERY_SQL_IDS,	 /* delivery ids only (EXPLAIN, tests) */
 };
 
 /*
@@ -154,7 +154,7 @@ enum query_col {
  */
 struct query_sql {
 	char *sql;
-	char **params;	/* borrowed from the query, except the limit */
+	char **params; /* borrowed from the query, except the limit */
 	size_t nparams;
 };
 

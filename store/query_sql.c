@@ -25,7 +25,7 @@
 #include "ingestd/base/xmalloc.h"
 
 /* A term about the message: its SHA-256s to its deliveries. */
-#define SQL_BY_SHA_OPEN                                                  \
+#define SQL_BY_SHA_OPEN                                                        \
 	"(SELECT d.id FROM ingestd.delivery d WHERE d.sha256 IN ("
 #define SQL_BY_SHA_CLOSE "))"
 
@@ -34,13 +34,13 @@
 /* "$N::date" as midnight UTC of that day. */
 #define SQL_DAY(n) "(($" n "::date)::timestamp AT TIME ZONE 'UTC')"
 
-#define SQL_ISO(col, fmt)                                                \
-	"to_char(" col " AT TIME ZONE 'UTC', '" fmt "')"
-#define SQL_ADDRS(role)                                                  \
-	"(SELECT string_agg(x.address, ', ' ORDER BY x.pos)"             \
-	" FROM ingestd.message_address x"                                \
+#define SQL_ISO(col, fmt) "to_char(" col " AT TIME ZONE 'UTC', '" fmt "')"
+#define SQL_ADDRS(role)                                                        \
+	"(SELECT string_agg(x.address, ', ' ORDER BY x.pos)"                   \
+	" FROM ingestd.message_address x"                                      \
 	" WHERE x.sha256 = d.sha256 AND x.role = '" role "')"
 
+/* clang-format off */
 static const char sql_rows_head[] =
     "SELECT c.name, d.uidl, encode(d.sha256, 'hex'), b.size, "
     SQL_ISO("d.archived_at", "YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"") ", "
@@ -58,8 +58,9 @@ static const char sql_rows_head[] =
     " JOIN ingestd.blob b ON b.sha256 = d.sha256"
     " LEFT JOIN ingestd.message m ON m.sha256 = d.sha256"
     " WHERE d.id IN ";
-static const char sql_rows_tail[] =
-    " ORDER BY d.archived_at, d.id LIMIT $?::bigint";
+/* clang-format on */
+static const char
+    sql_rows_tail[] = " ORDER BY d.archived_at, d.id LIMIT $?::bigint";
 static const char sql_count_head[] = "SELECT count(*) FROM ";
 static const char sql_count_tail[] = " s";
 static const char sql_ids_head[] = "SELECT s.id FROM ";
@@ -97,45 +98,54 @@ static const struct {
 } sql_term[] = {
 	[QUERY_ACCOUNT] = { "(SELECT d.id FROM ingestd.delivery d"
 			    " JOIN ingestd.account c ON c.id = d.account_id"
-			    " WHERE c.name = $?::text)", false, true },
+			    " WHERE c.name = $?::text)",
+	    false, true },
 	[QUERY_SUBJECT] = { "SELECT m.sha256 FROM ingestd.message m"
 			    " WHERE m.subject_fts @@"
 			    " phraseto_tsquery('simple', $?::text)",
-			    true, true },
+	    true, true },
 	[QUERY_FILENAME] = { "SELECT p.sha256 FROM ingestd.message_part p"
 			     " WHERE lower(p.filename) = lower($?::text)"
-			     " AND p.filename IS NOT NULL", true, true },
+			     " AND p.filename IS NOT NULL",
+	    true, true },
 	[QUERY_HAS] = { "SELECT m.sha256 FROM ingestd.message m"
-			" WHERE m.has_attachment", true, false },
+			" WHERE m.has_attachment",
+	    true, false },
 	[QUERY_MSGID] = { "SELECT m.sha256 FROM ingestd.message m"
 			  " WHERE lower(m.message_id) = lower($?::text)",
-			  true, true },
+	    true, true },
 	[QUERY_LIST] = { "SELECT m.sha256 FROM ingestd.message m"
 			 " WHERE lower(m.list_id) = lower($?::text)",
-			 true, true },
+	    true, true },
 	[QUERY_SHA256] = { "(SELECT d.id FROM ingestd.delivery d"
 			   " WHERE d.sha256 = decode($?::text, 'hex'))",
-			   false, true },
+	    false, true },
 	[QUERY_AFTER] = { "SELECT m.sha256 FROM ingestd.message m"
-			  " WHERE m.date >= " SQL_DAY("?"), true, true },
+			  " WHERE m.date >= " SQL_DAY("?"),
+	    true, true },
 	[QUERY_BEFORE] = { "SELECT m.sha256 FROM ingestd.message m"
-			   " WHERE m.date < " SQL_DAY("?"), true, true },
+			   " WHERE m.date < " SQL_DAY("?"),
+	    true, true },
 	[QUERY_RECEIVED_AFTER] = { "(SELECT d.id FROM ingestd.delivery d"
-				   " WHERE d.archived_at >= " SQL_DAY("?")
-				   ")", false, true },
+				   " WHERE d.archived_at >= " SQL_DAY("?") ")",
+	    false, true },
 	[QUERY_RECEIVED_BEFORE] = { "(SELECT d.id FROM ingestd.delivery d"
-				    " WHERE d.archived_at < " SQL_DAY("?")
-				    ")", false, true },
+				    " WHERE d.archived_at < " SQL_DAY("?") ")",
+	    false, true },
 	[QUERY_LARGER] = { "SELECT b.sha256 FROM ingestd.blob b"
-			   " WHERE b.size > $?::bigint", true, true },
+			   " WHERE b.size > $?::bigint",
+	    true, true },
 	[QUERY_SMALLER] = { "SELECT b.sha256 FROM ingestd.blob b"
-			    " WHERE b.size < $?::bigint", true, true },
+			    " WHERE b.size < $?::bigint",
+	    true, true },
 	[QUERY_WORD] = { "SELECT m.sha256 FROM ingestd.message m"
 			 " WHERE m.fts @@ phraseto_tsquery('simple',"
-			 " $?::text)", true, true },
+			 " $?::text)",
+	    true, true },
 	[QUERY_PHRASE] = { "SELECT m.sha256 FROM ingestd.message m"
 			   " WHERE m.fts @@ phraseto_tsquery('simple',"
-			   " $?::text)", true, true },
+			   " $?::text)",
+	    true, true },
 };
 
 struct sb {
@@ -327,7 +337,9 @@ query_compile(const struct query *q, enum query_sql_mode mode,
 void
 query_sql_release(struct query_sql *sql)
 {
-	free(sql->sql); sql->sql = NULL;
-	free(sql->params); sql->params = NULL;
+	free(sql->sql);
+	sql->sql = NULL;
+	free(sql->params);
+	sql->params = NULL;
 	sql->nparams = 0;
 }

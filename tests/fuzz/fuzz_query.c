@@ -19,8 +19,8 @@
 #define CHECK(e) ((e) ? (void)0 : abort())
 
 /* Fixed text per term, the output columns, and the set operations. */
-#define SQL_PER_TERM	400
-#define SQL_FIXED	2000
+#define SQL_PER_TERM 400
+#define SQL_FIXED 2000
 
 static size_t
 chars(const uint8_t *p, size_t n)
@@ -41,8 +41,8 @@ check_sql(const struct query *q, enum query_sql_mode mode)
 
 	query_compile(q, mode, &s);
 	CHECK(s.sql != NULL);
-	CHECK(strlen(s.sql) <= SQL_FIXED + SQL_PER_TERM * 2 *
-	    (q->nleaves + 1) + 64 * QUERY_DEPTH_MAX);
+	CHECK(strlen(s.sql) <= SQL_FIXED + SQL_PER_TERM * 2 * (q->nleaves + 1) +
+		64 * QUERY_DEPTH_MAX);
 	CHECK(s.nparams <= q->nleaves + 1);
 	for (i = 0; i < s.nparams; i++) {
 		snprintf(tag, sizeof(tag), "$%zu::", i + 1);

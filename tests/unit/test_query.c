@@ -10,17 +10,17 @@
 #include "store/query.h"
 #include "tests/unit/test.h"
 
-#define TESTS(X)                                                         \
-	X(test_operators)                                                \
-	X(test_addresses)                                                \
-	X(test_values)                                                   \
-	X(test_precedence)                                               \
-	X(test_quoting)                                                  \
-	X(test_errors)                                                   \
-	X(test_limits)                                                   \
-	X(test_utf8_columns)                                             \
-	X(test_compile_leaves)                                           \
-	X(test_compile_shapes)                                           \
+#define TESTS(X)                                                               \
+	X(test_operators)                                                      \
+	X(test_addresses)                                                      \
+	X(test_values)                                                         \
+	X(test_precedence)                                                     \
+	X(test_quoting)                                                        \
+	X(test_errors)                                                         \
+	X(test_limits)                                                         \
+	X(test_utf8_columns)                                                   \
+	X(test_compile_leaves)                                                 \
+	X(test_compile_shapes)                                                 \
 	X(test_compile_modes)
 
 TESTS(TEST_DECLARE)
@@ -85,15 +85,15 @@ test_operators(void)
 {
 	ASSERT_STREQ(parse("account:legal"), "account=legal");
 	ASSERT_STREQ(parse("subject:report"), "subject=report");
-	ASSERT_STREQ(parse("filename:Contract.PDF"),
-	    "filename=Contract.PDF");
+	ASSERT_STREQ(parse("filename:Contract.PDF"), "filename=Contract.PDF");
 	ASSERT_STREQ(parse("has:attachment"), "has=-");
 	ASSERT_STREQ(parse("HAS:ATTACHMENT"), "has=-");
 	ASSERT_STREQ(parse("msgid:abc@x"), "msgid=abc@x");
-	ASSERT_STREQ(parse("list:team.example.org"),
-	    "list=team.example.org");
-	ASSERT_STREQ(parse("sha256:" "0123456789abcdef0123456789abcdef"
-	    "0123456789ABCDEF0123456789abcdef"), "sha256="
+	ASSERT_STREQ(parse("list:team.example.org"), "list=team.example.org");
+	ASSERT_STREQ(parse("sha256:"
+			   "0123456789abcdef0123456789abcdef"
+			   "0123456789ABCDEF0123456789abcdef"),
+	    "sha256="
 	    "0123456789abcdef0123456789abcdef0123456789ABCDEF0123456789abcdef");
 	ASSERT_STREQ(parse("after:2024-02-29"), "after=2024-02-29");
 	ASSERT_STREQ(parse("before:2000-02-29"), "before=2000-02-29");
@@ -197,25 +197,31 @@ test_errors(void)
 	} cases[] = {
 		{ "", "column 1: empty query" },
 		{ " \t ", "column 1: empty query" },
-		{ "from:alice form:bob", "column 12: unknown operator "
-		  "'form:'; did you mean 'from:'?" },
-		{ "Sujbect:x", "column 1: unknown operator 'Sujbect:'; did you "
-		  "mean 'subject:'?" },
-		{ "http://example.com", "column 1: unknown operator 'http:' (a "
-		  "word with ':' must be quoted)" },
+		{ "from:alice form:bob",
+		    "column 12: unknown operator "
+		    "'form:'; did you mean 'from:'?" },
+		{ "Sujbect:x",
+		    "column 1: unknown operator 'Sujbect:'; did you "
+		    "mean 'subject:'?" },
+		{ "http://example.com",
+		    "column 1: unknown operator 'http:' (a "
+		    "word with ':' must be quoted)" },
 		{ "from: alice", "column 6: expected a value after 'from:'" },
 		{ "from:", "column 6: expected a value after 'from:'" },
 		{ "from:(a)", "column 6: expected a value after 'from:'" },
-		{ "subject:\"\"", "column 9: expected a value after "
-		  "'subject:'" },
+		{ "subject:\"\"",
+		    "column 9: expected a value after "
+		    "'subject:'" },
 		{ "subject:\"abc", "column 9: unterminated quote" },
-		{ "a OR", "column 5: expected a term before the end of the "
-		  "query" },
+		{ "a OR",
+		    "column 5: expected a term before the end of the "
+		    "query" },
 		{ "OR a", "column 1: expected a term before 'OR'" },
 		{ "a OR OR b", "column 6: expected a term before 'OR'" },
 		{ "(a", "column 3: expected ')' to close the '(' at column 1" },
-		{ "((a) b", "column 7: expected ')' to close the '(' at "
-		  "column 1" },
+		{ "((a) b",
+		    "column 7: expected ')' to close the '(' at "
+		    "column 1" },
 		{ "a)", "column 2: unexpected ')'" },
 		{ "a) (", "column 2: unexpected ')'" },
 		{ "()", "column 2: expected a term before ')'" },
@@ -225,31 +231,41 @@ test_errors(void)
 		{ "-OR a", "column 2: expected a term after '-'" },
 		{ "x \"abc", "column 3: unterminated quote" },
 		{ "\"\"", "column 1: empty phrase" },
-		{ "a AND b", "column 3: 'AND' is implied between terms: leave "
-		  "it out" },
-		{ "before:2024-2-3", "column 8: expected a date as YYYY-MM-DD "
-		  "after 'before:'" },
-		{ "larger:10X", "column 8: expected a size (digits, then "
-		  "optionally K, M or G) after 'larger:'" },
-		{ "smaller:K", "column 9: expected a size (digits, then "
-		  "optionally K, M or G) after 'smaller:'" },
-		{ "larger:-1", "column 8: expected a size (digits, then "
-		  "optionally K, M or G) after 'larger:'" },
+		{ "a AND b",
+		    "column 3: 'AND' is implied between terms: leave "
+		    "it out" },
+		{ "before:2024-2-3",
+		    "column 8: expected a date as YYYY-MM-DD "
+		    "after 'before:'" },
+		{ "larger:10X",
+		    "column 8: expected a size (digits, then "
+		    "optionally K, M or G) after 'larger:'" },
+		{ "smaller:K",
+		    "column 9: expected a size (digits, then "
+		    "optionally K, M or G) after 'smaller:'" },
+		{ "larger:-1",
+		    "column 8: expected a size (digits, then "
+		    "optionally K, M or G) after 'larger:'" },
 		{ "has:pdf", "column 5: expected 'attachment' after 'has:'" },
-		{ "sha256:abc", "column 8: expected 64 hexadecimal digits "
-		  "after 'sha256:'" },
-		{ "msgid:<>", "column 7: expected a Message-ID after "
-		  "'msgid:'" },
+		{ "sha256:abc",
+		    "column 8: expected 64 hexadecimal digits "
+		    "after 'sha256:'" },
+		{ "msgid:<>",
+		    "column 7: expected a Message-ID after "
+		    "'msgid:'" },
 		{ "list:<>", "column 6: expected a list id after 'list:'" },
-		{ "to:@", "column 4: expected an address, a domain or a local "
-		  "part after 'to:'" },
-		{ "cc:\"@\"", "column 4: expected an address, a domain or a "
-		  "local part after 'cc:'" },
+		{ "to:@",
+		    "column 4: expected an address, a domain or a local "
+		    "part after 'to:'" },
+		{ "cc:\"@\"",
+		    "column 4: expected an address, a domain or a "
+		    "local part after 'cc:'" },
 		/* The first error in the text wins, whatever its kind. */
-		{ ") form:x", "column 3: unknown operator 'form:'; did you "
-		  "mean 'from:'?" },
+		{ ") form:x",
+		    "column 3: unknown operator 'form:'; did you "
+		    "mean 'from:'?" },
 		{ "averyveryverylongoperatornamethatgoesonandon:x",
-		  "column 1: unknown operator" },
+		    "column 1: unknown operator" },
 	};
 	size_t i;
 
@@ -273,17 +289,20 @@ test_limits(void)
 	q[33] = 'a';
 	memset(q + 34, ')', 33);
 	q[67] = '\0';
-	ASSERT_STREQ(parse(q), "column 33: nested too deeply (at most 32 "
+	ASSERT_STREQ(parse(q),
+	    "column 33: nested too deeply (at most 32 "
 	    "levels of '(' and '-')");
 	memset(q, '-', 40);
 	q[40] = 'a';
 	q[41] = '\0';
-	ASSERT_STREQ(parse(q), "column 33: nested too deeply (at most 32 "
+	ASSERT_STREQ(parse(q),
+	    "column 33: nested too deeply (at most 32 "
 	    "levels of '(' and '-')");
 	/* A very deep nesting is refused as fast, without recursion. */
 	memset(q, '(', QUERY_LEN_MAX);
 	q[QUERY_LEN_MAX] = '\0';
-	ASSERT_STREQ(parse(q), "column 33: nested too deeply (at most 32 "
+	ASSERT_STREQ(parse(q),
+	    "column 33: nested too deeply (at most 32 "
 	    "levels of '(' and '-')");
 
 	/* 128 terms pass, the 129th is refused at its column. */
@@ -301,7 +320,8 @@ test_limits(void)
 	ASSERT_TRUE(strncmp(parse(q), "word=xxx", 8) == 0);
 	q[QUERY_LEN_MAX] = 'x';
 	q[QUERY_LEN_MAX + 1] = '\0';
-	ASSERT_STREQ(parse(q), "column 4097: query longer than 4096 "
+	ASSERT_STREQ(parse(q),
+	    "column 4097: query longer than 4096 "
 	    "characters");
 	free(q);
 }
@@ -312,9 +332,11 @@ test_utf8_columns(void)
 	struct query_error e;
 
 	/* Columns count characters, not bytes. */
-	ASSERT_STREQ(parse("ünïcödé frm:x"), "column 9: unknown operator "
+	ASSERT_STREQ(parse("ünïcödé frm:x"),
+	    "column 9: unknown operator "
 	    "'frm:'; did you mean 'from:'?");
-	ASSERT_STREQ(parse("subject:\"€\" (a"), "column 15: expected ')' to "
+	ASSERT_STREQ(parse("subject:\"€\" (a"),
+	    "column 15: expected ')' to "
 	    "close the '(' at column 13");
 	ASSERT_STREQ(parse("straße"), "word=straße");
 	ASSERT_STREQ(parse("ab\xff"), "column 3: invalid UTF-8");
@@ -328,8 +350,8 @@ test_utf8_columns(void)
 
 /* The SQL of text in mode, and its parameters joined by '|'. */
 static void
-compile(const char *text, enum query_sql_mode mode, char **sql_r,
-    char *params, size_t len)
+compile(const char *text, enum query_sql_mode mode, char **sql_r, char *params,
+    size_t len)
 {
 	struct query_error e;
 	struct query_sql s;
@@ -357,7 +379,7 @@ compile(const char *text, enum query_sql_mode mode, char **sql_r,
 	query_free(&q);
 }
 
-#define BY_SHA(x)                                                        \
+#define BY_SHA(x)                                                              \
 	"(SELECT d.id FROM ingestd.delivery d WHERE d.sha256 IN (" x "))"
 
 static void
@@ -366,39 +388,66 @@ test_compile_leaves(void)
 	static const struct {
 		const char *q, *sql, *params;
 	} cases[] = {
-		{ "from:A@B.c", BY_SHA("SELECT a.sha256 FROM "
-		  "ingestd.message_address a WHERE a.address = "
-		  "lower($1::text) AND a.role = 'from'"), "A@B.c" },
-		{ "deliveredto:b.c", BY_SHA("SELECT a.sha256 FROM "
-		  "ingestd.message_address a WHERE a.domain = lower($1::text)"
-		  " AND a.role = 'delivered-to'"), "b.c" },
-		{ "addr:alice", BY_SHA("SELECT a.sha256 FROM "
-		  "ingestd.message_address a WHERE split_part(a.address, "
-		  "'@', 1) = lower($1::text)"), "alice" },
-		{ "account:x'; DROP TABLE y", "(SELECT d.id FROM "
-		  "ingestd.delivery d JOIN ingestd.account c ON c.id = "
-		  "d.account_id WHERE c.name = $1::text)", "x';" },
-		{ "has:attachment", BY_SHA("SELECT m.sha256 FROM "
-		  "ingestd.message m WHERE m.has_attachment"), "" },
-		{ "\"a b\"", BY_SHA("SELECT m.sha256 FROM ingestd.message m "
-		  "WHERE m.fts @@ phraseto_tsquery('simple', $1::text)"),
-		  "a b" },
-		{ "subject:x", BY_SHA("SELECT m.sha256 FROM ingestd.message m "
-		  "WHERE m.subject_fts @@ phraseto_tsquery('simple', "
-		  "$1::text)"), "x" },
-		{ "after:2024-01-02", BY_SHA("SELECT m.sha256 FROM "
-		  "ingestd.message m WHERE m.date >= (($1::date)::timestamp "
-		  "AT TIME ZONE 'UTC')"), "2024-01-02" },
-		{ "received-before:2024-01-02", "(SELECT d.id FROM "
-		  "ingestd.delivery d WHERE d.archived_at < "
-		  "(($1::date)::timestamp AT TIME ZONE 'UTC'))", "2024-01-02" },
-		{ "smaller:1k", BY_SHA("SELECT b.sha256 FROM ingestd.blob b "
-		  "WHERE b.size < $1::bigint"), "1024" },
-		{ "msgid:<M@x>", BY_SHA("SELECT m.sha256 FROM ingestd.message "
-		  "m WHERE lower(m.message_id) = lower($1::text)"), "M@x" },
-		{ "filename:\"a b.pdf\"", BY_SHA("SELECT p.sha256 FROM "
-		  "ingestd.message_part p WHERE lower(p.filename) = "
-		  "lower($1::text) AND p.filename IS NOT NULL"), "a b.pdf" },
+		{ "from:A@B.c",
+		    BY_SHA("SELECT a.sha256 FROM "
+			   "ingestd.message_address a WHERE a.address = "
+			   "lower($1::text) AND a.role = 'from'"),
+		    "A@B.c" },
+		{ "deliveredto:b.c",
+		    BY_SHA(
+			"SELECT a.sha256 FROM "
+			"ingestd.message_address a WHERE a.domain = "
+			"lower($1::text) AND a.role = 'delivered-to'"),
+		    "b.c" },
+		{ "addr:alice",
+		    BY_SHA(
+			"SELECT a.sha256 FROM "
+			"ingestd.message_address a WHERE split_part(a.address, "
+			"'@', 1) = lower($1::text)"),
+		    "alice" },
+		{ "account:x'; DROP TABLE y",
+		    "(SELECT d.id FROM "
+		    "ingestd.delivery d JOIN ingestd.account c ON c.id = "
+		    "d.account_id WHERE c.name = $1::text)",
+		    "x';" },
+		{ "has:attachment",
+		    BY_SHA("SELECT m.sha256 FROM "
+			   "ingestd.message m WHERE m.has_attachment"),
+		    "" },
+		{ "\"a b\"",
+		    BY_SHA(
+			"SELECT m.sha256 FROM ingestd.message m "
+			"WHERE m.fts @@ phraseto_tsquery('simple', $1::text)"),
+		    "a b" },
+		{ "subject:x",
+		    BY_SHA("SELECT m.sha256 FROM ingestd.message m "
+			   "WHERE m.subject_fts @@ phraseto_tsquery('simple', "
+			   "$1::text)"),
+		    "x" },
+		{ "after:2024-01-02",
+		    BY_SHA(
+			"SELECT m.sha256 FROM "
+			"ingestd.message m WHERE m.date >= "
+			"(($1::date)::timestamp AT TIME ZONE 'UTC')"),
+		    "2024-01-02" },
+		{ "received-before:2024-01-02",
+		    "(SELECT d.id FROM "
+		    "ingestd.delivery d WHERE d.archived_at < "
+		    "(($1::date)::timestamp AT TIME ZONE 'UTC'))",
+		    "2024-01-02" },
+		{ "smaller:1k",
+		    BY_SHA("SELECT b.sha256 FROM ingestd.blob b "
+			   "WHERE b.size < $1::bigint"),
+		    "1024" },
+		{ "msgid:<M@x>",
+		    BY_SHA("SELECT m.sha256 FROM ingestd.message "
+			   "m WHERE lower(m.message_id) = lower($1::text)"),
+		    "M@x" },
+		{ "filename:\"a b.pdf\"",
+		    BY_SHA("SELECT p.sha256 FROM "
+			   "ingestd.message_part p WHERE lower(p.filename) = "
+			   "lower($1::text) AND p.filename IS NOT NULL"),
+		    "a b.pdf" },
 	};
 	char *sql, params[512];
 	size_t i;
@@ -414,7 +463,7 @@ test_compile_leaves(void)
 			ASSERT_TRUE(strstr(sql, "DROP") == NULL);
 		} else {
 			ASSERT_TRUE(strncmp(sql + 17, cases[i].sql,
-			    strlen(cases[i].sql)) == 0);
+					strlen(cases[i].sql)) == 0);
 			ASSERT_STREQ(sql + 17 + strlen(cases[i].sql),
 			    " s ORDER BY s.id");
 			ASSERT_STREQ(params, cases[i].params);
@@ -423,8 +472,8 @@ test_compile_leaves(void)
 	}
 }
 
-#define W(n)                                                             \
-	BY_SHA("SELECT m.sha256 FROM ingestd.message m WHERE m.fts @@ "  \
+#define W(n)                                                                   \
+	BY_SHA("SELECT m.sha256 FROM ingestd.message m WHERE m.fts @@ "        \
 	       "phraseto_tsquery('simple', $" #n "::text)")
 #define ALL "(SELECT d.id FROM ingestd.delivery d)"
 
@@ -438,15 +487,15 @@ test_compile_shapes(void)
 		{ "a OR b", "(" W(1) " UNION " W(2) ")", "a|b" },
 		{ "-a", "(" ALL " EXCEPT " W(1) ")", "a" },
 		{ "a -b c", "(" W(1) " INTERSECT " W(2) " EXCEPT " W(3) ")",
-		  "a|c|b" },
+		    "a|c|b" },
 		{ "-a -b", "(" ALL " EXCEPT " W(1) " EXCEPT " W(2) ")", "a|b" },
 		{ "--a", "(" ALL " EXCEPT (" ALL " EXCEPT " W(1) "))", "a" },
 		{ "a OR -b", "(" W(1) " UNION (" ALL " EXCEPT " W(2) "))",
-		  "a|b" },
-		{ "(a OR b) c", "((" W(1) " UNION " W(2) ") INTERSECT " W(3)
-		  ")", "a|b|c" },
-		{ "-(a OR b) c", "(" W(1) " EXCEPT (" W(2) " UNION " W(3)
-		  "))", "c|a|b" },
+		    "a|b" },
+		{ "(a OR b) c",
+		    "((" W(1) " UNION " W(2) ") INTERSECT " W(3) ")", "a|b|c" },
+		{ "-(a OR b) c", "(" W(1) " EXCEPT (" W(2) " UNION " W(3) "))",
+		    "c|a|b" },
 	};
 	char *sql, params[512];
 	size_t i, n;
@@ -477,8 +526,9 @@ test_compile_modes(void)
 	    sizeof(params));
 	ASSERT_TRUE(strncmp(sql, "SELECT c.name, d.uidl, ", 23) == 0);
 	ASSERT_TRUE(strstr(sql, " WHERE d.id IN ((SELECT d.id") != NULL);
-	ASSERT_TRUE(strstr(sql, " ORDER BY d.archived_at, d.id LIMIT "
-	    "$2::bigint") != NULL);
+	ASSERT_TRUE(strstr(sql,
+			" ORDER BY d.archived_at, d.id LIMIT "
+			"$2::bigint") != NULL);
 	/* The limit is the last parameter, NULL (none) until set. */
 	ASSERT_STREQ(params, "a|NULL");
 	free(sql);
