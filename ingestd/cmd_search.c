@@ -12,6 +12,7 @@
 
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
+#include "ingestd/progress.h"
 #include "store/db.h"
 #include "store/json.h"
 #include "store/query.h"
@@ -239,6 +240,7 @@ cmd_export_query(struct db *db, int out_fd, const char *out_dir,
 		rc = 1;
 	}
 	query_sql_release(&sql);
+	progress_end();
 	printf("exported %" PRIu64 " messages (%" PRIu64 " deliveries) to "
 	       "%s: %" PRIu64 " damaged\n",
 	    st.written, st.deliveries, out_dir, st.bad);

@@ -28,6 +28,7 @@
 #include "ingestd/conn.h"
 #include "ingestd/base/log.h"
 #include "ingestd/pgembed.h"
+#include "ingestd/progress.h"
 #include "ingestd/sched.h"
 #include "ingestd/worker.h"
 #include "ingestd/base/xmalloc.h"
@@ -511,6 +512,9 @@ main(int argc, char **argv)
 	    (out_fd = reader_outdir_open(o.out_dir, err, sizeof(err))) == -1)
 		fatalx("export: %s", err);
 	open_database(&x);
+	if (strcmp(o.command, "export") == 0 ||
+	    strcmp(o.command, "verify") == 0)
+		progress_start(o.command);
 	if (strcmp(o.command, "once") == 0)
 		rc = cmd_poll(&x, true);
 	else if (strcmp(o.command, "run") == 0)
@@ -531,6 +535,7 @@ main(int argc, char **argv)
 			rc = EXIT_FAILED;
 		}
 		close(out_fd);
+		progress_end();
 		printf("exported %" PRIu64 " messages to %s: %" PRIu64
 		    " damaged\n", n, o.out_dir, bad);
 		if (bad > 0)
@@ -541,11 +546,13 @@ main(int argc, char **argv)
 			log_warnx("verify: %s", err);
 			rc = EXIT_FAILED;
 		}
+		progress_end();
 		printf("verified %" PRIu64 " messages: %" PRIu64 " damaged\n",
 		    n, bad);
 		if (bad > 0)
 			rc = EXIT_FAILED;
 	}
+	progress_end();
 	query_free(&q);
 	close_database(&x);
 	conf_free(&x.conf);

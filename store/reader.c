@@ -45,6 +45,16 @@
  */
 #define READER_DAMAGED_MAX	100000
 
+static reader_progress_cb *reader_progress;
+static void *reader_progress_arg;
+
+void
+reader_set_progress(reader_progress_cb *cb, void *arg)
+{
+	reader_progress = cb;
+	reader_progress_arg = arg;
+}
+
 struct reader_dec {
 	int64_t dict_id;
 	struct zdec *dec;	/* NULL: slot free */
@@ -72,6 +82,8 @@ struct reader {
 	int acct_fd;		/* -1: none open */
 	bool flat;		/* by query: every file in acct_fd */
 	uint64_t count, bad;
+	/* Progress: messages and bytes read, and the totals if known. */
+	uint64_t done, done_bytes, total, total_bytes;
 };
 
 /* name as one safe file name component; the caller frees it. */
@@ -263,6 +275,11 @@ reader_blob(struct reader *r, const struct db_message *m)
 		rc = 0;
 out:
 	hash_sha256_release(&r->h);
+	r->done++;
+	r->done_bytes += m->size;
+	if (reader_progress != NULL)
+		reader_progress(reader_progress_arg, r->done, r->done_bytes,
+		    r->total, r->total_bytes);
 	/* After an error a zdec is good only for freeing. */
 	if (rc != 0) {
 		zdec_free(&r->decs[r->cur].dec);
@@ -898,6 +915,9 @@ reader_export_query(struct db *db, int dir_fd, const char *dir_name,
 	}
 	q.nhits = n;
 	st->messages = n;
+	r.total = n;
+	for (i = 0; i < n; i++)
+		r.total_bytes += q.hits[i].size;
 	for (i = 0; i < q.nhits; i++) {
 		uint64_t before = r.count;
 

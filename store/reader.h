@@ -110,4 +110,14 @@ int reader_export_query(struct db *db, int dir_fd, const char *dir_name,
     const char *query_text, const struct query_sql *sql,
     struct reader_export_stats *st, char *err, size_t errlen);
 
+/*
+ * Called after each message export or verify reads (whatever its
+ * verdict) with the messages and bytes done so far and, when known, the
+ * totals (0 otherwise): for a progress line.  cb NULL: none.  Process-wide,
+ * for the command line.
+ */
+typedef void reader_progress_cb(void *arg, uint64_t done, uint64_t bytes,
+    uint64_t total, uint64_t total_bytes);
+void reader_set_progress(reader_progress_cb *cb, void *arg);
+
 #endif

@@ -449,6 +449,30 @@ def test_explain_uses_indexes(env):
     assert rc == 0 and seq <= {"delivery"}, out
 
 
+def run_tty(cmd):
+    """(rc, stdout, what went to stderr) with stderr on a terminal."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave,
+                         start_new_session=True)
+    os.close(slave)
+    got = b""
+    while True:
+        r, _, _ = select.select([master], [], [], 60)
+        if not r:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    out = p.stdout.read()
+    p.wait(timeout=60)
+    os.close(master)
+    return p.returncode, out.decode(), got.decode().replace("\r\n", "\n")
+
+
 def indexed_archive(env):
     """Real mail archived from Dovecot, with index rows added by SQL."""
     from test_ingest import Archive
@@ -542,6 +566,20 @@ def test_export_query_round_trip(env):
     rc, o, e = ar.run("export", "--query", "x", "--account", a, "--out",
                       out2)
     assert rc == 2 and "not both" in e
+    # Progress: on a terminal only, one line redrawn, ended before the
+    # summary; in a pipe none.
+    assert "\r" not in e and "left" not in o + e
+    out5 = os.path.join(env.tmpdir("sexp"), "tty")
+    rc, o, tty = run_tty([env.ingestd, "-c", ar.conf, "export", "--query",
+                          q, "--out", out5])
+    assert rc == 0, (o, tty)
+    assert re.search(r"\rexport: 2 of 2 messages, [0-9.]+ [KM]?i?B of "
+                     r"[0-9.]+ [KM]?i?B.*\n$", tty), repr(tty)
+    rc, o, tty = run_tty([env.ingestd, "-c", ar.conf, "verify"])
+    assert rc == 0 and re.search(r"\rverify: \d+ messages", tty), \
+        repr(tty)
+    rc, o, e = ar.run("verify")
+    assert rc == 0 and "\r" not in e, e
     # The account form is unchanged.
     out3 = os.path.join(env.tmpdir("sexp"), "acct")
     o = ar.ok("export", "--account", b, "--out", out3)
