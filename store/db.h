@@ -51,8 +51,9 @@ const char *db_error(const struct db *db);
 const char *db_sqlstate(const struct db *db);
 /*
  * Whether the last error is the server refusing a value it was sent:
- * SQLSTATE class 22 (data exception) or 23 (integrity constraint
- * violation).  Sending the same values again fails the same way, so the
+ * SQLSTATE class 22 (data exception), 23 (integrity constraint
+ * violation) or 54 (program limit exceeded: an index row too big, too
+ * many columns).  Sending the same values again fails the same way, so the
  * caller should find the values at fault rather than wait and retry.
  * Anything else (a lost connection, a server shutting down, a timeout, a
  * deadlock) may well pass when tried again.
