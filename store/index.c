@@ -89,16 +89,24 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		3 },
 	/*
 	 * The conflict target is the delivery_identity index.  A row comes
-	 * back only when the delivery is new.
+	 * back only when the delivery is new, or was taken for gone from
+	 * the server and is back: a restored mailbox lists it again, and
+	 * the message just downloaded is byte for byte the one archived
+	 * under that UIDL.  It is on the server again, so it is known at
+	 * the next poll (proven by TOP, not downloaded again); the LIST
+	 * size and header hash are today's, which that proof compares.
 	 */
 	[INDEX_DELIVERY_INSERT] = {
 		"delivery_insert", "INSERT delivery",
-		"INSERT INTO ingestd.delivery"
+		"INSERT INTO ingestd.delivery AS d"
 		" (account_id, uidl, sha256, list_size, head_sha256)"
 		" VALUES ($1::bigint, $2::text, $3::bytea, $4::bigint,"
 		"  $5::bytea)"
 		" ON CONFLICT (account_id, (coalesce(uidl, '')), sha256)"
-		" DO NOTHING RETURNING true",
+		" DO UPDATE SET server_deleted_at = NULL,"
+		"  list_size = EXCLUDED.list_size,"
+		"  head_sha256 = EXCLUDED.head_sha256"
+		" WHERE d.server_deleted_at IS NOT NULL RETURNING true",
 		5 },
 	/*
 	 * $2 and $3 are parallel arrays: one statement for a whole poll's
