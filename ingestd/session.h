@@ -42,6 +42,10 @@ struct session_result {
 	const char **present;
 	size_t npresent;
 	char *present_mem;
+	/* Messages this poll refused (uidl and error owned here). */
+	struct db_refusal *refusals;
+	size_t nrefusals;
+	uint64_t skipped;	/* refused earlier, left alone (PLAN_SKIP) */
 };
 
 /* A poll to run, prepared by the scheduler on the main thread (address
@@ -55,6 +59,7 @@ struct session_job {
 	socklen_t addrlen;
 	struct conn_tls *tls;		/* NULL for tls = "none" */
 	struct known *known;		/* owned by the job */
+	struct known *refused;		/* its refusals; owned by the job */
 	struct committer *committer;
 	const char *spool_dir;
 	/* The zstd dictionary to compress with, NULL for none; it stays
