@@ -348,6 +348,7 @@ start_poll(struct sched *s, struct account *a)
 	const struct conf_account *ca = a->conf;
 	struct session_job *job = &a->job;
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	struct addrinfo *next;
 	char port[16];
 	int r;
 
@@ -388,6 +389,16 @@ start_poll(struct sched *s, struct account *a)
 	}
 	memcpy(&job->addr, ai->ai_addr, ai->ai_addrlen);
 	job->addrlen = ai->ai_addrlen;
+	/* Every address, in the resolver's order (IPv6 first, as a rule):
+	 * conn tries the next when one does not connect. */
+	for (next = ai->ai_next; next != NULL &&
+	    job->nmore < CONN_MORE_ADDRS_MAX; next = next->ai_next) {
+		if (next->ai_addrlen > sizeof(job->more_addrs[0].addr))
+			continue;
+		memcpy(&job->more_addrs[job->nmore].addr, next->ai_addr,
+		    next->ai_addrlen);
+		job->more_addrs[job->nmore++].addrlen = next->ai_addrlen;
+	}
 	freeaddrinfo(ai);
 	a->worker = least_loaded(s);
 	s->load[a->worker]++;

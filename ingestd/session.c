@@ -893,6 +893,8 @@ session_start(void *arg)
 	struct conn_params cp = {
 		.addr = job->addr,
 		.addrlen = job->addrlen,
+		.more_addrs = job->more_addrs,
+		.nmore = job->nmore,
 		.host = a->host,
 		.tls = a->tls == CONF_TLS_IMPLICIT ? job->tls : NULL,
 		.connect_timeout_ms = cf->connect_timeout * 1000,

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "ingestd/conf.h"
+#include "ingestd/conn.h"
 #include "store/db.h"
 
 struct conn_tls;
@@ -57,6 +58,9 @@ struct session_job {
 	int64_t account_id;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	/* The host's further addresses, tried in order if addr fails. */
+	struct conn_addr more_addrs[CONN_MORE_ADDRS_MAX];
+	size_t nmore;
 	struct conn_tls *tls;		/* NULL for tls = "none" */
 	struct known *known;		/* owned by the job */
 	struct known *refused;		/* its refusals; owned by the job */
