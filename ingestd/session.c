@@ -12,8 +12,10 @@
  */
 #include "ingestd/session.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,9 @@
 #define SESSION_WINDOW 8
 /* Messages fetched and not yet durable: bounds spool memory and disk. */
 #define SESSION_MAX_UNCOMMITTED 16
+/* While the spool's file system is under spool_min_free, how often a
+ * paused session looks again. */
+#define SESSION_SPACE_RECHECK_MS 1000
 
 /*
  * The life of a session.  Every change goes through set_phase(), which
@@ -91,6 +96,7 @@ struct session {
 	const struct conf_account *acct;
 	enum session_phase phase;
 	bool stop_fetching;	/* session_drain(): no new RETR or TOP */
+	struct loop_timer t_space; /* paused under spool_min_free */
 	struct conn *conn;
 	struct pop3_client *pop3;
 	struct plan *plan;	/* from the listing on */
@@ -680,12 +686,63 @@ session_abandon(struct session *s)
 	session_end(s);
 }
 
+/*
+ * Whether the process has found the spool's file system under
+ * spool_min_free, and said so: the episode is logged once for every
+ * session of every worker, when it starts and when it ends.
+ */
+static atomic_bool space_low_logged;
+
+static void
+on_space_timer(struct loop *l, void *arg)
+{
+	struct session *s = arg;
+
+	session_pump(s);
+}
+
+/*
+ * Whether the spool's file system has spool_min_free bytes available, so
+ * that another message may be received.  If not, the session pauses: it
+ * sends no RETR or TOP, fails nothing and spools nothing more, and looks
+ * again every SESSION_SPACE_RECHECK_MS.  Messages already in flight
+ * finish (each is bounded by max_message_size).  A statvfs that fails is
+ * no reason to stop archiving.
+ */
+static bool
+session_space_ok(struct session *s)
+{
+	uint64_t min = s->job->conf->spool_min_free, avail;
+	char a[32], b[32];
+
+	if (min == 0)
+		return true;
+	if (spool_dir_avail(s->job->spool_dir, NULL, &avail) == -1) {
+		log_debug("mbox=%s statvfs %s: %s", s->acct->name,
+		    s->job->spool_dir, strerror(errno));
+		return true;
+	}
+	if (avail >= min) {
+		if (atomic_exchange(&space_low_logged, false))
+			log_info("spool: %s available on %s again: receiving "
+			    "resumes", fmt_size(avail, a, sizeof(a)),
+			    s->job->spool_dir);
+		return true;
+	}
+	if (!atomic_exchange(&space_low_logged, true))
+		log_warnx("spool: %s available on %s, under spool_min_free "
+		    "(%s): sessions pause receiving until space returns",
+		    fmt_size(avail, a, sizeof(a)), s->job->spool_dir,
+		    fmt_size(min, b, sizeof(b)));
+	return false;
+}
+
 /* Hands the engine more work, or QUIT once everything is answered. */
 static void
 session_pump(struct session *s)
 {
 	struct plan_msg *m;
-	bool implicit;
+	bool implicit, paused = false;
 
 	if (s->phase != SP_TRANSFER)
 		goto out;
@@ -698,7 +755,16 @@ session_pump(struct session *s)
 		    "more RETR in this poll", s->acct->name);
 		s->stop_fetching = true;
 	}
-	while (!s->stop_fetching && s->inflight < SESSION_WINDOW &&
+	if (!s->stop_fetching && !plan_exhausted(s->plan) &&
+	    s->inflight < SESSION_WINDOW &&
+	    s->uncommitted < SESSION_MAX_UNCOMMITTED &&
+	    !session_space_ok(s)) {
+		paused = true;
+		if (s->t_space.slot == 0)
+			loop_timer_add(s->loop, &s->t_space,
+			    SESSION_SPACE_RECHECK_MS, on_space_timer, s);
+	}
+	while (!paused && !s->stop_fetching && s->inflight < SESSION_WINDOW &&
 	    s->uncommitted < SESSION_MAX_UNCOMMITTED &&
 	    (m = plan_next(s->plan)) != NULL)
 		session_command(s, m);
@@ -815,6 +881,7 @@ session_free(void *arg)
 static void
 session_end(struct session *s)
 {
+	loop_timer_cancel(s->loop, &s->t_space);
 	if (!session_ended(s)) {
 		set_phase(s, SP_ENDED);
 		if (conn_state(s->conn) != CONN_CLOSING)
