@@ -31,6 +31,7 @@
 
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
+#include "ingestd/retention.h"
 
 /*
  * The offset of field f of struct s, which must be as large as ctype: a
@@ -101,6 +102,10 @@ static const struct conf_setting top_settings[] = {
 	    .count = TOP(naccounts, size_t), .sub = CONF_SECTION_ACCOUNT,
 	    .flags = CONF_F_REQUIRED,
 	    .doc = "The mailboxes to archive" },
+	{ "purge", CONF_T_GROUP, 0, .sub = CONF_SECTION_PURGE,
+	    .doc = "How purge plans are approved" },
+	{ "retention", CONF_T_GROUP, 0, .sub = CONF_SECTION_RETENTION,
+	    .doc = "Retention policies" },
 };
 
 static const struct conf_setting database_settings[] = {
@@ -115,6 +120,20 @@ static const struct conf_setting database_settings[] = {
 	    .doc = "Required to delete after archiving over TCP without "
 	    "sslmode=verify-full, where whoever is on the path could answer "
 	    "COMMIT" },
+};
+
+static const struct conf_setting purge_settings[] = {
+	{ "approvals", CONF_T_UINT, TOP(purge_approvals, unsigned),
+	    .def = 1, .min = 1, .max = 2,
+	    .doc = "Actors a purge plan needs: 2 = a PostgreSQL role other "
+	    "than the planner's must approve it" },
+};
+
+static const struct conf_setting retention_settings[] = {
+	{ "cooling_off", CONF_T_STRING, TOP(cooling_off, char *),
+	    .def_str = "30d",
+	    .doc = "Delay before a policy version that shortens retention "
+	    "applies to purge plans: a period (30d, 12w, 18m, 7y; 0d: none)" },
 };
 
 static const struct conf_choice tls_choices[] = {
@@ -196,7 +215,7 @@ struct ctx {
 typedef void check_fn(struct ctx *x, const config_setting_t *g,
     const char *gname, void *base);
 
-static check_fn check_top, check_database, check_account;
+static check_fn check_top, check_database, check_account, check_retention;
 static void release_account(void *base);
 
 #define ROWS(t) .settings = (t), .n = sizeof(t) / sizeof((t)[0])
@@ -214,6 +233,10 @@ static const struct section {
 	    .size = sizeof(struct conf), .check = check_top },
 	[CONF_SECTION_DATABASE] = { ROWS(database_settings),
 	    .size = sizeof(struct conf), .check = check_database },
+	[CONF_SECTION_PURGE] = { ROWS(purge_settings),
+	    .size = sizeof(struct conf) },
+	[CONF_SECTION_RETENTION] = { ROWS(retention_settings),
+	    .size = sizeof(struct conf), .check = check_retention },
 	[CONF_SECTION_ACCOUNT] = { ROWS(account_settings),
 	    .size = sizeof(struct conf_account), .noun = "account",
 	    .example = "{ name = ...; host = ...; ... }",
@@ -908,6 +931,20 @@ check_database(struct ctx *x, const config_setting_t *g, const char *gname,
 
 	if (c->conninfo != NULL && strstr(c->conninfo, "password") != NULL)
 		x->has_password = true;
+}
+
+static void
+check_retention(struct ctx *x, const config_setting_t *g, const char *gname,
+    void *base)
+{
+	const struct conf *c = base;
+	struct retention_period p;
+	char err[256];
+
+	if (c->cooling_off != NULL &&
+	    retention_period_parse(c->cooling_off, &p, err, sizeof(err)) == -1)
+		err_at(x, g != NULL ? config_setting_get_member(g,
+		    "cooling_off") : NULL, "'%s.cooling_off': %s", gname, err);
 }
 
 static void

@@ -75,6 +75,8 @@ struct conf {
 	unsigned batch_max;	/* messages per commit */
 	unsigned dictionary_after; /* small messages stored without a zstd
 				 * dictionary before one is trained; 0: none */
+	unsigned purge_approvals; /* purge.approvals: 1, or 2 actors */
+	char *cooling_off;	/* retention.cooling_off, a period ("30d") */
 	struct conf_account *accounts;
 	size_t naccounts;
 };
@@ -99,6 +101,8 @@ enum conf_section {
 	CONF_SECTION_TOP,	/* struct conf */
 	CONF_SECTION_DATABASE,	/* database = { ... }: struct conf too */
 	CONF_SECTION_ACCOUNT,	/* each of accounts = ( ... ) */
+	CONF_SECTION_PURGE,	/* purge = { ... }: struct conf too */
+	CONF_SECTION_RETENTION,	/* retention = { ... }: struct conf too */
 	CONF_SECTION_COUNT,
 };
 

@@ -1237,6 +1237,8 @@ static const struct {
 	{ CONF_SECTION_TOP, "top" },
 	{ CONF_SECTION_DATABASE, "database" },
 	{ CONF_SECTION_ACCOUNT, "accounts" },
+	{ CONF_SECTION_PURGE, "purge" },
+	{ CONF_SECTION_RETENTION, "retention" },
 };
 
 /* The value of number, bool or choice row r's field in base. */
