@@ -4,7 +4,8 @@
  *   ingestd [-c FILE] [-v] once | run | check | migrate |
  *           export --out DIR [--account NAME | --query Q] |
  *           verify [--account NAME] |
- *           search [--format table|jsonl] [--count] [--limit N] QUERY
+ *           search [--format table|jsonl] [--count] [--limit N] QUERY |
+ *           policy ... | hold ... | purge ...   (cmd_retention.c)
  *
  * Startup problems (configuration, database, TLS files) are fatal here with
  * a message naming what is wrong; once running, a mailbox's failure is
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ingestd/cmd_retention.h"
 #include "ingestd/cmd_search.h"
 #include "ingestd/conf.h"
 #include "ingestd/conn.h"
@@ -94,6 +96,10 @@ usage(FILE *f)
 	    "  search [--format table|jsonl] [--count] [--limit N] QUERY\n"
 	    "                           the deliveries QUERY finds "
 	    "(see ingestd(8))\n"
+	    "  policy add|list, hold add|list|release, purge "
+	    "--plan|--approve|--execute\n"
+	    "                           retention, legal holds and the "
+	    "audited purge (ingestd(8))\n"
 	    "\n"
 	    "options:\n"
 	    "  -c, --config FILE        default " DEFAULT_CONFIG "\n"
@@ -474,12 +480,19 @@ main(int argc, char **argv)
 	struct opts o = { 0 };
 	struct ctx x = { 0 };
 	struct query *q = NULL;
+	struct retention_cmd *rcmd = NULL;
 	char err[1024];
 	uint64_t n = 0, bad = 0;
-	int rc = EXIT_OK, out_fd = -1;
+	int rc = EXIT_OK, out_fd = -1, ri;
 
+	/* policy, hold and purge parse what follows their name. */
+	if ((ri = retention_cmd_index(argc, argv)) > 0) {
+		rcmd = retention_cmd_parse(argc - ri, argv + ri);
+		argc = ri + 1;
+	}
 	parse_args(argc, argv, &o);
-	if (strcmp(o.command, "once") != 0 && strcmp(o.command, "run") != 0 &&
+	if (rcmd == NULL && strcmp(o.command, "once") != 0 &&
+	    strcmp(o.command, "run") != 0 &&
 	    strcmp(o.command, "check") != 0 &&
 	    strcmp(o.command, "migrate") != 0 &&
 	    strcmp(o.command, "export") != 0 &&
@@ -524,6 +537,8 @@ main(int argc, char **argv)
 		    migrations[migrations_count - 1].name : "-");
 	else if (strcmp(o.command, "search") == 0)
 		rc = cmd_search(x.db, &o.search, q);
+	else if (rcmd != NULL)
+		rc = retention_cmd_run(rcmd, x.db, x.conf);
 	else if (strcmp(o.command, "export") == 0 && q != NULL) {
 		rc = cmd_export_query(x.db, out_fd, o.out_dir, o.search.text,
 		    q);
@@ -554,6 +569,7 @@ main(int argc, char **argv)
 	}
 	progress_end();
 	query_free(&q);
+	retention_cmd_free(&rcmd);
 	close_database(&x);
 	conf_free(&x.conf);
 	return rc;

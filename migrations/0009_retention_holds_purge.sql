@@ -316,7 +316,8 @@ RETURNS ingestd.policy_version LANGUAGE plpgsql AS $f$
 DECLARE
 	prev ingestd.policy_version;
 	r ingestd.policy_version;
-	s record;
+	m_sql text;
+	m_params text[];
 	n integer;
 	u text;
 	rank_new integer;
@@ -330,7 +331,8 @@ BEGIN
 	n := substr(p_keep, 1, length(p_keep) - 1)::integer;
 	u := right(p_keep, 1);
 	IF p_match IS NOT NULL THEN
-		SELECT * INTO s FROM ingestd.search_sql(p_match);
+		SELECT x.sql, x.params INTO m_sql, m_params
+		  FROM ingestd.search_sql(p_match) x;
 	END IF;
 	-- One version at a time per name.
 	PERFORM pg_advisory_xact_lock(hashtext('ingestd.policy:' || p_name));
@@ -353,7 +355,7 @@ BEGIN
 	    cooling_off_ends_at)
 	VALUES (p_name, coalesce((SELECT max(v.version)
 	    FROM ingestd.policy_version v WHERE v.name = p_name), 0) + 1,
-	    p_keep, n, u, p_clock, p_match, s.sql, s.params, short,
+	    p_keep, n, u, p_clock, p_match, m_sql, m_params, short,
 	    CASE WHEN short THEN now() + p_cooling_off ELSE now() END)
 	RETURNING * INTO r;
 	PERFORM ingestd.retention_log('policy-version', ARRAY[
@@ -721,8 +723,7 @@ BEGIN
 	IF coalesce((SELECT max(v.id) FROM ingestd.policy_version v), 0)
 	    <> p_policies THEN
 		RAISE EXCEPTION 'plan %: a retention policy changed during '
-		    'execution; make a new plan', p_plan
-		    USING ERRCODE = '40001';
+		    'execution; make a new plan', p_plan;
 	END IF;
 	FOR it IN SELECT i.*, d.id AS did
 		    FROM ingestd.purge_item i
@@ -735,8 +736,7 @@ BEGIN
 			RAISE EXCEPTION 'plan %: account % uidl % (sha256 %) '
 			    'is held by % now; make a new plan', p_plan,
 			    it.account, coalesce(it.uidl, '-'),
-			    encode(it.sha256, 'hex'), held
-			    USING ERRCODE = '40001';
+			    encode(it.sha256, 'hex'), held;
 		END IF;
 		hex := encode(it.sha256, 'hex');
 		DELETE FROM ingestd.delivery WHERE id = it.did;
