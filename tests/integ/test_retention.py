@@ -1,0 +1,330 @@
+"""Retention policies, legal holds and the two-step purge, over real mail
+archived from Dovecot into a real PostgreSQL.
+
+Due-ness is reached by moving archived_at back with SQL rather than by
+waiting.  The message index rows of archived mail are written with SQL
+(tests/integ/searchfix.py), as `reindex` would, where a test needs them
+for a query by subject or sender.  Each test checks what the archive holds after each step, the
+plan file and its hash, and the events recorded.
+"""
+
+import hashlib
+import json
+import os
+
+import harness
+from harness import sha256_hex
+from test_ingest import Archive
+
+import mailgen
+import searchfix
+
+
+def raw(subject, frm="someone@example.org", body="hello"):
+    m = ("From: %s\r\nTo: archive@example.org\r\nSubject: %s\r\n"
+            "Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n"
+            "Message-ID: <%s@test>\r\n\r\n%s\r\n"
+            % (frm, subject, hashlib.sha256(
+                (subject + frm + body).encode()).hexdigest()[:16],
+               body)).encode()
+    INFO[m] = (subject, frm)
+    return m
+
+
+INFO = {}
+
+
+class Ret(Archive):
+    """An Archive with the retention commands."""
+
+    def __init__(self, env, prefix, extra_conf=""):
+        super().__init__(env, prefix)
+        self.extra_conf = extra_conf
+
+    def configure(self, extra_conf=None):
+        if extra_conf is not None:
+            self.extra_conf = extra_conf
+        self.write_config()
+        with open(self.conf, "a") as f:
+            f.write(self.extra_conf)
+
+    def must(self, *args):
+        return self.ok(*args)
+
+    def fails(self, *args, rc=1):
+        got, out, err = self.run(*args)
+        assert got == rc, "ingestd %s exited %d, expected %d%s" % (
+            " ".join(args), got, rc, self.context())
+        return out, err
+
+    def index(self, *msgs):
+        """The index rows of archived messages msgs, by SQL."""
+        self.pg.psql("\n".join(searchfix.message_sql(
+            sha_of(m), subject=INFO[m][0],
+            addresses=[("from", INFO[m][1], None)]) for m in msgs),
+            dbname=self.dbname)
+
+    def backdate(self, interval, where="true"):
+        self.sql("UPDATE delivery SET archived_at = archived_at - "
+                 "interval '%s' WHERE %s;" % (interval, where))
+
+    def plan(self):
+        """purge --plan: (hash printed last, [plan lines])."""
+        path = os.path.join(self.dir, "plan-%s.jsonl" % self.env.unique("p"))
+        out = self.must("purge", "--plan", "--out", path)
+        last = out.strip().splitlines()[-1]
+        with open(path, "rb") as f:
+            data = f.read()
+        assert last == hashlib.sha256(data).hexdigest(), \
+            "last line %r is not the plan's SHA-256%s" % (last,
+                                                          self.context())
+        return last, [json.loads(l) for l in data.decode().splitlines()]
+
+    def present(self):
+        """{(account, uidl): sha256} of the deliveries."""
+        return {(r["account"], r["uidl"]): r["sha256"]
+                for r in self.deliveries()}
+
+    def events(self, kind=None):
+        q = "SELECT kind, entry FROM retention_events"
+        if kind is not None:
+            q += " WHERE kind = '%s'" % kind
+        return self.sql(q + " ORDER BY id;")
+
+
+def sha_of(m):
+    return sha256_hex(mailgen.served(m))
+
+
+def test_policies_longest_wins_unmatched_kept_blob_shared(env):
+    ar = Ret(env, "retp")
+    plain, keep, other, shared = (raw("plain one"), raw("keepme please"),
+                                  raw("other box"), raw("shared copy"))
+    a = ar.mailbox([plain, keep, shared])
+    b = ar.mailbox([other, shared])
+    ar.configure()
+    ar.once()
+    ar.index(plain, keep, other, shared)
+    ar.backdate("3 years")
+
+    # Bad input is named.
+    _, err = ar.fails("policy", "add", "x", "--keep", "7x", rc=2)
+    assert "period '7x': expected a number followed by d, w, m or y" in err
+    _, err = ar.fails("policy", "add", "x", "--keep", "1y", "--clock",
+                      "mtime", rc=2)
+    assert "--clock 'mtime': expected archive, date or end-of-year" in err
+
+    # Nothing matches yet: nothing is due.
+    ar.must("policy", "add", "short", "--keep", "1y", "--match",
+            "account:" + a)
+    ar.must("policy", "add", "long", "--keep", "5y", "--match",
+            "subject:keepme")
+    h, lines = ar.plan()
+    due = sorted((l["account"], l["sha256"]) for l in lines)
+    # plain and shared in a are due (1y over); keepme is kept by the
+    # longest (5y); b's mail is under no policy.
+    assert due == sorted([(a, sha_of(plain)), (a, sha_of(shared))]), lines
+    for l in lines:
+        assert l["policy"] == "short" and l["version"] == 1, l
+        assert l["uidl"] and l["due_at"] and l["why"], l
+    out = ar.must("policy", "list")
+    assert "short\t1\t1y\tarchive\taccount:" + a in out, out
+
+    ar.must("purge", "--execute", h)
+    left = ar.present()
+    assert set(sha for sha in left.values()) == {
+        sha_of(keep), sha_of(other), sha_of(shared)}, left
+    blobs = ar.blobs()
+    # plain's blob went with its last delivery; shared's stays for b.
+    assert sha_of(plain) not in blobs and sha_of(shared) in blobs, blobs
+    assert sha_of(keep) in blobs
+    kinds = [k for k, _ in ar.events()]
+    assert kinds.count("delivery-purged") == 2, kinds
+    assert kinds.count("blob-purged") == 1, kinds
+    assert kinds[-1] == "purge-executed", kinds
+    _, err = ar.fails("purge", "--execute", h)
+    assert "executed already" in err, err
+
+    # b's copy of shared goes under a policy of b: now its blob goes too.
+    ar.must("policy", "add", "bee", "--keep", "0d", "--match",
+            "account:" + b)
+    h, lines = ar.plan()
+    assert sorted(l["sha256"] for l in lines) == sorted(
+        [sha_of(other), sha_of(shared)]), lines
+    ar.must("purge", "--execute", h)
+    assert sha_of(shared) not in ar.blobs()
+    # Message index rows went with the blob.
+    assert ar.sql("SELECT count(*) FROM message WHERE sha256 = "
+                  "decode('%s', 'hex');" % sha_of(shared)) == [["0"]]
+
+
+def test_holds_query_standing_account_message_release(env):
+    ar = Ret(env, "reth")
+    smith1, plain, acct, pinned = (
+        raw("from smith", frm="smith@acme.example"), raw("plain"),
+        raw("in legal"), raw("pinned message"))
+    a = ar.mailbox([smith1, plain, pinned])
+    legal = ar.mailbox([acct])
+    ar.configure()
+    ar.once()
+    ar.index(smith1, plain, acct, pinned)
+    ar.must("policy", "add", "default", "--keep", "1y")
+    ar.must("hold", "add", "matter-17", "--reason", "Smith v. Acme",
+            "--query", "from:smith@acme.example", "--account", legal,
+            "--query", "larger:3000")
+    ar.must("hold", "add", "pin", "--reason", "regulator",
+            "--message", sha_of(pinned))
+    _, err = ar.fails("hold", "add", "bad", "--reason", "r", "--message",
+                      "xyz", rc=2)
+    assert "expected a SHA-256" in err, err
+
+    # A message archived later that matches is held by the standing
+    # hold, decided when it was committed (larger:3000 needs no index row).
+    smith2 = raw("smith again", frm="smith@acme.example", body="x" * 4000)
+    ar.dc.deliver(a, smith2)
+    ar.once()
+    # The same, at the SQL level, for a query on the index: rows written
+    # after the delivery in the same transaction, as commit.c writes them.
+    late = "ab" * 32
+    ar.pg.psql(
+        "BEGIN;"
+        "INSERT INTO ingestd.blob (sha256, size, stored_size, chunks) "
+        "VALUES (decode('%s', 'hex'), 1, 1, 0);"
+        "INSERT INTO ingestd.delivery (account_id, uidl, sha256, list_size,"
+        " head_sha256) SELECT id, 'late', decode('%s', 'hex'), 1,"
+        " decode('%s', 'hex') FROM ingestd.account WHERE name = '%s';"
+        "%s COMMIT;" % (late, late, late, a, searchfix.message_sql(
+            late, subject="late", addresses=[
+                ("from", "smith@acme.example", None)])),
+        dbname=ar.dbname)
+    held = {r[0] for r in ar.sql(
+        "SELECT sha256 FROM held_deliveries WHERE hold = 'matter-17';")}
+    assert held == {sha_of(smith1), sha_of(smith2), sha_of(acct), late}, \
+        held
+    ar.sql("DELETE FROM delivery WHERE uidl = 'late'; "
+           "DELETE FROM blob WHERE sha256 = decode('%s', 'hex');" % late)
+    ar.backdate("2 years")
+
+    h, lines = ar.plan()
+    assert [l["sha256"] for l in lines] == [sha_of(plain)], lines
+    out = ar.must("hold", "list")
+    assert "matter-17\tactive\t3\t" in out, out
+    ar.must("purge", "--execute", h)
+
+    _, err = ar.fails("hold", "release", "nope", "--reason", "x")
+    assert "no hold named 'nope'" in err, err
+    ar.must("hold", "release", "matter-17", "--reason", "settled")
+    _, err = ar.fails("hold", "release", "matter-17", "--reason", "again")
+    assert "released already" in err, err
+    out = ar.must("hold", "list")
+    assert "matter-17\treleased\t0\t" in out and "settled" in out, out
+    h, lines = ar.plan()
+    assert sorted(l["sha256"] for l in lines) == sorted(
+        [sha_of(smith1), sha_of(smith2), sha_of(acct)]), lines
+    ar.must("purge", "--execute", h)
+    # The message hold still protects its message.
+    assert set(ar.present().values()) == {sha_of(pinned)}
+    kinds = [k for k, _ in ar.events()]
+    assert kinds.count("hold-added") == 2 and "hold-released" in kinds
+    # Entries carry hashes of free text, not the text.
+    entry = ar.events("hold-added")[0][1]
+    assert "Smith" not in entry and "smith@" not in entry, entry
+    assert ("reason-sha256=" + hashlib.sha256(b"Smith v. Acme")
+            .hexdigest()) in entry, entry
+
+
+def test_execute_refuses_what_changed_and_tables_are_append_only(env):
+    ar = Ret(env, "retx")
+    m1, m2 = raw("first"), raw("second", frm="boss@acme.example")
+    a = ar.mailbox([m1, m2])
+    ar.configure()
+    ar.once()
+    ar.index(m1, m2)
+    ar.backdate("2 years")
+    ar.must("policy", "add", "default", "--keep", "1y")
+    h, lines = ar.plan()
+    assert len(lines) == 2
+
+    # A hold added between plan and execute: refused, naming the item.
+    ar.must("hold", "add", "late", "--reason", "r", "--query",
+            "from:boss@acme.example")
+    _, err = ar.fails("purge", "--execute", h)
+    assert "held by late now" in err and sha_of(m2) in err, err
+    assert "refused" in err and "nothing was removed" in err, err
+    assert len(ar.present()) == 2
+    ar.must("hold", "release", "late", "--reason", "mistake")
+
+    # A longer policy between plan and execute: refused too.
+    ar.must("policy", "add", "default", "--keep", "10y")
+    _, err = ar.fails("purge", "--execute", h)
+    assert "policy default version 2 now keeps it until" in err, err
+    assert len(ar.present()) == 2
+
+    # A shortening within its cooling-off (30d by default) is not applied.
+    ar.must("policy", "add", "default", "--keep", "1y")  # cools off
+    h2, lines = ar.plan()
+    assert lines == [], "a shortening applied within its cooling-off"
+
+    # Append-only, even for a superuser and under replica mode.
+    for stmt in ("UPDATE retention_event SET kind = 'x'",
+                 "DELETE FROM retention_event",
+                 "TRUNCATE retention_event",
+                 "DELETE FROM hold_release",
+                 "UPDATE policy_version SET keep = '1d'",
+                 "SET session_replication_role = replica; "
+                 "DELETE FROM retention_event"):
+        try:
+            ar.sql(stmt + ";")
+        except Exception as e:  # psql exits non-zero
+            assert "append-only" in str(e) or "append-only" in repr(
+                getattr(e, "stderr", b"")), e
+        else:
+            raise AssertionError("%s was allowed" % stmt)
+    assert int(ar.sql("SELECT count(*) FROM retention_event;")[0][0]) > 5
+    # entry is built by the database, whatever a client sends.
+    ar.sql("INSERT INTO retention_event (kind, fields, entry) VALUES "
+           "('note', ARRAY['k', 'a b=c'], 'forged');")
+    e = ar.sql("SELECT entry FROM retention_event WHERE kind = 'note';")
+    assert e[0][0].startswith("ingestd-retention/1 id=") and \
+        e[0][0].endswith(" kind=note role=%s os-user= k=a%%20b%%3Dc"
+                         % ar.pg.superuser), e
+
+
+def test_cooling_off_and_two_approvals(env):
+    ar = Ret(env, "reta", "purge = { approvals = 2; };\n")
+    m1 = raw("old one")
+    a = ar.mailbox([m1])
+    ar.configure()
+    ar.once()
+    ar.backdate("3 years")
+    ar.must("policy", "add", "default", "--keep", "5y")
+    out = ar.must("policy", "add", "default", "--keep", "2y")
+    assert "shortens retention" in out, out
+    h, lines = ar.plan()
+    assert lines == [], lines
+    # With no cooling-off, a new shortening applies at once.
+    ar.configure('purge = { approvals = 2; };\n'
+                 'retention = { cooling_off = "0d"; };\n')
+    ar.must("policy", "add", "default", "--keep", "2y")
+    h, lines = ar.plan()
+    assert len(lines) == 1 and lines[0]["version"] == 3, lines
+
+    _, err = ar.fails("purge", "--execute", h)
+    assert "needs the approval of a PostgreSQL role other than" in err, err
+    _, err = ar.fails("purge", "--approve", h)
+    assert "different PostgreSQL role" in err, err
+    role = ar.env.unique("approver")
+    ar.pg.psql('CREATE ROLE "%s" LOGIN SUPERUSER;' % role)
+    other = Ret(env, "reta2")
+    other.conf = os.path.join(other.dir, "ingestd.conf")
+    other.accounts = ar.accounts
+    other.conninfo = ar.conninfo.replace("user=" + ar.pg.superuser,
+                                         "user=" + role)
+    assert other.conninfo != ar.conninfo
+    other.configure('purge = { approvals = 2; };\n')
+    out = other.must("purge", "--approve", h)
+    assert role in out, out
+    ar.must("purge", "--execute", h)
+    assert ar.present() == {}
+    ent = [e for k, e in ar.events() if k == "purge-approved"]
+    assert len(ent) == 1 and ("role=" + role) in ent[0], ent
