@@ -285,6 +285,36 @@ BEGIN
 END
 $d$;
 
+-- Deliveries and blobs leave the archive only through a purge: a DELETE
+-- elsewhere is refused (UPDATE stays: server_deleted_at is recorded on
+-- deliveries).  purge_execute_batch() says it is purging with the
+-- transaction-local setting ingestd.purge.  This guards against mistakes
+-- and stray tools; against a role that could set the setting itself, the
+-- guard is not to grant DELETE (README, Security).
+CREATE FUNCTION ingestd.retention_guard()
+RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+	IF coalesce(current_setting('ingestd.purge', true), '') = '' THEN
+		RAISE EXCEPTION '%: % is refused: messages leave the archive '
+		    'only through ingestd purge', TG_TABLE_NAME, TG_OP
+		    USING ERRCODE = '42501';
+	END IF;
+	RETURN CASE WHEN TG_LEVEL = 'ROW' THEN OLD END;
+END
+$f$;
+CREATE TRIGGER delivery_purge_only BEFORE DELETE ON ingestd.delivery
+    FOR EACH ROW EXECUTE FUNCTION ingestd.retention_guard();
+CREATE TRIGGER delivery_no_truncate BEFORE TRUNCATE ON ingestd.delivery
+    FOR EACH STATEMENT EXECUTE FUNCTION ingestd.retention_guard();
+CREATE TRIGGER blob_purge_only BEFORE DELETE ON ingestd.blob
+    FOR EACH ROW EXECUTE FUNCTION ingestd.retention_guard();
+CREATE TRIGGER blob_no_truncate BEFORE TRUNCATE ON ingestd.blob
+    FOR EACH STATEMENT EXECUTE FUNCTION ingestd.retention_guard();
+ALTER TABLE ingestd.delivery ENABLE ALWAYS TRIGGER delivery_purge_only;
+ALTER TABLE ingestd.delivery ENABLE ALWAYS TRIGGER delivery_no_truncate;
+ALTER TABLE ingestd.blob ENABLE ALWAYS TRIGGER blob_purge_only;
+ALTER TABLE ingestd.blob ENABLE ALWAYS TRIGGER blob_no_truncate;
+
 -- Policies.
 
 -- A version shortens its policy when it could purge something earlier
@@ -720,6 +750,7 @@ BEGIN
 		    'other than %, its planner', p_plan, p.actor_role
 		    USING ERRCODE = '42501';
 	END IF;
+	PERFORM set_config('ingestd.purge', p_plan, true);
 	IF coalesce((SELECT max(v.id) FROM ingestd.policy_version v), 0)
 	    <> p_policies THEN
 		RAISE EXCEPTION 'plan %: a retention policy changed during '
