@@ -37,6 +37,63 @@
 /* Changed items named before "... and N more". */
 #define SHOW_CHANGES 20
 
+/*
+ * The statements.  Times go to retention.c as microseconds since 1970.
+ */
+/* clang-format off */
+#define US(e) "(extract(epoch FROM " e ") * 1000000)::bigint"
+
+/* Policy versions; policy_id: versions of a name share its first's id. */
+static const char SQL_VERSIONS[] =
+    "SELECT v.id, v.name, v.version, v.keep, v.clock, v.shortens, "
+    US("v.cooling_off_ends_at") ", v.match_sql IS NULL, "
+    "min(v.id) OVER (PARTITION BY v.name) "
+    "FROM ingestd.policy_version v ORDER BY v.name, v.version";
+
+static const char SQL_NOW[] = "SELECT " US("now()");
+
+/*
+ * The decision inputs of a delivery, one per row: [0] id, [1] account,
+ * [2] uidl, [3] sha256, [4] archived_at, [5] Date, [6] the first active
+ * hold covering it, [7] the ids of the versions with a query that match
+ * it, [8] archived_at as text.
+ */
+#define DELIVERY_INPUTS							\
+    "d.id, a.name, d.uidl, encode(d.sha256, 'hex'), "			\
+    US("d.archived_at") ", " US("m.date") ", "				\
+    "(SELECT c.hold FROM ingestd.hold_cover c "				\
+    "WHERE c.delivery_id = d.id LIMIT 1), pm.versions, "		\
+    "ingestd.retention_time(d.archived_at)"
+#define DELIVERY_JOINS							\
+    "JOIN ingestd.account a ON a.id = d.account_id "			\
+    "LEFT JOIN ingestd.message m ON m.sha256 = d.sha256 "		\
+    "LEFT JOIN (SELECT x.delivery_id, array_agg(x.version_id) "		\
+    "AS versions FROM ingestd.policy_matches() x GROUP BY 1) pm "	\
+    "ON pm.delivery_id = d.id "
+
+static const char SQL_PLAN[] =
+    "SELECT " DELIVERY_INPUTS " FROM ingestd.delivery d " DELIVERY_JOINS
+    "ORDER BY d.id";
+
+static const char SQL_EXEC_PLAN[] =
+    "SELECT p.id, " US("p.planned_at") ", p.approvals_needed, "
+    "p.actor_role, "
+    "EXISTS (SELECT 1 FROM ingestd.purge_done x WHERE x.plan_id = p.id), "
+    "EXISTS (SELECT 1 FROM ingestd.purge_approval a "
+    "WHERE a.plan_id = p.id AND a.actor_role <> p.actor_role), "
+    "coalesce((SELECT max(v.id) FROM ingestd.policy_version v), 0) "
+    "FROM ingestd.purge_plan p WHERE p.sha256 = decode($1, 'hex')";
+
+/* Each item: DELIVERY_INPUTS (NULL when gone), then what the plan said. */
+static const char SQL_EXEC_ITEMS[] =
+    "SELECT " DELIVERY_INPUTS ", i.account, i.uidl, "
+    "encode(i.sha256, 'hex'), i.policy, i.version, " US("i.due_at") " "
+    "FROM ingestd.purge_item i "
+    "LEFT JOIN (ingestd.delivery d " DELIVERY_JOINS ") "
+    "ON d.id = i.delivery_id "
+    "WHERE i.plan_id = $1::bigint ORDER BY i.pos";
+/* clang-format on */
+
 enum rcmd {
 	RCMD_POLICY_ADD,
 	RCMD_POLICY_LIST,
@@ -589,41 +646,14 @@ versions_release(struct versions *vs)
 	memset(vs, 0, sizeof(*vs));
 }
 
-#define US(e) "(extract(epoch FROM " e ") * 1000000)::bigint"
-
 static int
 versions_load(struct retention_cmd *c, struct db *db, struct versions *vs)
 {
-	/* policy_id: versions of one name share the id of its first. */
-	return run(db, c, "loading the retention policies", false,
-	    "SELECT v.id, v.name, v.version, v.keep, v.clock, v.shortens, " US(
-		"v.cooling_off_ends_at") ", v.match_sql IS NULL, "
-					 "min(v.id) OVER (PARTITION BY v.name) "
-					 "FROM ingestd.policy_version v "
-					 "ORDER BY v.name, v.version",
+	return run(db, c, "loading the retention policies", false, SQL_VERSIONS,
 	    0, NULL, load_version, vs);
 }
 
-/*
- * The decision inputs of deliveries, one per row: id, account, uidl,
- * sha256, archived_at (µs), Date (µs), the first active hold covering it,
- * the ids of the versions with a query that match it, and archived_at as
- * text.
- */
-#define DELIVERY_INPUTS                                                                \
-	"d.id, a.name, d.uidl, encode(d.sha256, 'hex'), " US("d.archived_at") ", " US( \
-	    "m.date") ", "                                                             \
-		      "(SELECT c.hold FROM ingestd.hold_cover c "                      \
-		      "WHERE c.delivery_id = d.id LIMIT 1), pm.versions, "             \
-		      "ingestd.retention_time(d.archived_at)"
-#define DELIVERY_JOINS                                                         \
-	"JOIN ingestd.account a ON a.id = d.account_id "                       \
-	"LEFT JOIN ingestd.message m ON m.sha256 = d.sha256 "                  \
-	"LEFT JOIN (SELECT x.delivery_id, array_agg(x.version_id) AS "         \
-	"versions FROM ingestd.policy_matches() x GROUP BY 1) pm "             \
-	"ON pm.delivery_id = d.id "
-
-/* Fills in from row v[off..off+7] of DELIVERY_INPUTS. */
+/* Decides the delivery of row v (DELIVERY_INPUTS above). */
 static void
 decide(const struct versions *vs, const char *const *v, int64_t now,
     struct retention_decision *d)
@@ -775,8 +805,8 @@ cmd_purge_plan(struct retention_cmd *c, struct db *db, const struct conf *conf)
 	const char *params[3];
 	int rc = 1;
 
-	if (run(db, c, "purge --plan", false, "SELECT " US("now()"), 0, NULL,
-		get_int64, &pl.now) == -1 ||
+	if (run(db, c, "purge --plan", false, SQL_NOW, 0, NULL, get_int64,
+		&pl.now) == -1 ||
 	    versions_load(c, db, &pl.vs) == -1)
 		goto out;
 	retention_time_format(pl.now, pl.now_text, sizeof(pl.now_text));
@@ -784,10 +814,8 @@ cmd_purge_plan(struct retention_cmd *c, struct db *db, const struct conf *conf)
 		log_warn("purge --plan: open_memstream");
 		goto out;
 	}
-	if (run(db, c, "purge --plan", false,
-		"SELECT " DELIVERY_INPUTS
-		" FROM ingestd.delivery d " DELIVERY_JOINS "ORDER BY d.id",
-		0, NULL, plan_row, &pl) == -1) {
+	if (run(db, c, "purge --plan", false, SQL_PLAN, 0, NULL, plan_row,
+		&pl) == -1) {
 		fclose(pl.mem);
 		goto out;
 	}
@@ -977,16 +1005,8 @@ cmd_purge_execute(struct retention_cmd *c, struct db *db)
 	int tries, rc = 1;
 
 	params[0] = c->plan;
-	if (run(db, c, "purge --execute", false,
-		"SELECT p.id, " US(
-		    "p.planned_at") ", p.approvals_needed, "
-				    "p.actor_role, EXISTS (SELECT 1 FROM ingestd.purge_done x "
-				    "WHERE x.plan_id = p.id), EXISTS (SELECT 1 FROM "
-				    "ingestd.purge_approval a WHERE a.plan_id = p.id AND "
-				    "a.actor_role <> p.actor_role), "
-				    "coalesce((SELECT max(v.id) FROM ingestd.policy_version v), 0) "
-				    "FROM ingestd.purge_plan p WHERE p.sha256 = decode($1, 'hex')",
-		1, params, exec_plan, &ex) == -1)
+	if (run(db, c, "purge --execute", false, SQL_EXEC_PLAN, 1, params,
+		exec_plan, &ex) == -1)
 		goto out;
 	if (!ex.found) {
 		log_warnx("purge --execute: no purge plan %s (purge --plan "
@@ -1013,13 +1033,7 @@ cmd_purge_execute(struct retention_cmd *c, struct db *db)
 	snprintf(id, sizeof(id), "%" PRId64, ex.plan_id);
 	params[0] = id;
 	if (run(db, c, "purge --execute: re-checking the plan", false,
-		"SELECT " DELIVERY_INPUTS ", i.account, i.uidl, "
-		"encode(i.sha256, 'hex'), i.policy, i.version, " US(
-		    "i.due_at") " FROM ingestd.purge_item i "
-				"LEFT JOIN (ingestd.delivery d " DELIVERY_JOINS
-				") ON d.id = i.delivery_id "
-				"WHERE i.plan_id = $1::bigint ORDER BY i.pos",
-		1, params, exec_item, &ex) == -1)
+		SQL_EXEC_ITEMS, 1, params, exec_item, &ex) == -1)
 		goto out;
 	if (ex.changed > 0) {
 		if (ex.changed > SHOW_CHANGES)
