@@ -180,6 +180,21 @@ is_date(const char *s)
 	    s[7] == '-' && m >= 1 && m <= 12 && d >= 1 && d <= 31;
 }
 
+/* Policy and hold names: what migration 0009's CHECKs accept. */
+static bool
+is_name(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+			(s[i] >= 'A' && s[i] <= 'Z') ||
+			(s[i] >= '0' && s[i] <= '9') ||
+			(i > 0 && strchr("._-", s[i]) != NULL)))
+			return false;
+	return i >= 1 && i <= 64;
+}
+
 static bool
 is_sha256_hex(const char *s)
 {
@@ -255,6 +270,11 @@ retention_cmd_parse(int argc, char **argv)
 		if (argc <= 2 || argv[2][0] == '-')
 			usage_error("%s %s needs a NAME", word, sub);
 		c->name = argv[2];
+		if (!is_name(c->name))
+			usage_error("%s %s: name '%s': expected 1 to 64 "
+				    "letters, digits, '.', '_' or '-', "
+				    "starting with a letter or digit",
+			    word, sub, c->name);
 		first = 3;
 	}
 	for (i = first; i < argc; i++) {
@@ -344,6 +364,10 @@ retention_cmd_parse(int argc, char **argv)
 			usage_error("hold add %s: --to '%s': expected "
 				    "YYYY-MM-DD",
 			    c->name, c->to);
+		if (c->from != NULL && c->to != NULL &&
+		    strcmp(c->from, c->to) > 0)
+			usage_error("hold add %s: --from %s is after --to %s",
+			    c->name, c->from, c->to);
 		break;
 	case RCMD_HOLD_RELEASE:
 		if (c->reason == NULL || c->reason[0] == '\0')

@@ -114,6 +114,11 @@ def test_policies_longest_wins_unmatched_kept_blob_shared(env):
     _, err = ar.fails("policy", "add", "x", "--keep", "1y", "--clock",
                       "mtime", rc=2)
     assert "--clock 'mtime': expected archive, date or end-of-year" in err
+    _, err = ar.fails("policy", "add", "no good", "--keep", "1y", rc=2)
+    assert "name 'no good': expected 1 to 64 letters" in err, err
+    _, err = ar.fails("hold", "add", "h", "--reason", "r", "--account", a,
+                      "--from", "2024-02-01", "--to", "2024-01-01", rc=2)
+    assert "--from 2024-02-01 is after --to 2024-01-01" in err, err
 
     # Nothing matches yet: nothing is due.
     ar.must("policy", "add", "short", "--keep", "1y", "--match",
@@ -131,7 +136,14 @@ def test_policies_longest_wins_unmatched_kept_blob_shared(env):
     out = ar.must("policy", "list")
     assert "short\t1\t1y\tarchive\taccount:" + a in out, out
 
+    h_again, again = ar.plan()
+    assert h_again != h and len(again) == len(lines)
+    _, err = ar.fails("purge", "--execute", "0" * 64)
+    assert "no purge plan " + "0" * 64 in err, err
     ar.must("purge", "--execute", h)
+    # The same items planned twice: the second plan finds them gone.
+    _, err = ar.fails("purge", "--execute", h_again)
+    assert err.count("the delivery is gone") == 2, err
     left = ar.present()
     assert set(sha for sha in left.values()) == {
         sha_of(keep), sha_of(other), sha_of(shared)}, left

@@ -46,7 +46,8 @@
 	X(test_small_error_buffer)                                       \
 	X(test_settings_tables)                                          \
 	X(test_readme_lists_settings)                                    \
-	X(test_manual_lists_settings)
+	X(test_manual_lists_settings)                                    \
+	X(test_purge_and_retention)
 TESTS(TEST_DECLARE)
 
 /* err contains want. */
@@ -412,6 +413,36 @@ test_defaults(void)
 	c = load_ok();
 	ASSERT_TRUE(c->conninfo == NULL);
 	conf_free(&c);
+}
+
+static void
+test_purge_and_retention(void)
+{
+	struct conf *c;
+	const char *err;
+
+	write_conf("accounts = ( { " ACCOUNT " } );\n");
+	c = load_ok();
+	ASSERT_EQ(c->purge_approvals, 1);
+	ASSERT_STREQ(c->cooling_off, "30d");
+	conf_free(&c);
+	write_conf("purge = { approvals = 2; };\n"
+		   "retention = { cooling_off = \"0d\"; };\n"
+		   "accounts = ( { " ACCOUNT " } );\n");
+	c = load_ok();
+	ASSERT_EQ(c->purge_approvals, 2);
+	ASSERT_STREQ(c->cooling_off, "0d");
+	conf_free(&c);
+	write_conf("purge = { approvals = 3; };\n"
+		   "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_TRUE(strstr(err, "purge.approvals") != NULL);
+	write_conf("retention = {\n cooling_off = \"7x\"; };\n"
+		   "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_TRUE(strstr(err, ":2: 'retention.cooling_off': period '7x': "
+				"expected a number followed by d, w, m or "
+				"y") != NULL);
 }
 
 static void
