@@ -89,8 +89,10 @@ CREATE TABLE ingestd.hold_scope (
 	value text NOT NULL,
 	sql text,
 	params text[],
+	fn text,
 	PRIMARY KEY (hold_id, pos),
 	CHECK ((kind = 'query') = (sql IS NOT NULL)),
+	CHECK ((kind = 'query') = (fn IS NOT NULL)),
 	CHECK (kind <> 'message' OR value ~ '^[0-9a-f]{64}$')
 );
 CREATE INDEX hold_scope_value ON ingestd.hold_scope (kind, value);
@@ -485,25 +487,16 @@ COMMENT ON VIEW ingestd.held_deliveries IS
     'Stable.  One row per delivery and active hold protecting it: a held '
     'delivery is never purged.';
 
--- A query scope's matches among the given deliveries (NULL: all).
+-- A query scope's matches in the whole archive, when a hold is added.
 CREATE FUNCTION ingestd.hold_match(p_hold bigint, p_sql text,
-    p_params text[], p_delivery bigint)
+    p_params text[])
 RETURNS void LANGUAGE plpgsql AS $f$
 BEGIN
-	IF p_delivery IS NULL THEN
-		EXECUTE 'INSERT INTO ingestd.hold_member (hold_id, sha256, '
-		    'delivery_id) SELECT $2, d.sha256, min(d.id) '
-		    'FROM ingestd.delivery d WHERE d.id IN ' || p_sql ||
-		    ' GROUP BY d.sha256 ON CONFLICT DO NOTHING'
-		    USING p_params, p_hold;
-	ELSE
-		EXECUTE 'INSERT INTO ingestd.hold_member (hold_id, sha256, '
-		    'delivery_id) SELECT $2, d.sha256, d.id '
-		    'FROM ingestd.delivery d WHERE d.id = $3 AND EXISTS '
-		    '(SELECT 1 FROM ' || p_sql || ' s(id) WHERE s.id = $3) '
-		    'ON CONFLICT DO NOTHING'
-		    USING p_params, p_hold, p_delivery;
-	END IF;
+	EXECUTE 'INSERT INTO ingestd.hold_member (hold_id, sha256, '
+	    'delivery_id) SELECT $2, d.sha256, min(d.id) '
+	    'FROM ingestd.delivery d WHERE d.id IN ' || p_sql ||
+	    ' GROUP BY d.sha256 ON CONFLICT DO NOTHING'
+	    USING p_params, p_hold;
 END
 $f$;
 
@@ -515,6 +508,7 @@ DECLARE
 	h ingestd.hold;
 	s record;
 	i integer;
+	fn text;
 	ev text[];
 BEGIN
 	IF EXISTS (SELECT 1 FROM ingestd.hold x WHERE x.name = p_name) THEN
@@ -535,9 +529,19 @@ BEGIN
 	FOR i IN 1 .. array_length(p_kinds, 1) LOOP
 		IF p_kinds[i] = 'query' THEN
 			SELECT * INTO s FROM ingestd.search_sql(p_values[i]);
+			-- The scope's test of one delivery, compiled once: a
+			-- PL/pgSQL function's static statement keeps its plan
+			-- for the session, where EXECUTE would plan it for
+			-- every message.  Its text is search_sql()'s fixed
+			-- fragments; the query's values stay in $1.
+			fn := format('hold_query_%s_%s', h.id, i);
+			EXECUTE format('CREATE FUNCTION ingestd.%I(p text[], '
+			    'did bigint) RETURNS boolean LANGUAGE plpgsql '
+			    'STABLE AS %L', fn, 'BEGIN RETURN EXISTS (SELECT 1 '
+			    'FROM ' || s.sql || ' s(id) WHERE s.id = $2); END');
 			INSERT INTO ingestd.hold_scope VALUES (h.id, i, 'query',
-			    p_values[i], s.sql, s.params);
-			PERFORM ingestd.hold_match(h.id, s.sql, s.params, NULL);
+			    p_values[i], s.sql, s.params, fn);
+			PERFORM ingestd.hold_match(h.id, s.sql, s.params);
 			ev := ev || ARRAY['query-sha256',
 			    ingestd.retention_sha(p_values[i])];
 		ELSIF p_kinds[i] = 'message' THEN
@@ -548,11 +552,11 @@ BEGIN
 				    USING ERRCODE = '22023';
 			END IF;
 			INSERT INTO ingestd.hold_scope VALUES (h.id, i,
-			    'message', p_values[i], NULL, NULL);
+			    'message', p_values[i], NULL, NULL, NULL);
 			ev := ev || ARRAY['message', p_values[i]];
 		ELSIF p_kinds[i] = 'account' THEN
 			INSERT INTO ingestd.hold_scope VALUES (h.id, i,
-			    'account', p_values[i], NULL, NULL);
+			    'account', p_values[i], NULL, NULL, NULL);
 			ev := ev || ARRAY['account', p_values[i]];
 		ELSE
 			RAISE EXCEPTION 'hold scope kind ''%''', p_kinds[i];
@@ -601,8 +605,9 @@ CREATE FUNCTION ingestd.hold_standing()
 RETURNS trigger LANGUAGE plpgsql AS $f$
 DECLARE
 	s record;
+	hit boolean;
 BEGIN
-	FOR s IN SELECT sc.hold_id, sc.sql, sc.params
+	FOR s IN SELECT sc.hold_id, sc.params, sc.fn
 		   FROM ingestd.hold_scope sc
 		  WHERE sc.kind = 'query'
 		    AND NOT EXISTS (SELECT 1 FROM ingestd.hold_release r
@@ -610,7 +615,14 @@ BEGIN
 		    AND NOT EXISTS (SELECT 1 FROM ingestd.hold_member m
 				     WHERE m.hold_id = sc.hold_id
 				       AND m.sha256 = NEW.sha256) LOOP
-		PERFORM ingestd.hold_match(s.hold_id, s.sql, s.params, NEW.id);
+		EXECUTE format('SELECT ingestd.%I($1, $2)', s.fn) INTO hit
+		    USING s.params, NEW.id;
+		IF hit THEN
+			INSERT INTO ingestd.hold_member (hold_id, sha256,
+			    delivery_id)
+			VALUES (s.hold_id, NEW.sha256, NEW.id)
+			ON CONFLICT DO NOTHING;
+		END IF;
 	END LOOP;
 	RETURN NULL;
 END
