@@ -537,6 +537,18 @@ hold_added(void *arg, int ncols, const char *const *v)
 }
 
 static int
+hold_unknown_account(void *arg, int ncols, const char *const *v)
+{
+	(void)arg;
+	if (ncols < 1)
+		return -1;
+	log_warnx("hold add: no account named \"%s\" is in the archive yet; "
+		  "the hold will cover its deliveries once it is",
+	    v[0]);
+	return 0;
+}
+
+static int
 cmd_hold_add(struct retention_cmd *c, struct db *db)
 {
 	const char *params[6];
@@ -560,6 +572,14 @@ cmd_hold_add(struct retention_cmd *c, struct db *db)
 		    "SELECT $1::text, count(*) FROM ingestd.hold_cover c "
 		    "JOIN ingestd.hold h ON h.id = c.hold_id WHERE h.name = $1",
 		    1, params, hold_added, NULL);
+	/* A misspelt account holds nothing: say so (it may come later). */
+	if (rc == 0)
+		rc = run(db, c, "hold add", false,
+		    "SELECT s.value FROM ingestd.hold_scope s "
+		    "JOIN ingestd.hold h ON h.id = s.hold_id "
+		    "WHERE h.name = $1 AND s.kind = 'account' AND NOT EXISTS "
+		    "(SELECT 1 FROM ingestd.account a WHERE a.name = s.value)",
+		    1, params, hold_unknown_account, NULL);
 	free(kinds);
 	kinds = NULL;
 	free(values);

@@ -187,6 +187,10 @@ def test_holds_query_standing_account_message_release(env):
             "--query", "larger:3000")
     ar.must("hold", "add", "pin", "--reason", "regulator",
             "--message", sha_of(pinned))
+    rc, out, err = ar.run("hold", "add", "typo", "--reason", "r",
+                          "--account", "no-such-box")
+    assert rc == 0 and "hold typo added: 0 deliveries" in out, (out, err)
+    assert 'no account named "no-such-box" is in the archive yet' in err
     _, err = ar.fails("hold", "add", "bad", "--reason", "r", "--message",
                       "xyz", rc=2)
     assert "expected a SHA-256" in err, err
@@ -251,7 +255,7 @@ def test_holds_query_standing_account_message_release(env):
     # The message hold still protects its message.
     assert set(ar.present().values()) == {sha_of(pinned)}
     kinds = [k for k, _ in ar.events()]
-    assert kinds.count("hold-added") == 2 and "hold-released" in kinds
+    assert kinds.count("hold-added") == 3 and "hold-released" in kinds
     # Entries carry hashes of free text, not the text.
     entry = ar.events("hold-added")[0][1]
     assert "Smith" not in entry and "smith@" not in entry, entry
