@@ -138,9 +138,18 @@ def test_policies_longest_wins_unmatched_kept_blob_shared(env):
 
     h_again, again = ar.plan()
     assert h_again != h and len(again) == len(lines)
+    due = ar.sql("SELECT plan, policy, version FROM retention_due "
+                 "ORDER BY plan;")
+    assert sorted(r[0] for r in due) == sorted([h, h, h_again, h_again]), due
     _, err = ar.fails("purge", "--execute", "0" * 64)
     assert "no purge plan " + "0" * 64 in err, err
     ar.must("purge", "--execute", h)
+    plans = {r[0]: r[1:] for r in ar.sql(
+        "SELECT sha256, items, executed_at IS NOT NULL, purged_deliveries, "
+        "purged_blobs FROM purge_plans;")}
+    assert plans[h] == ["2", "t", "2", "1"], plans
+    assert plans[h_again] == ["2", "f", None, None], plans
+    assert ar.sql("SELECT count(*) FROM retention_due;") == [["0"]]
     # The same items planned twice: the second plan finds them gone.
     _, err = ar.fails("purge", "--execute", h_again)
     assert err.count("the delivery is gone") == 2, err
