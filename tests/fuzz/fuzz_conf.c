@@ -1,4 +1,4 @@
-/* fuzz-sources: ingestd/conf.c ingestd/base/log.c ingestd/base/xmalloc.c */
+/* fuzz-sources: ingestd/conf.c ingestd/retention.c ingestd/base/log.c ingestd/base/xmalloc.c */
 /* fuzz-pkgs: libconfig */
 /*
  * ingestd/conf: the input is written to a memfd and loaded as a config
