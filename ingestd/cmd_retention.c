@@ -263,7 +263,11 @@ retention_cmd_parse(int argc, char **argv)
 	else if (strcmp(word, "purge") == 0) {
 		c->cmd = RCMD_PURGE_PLAN;
 		first = 1;
-	} else
+	} else if (*sub == '\0')
+		usage_error("%s needs a subcommand: %s", word,
+		    strcmp(word, "policy") == 0 ? "add or list" :
+						  "add, list or release");
+	else
 		usage_error("%s: unknown subcommand \"%s\"", word, sub);
 	if (c->cmd == RCMD_POLICY_ADD || c->cmd == RCMD_HOLD_ADD ||
 	    c->cmd == RCMD_HOLD_RELEASE) {
@@ -321,8 +325,11 @@ retention_cmd_parse(int argc, char **argv)
 			c->plan = opt_value(argc, argv, &i, "--execute");
 			c->cmd = RCMD_PURGE_EXECUTE;
 		} else
-			usage_error("%s%s%s: unexpected \"%s\"", word,
-			    first > 1 ? " " : "", first > 1 ? sub : "", a);
+			usage_error("%s%s%s: unexpected \"%s\"%s", word,
+			    first > 1 ? " " : "", first > 1 ? sub : "", a,
+			    strcmp(a, "-c") == 0 || strcmp(a, "-v") == 0 ?
+				" (-c and -v go before the command)" :
+				"");
 	}
 	switch (c->cmd) {
 	case RCMD_POLICY_ADD:

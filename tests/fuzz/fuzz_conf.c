@@ -1,4 +1,5 @@
-/* fuzz-sources: ingestd/conf.c ingestd/retention.c ingestd/base/log.c ingestd/base/xmalloc.c */
+/* fuzz-sources: ingestd/conf.c ingestd/base/log.c ingestd/base/xmalloc.c */
+/* fuzz-sources: ingestd/retention.c */
 /* fuzz-pkgs: libconfig */
 /*
  * ingestd/conf: the input is written to a memfd and loaded as a config
