@@ -22,7 +22,9 @@
 --   search_sql(query)       the statement and its parameters, for EXPLAIN
 --
 -- A syntax error raises SQLSTATE 42601 with the message
--- "column N: what was expected" (N counts characters from 1).
+-- "column N: what was expected" (N counts characters from 1).  The entry
+-- points run with search_path = pg_catalog, so that no object of the
+-- caller's schemas can stand in for a function the statement calls.
 
 -- from:alice and from:alice@ look at the part before the '@'.
 CREATE INDEX message_address_local
@@ -562,7 +564,8 @@ $f$;
 -- The set of delivery ids a query selects, as SQL, and its parameters.
 CREATE FUNCTION ingestd.search_sql(query text, OUT sql text,
     OUT params text[])
-LANGUAGE plpgsql IMMUTABLE AS $f$
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
 	t record;
 	r record;
@@ -587,7 +590,8 @@ CREATE FUNCTION ingestd.search(query text)
 RETURNS TABLE (account text, uidl text, sha256 text, size bigint,
     archived_at timestamptz, date timestamptz, "from" text, "to" text,
     cc text, subject text, message_id text, attachments jsonb)
-LANGUAGE plpgsql STABLE AS $f$
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
 	s record;
 BEGIN
@@ -625,7 +629,8 @@ COMMENT ON FUNCTION ingestd.search(text) IS
     'A syntax error raises 42601 "column N: ...".';
 
 CREATE FUNCTION ingestd.search_count(query text)
-RETURNS bigint LANGUAGE plpgsql STABLE AS $f$
+RETURNS bigint LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
 	s record;
 	n bigint;

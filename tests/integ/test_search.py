@@ -319,6 +319,13 @@ def test_cli_and_sql_agree(env):
         if crow != srow:
             diffs.append("%r:\n  cli %s\n  sql %s" % (q, crow, srow))
     assert not diffs, "\n".join(diffs)
+    # ingestd.search_count() counts what ingestd.search() returns.
+    want = expected(fx)
+    rows = s.psql_rows(
+        "SELECT v.n, ingestd.search_count(v.q) FROM (VALUES %s) v(n, q)"
+        " ORDER BY v.n;" % ", ".join("(%d, $Q$%s$Q$)" % (i, q)
+                                     for i, q in enumerate(queries)))
+    assert [int(r[1]) for r in rows] == [len(want[q]) for q in queries]
     for q, msg in BAD:
         rc, _, err = s.cli(q)
         assert rc == 2, "search %r exited %d, not 2: %s" % (q, rc, err)
