@@ -504,8 +504,10 @@ main(int argc, char **argv)
 	}
 	/* A query is checked before anything else is done for it. */
 	if (o.search.text != NULL &&
-	    (q = search_parse(o.command, o.search.text)) == NULL)
+	    (q = search_parse(o.command, o.search.text)) == NULL) {
+		conf_free(&x.conf);
 		return EXIT_USAGE;
+	}
 	/* Before the database: a directory export may not write into is a
 	 * mistake to learn at once, not after starting a cluster. */
 	if (strcmp(o.command, "export") == 0 &&
