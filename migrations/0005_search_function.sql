@@ -527,9 +527,14 @@ BEGIN
 		sql := pos_sqls[1];
 		RETURN;
 	END IF;
-	sql := '(' || coalesce(array_to_string(pos_sqls, ' INTERSECT '), '');
+	/* As compile_and(): positive terms as a chain of IN. */
 	IF array_length(pos_sqls, 1) IS NULL THEN
-		sql := sql || '(SELECT d.id FROM ingestd.delivery d)';
+		sql := '((SELECT d.id FROM ingestd.delivery d)';
+	ELSIF array_length(pos_sqls, 1) = 1 THEN
+		sql := '(' || pos_sqls[1];
+	ELSE
+		sql := '((SELECT d.id FROM ingestd.delivery d WHERE d.id IN '
+		    || array_to_string(pos_sqls, ' AND d.id IN ') || ')';
 	END IF;
 	FOREACH s IN ARRAY neg_sqls LOOP
 		sql := sql || ' EXCEPT ' || s;
@@ -596,8 +601,10 @@ DECLARE
 	s record;
 BEGIN
 	SELECT * INTO s FROM ingestd.search_sql(query);
+	/* As query_compile(): the matches first, on their own. */
 	RETURN QUERY EXECUTE
-	    'SELECT c.name, d.uidl, encode(d.sha256, ''hex''), b.size,'
+	    'WITH hits AS MATERIALIZED ' || s.sql ||
+	    ' SELECT c.name, d.uidl, encode(d.sha256, ''hex''), b.size,'
 	    ' d.archived_at, m.date,'
 	    ' (SELECT string_agg(x.address, '', '' ORDER BY x.pos)'
 	    '  FROM ingestd.message_address x'
@@ -618,7 +625,7 @@ BEGIN
 	    ' JOIN ingestd.account c ON c.id = d.account_id'
 	    ' JOIN ingestd.blob b ON b.sha256 = d.sha256'
 	    ' LEFT JOIN ingestd.message m ON m.sha256 = d.sha256'
-	    ' WHERE d.id IN ' || s.sql ||
+	    ' WHERE d.id IN (SELECT h.id FROM hits h)'
 	    ' ORDER BY d.archived_at, d.id'
 	    USING s.params;
 END

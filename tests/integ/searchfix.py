@@ -112,7 +112,7 @@ class Fixture:
         return "\n".join(out)
 
 
-def big_sql(n, accounts=50):
+def big_sql(n, accounts=500):
     """n generated messages, one delivery each (every tenth has a second
     in another account), with five addresses, a text part, and every 500th
     an attachment: selective values exist for every operator (see
