@@ -411,7 +411,8 @@ def test_cli_formats(env):
 def test_explain_uses_indexes(env):
     """Over 30,000 generated messages (33,000 deliveries), ANALYZEd, the
     plan of every operator and of AND, OR and NOT combinations scans no
-    big table sequentially.  A negation with no positive term beside it
+    big table sequentially, as the CLI runs them (rows and --count) and
+    as ingestd.search() builds them.  A negation with no positive term beside it
     subtracts from every delivery: counting its matches may scan delivery,
     and only delivery."""
     s = SearchDB(env, searchfix.big_sql(30000), prefix="explain")
@@ -448,6 +449,16 @@ def test_explain_uses_indexes(env):
         seq = [t for t in re.findall(r"Seq Scan on (\w+)", out) if t in big]
         if seq:
             bad.append("--count %r: Seq Scan on %s\n%s" % (q, seq, out))
+        # ingestd.search()'s statement, its parameters in place.
+        plan = "\n".join(r[0] for r in s.psql_rows(
+            "SELECT 'EXPLAIN SELECT count(*) FROM ' || replace(sql, '$1',"
+            " '(' || quote_literal(params::text) || '::text[])') || ' s'"
+            " FROM ingestd.search_sql($Q$%s$Q$) \\gexec" % q))
+        seq = [t for t in re.findall(r"Seq Scan on (\w+)", plan)
+               if t in big]
+        if seq or "Index" not in plan:
+            bad.append("ingestd.search_sql(%r): Seq Scan on %s\n%s" % (
+                q, seq, plan))
     assert not bad, "\n".join(bad)
     # Nearly every delivery: counting them reads delivery alone (listing
     # them reads the whole archive, and may well scan it).
