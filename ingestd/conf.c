@@ -31,6 +31,7 @@
 
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
+#include "ingestd/delete_policy.h"
 
 /*
  * The offset of field f of struct s, which must be as large as ctype: a
@@ -170,8 +171,10 @@ static const struct conf_setting account_settings[] = {
 	    .doc = "Login: \"auto\" tries SASL PLAIN, then APOP, then USER" },
 	{ "delete", CONF_T_CHOICE, ACCOUNT(delete, int),
 	    .def = CONF_DELETE_AFTER_ARCHIVE, .choices = delete_choices,
-	    .doc = "DELE each message once its commit has returned, or "
-	    "never" },
+	    .flags = CONF_F_OR_GROUP, .sub = CONF_SECTION_DELETE,
+	    .def_group = CONF_DELETE_POLICY,
+	    .doc = "DELE each message once its commit has returned, never, "
+	    "or as a policy group says (below)" },
 	{ "implicit_delete", CONF_T_BOOL, ACCOUNT(implicit_delete, bool),
 	    .def = false,
 	    .doc = "The server deletes retrieved messages at QUIT, as Gmail "
@@ -179,6 +182,34 @@ static const struct conf_setting account_settings[] = {
 	{ "enabled", CONF_T_BOOL, ACCOUNT(enabled, bool),
 	    .def = true,
 	    .doc = "Set to false to keep the account but not poll it" },
+};
+
+#define POLICY(f, ctype) FIELD(conf_account, policy.f, ctype)
+#define DAYS_MAX 36500
+
+/* delete = { ... }; each row's presence sets its rule (check_delete). */
+static const struct conf_setting delete_settings[] = {
+	{ "after_days", CONF_T_UINT, POLICY(after_days, unsigned),
+	    .def = 0, .min = 0, .max = DAYS_MAX, .def_doc = "unset",
+	    .doc = "Delete an archived message this many days after "
+	    "ingestd first saw it" },
+	{ "older_than_days", CONF_T_UINT, POLICY(older_than_days, unsigned),
+	    .def = 0, .min = 0, .max = DAYS_MAX, .def_doc = "unset",
+	    .doc = "Delete an archived message whose Date header is older "
+	    "than this many days; one without a known Date is kept" },
+	{ "bigger_than", CONF_T_SIZE, POLICY(bigger_than, size_t),
+	    .def = 0, .min = 0, .max = 1LL << 50, .def_doc = "unset",
+	    .doc = "Delete an archived message whose LIST size is larger" },
+	{ "keep_under", CONF_T_SIZE, POLICY(keep_under, size_t),
+	    .def = 0, .min = 0, .max = 1LL << 50, .def_doc = "unset",
+	    .doc = "Delete the oldest archived messages until the mailbox "
+	    "(STAT) is under this size" },
+	{ "max_messages", CONF_T_UINT, POLICY(max_messages, unsigned),
+	    .def = 0, .min = 0, .max = 100000000, .def_doc = "no cap",
+	    .doc = "Messages one poll deletes at most, the oldest first" },
+	{ "max_bytes", CONF_T_SIZE, POLICY(max_bytes, size_t),
+	    .def = 0, .min = 0, .max = 1LL << 50, .def_doc = "no cap",
+	    .doc = "Bytes (LIST sizes) one poll deletes at most" },
 };
 
 struct ctx {
@@ -196,7 +227,7 @@ struct ctx {
 typedef void check_fn(struct ctx *x, const config_setting_t *g,
     const char *gname, void *base);
 
-static check_fn check_top, check_database, check_account;
+static check_fn check_top, check_database, check_account, check_delete;
 static void release_account(void *base);
 
 #define ROWS(t) .settings = (t), .n = sizeof(t) / sizeof((t)[0])
@@ -218,6 +249,8 @@ static const struct section {
 	    .size = sizeof(struct conf_account), .noun = "account",
 	    .example = "{ name = ...; host = ...; ... }",
 	    .check = check_account, .release = release_account },
+	[CONF_SECTION_DELETE] = { ROWS(delete_settings),
+	    .size = sizeof(struct conf_account), .check = check_delete },
 };
 
 const struct conf_setting *
@@ -429,6 +462,8 @@ get_choice(struct ctx *x, const struct conf_setting *r,
 	}
 	for (ch = r->choices; ch->name != NULL; ch++)
 		list_add(list, sizeof(list), ch->name, true);
+	if (r->flags & CONF_F_OR_GROUP)
+		list_add(list, sizeof(list), "a group { ... }", false);
 	err_at(x, s, "'%s' must be one of %s",
 	    setting_name(s, buf, sizeof(buf)), list);
 	return (int)r->def;
@@ -719,7 +754,13 @@ load_setting(struct ctx *x, const struct conf_setting *r,
 		put(base, r->offset, &b, sizeof(b));
 		break;
 	case CONF_T_CHOICE:
-		i = s != NULL ? get_choice(x, r, s) : (int)r->def;
+		if (s != NULL && (r->flags & CONF_F_OR_GROUP) &&
+		    config_setting_is_group(s)) {
+			i = r->def_group;
+			load_group(x, r->sub, s,
+			    setting_name(s, name, sizeof(name)), base);
+		} else
+			i = s != NULL ? get_choice(x, r, s) : (int)r->def;
 		put(base, r->offset, &i, sizeof(i));
 		break;
 	case CONF_T_GROUP:
@@ -890,6 +931,39 @@ check_account(struct ctx *x, const config_setting_t *g, const char *gname,
 		    "clear; it is refused unless allow_plaintext = true",
 		    gname);
 	check_password(x, g, gname, a);
+}
+
+/*
+ * delete = { ... }: a rule is set by its presence (0 is a value: after_days
+ * = 0 deletes once archived, max_messages = 0 deletes nothing), and a
+ * group with no rule at all is refused rather than taken for "never".
+ */
+static void
+check_delete(struct ctx *x, const config_setting_t *g, const char *gname,
+    void *base)
+{
+	static const struct {
+		const char *name;
+		unsigned rule;
+	} bits[] = {
+		{ "after_days", DELETE_R_AFTER_DAYS },
+		{ "older_than_days", DELETE_R_OLDER_THAN },
+		{ "bigger_than", DELETE_R_BIGGER_THAN },
+		{ "keep_under", DELETE_R_KEEP_UNDER },
+		{ "max_messages", DELETE_R_MAX_MESSAGES },
+		{ "max_bytes", DELETE_R_MAX_BYTES },
+	};
+	struct conf_account *a = base;
+	size_t i;
+
+	a->policy.rules = 0;
+	for (i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+		if (config_setting_get_member(g, bits[i].name) != NULL)
+			a->policy.rules |= bits[i].rule;
+	if ((a->policy.rules & DELETE_R_RULES) == 0)
+		err_at(x, g, "'%s' has no rule: give after_days, "
+		    "older_than_days, bigger_than or keep_under (or write "
+		    "delete = \"never\")", gname);
 }
 
 static void

@@ -31,6 +31,22 @@ enum conf_auth {
 enum conf_delete {
 	CONF_DELETE_AFTER_ARCHIVE,
 	CONF_DELETE_NEVER,
+	CONF_DELETE_POLICY,	/* delete = { ... }: see policy */
+};
+
+/*
+ * delete = { ... } (ingestd/delete_policy.h): which settings the group
+ * gave (enum delete_rule bits, set by the loader from their presence) and
+ * their values.
+ */
+struct conf_delete_policy {
+	unsigned rules;
+	unsigned after_days;
+	unsigned older_than_days;
+	size_t bigger_than;
+	size_t keep_under;
+	unsigned max_messages;
+	size_t max_bytes;
 };
 
 struct conf_account {
@@ -45,6 +61,7 @@ struct conf_account {
 	char *password_file;	/* NULL: the password is in the config */
 	enum conf_auth auth;
 	enum conf_delete delete;
+	struct conf_delete_policy policy; /* CONF_DELETE_POLICY */
 	bool implicit_delete;	/* the server deletes at QUIT what was
 				 * retrieved, whatever CAPA says */
 	bool enabled;
@@ -99,12 +116,16 @@ enum conf_section {
 	CONF_SECTION_TOP,	/* struct conf */
 	CONF_SECTION_DATABASE,	/* database = { ... }: struct conf too */
 	CONF_SECTION_ACCOUNT,	/* each of accounts = ( ... ) */
+	CONF_SECTION_DELETE,	/* an account's delete = { ... } */
 	CONF_SECTION_COUNT,
 };
 
 enum conf_setting_flags {
 	CONF_F_REQUIRED = 1 << 0,	/* absent, "" or ( ) is refused */
 	CONF_F_SECRET = 1 << 1,		/* wiped when freed */
+	CONF_F_OR_GROUP = 1 << 2,	/* CONF_T_CHOICE: or a group of
+					 * section sub, which sets the
+					 * choice to def_group */
 };
 
 /* A name a CONF_T_CHOICE setting accepts, and the enum value it means. */
@@ -130,6 +151,8 @@ struct conf_setting {
 	long long min, max;	/* numbers */
 	const struct conf_choice *choices; /* ends with a NULL name */
 	enum conf_section sub;	/* CONF_T_GROUP and CONF_T_LIST */
+	int def_group;		/* CONF_F_OR_GROUP: the choice a group
+				 * means */
 	enum conf_setting_flags flags;
 	const char *doc;	/* what it is for, in one line */
 };

@@ -221,7 +221,7 @@ check_transport(const struct conf *c, bool polls)
 	}
 	for (i = 0; i < c->naccounts && del == NULL; i++)
 		if (c->accounts[i].enabled &&
-		    c->accounts[i].delete == CONF_DELETE_AFTER_ARCHIVE)
+		    c->accounts[i].delete != CONF_DELETE_NEVER)
 			del = &c->accounts[i];
 	if (polls && del != NULL && !c->insecure_transport)
 		fatalx("%s: 'database.conninfo': the link to PostgreSQL is not "

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ingestd/conf.h"
+#include "ingestd/delete_policy.h"
 #include "ingestd/base/xmalloc.h"
 
 #define TESTS(X)                                                         \
@@ -44,6 +45,7 @@
 	X(test_no_accounts)                                              \
 	X(test_not_a_config_file)                                        \
 	X(test_small_error_buffer)                                       \
+	X(test_delete_policy)                                            \
 	X(test_settings_tables)                                          \
 	X(test_readme_lists_settings)                                    \
 	X(test_manual_lists_settings)
@@ -702,6 +704,65 @@ test_out_of_range(void)
 	conf_free(&c);
 }
 
+/* delete = { ... }: rules by presence, sizes with suffixes, errors. */
+static void
+test_delete_policy(void)
+{
+	const struct conf_account *a;
+	const char *err;
+	struct conf *c;
+
+	write_conf("accounts = ( { " ACCOUNT "\n"
+	    "  delete = { after_days = 14; keep_under = \"80M\";\n"
+	    "    max_messages = 0; max_bytes = 1000; }; },\n"
+	    "  { name = \"b\"; host = \"h\"; user = \"u\"; password = \"p\";"
+	    " delete = { older_than_days = 365; bigger_than = \"5K\"; }; },\n"
+	    "  { name = \"c\"; host = \"h\"; user = \"u\"; password = \"p\";"
+	    " delete = \"never\"; } );\n");
+	c = load_ok();
+	a = &c->accounts[0];
+	ASSERT_EQ(a->delete, CONF_DELETE_POLICY);
+	ASSERT_EQ(a->policy.rules, DELETE_R_AFTER_DAYS | DELETE_R_KEEP_UNDER |
+	    DELETE_R_MAX_MESSAGES | DELETE_R_MAX_BYTES);
+	ASSERT_EQ(a->policy.after_days, 14);
+	ASSERT_EQ(a->policy.keep_under, 80 * 1024 * 1024);
+	ASSERT_EQ(a->policy.max_messages, 0);
+	ASSERT_EQ(a->policy.max_bytes, 1000);
+	a = &c->accounts[1];
+	ASSERT_EQ(a->delete, CONF_DELETE_POLICY);
+	ASSERT_EQ(a->policy.rules, DELETE_R_OLDER_THAN | DELETE_R_BIGGER_THAN);
+	ASSERT_EQ(a->policy.older_than_days, 365);
+	ASSERT_EQ(a->policy.bigger_than, 5 * 1024);
+	ASSERT_EQ(c->accounts[2].delete, CONF_DELETE_NEVER);
+	ASSERT_EQ(c->accounts[2].policy.rules, 0);
+	conf_free(&c);
+
+	/* A group with caps alone deletes nothing: refused, not "never". */
+	err = refuse_account(ACCOUNT "\n    delete = { max_messages = 5; };");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[0].delete' has no rule: give "
+	    "after_days, older_than_days, bigger_than or keep_under");
+	err = refuse_account(ACCOUNT "\n    delete = { };");
+	ASSERT_CONTAINS(err, "'accounts[0].delete' has no rule");
+
+	err = refuse_account(ACCOUNT "\n    delete = {\n"
+	    "      keep_under = \"80MB\"; };");
+	ASSERT_AT(err, 4);
+	ASSERT_CONTAINS(err, "'accounts[0].delete.keep_under' must be a whole "
+	    "number of bytes, or one ending in K, M or G");
+	err = refuse_account(ACCOUNT "\n    delete = { after_days = -1; };");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[0].delete.after_days' is -1; it must "
+	    "be from 0 to 36500");
+	err = refuse_account(ACCOUNT "\n    delete = { after_day = 3; };");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "unknown setting 'accounts[0].delete.after_day'; "
+	    "the settings here are after_days, older_than_days");
+	err = refuse_account(ACCOUNT "\n    delete = { bigger_than = 1.5; };");
+	ASSERT_CONTAINS(err, "'accounts[0].delete.bigger_than' must be a whole "
+	    "number");
+}
+
 static void
 test_invalid_choice(void)
 {
@@ -720,7 +781,7 @@ test_invalid_choice(void)
 	err = refuse_account(ACCOUNT "\n\n    delete = \"always\";");
 	ASSERT_AT(err, 4);
 	ASSERT_CONTAINS(err, "'accounts[0].delete' must be one of "
-	    "\"after-archive\", \"never\"");
+	    "\"after-archive\", \"never\", a group { ... }");
 
 	/* Choices are exact: no case folding. */
 	err = refuse_account(ACCOUNT " tls = \"IMPLICIT\";");
@@ -1237,6 +1298,7 @@ static const struct {
 	{ CONF_SECTION_TOP, "top" },
 	{ CONF_SECTION_DATABASE, "database" },
 	{ CONF_SECTION_ACCOUNT, "accounts" },
+	{ CONF_SECTION_DELETE, "delete" },
 };
 
 /* The value of number, bool or choice row r's field in base. */
@@ -1347,6 +1409,10 @@ fmt_accepts(const struct conf_setting *r, char *buf, size_t len)
 			snprintf(buf + n, len - n, "%s\"%s\"", n ? ", " : "",
 			    ch->name);
 		}
+		if (r->flags & CONF_F_OR_GROUP) {
+			n = strlen(buf);
+			snprintf(buf + n, len - n, ", { ... }");
+		}
 		break;
 	case CONF_T_GROUP:
 		snprintf(buf, len, "{ ... }");
@@ -1373,7 +1439,8 @@ test_settings_tables(void)
 	for (id = 0; id < CONF_SECTION_COUNT; id++) {
 		t = conf_settings(id, &n);
 		ASSERT_TRUE(t != NULL && n > 0);
-		base = id == CONF_SECTION_ACCOUNT ?
+		base = id == CONF_SECTION_ACCOUNT ||
+		    id == CONF_SECTION_DELETE ?
 		    (const void *)&c->accounts[0] : (const void *)c;
 		for (k = 0; k < n; k++) {
 			r = &t[k];
