@@ -197,6 +197,41 @@ struct db_poll {
  * three above is refused by the schema. */
 int db_poll_record(struct db *db, const struct db_poll *p);
 
+/* ---- delete policies and RFC 2449 signals: db_policy.c ---- */
+
+struct facts;
+
+/*
+ * Adds to f the account's first-seen time of each UIDL (uidl_seen) and the
+ * Date, from the index (ingestd.message), of each message still on the
+ * server that has one.
+ */
+int db_facts_load(struct db *db, int64_t account_id, struct facts *f);
+
+/*
+ * After a poll with a complete listing present[] (UIDLs, as the archive
+ * spells them): each one gets a first-seen time of now unless it has one,
+ * except those ingestd deleted (d, confirmed by QUIT); every other UIDL of
+ * the account loses its time, so a reused UIDL starts a new clock.
+ */
+int db_seen_update(struct db *db, int64_t account_id,
+    const char *const *present, size_t n, const struct db_deleted *d,
+    size_t nd);
+
+/*
+ * Records what CAPA said after the login at time at: expire as the server
+ * wrote it ("NEVER" or digits; NULL: not advertised), login_delay in
+ * seconds (-1: not advertised).
+ */
+int db_capa_record(struct db *db, int64_t account_id, const char *expire,
+    int64_t login_delay, time_t at);
+/*
+ * The latest LOGIN-DELAY recorded for the account and when its login was;
+ * *login_delay_r = -1 when there is none.
+ */
+int db_capa_load(struct db *db, int64_t account_id, int64_t *login_delay_r,
+    time_t *at_r);
+
 /* ---- export and verify: db_read.c ---- */
 
 /* One archived message, for export and verify. */

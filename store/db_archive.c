@@ -32,16 +32,12 @@
 #include "store/spool.h"
 #include "store/zstd.h"
 
-/* The OIDs of types text and bytea, for binary arrays of them. */
-#define DB_TEXTOID	25
-#define DB_BYTEAOID	17
-
 /*
  * Whether s can be stored as text in a UTF8 database: valid UTF-8 without
  * control characters.  A server that sends anything else as a UIDL must not
  * make the whole batch fail at the database, again and again.
  */
-static bool
+bool
 db_text_ok(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -534,7 +530,7 @@ out:
  * NULL elems[i] is SQL NULL.  Returns the caller's buffer, or NULL with
  * the error set if it would not fit a parameter.
  */
-static unsigned char *
+unsigned char *
 db_array(struct db *db, uint32_t elemtype, const void *const *elems,
     const size_t *lens, size_t n, size_t *total_r)
 {

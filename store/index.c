@@ -237,4 +237,54 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		" WHERE pg_catalog.current_setting('synchronous_commit')"
 		"  = 'off'",
 		0 },
+	/* What the delete policies read (store/db_policy.c); binary. */
+	[INDEX_SEEN_SELECT] = {
+		"seen_select", "SELECT uidl_seen",
+		"SELECT uidl, extract(epoch FROM first_seen_at)::bigint"
+		" FROM ingestd.uidl_seen WHERE account_id = $1::bigint",
+		1 },
+	/* The Date of each message still on the server, from the index. */
+	[INDEX_DATES_SELECT] = {
+		"dates_select", "SELECT message dates",
+		"SELECT DISTINCT d.sha256,"
+		"  floor(extract(epoch FROM m.date))::bigint"
+		" FROM ingestd.delivery d"
+		" JOIN ingestd.message m ON m.sha256 = d.sha256"
+		" WHERE d.account_id = $1::bigint"
+		"  AND d.server_deleted_at IS NULL AND m.date IS NOT NULL",
+		1 },
+	/*
+	 * $2 is the complete listing, $3 what ingestd deleted from it: their
+	 * difference keeps or gets its first-seen time, every other row of
+	 * the account goes.  The two parts touch disjoint rows.
+	 */
+	[INDEX_SEEN_UPDATE] = {
+		"seen_update", "UPDATE uidl_seen",
+		"WITH gone AS (DELETE FROM ingestd.uidl_seen s"
+		"  WHERE s.account_id = $1::bigint"
+		"   AND (NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS p(u)"
+		"     WHERE p.u = s.uidl)"
+		"    OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS g(u)"
+		"     WHERE g.u = s.uidl)))"
+		" INSERT INTO ingestd.uidl_seen (account_id, uidl)"
+		" SELECT DISTINCT $1::bigint, p.u FROM unnest($2::text[]) AS p(u)"
+		"  WHERE NOT EXISTS (SELECT 1 FROM unnest($3::text[]) AS g(u)"
+		"   WHERE g.u = p.u)"
+		" ON CONFLICT (account_id, uidl) DO NOTHING",
+		3 },
+	[INDEX_CAPA_UPSERT] = {
+		"capa_upsert", "INSERT account_capa",
+		"INSERT INTO ingestd.account_capa"
+		" (account_id, expire, login_delay, seen_at)"
+		" VALUES ($1::bigint, $2::text, $3::bigint,"
+		"  to_timestamp($4::float8))"
+		" ON CONFLICT (account_id) DO UPDATE SET expire = EXCLUDED.expire,"
+		"  login_delay = EXCLUDED.login_delay, seen_at = EXCLUDED.seen_at",
+		4 },
+	[INDEX_CAPA_SELECT] = {
+		"capa_select", "SELECT account_capa",
+		"SELECT login_delay, floor(extract(epoch FROM seen_at))::bigint"
+		" FROM ingestd.account_capa WHERE account_id = $1::bigint"
+		"  AND login_delay IS NOT NULL",
+		1 },
 };
