@@ -97,6 +97,7 @@ struct pop3_client {
 	unsigned caps;
 	bool capa_ok;		/* CAPA answered +OK */
 	struct pop3_expire expire; /* as the latest CAPA says */
+	struct pop3_login_delay login_delay; /* likewise */
 	bool capa_user;		/* the CAPA in flight follows the login */
 	bool tls_done;
 	char *timestamp;	/* the greeting's, for APOP; freed after auth */
@@ -430,6 +431,7 @@ send_capa(struct pop3_client *c)
 	c->caps = 0;
 	c->capa_ok = false;
 	c->expire = (struct pop3_expire){ .kind = POP3_EXPIRE_NONE };
+	c->login_delay = (struct pop3_login_delay){ .present = false };
 	c->multi = false;
 	send_line(c, NULL, "CAPA");
 	set_state(c, P3_CAPA);
@@ -443,11 +445,13 @@ send_capa(struct pop3_client *c)
  * round trip is spent only when it can tell something.  Whether a server
  * deletes what was retrieved at QUIT is what decides whether QUIT is safe
  * (ingestd/plan.h), so it is worth one round trip on such servers.
+ * "LOGIN-DELAY n USER" (section 6.8) likewise: the scheduler spaces
+ * logins by this user's value.
  */
 static void
 after_login(struct pop3_client *c)
 {
-	if (!c->expire.per_user) {
+	if (!c->expire.per_user && !c->login_delay.per_user) {
 		start_listing(c);
 		return;
 	}
@@ -618,6 +622,7 @@ st_capa(struct pop3_client *c, const char *line, size_t len)
 	if (!c->capa_user)
 		(void)pop3_parse_capa(line, len, &c->caps);
 	(void)pop3_parse_capa_expire(line, len, &c->expire);
+	(void)pop3_parse_capa_login_delay(line, len, &c->login_delay);
 	return 0;
 }
 
@@ -1180,6 +1185,12 @@ bool
 pop3_client_has_top(const struct pop3_client *c)
 {
 	return (c->caps & POP3_CAPA_TOP) != 0;
+}
+
+const struct pop3_login_delay *
+pop3_client_login_delay(const struct pop3_client *c)
+{
+	return &c->login_delay;
 }
 
 const struct pop3_expire *

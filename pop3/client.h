@@ -21,6 +21,7 @@
 
 struct pop3_client;
 struct pop3_expire;
+struct pop3_login_delay;
 
 enum pop3_auth {
 	POP3_AUTH_AUTO,		/* best the server offers: PLAIN, APOP, USER */
@@ -171,6 +172,13 @@ bool pop3_client_has_top(const struct pop3_client *c);
  * server gave one after login; valid after ready(), owned by the client.
  */
 const struct pop3_expire *pop3_client_expire(const struct pop3_client *c);
+/*
+ * What CAPA said of LOGIN-DELAY (pop3/parse.h), this user's value where
+ * the server gave one after login; valid after ready(), owned by the
+ * client.
+ */
+const struct pop3_login_delay *pop3_client_login_delay(
+    const struct pop3_client *c);
 /*
  * Whether the server deletes every message retrieved in this session when
  * QUIT enters the UPDATE state, DELE or not: EXPIRE 0 (or unreadable).

@@ -253,6 +253,39 @@ pop3_parse_capa_expire(const char *line, size_t len, struct pop3_expire *e)
 }
 
 bool
+pop3_parse_capa_login_delay(const char *line, size_t len,
+    struct pop3_login_delay *d)
+{
+	const char *tok;
+	size_t toklen, pos = 0, i;
+	uint64_t v = 0;
+
+	if (memchr(line, '\0', len) != NULL ||
+	    !next_token(line, len, &pos, &tok, &toklen) ||
+	    !word_eq(tok, toklen, "LOGIN-DELAY"))
+		return false;
+	*d = (struct pop3_login_delay){ .present = false };
+	if (!next_token(line, len, &pos, &tok, &toklen))
+		return true;
+	for (i = 0; i < toklen; i++) {
+		if (tok[i] < '0' || tok[i] > '9')
+			return true;
+		if (v < UINT32_MAX)
+			v = v * 10 + (uint64_t)(tok[i] - '0');
+	}
+	if (next_token(line, len, &pos, &tok, &toklen)) {
+		if (!word_eq(tok, toklen, "USER"))
+			return true;
+		d->per_user = true;
+	}
+	if (next_token(line, len, &pos, &tok, &toklen))
+		return true;
+	d->present = true;
+	d->seconds = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+	return true;
+}
+
+bool
 pop3_expire_at_quit(const struct pop3_expire *e)
 {
 	return e->kind == POP3_EXPIRE_UNKNOWN ||

@@ -134,6 +134,25 @@ bool pop3_parse_capa_expire(const char *line, size_t len,
 bool pop3_expire_at_quit(const struct pop3_expire *e);
 
 /*
+ * RFC 2449 section 6.8, "LOGIN-DELAY n [USER]": the least number of
+ * seconds between two logins to a mailbox.
+ */
+struct pop3_login_delay {
+	bool present;		/* advertised, with a value we could read */
+	uint32_t seconds;	/* larger values capped */
+	bool per_user;		/* "USER": the value after login may differ */
+};
+
+/*
+ * If the CAPA line is a LOGIN-DELAY capability, fills *d and returns true;
+ * otherwise leaves *d alone and returns false.  A value that is not
+ * digits, or extra words, leave d->present false: an unreadable delay is
+ * not taken for none by the caller, which keeps the one it had.
+ */
+bool pop3_parse_capa_login_delay(const char *line, size_t len,
+    struct pop3_login_delay *d);
+
+/*
  * A LIST item "num size", where anything after the size and a blank is
  * ignored (RFC 1939 leaves it open).  num is 1..UINT32_MAX, size is at
  * most INT64_MAX (what the archive can store).  Otherwise

@@ -28,6 +28,8 @@
 	X(test_expire_zero_no_second_capa)                               \
 	X(test_expire_user_capa_after_login)                             \
 	X(test_expire_user_capa_after_login_pipelined)                   \
+	X(test_login_delay)                                              \
+	X(test_login_delay_user_capa_after_login)                        \
 	X(test_expire_user_kept_when_capa_after_login_fails)             \
 	X(test_expire_reset_by_capa_after_stls)                          \
 	X(test_session_pipelined_plain)                                  \
@@ -294,7 +296,11 @@ expire_event(struct sim *s)
 		[POP3_EXPIRE_DAYS] = "days", [POP3_EXPIRE_UNKNOWN] = "unknown",
 	};
 	const struct pop3_expire *e = pop3_client_expire(s->c);
+	const struct pop3_login_delay *d = pop3_client_login_delay(s->c);
 
+	if (d->present)
+		str_addf(&s->ev, "login-delay %" PRIu32 "%s\n", d->seconds,
+		    d->per_user ? " user" : "");
 	ASSERT_EQ(pop3_client_expires_at_quit(s->c), pop3_expire_at_quit(e));
 	if (e->kind == POP3_EXPIRE_NONE)
 		return;
@@ -709,6 +715,60 @@ test_expire_user_capa_after_login_pipelined(void)
 		    "done\n",
 		.out = "CAPA\r\nAUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n"
 		    "CAPA\r\nUIDL\r\nLIST\r\nRETR 1\r\nQUIT\r\n",
+	};
+
+	run(&sc);
+}
+
+/* LOGIN-DELAY without USER: the server's value, no CAPA after login. */
+static void
+test_login_delay(void)
+{
+	static const struct script sc = {
+		.params = USER_PARAMS,
+		.policy = OWN_RETR_QUIT,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nLOGIN-DELAY 900\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK bye\r\n") },
+		.events = "ready 0\n"
+		    "login-delay 900\n"
+		    "done\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nUIDL\r\n"
+		    "LIST\r\nQUIT\r\n",
+	};
+
+	run(&sc);
+}
+
+/*
+ * "LOGIN-DELAY 900 USER" before login: this user's value comes from CAPA
+ * after login (RFC 2449 section 6.8), here 3600; EXPIRE alongside.
+ */
+static void
+test_login_delay_user_capa_after_login(void)
+{
+	static const struct script sc = {
+		.params = USER_PARAMS,
+		.policy = OWN_RETR_QUIT,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nLOGIN-DELAY 900 USER\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\nUIDL\r\nLOGIN-DELAY 3600\r\nEXPIRE 5\r\n"
+		    ".\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK bye\r\n") },
+		.events = "ready 0\n"
+		    "login-delay 3600\n"
+		    "expire days 5\n"
+		    "done\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nCAPA\r\n"
+		    "UIDL\r\nLIST\r\nQUIT\r\n",
 	};
 
 	run(&sc);
