@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "ingestd/base/xmalloc.h"
+#include "ingestd/conf.h"
 
 #define DAY_S 86400
 
@@ -185,6 +186,33 @@ delete_policy_explain(const struct delete_policy *p, const struct delete_msg *m,
 		break;
 	}
 	return buf;
+}
+
+void
+delete_policy_from_conf(const struct conf_account *a,
+    struct delete_policy *p_r)
+{
+	const struct conf_delete_policy *c = &a->policy;
+
+	*p_r = (struct delete_policy){ 0 };
+	switch (a->delete) {
+	case CONF_DELETE_AFTER_ARCHIVE:
+		p_r->rules = DELETE_R_AFTER_ARCHIVE;
+		break;
+	case CONF_DELETE_NEVER:
+		break;
+	case CONF_DELETE_POLICY:
+		*p_r = (struct delete_policy){
+			.rules = c->rules,
+			.after_days = c->after_days,
+			.older_than_days = c->older_than_days,
+			.bigger_than = c->bigger_than,
+			.keep_under = c->keep_under,
+			.max_messages = c->max_messages,
+			.max_bytes = c->max_bytes,
+		};
+		break;
+	}
 }
 
 int64_t

@@ -132,4 +132,12 @@ const char *delete_policy_explain(const struct delete_policy *p,
  */
 int64_t delete_policy_keeps_days(const struct delete_policy *p);
 
+struct conf_account;
+/*
+ * The policy an account's delete setting means: "after-archive" is
+ * DELETE_R_AFTER_ARCHIVE, "never" no rule, a group its rules.
+ */
+void delete_policy_from_conf(const struct conf_account *a,
+    struct delete_policy *p_r);
+
 #endif

@@ -18,6 +18,7 @@
 
 #include "ingestd/conf.h"
 #include "ingestd/conn.h"
+#include "ingestd/delete_policy.h"
 #include "ingestd/base/log.h"
 #include "ingestd/loop.h"
 #include "ingestd/session.h"
@@ -25,6 +26,7 @@
 #include "ingestd/base/xmalloc.h"
 #include "store/db.h"
 #include "store/dicts.h"
+#include "store/facts.h"
 #include "store/known.h"
 
 /* Retry after a temporary failure: 30 s doubling up to poll_interval. */
@@ -48,6 +50,12 @@ struct account {
 	bool running;
 	bool done_once;
 	time_t started;
+	/* RFC 2449 LOGIN-DELAY: no login sooner than login_delay seconds
+	 * after login_at (from the database at first, then each poll). */
+	bool capa_loaded;
+	int64_t login_delay;		/* -1: none */
+	time_t login_at;
+	bool expire_warned;		/* EXPIRE vs policy, said once */
 	size_t worker;			/* which one runs the poll */
 	struct session_job job;
 };
@@ -229,6 +237,18 @@ record(struct sched *s, struct account *a)
 	    r->npresent) == -1)))
 		log_warnx("mbox=%s recording deletions: %s (the next poll "
 		    "reconciles)", a->conf->name, db_error(s->p.db));
+	/* First-seen times: for every policy, so that one set later has
+	 * the history; a failure only delays a clock by a poll. */
+	if (a->id != 0 && r->present != NULL && db_seen_update(s->p.db, a->id,
+	    (const char *const *)r->present, r->npresent, r->deleted_v,
+	    r->ndeleted) == -1)
+		log_warnx("mbox=%s recording first-seen times: %s",
+		    a->conf->name, db_error(s->p.db));
+	if (a->id != 0 && r->login_at != 0 && db_capa_record(s->p.db, a->id,
+	    r->expire[0] != '\0' ? r->expire : NULL, r->login_delay,
+	    r->login_at) == -1)
+		log_warnx("mbox=%s recording EXPIRE and LOGIN-DELAY: %s",
+		    a->conf->name, db_error(s->p.db));
 	flush_unrecorded(s);
 	if (s->nunrecorded == 0 && write_poll(s, &u) == 0)
 		return;
@@ -254,6 +274,8 @@ summary(struct sched *s, struct account *a)
 
 	if (s->p.summary == NULL)
 		return;
+	if (r->dry_run_text != NULL)
+		fputs(r->dry_run_text, s->p.summary);
 	fprintf(s->p.summary, "account=%s listed=%" PRIu64 " fetched=%" PRIu64
 	    " archived=%" PRIu64 " deduplicated=%" PRIu64 " deleted=%" PRIu64
 	    " bytes=%" PRIu64 " errors=%" PRIu64 " outcome=%s",
@@ -288,6 +310,63 @@ retry_delay_ms(const struct sched *s, const struct account *a)
 	return d - d / 4 + (uint64_t)(random() % (long)(d / 2 + 1));
 }
 
+/*
+ * Seconds until the server's LOGIN-DELAY allows the next login to a's
+ * mailbox, 0 if it does now (or none is known).  The first call for an
+ * account reads what the database recorded, so a restart obeys it too.
+ */
+static int64_t
+login_wait(struct sched *s, struct account *a)
+{
+	time_t now = time(NULL);
+
+	if (!a->capa_loaded) {
+		a->login_delay = -1;
+		if (a->id == 0 &&
+		    db_account_id(s->p.db, a->conf->name, &a->id) == -1)
+			return 0;	/* start_poll() reports it */
+		if (db_capa_load(s->p.db, a->id, &a->login_delay,
+		    &a->login_at) == -1)
+			log_warnx("mbox=%s reading LOGIN-DELAY: %s",
+			    a->conf->name, db_error(s->p.db));
+		a->capa_loaded = true;
+	}
+	if (a->login_delay <= 0 || a->login_at == 0 ||
+	    a->login_at + a->login_delay <= now)
+		return 0;
+	return a->login_at + a->login_delay - now;
+}
+
+/*
+ * EXPIRE n (n > 0 days) says the server deletes retrieved mail after n
+ * days whatever the client does: a policy that keeps it longer (or for
+ * good) is not what decides.  Said once per account and run.
+ */
+static void
+check_expire(struct account *a, const struct session_result *r)
+{
+	struct delete_policy p;
+	unsigned long days;
+	int64_t keeps;
+
+	if (a->expire_warned || r->login_at == 0 || r->expire[0] == '\0' ||
+	    strcmp(r->expire, "NEVER") == 0)
+		return;
+	days = strtoul(r->expire, NULL, 10);
+	if (days == 0)		/* at QUIT: plan.h's business */
+		return;
+	delete_policy_from_conf(a->conf, &p);
+	keeps = delete_policy_keeps_days(&p);
+	if (keeps != -1 && keeps <= (int64_t)days)
+		return;
+	a->expire_warned = true;
+	log_warnx("mbox=%s server says EXPIRE %lu: it deletes retrieved "
+	    "messages %lu days after retrieval, while the delete policy "
+	    "(%s) would keep them %s; the server decides, not the policy",
+	    a->conf->name, days, days, a->conf->where, keeps == -1 ?
+	    "for good" : "longer");
+}
+
 static void
 finish(struct sched *s, struct account *a)
 {
@@ -311,7 +390,14 @@ finish(struct sched *s, struct account *a)
 		s->failed++;
 	}
 	a->due_ms = loop_now_ms(s->loop) + retry_delay_ms(s, a);
+	if (r->login_at != 0) {
+		a->capa_loaded = true;
+		a->login_delay = r->login_delay;
+		a->login_at = r->login_at;
+	}
+	check_expire(a, r);
 	known_free(&a->job.known);
+	facts_free(&a->job.facts);
 	/* May train a dictionary: blocking, so here on the main thread,
 	 * never on a worker; polls that start later use it.  Not while
 	 * draining: a stop should not wait for it. */
@@ -354,6 +440,8 @@ start_poll(struct sched *s, struct account *a)
 	job->finished = on_finished;
 	job->arg = s;
 	job->owner = a;
+	job->dry_run = s->p.dry_run;
+	job->now = (int64_t)time(NULL);
 	a->started = time(NULL);
 	a->running = true;
 	a->host->running++;
@@ -370,6 +458,15 @@ start_poll(struct sched *s, struct account *a)
 		snprintf(job->result.error, sizeof(job->result.error),
 		    "loading the archive state: %s", db_error(s->p.db));
 		goto fail;
+	}
+	if (ca->delete == CONF_DELETE_POLICY || s->p.dry_run) {
+		job->facts = facts_new();
+		if (db_facts_load(s->p.db, a->id, job->facts) == -1) {
+			snprintf(job->result.error, sizeof(job->result.error),
+			    "loading first-seen times and dates: %s",
+			    db_error(s->p.db));
+			goto fail;
+		}
 	}
 	snprintf(port, sizeof(port), "%d", ca->port);
 	if ((r = getaddrinfo(ca->host, port, &hints, &ai)) != 0) {
@@ -404,6 +501,7 @@ static void
 sched_dispatch(struct sched *s)
 {
 	uint64_t now = loop_now_ms(s->loop), next = UINT64_MAX;
+	int64_t wait;
 	size_t i;
 
 	for (i = 0; i < s->naccounts && !s->stopping; i++) {
@@ -412,6 +510,23 @@ sched_dispatch(struct sched *s)
 		if (a->running || (s->once && a->done_once))
 			continue;
 		if (a->due_ms > now) {
+			if (a->due_ms < next)
+				next = a->due_ms;
+			continue;
+		}
+		if ((wait = login_wait(s, a)) > 0) {
+			log_info("mbox=%s not polled for %" PRId64 " s: the "
+			    "server asks for LOGIN-DELAY %" PRId64 " s between "
+			    "logins", a->conf->name, wait, a->login_delay);
+			if (s->once) {
+				a->done_once = true;
+				if (s->p.summary != NULL)
+					fprintf(s->p.summary, "account=%s "
+					    "skipped=login-delay wait=%" PRId64
+					    "\n", a->conf->name, wait);
+				continue;
+			}
+			a->due_ms = now + (uint64_t)wait * 1000;
 			if (a->due_ms < next)
 				next = a->due_ms;
 			continue;

@@ -30,6 +30,9 @@ struct sched_params {
 	/* zstd dictionaries, NULL for none.  Each poll compresses with the
 	 * current one; a finished poll may train one on this thread. */
 	struct dicts *dicts;
+	/* once --dry-run: polls archive as usual but send no DELE; what
+	 * the delete policy would delete goes to summary. */
+	bool dry_run;
 };
 
 /* NULL with err filled (e.g. an unreadable CA file). */

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "ingestd/conf.h"
 #include "store/db.h"
@@ -42,6 +43,14 @@ struct session_result {
 	const char **present;
 	size_t npresent;
 	char *present_mem;
+	/* What CAPA said after login (pop3/parse.h); login_at is 0 if the
+	 * session never logged in. */
+	time_t login_at;
+	char expire[16];	/* "NEVER", days, or "" if not advertised */
+	int64_t login_delay;	/* seconds; -1 if not advertised */
+	/* The delete policy's verdicts under --dry-run, a line each; NULL
+	 * if none. */
+	char *dry_run_text;
 };
 
 /* A poll to run, prepared by the scheduler on the main thread (address
@@ -55,6 +64,11 @@ struct session_job {
 	socklen_t addrlen;
 	struct conn_tls *tls;		/* NULL for tls = "none" */
 	struct known *known;		/* owned by the job */
+	/* First-seen times and Dates for the delete policy; owned by the
+	 * job, NULL when the account has no delete = { ... }. */
+	struct facts *facts;
+	bool dry_run;			/* decide, print, send no DELE */
+	int64_t now;			/* the policy's clock: Unix time */
 	struct committer *committer;
 	const char *spool_dir;
 	/* The zstd dictionary to compress with, NULL for none; it stays
