@@ -330,6 +330,7 @@ _SPECS = {
     "UIDL-BINARY": (1, 1, None, "any"),
     "TOP-EXTRA": (0, 0, "req", "any"),
     "EXPIRE": (0, 0, "req", "any"),
+    "LOGIN-DELAY": (0, 0, "req", "any"),
     "DELETE-RETRIEVED": (0, 0, None, "any"),
 }
 _SELECTOR_DIRECTIVES = ("REPLY", "RAW", "ERR", "DELAY", "CUT", "STALL",
@@ -1223,6 +1224,9 @@ class _Session:
         d = self.find("EXPIRE")
         if d:
             caps.append("EXPIRE " + self._text(d))
+        d = self.find("LOGIN-DELAY")
+        if d:
+            caps.append("LOGIN-DELAY " + self._text(d))
         caps.append("IMPLEMENTATION fakepop3")
         removed = {d.args[0].upper() for d in self._active()
                    if d.name == "NO-CAPA"}

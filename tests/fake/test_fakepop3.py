@@ -918,6 +918,30 @@ def expire_zero_deletes_retrieved_at_quit():
 
 
 @test
+def login_delay_in_capa():
+    with Env() as e:
+        e.put("alice", "m1", MSG1)
+        srv = e.serve('LOGIN-DELAY "900 USER"\nUSER alice pw\n'
+                      "LOGIN-DELAY 3600\n")
+        p = Pop(srv.port)
+        capa = p.multi("CAPA").decode()
+        check("LOGIN-DELAY 900 USER\r\n" in capa, "before login: " + capa)
+        p.login("alice", "pw")
+        capa = p.multi("CAPA").decode()
+        check("LOGIN-DELAY 3600\r\n" in capa, "after login: " + capa)
+        check("LOGIN-DELAY 900" not in capa, "the user's replaces it")
+        p.cmd("QUIT")
+        # Advertised only: a second login at once is let in.
+        p = Pop(srv.port)
+        p.login("alice", "pw")
+        p.cmd("QUIT")
+        srv2 = e.serve("USER bob pw\n")
+        p = Pop(srv2.port)
+        check("LOGIN-DELAY" not in p.multi("CAPA").decode(), "not by default")
+        p.cmd("QUIT")
+
+
+@test
 def global_session_qualifier_and_json():
     with Env() as e:
         e.put("alice", "m1", MSG1)
