@@ -391,6 +391,8 @@ policy_decide(struct session *s)
 		}
 		if (!delete_policy_deletes(&s->pol[i]) || m == NULL)
 			continue;
+		/* The decision's own invariant, checked where DELE goes. */
+		ASSERT(s->pol[i].archived);
 		log_debug("mbox=%s uidl=%s DELE: %s", s->acct->name,
 		    m->uidl != NULL ? m->uidl : "-",
 		    delete_policy_explain(&s->policy, &s->pol[i], s->job->now,

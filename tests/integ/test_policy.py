@@ -137,6 +137,25 @@ def test_policies_against_fault_server(env):
     fr.check_no_secrets()
 
 
+def test_unarchived_is_never_deleted(env):
+    """A message whose RETR fails is not archived: no policy deletes it,
+    however eager (after_days = 0, keep_under = 0, bigger_than = 0), while
+    the others go."""
+    fr = FaultRun(env, "un")
+    srv = fr.server()
+    names = [fr.mailbox(srv, files=_msgs("u%d" % i, 4),
+                        directives=["ERR RETR:2 no such luck"], delete=pol)
+             for i, pol in enumerate(({"after_days": 0}, {"keep_under": 0},
+                                      {"bigger_than": 0}))]
+    summ = fr.once(expect_rc=1)
+    for name in names:
+        m = fr.msgs(name)
+        assert summ[name]["archived"] == 3, summ[name]
+        fr.check_dele_proven(name)
+        fr.check_left(name, [m[1]])
+        assert "DELE 2" not in _dele_nums(fr, name), _dele_nums(fr, name)
+
+
 def test_dry_run_sends_no_dele(env):
     """once --dry-run archives as usual, prints one line per message a
     policy would delete (uidl, size, reason), and sends no DELE: the
