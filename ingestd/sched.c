@@ -331,10 +331,11 @@ login_wait(struct sched *s, struct account *a)
 			    a->conf->name, db_error(s->p.db));
 		a->capa_loaded = true;
 	}
+	/* login_at is whole seconds, rounded down: one more to be sure. */
 	if (a->login_delay <= 0 || a->login_at == 0 ||
-	    a->login_at + a->login_delay <= now)
+	    a->login_at + a->login_delay + 1 <= now)
 		return 0;
-	return a->login_at + a->login_delay - now;
+	return a->login_at + a->login_delay + 1 - now;
 }
 
 /*

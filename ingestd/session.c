@@ -371,11 +371,17 @@ policy_decide(struct session *s)
 	char why[256];
 	size_t i;
 
-	for (i = 0; i < s->npol; i++)
-		mailbox += s->pol[i].size;
+	/* What the server counts the mailbox as: STAT, asked for under
+	 * keep_under; else what LIST said of each message. */
+	if (!pop3_client_stat(s->pop3, &mailbox))
+		for (i = 0; i < s->npol; i++)
+			mailbox += s->pol[i].size;
 	delete_policy_decide(&s->policy, s->pol, s->npol, mailbox,
 	    s->job->now, &t);
 	for (i = 0; i < s->npol; i++) {
+		log_debug("mbox=%s message %" PRIu32 ": %s", s->acct->name,
+		    s->pol[i].num, delete_policy_explain(&s->policy,
+		    &s->pol[i], s->job->now, why, sizeof(why)));
 		if (s->pol[i].reason == DELETE_KEEP)
 			continue;
 		m = plan_msg(s->plan, s->pol[i].num);
@@ -1037,6 +1043,8 @@ session_start(void *arg)
 		.auth = (enum pop3_auth)a->auth,
 		.starttls = a->tls == CONF_TLS_STARTTLS,
 		.md5 = hash_md5,
+		.stat = a->delete == CONF_DELETE_POLICY &&
+		    (a->policy.rules & DELETE_R_KEEP_UNDER) != 0,
 	};
 	struct conn_params cp = {
 		.addr = job->addr,

@@ -47,6 +47,7 @@ static const char *const state_names[] = {
 	[P3_APOP] = "APOP",
 	[P3_UIDL] = "UIDL",
 	[P3_LIST] = "LIST",
+	[P3_STAT] = "STAT",
 	[P3_READY] = "ready",
 	[P3_RETR] = "RETR",
 	[P3_BODY] = "body",
@@ -104,6 +105,8 @@ struct pop3_client {
 	bool plain_initial;	/* AUTH PLAIN carried the initial response */
 	bool plain_answered;	/* the continuation was answered */
 	bool list_sent;		/* LIST went out together with UIDL */
+	bool stat_ok;		/* STAT answered "+OK count size" */
+	uint64_t stat_size;
 	bool uidl_ok;
 
 	struct list_ent *list;
@@ -865,6 +868,11 @@ st_list(struct pop3_client *c, const char *line, size_t len)
 	}
 	if (multi_end(&line, &len)) {
 		c->multi = false;
+		if (c->params.stat) {
+			send_line(c, NULL, "STAT");
+			set_state(c, P3_STAT);
+			return 0;
+		}
 		return finish_listing(c);
 	}
 	if (pop3_parse_list_item(line, len, &num, &size) != POP3_PARSE_OK)
@@ -881,6 +889,23 @@ st_list(struct pop3_client *c, const char *line, size_t len)
 	c->list[c->nlist].size = size;
 	c->nlist++;
 	return 0;
+}
+
+/*
+ * STAT after LIST: what the server counts the maildrop as.  A refusal or
+ * an unreadable answer leaves it unknown; the poll goes on.
+ */
+static int
+st_stat(struct pop3_client *c, const char *line, size_t len)
+{
+	struct pop3_status st;
+	uint32_t count;
+
+	if (status(c, line, len, &st) == -1)
+		return -1;
+	c->stat_ok = st.ok && pop3_parse_stat(st.text, st.textlen, &count,
+	    &c->stat_size) == POP3_PARSE_OK;
+	return finish_listing(c);
 }
 
 static int
@@ -1007,6 +1032,8 @@ dispatch(struct pop3_client *c)
 		return st_uidl(c, line, len);
 	case P3_LIST:
 		return st_list(c, line, len);
+	case P3_STAT:
+		return st_stat(c, line, len);
 	case P3_READY:
 		return st_ready(c, line, len);
 	case P3_RETR:
@@ -1185,6 +1212,15 @@ bool
 pop3_client_has_top(const struct pop3_client *c)
 {
 	return (c->caps & POP3_CAPA_TOP) != 0;
+}
+
+bool
+pop3_client_stat(const struct pop3_client *c, uint64_t *size_r)
+{
+	if (!c->stat_ok)
+		return false;
+	*size_r = c->stat_size;
+	return true;
 }
 
 const struct pop3_login_delay *

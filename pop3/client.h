@@ -59,6 +59,7 @@ enum pop3_state {
 	P3_APOP,
 	P3_UIDL,
 	P3_LIST,
+	P3_STAT,	/* only with params.stat: after LIST */
 	P3_READY,	/* listed; no command in flight */
 	P3_RETR,	/* status line of RETR or TOP */
 	P3_BODY,	/* body of RETR or TOP */
@@ -91,6 +92,9 @@ struct pop3_client_params {
 	 * with a terminating NUL) fail the session with POP3_FAIL_PERM.
 	 * 0: POP3_LISTING_BYTES_DEFAULT. */
 	size_t max_listing_bytes;
+	/* Send STAT after the listing, for pop3_client_stat(): what the
+	 * server counts the mailbox as (the delete policy's keep_under). */
+	bool stat;
 };
 
 /*
@@ -185,6 +189,11 @@ const struct pop3_login_delay *pop3_client_login_delay(
  * Then QUIT is safe only once everything retrieved is archived.
  */
 bool pop3_client_expires_at_quit(const struct pop3_client *c);
+/*
+ * The maildrop size STAT gave (params.stat), valid after ready(); false
+ * if STAT was not asked for, refused, or unreadable.
+ */
+bool pop3_client_stat(const struct pop3_client *c, uint64_t *size_r);
 /* The current state; P3_FAILED after failed(), P3_DONE after done(). */
 enum pop3_state pop3_client_state(const struct pop3_client *c);
 /*

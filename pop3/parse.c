@@ -333,6 +333,27 @@ parse_msgnum(const char *line, size_t len, size_t *pos, uint32_t *num_r)
 }
 
 enum pop3_parse
+pop3_parse_stat(const char *text, size_t len, uint32_t *count_r,
+    uint64_t *size_r)
+{
+	size_t pos = 0;
+	uint64_t count, size;
+
+	if (memchr(text, '\0', len) != NULL ||
+	    !parse_num(text, len, &pos, UINT32_MAX, &count) ||
+	    pos == len || !is_blank(text[pos]))
+		return POP3_PARSE_INVALID;
+	while (pos < len && is_blank(text[pos]))
+		pos++;
+	if (!parse_num(text, len, &pos, INT64_MAX, &size) ||
+	    (pos < len && !is_blank(text[pos])))
+		return POP3_PARSE_INVALID;
+	*count_r = (uint32_t)count;
+	*size_r = size;
+	return POP3_PARSE_OK;
+}
+
+enum pop3_parse
 pop3_parse_list_item(const char *line, size_t len, uint32_t *num_r,
     uint64_t *size_r)
 {

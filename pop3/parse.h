@@ -162,6 +162,15 @@ enum pop3_parse pop3_parse_list_item(const char *line, size_t len,
     uint32_t *num_r, uint64_t *size_r);
 
 /*
+ * The text of STAT's +OK, "count size" (RFC 1939 section 5: the number
+ * of messages and the size of the maildrop in octets), where anything
+ * after the size and a blank is ignored.  count is 0..UINT32_MAX, size at
+ * most INT64_MAX.  Otherwise POP3_PARSE_INVALID.
+ */
+enum pop3_parse pop3_parse_stat(const char *text, size_t len,
+    uint32_t *count_r, uint64_t *size_r);
+
+/*
  * A UIDL item "num uid".  The uid is one or more octets 0x21-0x7E (RFC 1939)
  * or >= 0x80, of any length the line allows, and may be followed only by
  * blanks.  *uid_r points into line.  Otherwise POP3_PARSE_INVALID.

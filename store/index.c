@@ -240,7 +240,7 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 	/* What the delete policies read (store/db_policy.c); binary. */
 	[INDEX_SEEN_SELECT] = {
 		"seen_select", "SELECT uidl_seen",
-		"SELECT uidl, extract(epoch FROM first_seen_at)::bigint"
+		"SELECT uidl, floor(extract(epoch FROM first_seen_at))::bigint"
 		" FROM ingestd.uidl_seen WHERE account_id = $1::bigint",
 		1 },
 	/* The Date of each message still on the server, from the index. */

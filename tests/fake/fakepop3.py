@@ -331,6 +331,7 @@ _SPECS = {
     "TOP-EXTRA": (0, 0, "req", "any"),
     "EXPIRE": (0, 0, "req", "any"),
     "LOGIN-DELAY": (0, 0, "req", "any"),
+    "STAT-SIZE": (1, 1, None, "any"),
     "DELETE-RETRIEVED": (0, 0, None, "any"),
 }
 _SELECTOR_DIRECTIVES = ("REPLY", "RAW", "ERR", "DELAY", "CUT", "STALL",
@@ -557,6 +558,12 @@ class Scenario:
                 num(v, "size")
         elif d.name == "UIDL-LONG":
             num(a[0], "length")
+        elif d.name == "STAT-SIZE":
+            try:
+                parse_size(a[0])
+            except ValueError:
+                raise ScenarioError("%s: STAT-SIZE needs a size, e.g. 80M"
+                                    % d.where)
         elif d.name == "UIDL-BINARY":
             if not 1 <= num(a[0], "length") <= 500:
                 raise ScenarioError("%s: UIDL-BINARY length must be 1 to "
@@ -1430,7 +1437,9 @@ class _Session:
 
     def c_stat(self, args):
         live = list(self.live())
-        return _Resp("+OK %d %d" % (len(live), sum(m.rsize for m in live)))
+        d = self.find("STAT-SIZE")
+        size = parse_size(d.args[0]) if d else sum(m.rsize for m in live)
+        return _Resp("+OK %d %d" % (len(live), size))
 
     def _listing(self, fmt):
         eol = self.eol

@@ -918,7 +918,7 @@ def expire_zero_deletes_retrieved_at_quit():
 
 
 @test
-def login_delay_in_capa():
+def login_delay_in_capa_and_stat_size():
     with Env() as e:
         e.put("alice", "m1", MSG1)
         srv = e.serve('LOGIN-DELAY "900 USER"\nUSER alice pw\n'
@@ -934,6 +934,13 @@ def login_delay_in_capa():
         # Advertised only: a second login at once is let in.
         p = Pop(srv.port)
         p.login("alice", "pw")
+        p.cmd("QUIT")
+        # STAT-SIZE: what STAT says, not LIST's sum.
+        srv3 = e.serve("USER alice pw\nSTAT-SIZE 80M\n")
+        p = Pop(srv3.port)
+        p.login("alice", "pw")
+        eq(p.cmd("STAT"), "+OK 1 %d" % (80 << 20), "STAT-SIZE")
+        eq(p.multi("LIST"), b"1 %d\r\n" % len(MSG1), "LIST is true")
         p.cmd("QUIT")
         srv2 = e.serve("USER bob pw\n")
         p = Pop(srv2.port)

@@ -137,6 +137,28 @@ def test_policies_against_fault_server(env):
     fr.check_no_secrets()
 
 
+def test_keep_under_reads_stat(env):
+    """keep_under compares with what STAT says, not LIST's sum: a server
+    that counts its mailbox as 10000 octets while listing four small
+    messages has the two oldest deleted to get under 10000 - one message
+    - 10; by LIST alone it would be under already.  A policy without
+    keep_under sends no STAT."""
+    fr = FaultRun(env, "st")
+    srv = fr.server()
+    files = _msgs("st", 4)
+    s = len(files[0])
+    a = fr.mailbox(srv, files=files, directives=["STAT-SIZE 10000"],
+                   delete={"keep_under": 10000 - s - 10})
+    b = fr.mailbox(srv, files=_msgs("sb", 2), delete={"after_days": 0})
+    fr.once()
+    fr.check_dele_proven(a)
+    fr.check_left(a, fr.msgs(a)[2:])
+    fr.check_left(b, [])
+    cmds = [t for _, t, _ in srv.commands(a)]
+    assert cmds.index("STAT") > cmds.index("LIST"), cmds
+    assert "STAT" not in [t for _, t, _ in srv.commands(b)]
+
+
 def test_unarchived_is_never_deleted(env):
     """A message whose RETR fails is not archived: no policy deletes it,
     however eager (after_days = 0, keep_under = 0, bigger_than = 0), while
@@ -308,6 +330,7 @@ class Dove:
         rc, out, err = harness.run_ingestd(["-c", self.conf, "once"] +
                                            list(args), timeout=150)
         assert rc == 0, "once: %d\n%s\n%s" % (rc, out, err)
+        self.err = err
         return out
 
     def left(self, name):
@@ -369,12 +392,14 @@ def test_policies_against_dovecot(env):
     _index_date(d.pg, d.dbname, sha[old][0], 1000)
     _index_date(d.pg, d.dbname, sha[old][2], 100)
 
-    d.once()
+    out = d.once()
     assert d.left(never) == _subjects("nv", (1, 2))
     assert d.left(big) == _subjects("bg", (1, 3))
     assert d.left(days) == _subjects("ad", (1, 3))
     assert d.left(old) == _subjects("od", (2, 3))
-    assert d.left(capped) == _subjects("cp", (3,))
+    assert d.left(capped) == _subjects("cp", (3,)), (d.left(capped), d.sql(
+        "SELECT s.uidl, s.first_seen_at FROM ingestd.uidl_seen s;"), out,
+        [ln for ln in d.err.splitlines() if capped in ln])
 
     # Every message deleted was archived, byte for byte, before.
     for name in d.pop:

@@ -29,6 +29,8 @@
 	X(test_expire_user_capa_after_login)                             \
 	X(test_expire_user_capa_after_login_pipelined)                   \
 	X(test_login_delay)                                              \
+	X(test_stat_when_asked)                                          \
+	X(test_stat_refused_or_unreadable)                               \
 	X(test_login_delay_user_capa_after_login)                        \
 	X(test_expire_user_kept_when_capa_after_login_fails)             \
 	X(test_expire_reset_by_capa_after_stls)                          \
@@ -298,9 +300,13 @@ expire_event(struct sim *s)
 	const struct pop3_expire *e = pop3_client_expire(s->c);
 	const struct pop3_login_delay *d = pop3_client_login_delay(s->c);
 
+	uint64_t size;
+
 	if (d->present)
 		str_addf(&s->ev, "login-delay %" PRIu32 "%s\n", d->seconds,
 		    d->per_user ? " user" : "");
+	if (pop3_client_stat(s->c, &size))
+		str_addf(&s->ev, "stat %" PRIu64 "\n", size);
 	ASSERT_EQ(pop3_client_expires_at_quit(s->c), pop3_expire_at_quit(e));
 	if (e->kind == POP3_EXPIRE_NONE)
 		return;
@@ -742,6 +748,78 @@ test_login_delay(void)
 	};
 
 	run(&sc);
+}
+
+#define STAT_PARAMS                                                      \
+	{                                                                \
+		.user = "alice", .password = "s3cret",                   \
+		.auth = POP3_AUTH_AUTO, .md5 = md5, .stat = true,        \
+	}
+
+/* Asked for, STAT follows LIST; its size may differ from LIST's sum. */
+static void
+test_stat_when_asked(void)
+{
+	static const struct script sc = {
+		.params = STAT_PARAMS,
+		.policy = OWN_RETR_QUIT,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\n1 a\r\n.\r\n"
+		    "+OK\r\n1 3\r\n.\r\n"
+		    "+OK 1 81920 octets\r\n"
+		    "+OK\r\nhi\r\n.\r\n"
+		    "+OK bye\r\n") },
+		.events = "ready 1\n"
+		    "stat 81920\n"
+		    "  1 3 a\n"
+		    "body RETR 1 [hi\r\n]\n"
+		    "end RETR 1\n"
+		    "done\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nUIDL\r\n"
+		    "LIST\r\nSTAT\r\nRETR 1\r\nQUIT\r\n",
+	};
+
+	run(&sc);
+}
+
+/* A STAT refused, or answered with nonsense, leaves the size unknown. */
+static void
+test_stat_refused_or_unreadable(void)
+{
+	static const struct script refused = {
+		.params = STAT_PARAMS,
+		.policy = OWN_NOTHING,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK\r\n.\r\n"
+		    "-ERR no\r\n") },
+		.events = "ready 0\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nUIDL\r\n"
+		    "LIST\r\nSTAT\r\n",
+	};
+	static const struct script junk = {
+		.params = STAT_PARAMS,
+		.policy = OWN_NOTHING,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK maildrop has 0 messages\r\n") },
+		.events = "ready 0\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nUIDL\r\n"
+		    "LIST\r\nSTAT\r\n",
+	};
+
+	run(&refused);
+	run(&junk);
 }
 
 /*
