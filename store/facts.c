@@ -97,7 +97,6 @@ cmp_date(const void *a, const void *b)
 bool
 facts_seen(struct facts *f, const char *uidl, int64_t *t_r)
 {
-	struct seen_ent key = { .uidl = (char *)uidl }, *hit;
 	size_t lo = 0, hi;
 
 	if (!f->seen_sorted) {
@@ -109,22 +108,21 @@ facts_seen(struct facts *f, const char *uidl, int64_t *t_r)
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (strcmp(f->seen[mid].uidl, key.uidl) < 0)
+		if (strcmp(f->seen[mid].uidl, uidl) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	if (lo == f->nseen || strcmp(f->seen[lo].uidl, uidl) != 0)
 		return false;
-	hit = &f->seen[lo];
-	*t_r = hit->t;
+	*t_r = f->seen[lo].t;
 	return true;
 }
 
 bool
 facts_date(struct facts *f, const unsigned char sha256[32], int64_t *t_r)
 {
-	struct date_ent key, *hit;
+	struct date_ent key = { .t = 0 }, *hit;
 
 	if (!f->dates_sorted) {
 		qsort(f->dates, f->ndates, sizeof(*f->dates), cmp_date);

@@ -267,7 +267,8 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"    OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS g(u)"
 		"     WHERE g.u = s.uidl)))"
 		" INSERT INTO ingestd.uidl_seen (account_id, uidl)"
-		" SELECT DISTINCT $1::bigint, p.u FROM unnest($2::text[]) AS p(u)"
+		" SELECT DISTINCT $1::bigint, p.u"
+		"  FROM unnest($2::text[]) AS p(u)"
 		"  WHERE NOT EXISTS (SELECT 1 FROM unnest($3::text[]) AS g(u)"
 		"   WHERE g.u = p.u)"
 		" ON CONFLICT (account_id, uidl) DO NOTHING",
@@ -278,8 +279,10 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		" (account_id, expire, login_delay, seen_at)"
 		" VALUES ($1::bigint, $2::text, $3::bigint,"
 		"  to_timestamp($4::float8))"
-		" ON CONFLICT (account_id) DO UPDATE SET expire = EXCLUDED.expire,"
-		"  login_delay = EXCLUDED.login_delay, seen_at = EXCLUDED.seen_at",
+		" ON CONFLICT (account_id) DO UPDATE"
+		"  SET expire = EXCLUDED.expire,"
+		"  login_delay = EXCLUDED.login_delay,"
+		"  seen_at = EXCLUDED.seen_at",
 		4 },
 	[INDEX_CAPA_SELECT] = {
 		"capa_select", "SELECT account_capa",
