@@ -56,6 +56,11 @@ struct account {
 	int64_t login_delay;		/* -1: none */
 	time_t login_at;
 	bool expire_warned;		/* EXPIRE vs policy, said once */
+	/* The error of the permanent failure the operator was told of
+	 * ("" if none): repeats of it are not logged again.  Read from the
+	 * latest poll at first, so a cron job of once says it once too. */
+	bool perm_loaded;
+	char perm_error[512];
 	size_t worker;			/* which one runs the poll */
 	struct session_job job;
 };
@@ -368,6 +373,27 @@ check_expire(struct account *a, const struct session_result *r)
 	    "for good" : "longer");
 }
 
+/*
+ * [AUTH], [SYS/PERM], a certificate that does not verify: the operator
+ * must act.  Said once, at warning level, with what to look at; the
+ * same failure again is logged at debug level only, until the account
+ * recovers or fails differently.
+ */
+static void
+note_permanent(struct account *a, const struct session_result *r)
+{
+	if (r->outcome != SESSION_PERMANENT) {
+		a->perm_error[0] = '\0';
+		return;
+	}
+	if (strcmp(a->perm_error, r->error) == 0)
+		return;
+	snprintf(a->perm_error, sizeof(a->perm_error), "%s", r->error);
+	log_warnx("mbox=%s needs the operator: %s; retried every %d minutes "
+	    "(account_status.last_outcome is 'permanent')", a->conf->name,
+	    r->error, RETRY_PERMANENT_S / 60);
+}
+
 static void
 finish(struct sched *s, struct account *a)
 {
@@ -397,6 +423,7 @@ finish(struct sched *s, struct account *a)
 		a->login_at = r->login_at;
 	}
 	check_expire(a, r);
+	note_permanent(a, r);
 	known_free(&a->job.known);
 	facts_free(&a->job.facts);
 	/* May train a dictionary: blocking, so here on the main thread,
@@ -443,6 +470,7 @@ start_poll(struct sched *s, struct account *a)
 	job->owner = a;
 	job->dry_run = s->p.dry_run;
 	job->now = (int64_t)time(NULL);
+	job->quiet_permanent = a->perm_error[0] != '\0';
 	a->started = time(NULL);
 	a->running = true;
 	a->host->running++;
@@ -452,6 +480,16 @@ start_poll(struct sched *s, struct account *a)
 		snprintf(job->result.error, sizeof(job->result.error),
 		    "database: %s", db_error(s->p.db));
 		goto fail;
+	}
+	if (!a->perm_loaded) {
+		char outcome[16];
+
+		if (db_last_poll(s->p.db, a->id, outcome, sizeof(outcome),
+		    a->perm_error, sizeof(a->perm_error)) == -1 ||
+		    strcmp(outcome, "permanent") != 0)
+			a->perm_error[0] = '\0';
+		a->perm_loaded = true;
+		job->quiet_permanent = a->perm_error[0] != '\0';
 	}
 	job->account_id = a->id;
 	job->known = known_new();

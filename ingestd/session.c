@@ -223,8 +223,12 @@ session_error(struct session *s, enum session_outcome o, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_warnx("mbox=%s %s while %s", s->acct->name, text,
-	    session_where(s, where, sizeof(where)));
+	if (o == SESSION_PERMANENT && s->job->quiet_permanent)
+		log_debug("mbox=%s %s while %s", s->acct->name, text,
+		    session_where(s, where, sizeof(where)));
+	else
+		log_warnx("mbox=%s %s while %s", s->acct->name, text,
+		    session_where(s, where, sizeof(where)));
 	if (r->outcome == SESSION_OK || (o == SESSION_PERMANENT &&
 	    r->outcome == SESSION_TEMPORARY)) {
 		if (r->outcome == SESSION_OK)

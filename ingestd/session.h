@@ -68,6 +68,9 @@ struct session_job {
 	 * job, NULL when the account has no delete = { ... }. */
 	struct facts *facts;
 	bool dry_run;			/* decide, print, send no DELE */
+	/* The account already needs the operator, and the scheduler has
+	 * said so: a permanent failure is logged at debug level only. */
+	bool quiet_permanent;
 	int64_t now;			/* the policy's clock: Unix time */
 	struct committer *committer;
 	const char *spool_dir;

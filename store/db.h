@@ -231,6 +231,12 @@ int db_capa_record(struct db *db, int64_t account_id, const char *expire,
  */
 int db_capa_load(struct db *db, int64_t account_id, int64_t *login_delay_r,
     time_t *at_r);
+/*
+ * The outcome ("ok", "temporary", "permanent"; "" if never polled) and
+ * error ("" if none) of the account's latest poll, into the buffers.
+ */
+int db_last_poll(struct db *db, int64_t account_id, char *outcome,
+    size_t outcomelen, char *error, size_t errorlen);
 
 /* ---- export and verify: db_read.c ---- */
 

@@ -6,6 +6,7 @@
 #include "store/db.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +145,28 @@ db_capa_record(struct db *db, int64_t account_id, const char *expire,
 	db_par_int(&p, (int64_t)at);
 	if ((res = db_exec(db, INDEX_CAPA_UPSERT, &p, false)) == NULL)
 		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_last_poll(struct db *db, int64_t account_id, char *outcome,
+    size_t outcomelen, char *error, size_t errorlen)
+{
+	struct db_params p;
+	PGresult *res;
+
+	*outcome = *error = '\0';
+	if (db_ready(db) == -1)
+		return -1;
+	db_par_init(&p);
+	db_par_int(&p, account_id);
+	if ((res = db_exec(db, INDEX_LAST_POLL_SELECT, &p, false)) == NULL)
+		return -1;
+	if (PQntuples(res) == 1) {
+		snprintf(outcome, outcomelen, "%s", PQgetvalue(res, 0, 0));
+		snprintf(error, errorlen, "%s", PQgetvalue(res, 0, 1));
+	}
 	PQclear(res);
 	return 0;
 }

@@ -290,4 +290,10 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		" FROM ingestd.account_capa WHERE account_id = $1::bigint"
 		"  AND login_delay IS NOT NULL",
 		1 },
+	[INDEX_LAST_POLL_SELECT] = {
+		"last_poll_select", "SELECT poll (latest)",
+		"SELECT outcome, coalesce(error, '') FROM ingestd.poll"
+		" WHERE account_id = $1::bigint"
+		" ORDER BY started_at DESC, id DESC LIMIT 1",
+		1 },
 };

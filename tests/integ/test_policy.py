@@ -431,3 +431,40 @@ def test_dry_run_against_dovecot(env):
     d.once()
     assert d.left(a) == _subjects("dr", (1, 2))
     assert d.left(b) == []
+
+
+def test_operator_needed_is_logged_once(env):
+    """[AUTH] and [SYS/PERM] at login need the operator: the account's
+    state in account_status says 'permanent' with the server's text, the
+    warning comes once, and the same failure at the next poll (another
+    once, as from cron) is not logged again.  [LOGIN-DELAY] at login is
+    temporary.  Once the server lets it in, the account polls normally."""
+    fr = FaultRun(env, "op")
+    srv = fr.server()
+    auth = fr.mailbox(srv, files=_msgs("oa", 1), directives=[
+        "@1-2 LOGIN-FAIL [AUTH] invalid user name or password"])
+    perm = fr.mailbox(srv, files=_msgs("op", 1), directives=[
+        "@1-2 LOGIN-FAIL [SYS/PERM] mailbox disabled"])
+    later = fr.mailbox(srv, files=_msgs("ol", 1), directives=[
+        "@1 LOGIN-FAIL [LOGIN-DELAY] not so soon"])
+    fr.once(expect_rc=1)
+    err = fr.last[3]
+    for name, code in ((auth, "[AUTH]"), (perm, "[SYS/PERM]")):
+        assert err.count("mbox=%s needs the operator: " % name) == 1, err
+        row = fr.sql("SELECT last_outcome, last_error FROM account_status "
+                     "WHERE account = '%s';" % name)[0]
+        assert row[0] == "permanent" and code in row[1], row
+    assert "mbox=%s needs the operator" % later not in err, err
+    fr.check_poll(later, "temporary", ["[LOGIN-DELAY]"])
+
+    summ = fr.once(expect_rc=1)
+    err = fr.last[3]
+    for name in (auth, perm):
+        assert summ[name]["outcome"] == "permanent", summ[name]
+        assert "mbox=%s " % name not in err, err
+    assert summ[later]["outcome"] == "ok", summ[later]
+
+    summ = fr.once()
+    for name in (auth, perm):
+        assert summ[name]["outcome"] == "ok", summ[name]
+        fr.check_left(name, [])
