@@ -870,6 +870,16 @@ session_pump(struct session *s)
 			session_abandon(s);
 			return;
 		}
+		/* A dry run deletes nothing, and QUIT would have such a
+		 * server delete what was retrieved: no QUIT, no UPDATE. */
+		if (implicit && s->job->dry_run && s->retrieved > 0) {
+			log_info("mbox=%s dry run: the server deletes retrieved "
+			    "messages at QUIT (%s); closing without QUIT",
+			    s->acct->name, s->acct->implicit_delete ?
+			    "implicit_delete" : "EXPIRE 0");
+			session_end(s);
+			return;
+		}
 		set_phase(s, SP_QUIT);
 		pop3_client_quit(s->pop3);
 	}

@@ -185,13 +185,17 @@ def test_dry_run_sends_no_dele(env):
     fr = FaultRun(env, "dry")
     srv = fr.server()
     plain = fr.mailbox(srv, files=_msgs("dp", 3))  # after-archive
+    # A server that deletes at QUIT what RETR delivered: a dry run must
+    # not QUIT there.
+    exp0 = fr.mailbox(fr.server(global_lines=["EXPIRE 0"]),
+                      files=_msgs("de", 2))
     pol = fr.mailbox(srv, files=_msgs("dq", 4, big=(1, 3)),
                      delete={"bigger_than": "4K", "max_messages": 1})
     fr.write_config()
     rc, out, err = fr.run("once", "--dry-run")
     assert rc == 0, fr.context()
     summ = parse_summaries(out)
-    for name in (plain, pol):
+    for name in (plain, pol, exp0):
         fr.check_archived(name)
         fr.check_never_dele(name)
         fr.check_left(name, fr.msgs(name))
@@ -213,8 +217,12 @@ def test_dry_run_sends_no_dele(env):
     assert ("dry-run account=%s would delete 1 messages" % pol) in out, out
     assert "--dry-run" not in err
 
+    assert "QUIT" not in [t for _, t, _ in fr.where[exp0].commands(exp0)]
+    assert summ[exp0]["outcome"] == "ok", summ[exp0]
+
     # The real thing.
     fr.once()
+    fr.check_left(exp0, [])
     fr.check_left(plain, [])
     fr.check_left(pol, [fr.msgs(pol)[1], fr.msgs(pol)[2], fr.msgs(pol)[3]])
     for name in (plain, pol):
