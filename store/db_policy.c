@@ -43,7 +43,8 @@ int
 db_facts_load(struct db *db, int64_t account_id, struct facts *f)
 {
 	static const enum index_id ids[] = {
-		INDEX_SEEN_SELECT, INDEX_DATES_SELECT,
+		INDEX_SEEN_SELECT,
+		INDEX_DATES_SELECT,
 	};
 	struct db_params p;
 	PGresult *res;
@@ -78,7 +79,8 @@ db_text_array(struct db *db, const char *const *v, size_t n, size_t *len_r)
 	lens = xcalloc(n ? n : 1, sizeof(*lens));
 	for (i = 0; i < n; i++) {
 		if (v[i] != NULL && !db_text_ok(v[i])) {
-			db_seterr(db, "UPDATE uidl_seen: UIDL is not "
+			db_seterr(db,
+			    "UPDATE uidl_seen: UIDL is not "
 			    "printable UTF-8");
 			free(lens);
 			return NULL;
@@ -91,9 +93,8 @@ db_text_array(struct db *db, const char *const *v, size_t n, size_t *len_r)
 }
 
 int
-db_seen_update(struct db *db, int64_t account_id,
-    const char *const *present, size_t n, const struct db_deleted *d,
-    size_t nd)
+db_seen_update(struct db *db, int64_t account_id, const char *const *present,
+    size_t n, const struct db_deleted *d, size_t nd)
 {
 	unsigned char *parr = NULL, *darr = NULL;
 	const char **gone;

@@ -19,14 +19,12 @@ void facts_free(struct facts **f);
 /* Adds a first-seen time (Unix) for uidl, copied; the earliest wins. */
 void facts_add_seen(struct facts *f, const char *uidl, int64_t t);
 /* Adds the Date (Unix) of the message whose SHA-256 is sha256. */
-void facts_add_date(struct facts *f, const unsigned char sha256[32],
-    int64_t t);
+void facts_add_date(struct facts *f, const unsigned char sha256[32], int64_t t);
 
 /* Whether uidl has a first-seen time, and it in *t_r. */
 bool facts_seen(struct facts *f, const char *uidl, int64_t *t_r);
 /* Whether the message sha256 has a known Date, and it in *t_r. */
-bool facts_date(struct facts *f, const unsigned char sha256[32],
-    int64_t *t_r);
+bool facts_date(struct facts *f, const unsigned char sha256[32], int64_t *t_r);
 size_t facts_nseen(const struct facts *f);
 size_t facts_ndates(const struct facts *f);
 
