@@ -873,8 +873,9 @@ session_pump(struct session *s)
 		/* A dry run deletes nothing, and QUIT would have such a
 		 * server delete what was retrieved: no QUIT, no UPDATE. */
 		if (implicit && s->job->dry_run && s->retrieved > 0) {
-			log_info("mbox=%s dry run: the server deletes retrieved "
-			    "messages at QUIT (%s); closing without QUIT",
+			log_info("mbox=%s dry run: the server deletes "
+			    "retrieved messages at QUIT (%s); closing without "
+			    "QUIT",
 			    s->acct->name, s->acct->implicit_delete ?
 			    "implicit_delete" : "EXPIRE 0");
 			session_end(s);

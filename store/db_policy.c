@@ -79,8 +79,7 @@ db_text_array(struct db *db, const char *const *v, size_t n, size_t *len_r)
 	lens = xcalloc(n ? n : 1, sizeof(*lens));
 	for (i = 0; i < n; i++) {
 		if (v[i] != NULL && !db_text_ok(v[i])) {
-			db_seterr(db,
-			    "UPDATE uidl_seen: UIDL is not "
+			db_seterr(db, "UPDATE uidl_seen: UIDL is not "
 			    "printable UTF-8");
 			free(lens);
 			return NULL;

@@ -45,12 +45,9 @@ facts_free(struct facts **fp)
 		return;
 	for (i = 0; i < f->nseen; i++)
 		free(f->seen[i].uidl);
-	free(f->seen);
-	f->seen = NULL;
-	free(f->dates);
-	f->dates = NULL;
-	free(f);
-	*fp = NULL;
+	free(f->seen); f->seen = NULL;
+	free(f->dates); f->dates = NULL;
+	free(f); *fp = NULL;
 }
 
 void
