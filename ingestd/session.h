@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "ingestd/conf.h"
+#include "ingestd/conn.h"
 #include "store/db.h"
 
 struct conn_tls;
@@ -43,6 +44,10 @@ struct session_result {
 	const char **present;
 	size_t npresent;
 	char *present_mem;
+	/* Messages this poll refused (uidl and error owned here). */
+	struct db_refusal *refusals;
+	size_t nrefusals;
+	uint64_t skipped;	/* refused earlier, left alone (PLAN_SKIP) */
 	/* What CAPA said after login (pop3/parse.h); login_at is 0 if the
 	 * session never logged in. */
 	time_t login_at;
@@ -62,8 +67,12 @@ struct session_job {
 	int64_t account_id;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	/* The host's further addresses, tried in order if addr fails. */
+	struct conn_addr more_addrs[CONN_MORE_ADDRS_MAX];
+	size_t nmore;
 	struct conn_tls *tls;		/* NULL for tls = "none" */
 	struct known *known;		/* owned by the job */
+	struct known *refused;		/* its refusals; owned by the job */
 	/* First-seen times and Dates for the delete policy; owned by the
 	 * job, NULL when the account has no delete = { ... }. */
 	struct facts *facts;
