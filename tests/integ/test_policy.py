@@ -476,3 +476,38 @@ def test_operator_needed_is_logged_once(env):
     for name in (auth, perm):
         assert summ[name]["outcome"] == "ok", summ[name]
         fr.check_left(name, [])
+
+
+def test_login_delay_in_run_mode(env):
+    """Under `run` with poll_interval = 1, an account whose server says
+    LOGIN-DELAY 3 is polled no more often than every 3 seconds (poll start
+    times in the database), while its neighbour is polled every second."""
+    from faultlib import TIMEOUTS
+    from test_daemon import Daemon, wait_for
+
+    fr = FaultRun(env, "ldr")
+    srv = fr.server(global_lines=['LOGIN-DELAY "0 USER"'])
+    slow = fr.mailbox(srv, files=_msgs("lr", 1), directives=[
+        "LOGIN-DELAY 3"])
+    free = fr.mailbox(srv, files=_msgs("lq", 1))
+    harness.write_config(fr.conf, fr.accounts, fr.state, fr.conninfo,
+                         poll_interval=1, extra=TIMEOUTS)
+
+    def starts(name):
+        return [float(r[0]) for r in fr.sql(
+            "SELECT extract(epoch FROM started_at) FROM polls WHERE "
+            "account = '%s' ORDER BY started_at;" % name)]
+
+    d = Daemon(fr.conf)
+    try:
+        wait_for("three polls of the delayed account",
+                 lambda: len(starts(slow)) >= 3, timeout=60)
+        rc, err = d.terminate()
+    finally:
+        d.kill()
+    assert rc == 0, err[-3000:]
+    s, f = starts(slow), starts(free)
+    gaps = [b - a for a, b in zip(s, s[1:])]
+    assert all(g >= 3 for g in gaps), (gaps, err[-2000:])
+    assert len(f) > len(s), (len(f), len(s))
+    assert "LOGIN-DELAY 3 s between logins" in err, err[-2000:]
