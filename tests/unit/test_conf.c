@@ -1237,6 +1237,7 @@ static const struct {
 	{ CONF_SECTION_TOP, "top" },
 	{ CONF_SECTION_DATABASE, "database" },
 	{ CONF_SECTION_ACCOUNT, "accounts" },
+	{ CONF_SECTION_OAUTH, "oauth" },
 };
 
 /* The value of number, bool or choice row r's field in base. */
@@ -1373,7 +1374,7 @@ test_settings_tables(void)
 	for (id = 0; id < CONF_SECTION_COUNT; id++) {
 		t = conf_settings(id, &n);
 		ASSERT_TRUE(t != NULL && n > 0);
-		base = id == CONF_SECTION_ACCOUNT ?
+		base = id >= CONF_SECTION_ACCOUNT ?
 		    (const void *)&c->accounts[0] : (const void *)c;
 		for (k = 0; k < n; k++) {
 			r = &t[k];
