@@ -237,4 +237,14 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		" WHERE pg_catalog.current_setting('synchronous_commit')"
 		"  = 'off'",
 		0 },
+	/* $2 true: needs the operator since now (or since it first did);
+	 * false: clears it after a login worked. */
+	[INDEX_ACCOUNT_REAUTH] = {
+		"account_reauth", "UPDATE account (needs_reauth)",
+		"UPDATE ingestd.account SET needs_reauth_since ="
+		" CASE WHEN $2::boolean"
+		" THEN coalesce(needs_reauth_since, now()) END"
+		" WHERE id = $1::bigint"
+		" AND (needs_reauth_since IS NULL) = $2::boolean",
+		2 },
 };
