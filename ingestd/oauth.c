@@ -218,7 +218,8 @@ fail:
 /*
  * The command's argv: split at blanks, no quoting, no shell; but a
  * command that starts with "sh -c" (or bash, dash) hands the rest of the
- * line to that shell as one argument, for pipes and quoting.
+ * line, less one pair of quotes around it, to that shell as one argument,
+ * for pipes and quoting: sh -c 'pass show mail | head -1'.
  */
 static char **
 split_command(const char *cmd, char **copy_r)
@@ -239,6 +240,15 @@ split_command(const char *cmd, char **copy_r)
 			if (strcmp(base, "sh") == 0 ||
 			    strcmp(base, "bash") == 0 ||
 			    strcmp(base, "dash") == 0) {
+				w = p + strlen(p);
+				while (w > p && (w[-1] == ' ' || w[-1] == '\t'))
+					*--w = '\0';
+				/* One pair of quotes around the script goes. */
+				if (w - p >= 2 && (*p == '\'' || *p == '"') &&
+				    w[-1] == *p) {
+					w[-1] = '\0';
+					p++;
+				}
 				argv[n++] = p;
 				break;
 			}

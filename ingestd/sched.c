@@ -68,7 +68,8 @@ struct account {
 	 * of its credential files changes (or a restart). */
 	struct oauth_req req;
 	bool needs_reauth;
-	bool reauth_recorded;		/* the database has been told */
+	enum { REAUTH_DB_UNKNOWN, REAUTH_DB_SET, REAUTH_DB_CLEAR } reauth_db;
+					/* what the database was last told */
 	struct file_id reauth_files[2];	/* refresh token, client secret */
 };
 
@@ -255,11 +256,13 @@ record(struct sched *s, struct account *a)
 		    "reconciles)", a->conf->name, db_error(s->p.db));
 	/* needs_reauth, in account_status: set when found, cleared by a
 	 * login that works.  A failure is retried with the next poll. */
-	if (a->id != 0 && ((a->needs_reauth && !a->reauth_recorded) ||
-	    (!a->needs_reauth && a->reauth_recorded &&
-	    r->outcome == SESSION_OK))) {
+	if (a->id != 0 && ((a->needs_reauth &&
+	    a->reauth_db != REAUTH_DB_SET) || (r->outcome == SESSION_OK &&
+	    (a->conf->token_command != NULL || a->conf->has_oauth) &&
+	    a->reauth_db != REAUTH_DB_CLEAR))) {
 		if (db_account_reauth(s->p.db, a->id, a->needs_reauth) == 0)
-			a->reauth_recorded = a->needs_reauth;
+			a->reauth_db = a->needs_reauth ? REAUTH_DB_SET :
+			    REAUTH_DB_CLEAR;
 		else
 			log_warnx("mbox=%s recording needs_reauth: %s",
 			    a->conf->name, db_error(s->p.db));
@@ -676,10 +679,6 @@ sched_new(const struct sched_params *p, char *err, size_t errlen)
 			continue;
 		a = &s->accounts[s->naccounts++];
 		a->conf = ca;
-		/* A mark from an earlier run is cleared by the first
-		 * login that works. */
-		a->reauth_recorded = ca->token_command != NULL ||
-		    ca->has_oauth;
 		if ((ca->token_command != NULL || ca->has_oauth) &&
 		    s->oauth == NULL &&
 		    (s->oauth = oauth_new(err, errlen)) == NULL)
