@@ -44,7 +44,7 @@ struct oauth_req {
 	/* The answer, valid when done runs. */
 	enum oauth_status status;
 	char *token;		/* OAUTH_OK: xmalloc'd; oauth_req_release() */
-	bool fresh;		/* requested for this call, not from the cache */
+	bool fresh;		/* requested for this call, not cached */
 	char error[512];	/* otherwise: why, never holding a secret */
 };
 

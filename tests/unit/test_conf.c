@@ -1243,7 +1243,8 @@ test_oauth_settings(void)
 
 	write_conf("accounts = (\n"
 	    "  { " OACCOUNT "token_command = \"sh -c 'pass mail'\"; },\n"
-	    "  { name = \"p\"; host = \"h\"; user = \"u\"; auth = \"xoauth2\";\n"
+	    "  { name = \"p\"; host = \"h\"; user = \"u\";\n"
+	    "    auth = \"xoauth2\";\n"
 	    "    oauth = { token_url = \"https://login.example/token\";\n"
 	    "      client_id = \"app\"; refresh_token_file = \"%s\";\n"
 	    "      scope = \"pop offline_access\"; }; },\n"
@@ -1277,7 +1278,7 @@ test_oauth_refused(void)
 {
 	static const struct {
 		const char *acct;
-		unsigned line;
+		int line;
 		const char *msg;
 	} cases[] = {
 		{ "token_command = \"t\";\n  password = \"p\";", 3,
@@ -1291,18 +1292,21 @@ test_oauth_refused(void)
 		{ "token_command = \"t\"; auth = \"plain\";", 2,
 		  "'accounts[0].auth': with an OAuth token, \"auto\", "
 		  "\"xoauth2\" or \"oauthbearer\"" },
-		{ "token_command = \"t\";\n  oauth = { client_id = \"c\"; };", 3,
+		{ "token_command = \"t\";\n  oauth = { client_id = \"c\"; };",
+		  3,
 		  "'accounts[0].oauth': set 'token_command' or 'oauth', not "
 		  "both" },
-		{ "oauth = { client_id = \"c\"; refresh_token_file = \"%s\"; };",
-		  2, "'accounts[0].oauth.token_url' is required" },
+		{ "oauth = { client_id = \"c\";\n"
+		  "  refresh_token_file = \"%s\"; };", 2,
+		  "'accounts[0].oauth.token_url' is required" },
 		{ "oauth = { token_url = \"http://x/t\"; client_id = \"c\";\n"
 		  "  refresh_token_file = \"%s\"; };", 2,
 		  "'accounts[0].oauth.token_url' must be an https:// URL" },
 		{ "oauth = { token_url = \"https://x/t\"; };", 2,
 		  "'accounts[0].oauth.client_id' is required" },
-		{ "oauth = { token_url = \"https://x/t\"; client_id = \"c\"; };",
-		  2, "'accounts[0].oauth.refresh_token_file' is required with "
+		{ "oauth = { token_url = \"https://x/t\";\n"
+		  "  client_id = \"c\"; };", 2,
+		  "'accounts[0].oauth.refresh_token_file' is required with "
 		  "grant = \"refresh_token\"" },
 		{ "oauth = { token_url = \"https://x/t\"; client_id = \"c\";\n"
 		  "  grant = \"client_credentials\"; };", 2,

@@ -46,9 +46,10 @@ test_providers(void)
 	struct oauth_json r;
 
 	/* Google */
-	parse_ok("{\n  \"access_token\": \"ya29.a0AfB_byC\",\n  \"expires_in\": "
-	    "3599,\n  \"scope\": \"https://mail.google.com/\",\n  "
-	    "\"token_type\": \"Bearer\"\n}", &r);
+	parse_ok("{\n  \"access_token\": \"ya29.a0AfB_byC\",\n  "
+	    "\"expires_in\": 3599,\n  \"scope\": "
+	    "\"https://mail.google.com/\",\n  \"token_type\": \"Bearer\"\n}",
+	    &r);
 	ASSERT_STREQ(r.access_token, "ya29.a0AfB_byC");
 	ASSERT_EQ(r.expires_in, 3599);
 	ASSERT_STREQ(r.token_type, "Bearer");

@@ -1964,6 +1964,7 @@ test_oauth_encodings(void)
 {
 	unsigned char dec[128];
 	char detail[160], *r;
+	const char *json;
 	size_t n;
 	long d;
 
@@ -2009,18 +2010,16 @@ test_oauth_encodings(void)
 	ASSERT_EQ(pop3_base64_decode("Zg=a", 4, dec), -1);
 	ASSERT_EQ(pop3_base64_decode("Zg=", 3, dec), -1);
 	ASSERT_EQ(pop3_base64_decode("Zg==", 4, dec), 1);
-	pop3_sasl_oauth_error(
-	    (const unsigned char
-		    *)"{\"status\":\"401\",\"schemes\":\"bearer\",\"scope\":\"https://ma"
-		      "il.google.com/\"}",
-	    74, detail, sizeof(detail));
+	json = "{\"status\":\"401\",\"schemes\":\"bearer\",\"scope\":"
+	    "\"https://mail.google.com/\"}";
+	pop3_sasl_oauth_error((const unsigned char *)json, strlen(json),
+	    detail, sizeof(detail));
 	ASSERT_STREQ(detail,
 	    "status=401 schemes=bearer scope=https://mail.google.com/");
-	pop3_sasl_oauth_error(
-	    (const unsigned char
-		    *)" { \"status\" : 400 , \"other\": \"x y\", \"error\": \"invalid\\n"
-		      "token\" }",
-	    62, detail, sizeof(detail));
+	json = " { \"status\" : 400 , \"other\": \"x y\", \"error\": "
+	    "\"invalid\\ntoken\" }";
+	pop3_sasl_oauth_error((const unsigned char *)json, strlen(json),
+	    detail, sizeof(detail));
 	ASSERT_STREQ(detail, "status=400 error=invalidntoken");
 	pop3_sasl_oauth_error((const unsigned char *)"not json", 8, detail,
 	    sizeof(detail));
@@ -2055,9 +2054,9 @@ test_oauth_mechanism_choice(void)
 		/* auto prefers XOAUTH2, even over PLAIN and a password. */
 		{ .params = OAUTH_PARAMS(POP3_AUTH_AUTO),
 		    .policy = OWN_FETCH,
-		    .segs = { SEG(
-			"+OK <1.2@x>\r\n+OK\r\nUSER\r\n"
-			"SASL PLAIN OAUTHBEARER XOAUTH2\r\n.\r\n+OK\r\n" AFTER) },
+		    .segs = { SEG("+OK <1.2@x>\r\n+OK\r\nUSER\r\n"
+			"SASL PLAIN OAUTHBEARER XOAUTH2\r\n.\r\n"
+			"+OK\r\n" AFTER) },
 		    .events = "ready 0\ndone\n",
 		    .out = "CAPA\r\nAUTH XOAUTH2 " XO_TOK "\r\n" AFTER_OUT },
 		/* OAUTHBEARER when it is the only one. */
@@ -2174,7 +2173,8 @@ test_oauth_255_octets(void)
 static void
 test_oauth_error_challenge(void)
 {
-	/* {"status":"401","schemes":"bearer","scope":"https://mail.google.com/"} */
+	/* {"status":"401","schemes":"bearer",
+	 * "scope":"https://mail.google.com/"} */
 #define CHAL                                                                   \
 	"eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJo"         \
 	"dHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ=="
