@@ -326,3 +326,79 @@ def test_long_tokens(env):
     raw = base64.b64decode(lines[1])
     assert raw.endswith(b"auth=Bearer " + big.encode() + b"\x01\x01")
     assert len(lines[1]) > 13000
+
+
+class _OAuthDovecot(harness.Dovecot):
+    """A private Dovecot whose oauth2 passdb checks XOAUTH2 and
+    OAUTHBEARER tokens by RFC 7662 introspection at the test's token
+    endpoint; the other mechanisms keep the passwd-file passdb."""
+
+    def __init__(self, tmpdir, ep):
+        super().__init__(tmpdir, start=False, name="dovecot-oauth")
+        self.ext = os.path.join(self.dir, "oauth2.conf.ext")
+        with open(self.ext, "w") as f:
+            f.write("introspection_mode = post\n"
+                    "introspection_url = https://localhost:%d/introspect\n"
+                    "tls_ca_cert_file = %s\n"
+                    "username_attribute = username\n"
+                    "active_attribute = active\n"
+                    "active_value = true\n"
+                    "force_introspection = yes\n" % (ep.port, ep.ca_file))
+        os.chmod(self.ext, 0o644)
+        self.start()
+
+    def _write_conf(self):
+        text = harness.DOVECOT_CONF.format(pop3_port=self.pop3_port,
+                                           pop3s_port=self.pop3s_port,
+                                           **self._fmt)
+        text = text.replace("auth_mechanisms = plain login apop",
+                            "auth_mechanisms = plain login apop xoauth2 "
+                            "oauthbearer")
+        text = text.replace("passdb {", "passdb {\n  driver = oauth2\n"
+                            "  mechanisms = xoauth2 oauthbearer\n"
+                            "  args = %s\n}\npassdb {\n"
+                            "  mechanisms = plain login apop" % self.ext, 1)
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+
+def test_dovecot_xoauth2(env):
+    """A real server: Dovecot's oauth2 passdb introspects the token that
+    ingestd got from the endpoint; both mechanisms log in and archive."""
+    fr = FaultRun(env, "odv")
+    ep = TokenServer(fr.dir)
+    ep.add_client("app")
+    ep.add_refresh("rt-0")
+    dc = _OAuthDovecot(fr.dir, ep)
+    try:
+        names = []
+        for mech in ("xoauth2", "oauthbearer"):
+            name = env.unique("odv")
+            dc.add_user(name, "unused-" + name)
+            raws = [message(i, name) for i in (1, 2)]
+            for raw in raws:
+                dc.deliver(name, raw)
+            rtf = _write(os.path.join(fr.dir, "rt-" + name), "rt-0\n")
+            fr.accounts.append({
+                "name": name, "host": "127.0.0.1", "port": dc.pop3s_port,
+                "tls": "implicit", "ca_file": dc.ca_file, "user": name,
+                "auth": mech, "delete": "after-archive",
+                "oauth": {"token_url": ep.url, "client_id": "app",
+                          "refresh_token_file": rtf,
+                          "ca_file": ep.ca_file}})
+            names.append((name, mech, raws))
+        # Introspection names whoever asks: one account at a time.
+        for i, (name, mech, raws) in enumerate(names):
+            ep.username = name
+            for a in fr.accounts:
+                a["enabled"] = a["name"] == name
+            summ = fr.once()
+            assert summ[name]["outcome"] == "ok", summ
+            got = sorted(r["sha256"] for r in fr.deliveries(name))
+            assert got == sorted(harness.sha256_hex(r) for r in raws), got
+            assert dc.count(name) == 0
+            logins = dc.logins(name, want=1)
+            assert [x["method"] for x in logins] == [mech.upper()], logins
+        assert ep.introspections == ["at-1", "at-2"], ep.introspections
+    finally:
+        dc.stop()

@@ -14,6 +14,10 @@ speaks RFC 6749 section 4.1.3/6 (grant_type=refresh_token) and 4.4
     ep.requests                          # [Request], in order
     ep.stop()
 
+It also answers RFC 7662 token introspection at /introspect (form
+token=...), the way Dovecot's oauth2 passdb checks a token: an access
+token it issued is {"active": true, "username": ep.username}.
+
 Access tokens are "at-1", "at-2", ... for refresh grants and "cc-1",
 "cc-2", ... for client credentials, and rotated refresh tokens "rt-1",
 "rt-2", ..., so a test can give fakepop3 the tokens to accept up front.
@@ -55,6 +59,9 @@ class TokenServer:
         self.rotate = False
         self.expires_in = 3600
         self.requests = []
+        self.introspections = []   # the tokens /introspect was asked about
+        self.issued = set()
+        self.username = None
         self._fail = []
         self._n = {"at": 0, "cc": 0, "rt": 0}
         self._lock = threading.Lock()
@@ -68,7 +75,10 @@ class TokenServer:
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n).decode()
                 ctype = self.headers.get("Content-Type", "")
-                status, answer = me._answer(body, ctype)
+                if self.path.startswith("/introspect"):
+                    status, answer = me._introspect(body)
+                else:
+                    status, answer = me._answer(body, ctype)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -110,7 +120,19 @@ class TokenServer:
 
     def _next(self, kind):
         self._n[kind] += 1
-        return "%s-%d" % (kind, self._n[kind])
+        tok = "%s-%d" % (kind, self._n[kind])
+        if kind != "rt":
+            self.issued.add(tok)
+        return tok
+
+    def _introspect(self, body):
+        form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+        with self._lock:
+            tok = form.get("token", "")
+            self.introspections.append(tok)
+            if tok in self.issued:
+                return 200, {"active": True, "username": self.username}
+            return 200, {"active": False}
 
     def _answer(self, body, ctype):
         with self._lock:
