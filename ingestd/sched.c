@@ -566,19 +566,21 @@ sched_dispatch(struct sched *s)
 
 		if (a->running || (s->once && a->done_once))
 			continue;
-		if (a->needs_reauth && a->due_ms <= now) {
+		/* Looked at on every pass, and at least every
+		 * REAUTH_CHECK_S: a renewed grant is used at once. */
+		if (a->needs_reauth) {
 			struct file_id f[2];
 
 			reauth_files(a, f);
-			if (file_id_same(&f[0], &a->reauth_files[0]) &&
-			    file_id_same(&f[1], &a->reauth_files[1]))
-				a->due_ms = now + REAUTH_CHECK_S * 1000;
-			else {
+			if (!file_id_same(&f[0], &a->reauth_files[0]) ||
+			    !file_id_same(&f[1], &a->reauth_files[1])) {
 				log_info("mbox=%s credentials changed: polling "
 				    "again", a->conf->name);
 				a->needs_reauth = false;
 				a->failures = 0;
-			}
+				a->due_ms = now;
+			} else if (a->due_ms <= now)
+				a->due_ms = now + REAUTH_CHECK_S * 1000;
 		}
 		if (a->due_ms > now) {
 			if (a->due_ms < next)

@@ -152,7 +152,6 @@ def test_refresh_rotates_and_archives(env):
         "refresh token written at %d, AUTH at %.6f" % (st.st_mtime_ns,
                                                         auth[0].time)
     # A new run refreshes again, with the rotated token.
-    fr.where[name].srv  # same server
     summ = fr.once()
     assert summ[name]["outcome"] == "ok", summ
     assert [q.form["refresh_token"] for q in ep.requests] == ["rt-0",
@@ -212,6 +211,43 @@ def test_daemon_caches_until_expiry(env):
     logins = [e for c in srv.conns(lng).values() for e in c
               if e.kind == "E" and e.text == "XOAUTH2 token accepted"]
     assert len(logins) == ok_l
+
+
+def test_daemon_renewed_grant_polls_again(env):
+    """ingestd run: an account in needs_reauth is polled again as soon as
+    its refresh_token_file changes (not after the hour a permanent
+    failure waits), logs in, and account_status clears needs_reauth."""
+    fr = FaultRun(env, "orn")
+    ep = TokenServer(fr.dir)
+    ep.add_client("app")
+    ep.add_refresh("rt-good")
+    srv = fr.server(global_lines=["OAUTH XOAUTH2"])
+    rtf = _write(os.path.join(fr.dir, "rt"), "rt-revoked\n")
+    name = _token_account(fr, srv, "orn", n=2,
+                          tokens=["at-%d" % i for i in range(1, 30)],
+                          oauth={"token_url": ep.url, "client_id": "app",
+                                 "refresh_token_file": rtf,
+                                 "ca_file": ep.ca_file})
+    harness.write_config(fr.conf, fr.accounts, fr.state, fr.conninfo,
+                         poll_interval=1,
+                         extra={"connect_timeout": 5, "command_timeout": 10,
+                                "session_timeout": 60})
+    d = Daemon(fr.conf)
+    try:
+        wait_for("needs_reauth", lambda: _status(fr, name)[0])
+        assert srv.conns(name) == {}
+        _write(rtf, "rt-good\n")
+        wait_for("a poll after the renewal",
+                 lambda: any(p["outcome"] == "ok" for p in fr.polls(name)))
+        wait_for("needs_reauth cleared", lambda: not _status(fr, name)[0])
+    finally:
+        rc, err = d.terminate()
+    assert rc == 0, err[-3000:]
+    fr.check_archived(name)
+    assert [q.form["refresh_token"] for q in ep.requests][:2] == [
+        "rt-revoked", "rt-good"], ep.requests
+    assert err.count("needs_reauth: token endpoint") == 1, err[-3000:]
+    assert "credentials changed: polling again" in err
 
 
 def test_client_credentials_shared(env):
