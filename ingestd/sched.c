@@ -34,7 +34,7 @@
 /* After a failure that needs the operator (password, certificate). */
 #define RETRY_PERMANENT_S 3600
 /* How often an account in needs_reauth looks whether its files changed. */
-#define REAUTH_CHECK_S 60
+#define REAUTH_CHECK_S 5
 
 /* What identifies a file's content cheaply: it changed if any differs. */
 struct file_id {

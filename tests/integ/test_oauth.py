@@ -65,6 +65,14 @@ def _status(fr, name):
     return rows[0][0] == "t", rows[0][1] == "t"
 
 
+def _reauth_now(fr, name):
+    """account_status.needs_reauth, or None while the account has no row
+    (the daemon has not reached the database yet)."""
+    rows = fr.sql("SELECT needs_reauth FROM account_status "
+                  "WHERE account = '%s';" % name)
+    return rows[0][0] == "t" if rows else None
+
+
 def _write(path, text, mode=0o600):
     with open(path, "w") as f:
         f.write(text)
@@ -234,12 +242,13 @@ def test_daemon_renewed_grant_polls_again(env):
                                 "session_timeout": 60})
     d = Daemon(fr.conf)
     try:
-        wait_for("needs_reauth", lambda: _status(fr, name)[0])
+        wait_for("needs_reauth", lambda: _reauth_now(fr, name) is True)
         assert srv.conns(name) == {}
         _write(rtf, "rt-good\n")
         wait_for("a poll after the renewal",
                  lambda: any(p["outcome"] == "ok" for p in fr.polls(name)))
-        wait_for("needs_reauth cleared", lambda: not _status(fr, name)[0])
+        wait_for("needs_reauth cleared",
+                 lambda: _reauth_now(fr, name) is False)
     finally:
         rc, err = d.terminate()
     assert rc == 0, err[-3000:]
