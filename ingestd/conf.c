@@ -73,7 +73,7 @@ static const struct conf_setting top_settings[] = {
 	    .doc = "Compressed bytes of a message kept in memory before a "
 	    "temporary file" },
 	{ "spool_min_free", CONF_T_SIZE, TOP(spool_min_free, size_t),
-	    .def = 1024LL * 1024 * 1024, .min = 0, .max = 1LL << 50,
+	    .def = 100LL * 1024 * 1024, .min = 0, .max = 1LL << 50,
 	    .doc = "Free bytes kept on the spool's file system: below, "
 	    "receiving pauses until space returns; 0: no floor" },
 	{ "max_message_size", CONF_T_SIZE, TOP(max_message_size, size_t),

@@ -254,6 +254,12 @@ record(struct sched *s, struct account *a)
 	    r->npresent) == -1)))
 		log_warnx("mbox=%s recording deletions: %s (the next poll "
 		    "reconciles)", a->conf->name, db_error(s->p.db));
+	if (a->id != 0 && (r->nrefusals > 0 || r->present != NULL) &&
+	    db_refusals_record(s->p.db, a->id, r->refusals, r->nrefusals,
+	    (const char *const *)r->present, r->npresent) == -1)
+		log_warnx("mbox=%s recording %zu refused messages: %s (they "
+		    "are tried again at the next poll)", a->conf->name,
+		    r->nrefusals, db_error(s->p.db));
 	/* needs_reauth, in account_status: set when found, cleared by a
 	 * login that works.  A failure is retried with the next poll. */
 	if (a->id != 0 && ((a->needs_reauth &&
@@ -353,6 +359,7 @@ finish(struct sched *s, struct account *a)
 	if (a->needs_reauth)
 		a->due_ms = loop_now_ms(s->loop) + REAUTH_CHECK_S * 1000;
 	known_free(&a->job.known);
+	known_free(&a->job.refused);
 	/* May train a dictionary: blocking, so here on the main thread,
 	 * never on a worker; polls that start later use it.  Not while
 	 * draining: a stop should not wait for it. */
@@ -487,6 +494,7 @@ start_poll(struct sched *s, struct account *a)
 	const struct conf_account *ca = a->conf;
 	struct session_job *job = &a->job;
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	struct addrinfo *next;
 	char port[16];
 	int r;
 
@@ -512,7 +520,9 @@ start_poll(struct sched *s, struct account *a)
 	}
 	job->account_id = a->id;
 	job->known = known_new();
-	if (db_known_load(s->p.db, a->id, job->known) == -1) {
+	job->refused = known_new();
+	if (db_known_load(s->p.db, a->id, job->known) == -1 ||
+	    db_refusals_load(s->p.db, a->id, job->refused) == -1) {
 		snprintf(job->result.error, sizeof(job->result.error),
 		    "loading the archive state: %s", db_error(s->p.db));
 		goto fail;
@@ -525,6 +535,16 @@ start_poll(struct sched *s, struct account *a)
 	}
 	memcpy(&job->addr, ai->ai_addr, ai->ai_addrlen);
 	job->addrlen = ai->ai_addrlen;
+	/* Every address, in the resolver's order (IPv6 first, as a rule):
+	 * conn tries the next when one does not connect. */
+	for (next = ai->ai_next; next != NULL &&
+	    job->nmore < CONN_MORE_ADDRS_MAX; next = next->ai_next) {
+		if (next->ai_addrlen > sizeof(job->more_addrs[0].addr))
+			continue;
+		memcpy(&job->more_addrs[job->nmore].addr, next->ai_addr,
+		    next->ai_addrlen);
+		job->more_addrs[job->nmore++].addrlen = next->ai_addrlen;
+	}
 	freeaddrinfo(ai);
 	if (ca->token_command != NULL || ca->has_oauth) {
 		/* The token first, on its own thread; on_token() goes on. */

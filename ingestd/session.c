@@ -12,11 +12,14 @@
  */
 #include "ingestd/session.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ingestd/conn.h"
 #include "ingestd/base/log.h"
@@ -35,6 +38,9 @@
 #define SESSION_WINDOW 8
 /* Messages fetched and not yet durable: bounds spool memory and disk. */
 #define SESSION_MAX_UNCOMMITTED 16
+/* While the spool's file system is under spool_min_free, how often a
+ * paused session looks again. */
+#define SESSION_SPACE_RECHECK_MS 1000
 
 /*
  * The life of a session.  Every change goes through set_phase(), which
@@ -90,6 +96,7 @@ struct session {
 	const struct conf_account *acct;
 	enum session_phase phase;
 	bool stop_fetching;	/* session_drain(): no new RETR or TOP */
+	struct loop_timer t_space; /* paused under spool_min_free */
 	struct conn *conn;
 	struct pop3_client *pop3;
 	struct plan *plan;	/* from the listing on */
@@ -121,6 +128,7 @@ struct session {
 };
 
 static void session_pump(struct session *s);
+static bool session_implicit_delete(const struct session *s);
 static void session_flush(struct session *s);
 static void session_end(struct session *s);
 
@@ -255,6 +263,17 @@ on_start_tls(void *arg)
 	conn_starttls(s->conn, s->job->tls);
 }
 
+/* The size bounds of plan_body_limit(), from the configuration. */
+static void
+session_size_params(const struct session *s, struct plan_params *pp)
+{
+	const struct conf *cf = s->job->conf;
+
+	pp->max_size = cf->max_message_size;
+	pp->size_factor = cf->list_size_factor;
+	pp->size_slack = cf->list_size_slack;
+}
+
 static void
 on_ready(void *arg, const struct pop3_msg *list, size_t n)
 {
@@ -262,13 +281,22 @@ on_ready(void *arg, const struct pop3_msg *list, size_t n)
 	struct session_result *r = result(s);
 	struct plan_params pp = {
 		.known = s->job->known,
+		.refused = s->job->refused,
 		.delete_archived = s->acct->delete ==
 		    CONF_DELETE_AFTER_ARCHIVE,
 		.has_top = pop3_client_has_top(s->pop3),
+		.implicit_delete = session_implicit_delete(s),
+		.now = (int64_t)time(NULL),
 	};
 
+	session_size_params(s, &pp);
 	r->listed = n;
 	s->plan = plan_new(&pp, list, n);
+	r->skipped = plan_skipped(s->plan);
+	if (r->skipped > 0)
+		log_info("mbox=%s %" PRIu64 " messages refused earlier are "
+		    "left on the server (see the view ingestd.refusals)",
+		    s->acct->name, r->skipped);
 	/* The plan keeps pointing into what it hands over here: the result
 	 * outlives the plan (session_free() frees the plan first). */
 	r->present = plan_take_present(s->plan, &r->npresent,
@@ -285,23 +313,41 @@ on_ready(void *arg, const struct pop3_msg *list, size_t n)
 	session_pump(s);
 }
 
-/*
- * The most body bytes message m may have: max_message_size, and less when
- * its LIST size says it is small (servers count line ends differently,
- * hence the factor and the slack).
- */
+/* The most body bytes message m may have (plan_body_limit()). */
 static uint64_t
-body_limit(const struct conf *cf, const struct plan_msg *m)
+body_limit(const struct session *s, const struct plan_msg *m)
 {
-	uint64_t limit = cf->max_message_size, rel;
+	struct plan_params pp = { 0 };
 
-	if (m == NULL || cf->list_size_factor == 0)
-		return limit;
-	if (m->list_size > (UINT64_MAX - cf->list_size_slack) /
-	    cf->list_size_factor)
-		return limit;
-	rel = m->list_size * cf->list_size_factor + cf->list_size_slack;
-	return rel < limit ? rel : limit;
+	session_size_params(s, &pp);
+	if (m == NULL)
+		return pp.max_size;
+	return plan_body_limit(&pp, m->list_size);
+}
+
+/*
+ * Records that this poll refused message num, so that the plan of later
+ * polls can skip it (plan_refused()).  A message without a UIDL has no
+ * identity from poll to poll, and is not recorded.
+ */
+static void
+session_refusal(struct session *s, uint32_t num, enum known_refused why,
+    uint64_t limit, const char *error)
+{
+	struct session_result *r = result(s);
+	const struct plan_msg *m = plan_msg(s->plan, num);
+	struct db_refusal *f;
+
+	if (m == NULL || m->uidl == NULL)
+		return;
+	r->refusals = xreallocarray(r->refusals, r->nrefusals + 1,
+	    sizeof(*r->refusals));
+	f = &r->refusals[r->nrefusals++];
+	f->uidl = xstrdup(m->uidl);
+	f->list_size = m->list_size;
+	f->reason = why;
+	f->size_limit = limit;
+	f->error = xstrdup(error);
 }
 
 static void
@@ -324,7 +370,7 @@ body_start(struct session *s, enum body_kind kind, uint32_t num)
 	m = plan_msg(s->plan, num);
 	pp.size_hint = m ? m->list_size : 0;
 	s->body.received = 0;
-	s->body.limit = body_limit(s->job->conf, m);
+	s->body.limit = body_limit(s, m);
 	s->body.pipe = pipe_new(&pp);
 }
 
@@ -355,19 +401,21 @@ body_refuse(struct session *s, uint32_t num, uint64_t received)
 {
 	const struct conf *cf = s->job->conf;
 	struct plan_msg *m = plan_msg(s->plan, num);
-	char a[32];
+	char a[32], text[160];
 
 	pipe_free(&s->body.pipe);
 	s->body.kind = BODY_DISCARD;
 	result(s)->errors++;
 	if (received > cf->max_message_size)
-		session_error(s, SESSION_TEMPORARY, "message %" PRIu32
-		    " exceeds max_message_size (%s)", num,
+		snprintf(text, sizeof(text), "message %" PRIu32 " exceeds "
+		    "max_message_size (%s)", num,
 		    fmt_size(cf->max_message_size, a, sizeof(a)));
 	else
-		session_error(s, SESSION_TEMPORARY, "message %" PRIu32 ": %"
-		    PRIu64 " bytes received, LIST said %" PRIu64, num,
-		    received, m ? m->list_size : 0);
+		snprintf(text, sizeof(text), "message %" PRIu32 ": %" PRIu64
+		    " bytes received, LIST said %" PRIu64, num, received,
+		    m ? m->list_size : 0);
+	session_error(s, SESSION_TEMPORARY, "%s", text);
+	session_refusal(s, num, KNOWN_TOO_LARGE, s->body.limit, text);
 	return -1;
 }
 
@@ -394,6 +442,8 @@ on_body(void *arg, enum pop3_cmd cmd, uint32_t num, const char *p, size_t n)
 		 * only: it stays on the server and the body is drained. */
 		session_error(s, SESSION_TEMPORARY, "message %" PRIu32 ": %s",
 		    num, pipe_error(s->body.pipe));
+		session_refusal(s, num, KNOWN_FAILED, s->body.limit,
+		    pipe_error(s->body.pipe));
 		result(s)->errors++;
 		pipe_free(&s->body.pipe);
 		s->body.kind = BODY_DISCARD;
@@ -468,6 +518,8 @@ finish_retr(struct session *s, uint32_t num)
 	if (pipe_finish(s->body.pipe, &res) == -1) {
 		session_error(s, SESSION_TEMPORARY, "message %" PRIu32 ": %s",
 		    num, pipe_error(s->body.pipe));
+		session_refusal(s, num, KNOWN_FAILED, s->body.limit,
+		    pipe_error(s->body.pipe));
 		result(s)->errors++;
 		pipe_free(&s->body.pipe);
 		return;
@@ -636,12 +688,63 @@ session_abandon(struct session *s)
 	session_end(s);
 }
 
+/*
+ * Whether the process has found the spool's file system under
+ * spool_min_free, and said so: the episode is logged once for every
+ * session of every worker, when it starts and when it ends.
+ */
+static atomic_bool space_low_logged;
+
+static void
+on_space_timer(struct loop *l, void *arg)
+{
+	struct session *s = arg;
+
+	session_pump(s);
+}
+
+/*
+ * Whether the spool's file system has spool_min_free bytes available, so
+ * that another message may be received.  If not, the session pauses: it
+ * sends no RETR or TOP, fails nothing and spools nothing more, and looks
+ * again every SESSION_SPACE_RECHECK_MS.  Messages already in flight
+ * finish (each is bounded by max_message_size).  A statvfs that fails is
+ * no reason to stop archiving.
+ */
+static bool
+session_space_ok(struct session *s)
+{
+	uint64_t min = s->job->conf->spool_min_free, avail;
+	char a[32], b[32];
+
+	if (min == 0)
+		return true;
+	if (spool_dir_avail(s->job->spool_dir, NULL, &avail) == -1) {
+		log_debug("mbox=%s statvfs %s: %s", s->acct->name,
+		    s->job->spool_dir, strerror(errno));
+		return true;
+	}
+	if (avail >= min) {
+		if (atomic_exchange(&space_low_logged, false))
+			log_info("spool: %s available on %s again: receiving "
+			    "resumes", fmt_size(avail, a, sizeof(a)),
+			    s->job->spool_dir);
+		return true;
+	}
+	if (!atomic_exchange(&space_low_logged, true))
+		log_warnx("spool: %s available on %s, under spool_min_free "
+		    "(%s): sessions pause receiving until space returns",
+		    fmt_size(avail, a, sizeof(a)), s->job->spool_dir,
+		    fmt_size(min, b, sizeof(b)));
+	return false;
+}
+
 /* Hands the engine more work, or QUIT once everything is answered. */
 static void
 session_pump(struct session *s)
 {
 	struct plan_msg *m;
-	bool implicit;
+	bool implicit, paused = false;
 
 	if (s->phase != SP_TRANSFER)
 		goto out;
@@ -654,7 +757,16 @@ session_pump(struct session *s)
 		    "more RETR in this poll", s->acct->name);
 		s->stop_fetching = true;
 	}
-	while (!s->stop_fetching && s->inflight < SESSION_WINDOW &&
+	if (!s->stop_fetching && !plan_exhausted(s->plan) &&
+	    s->inflight < SESSION_WINDOW &&
+	    s->uncommitted < SESSION_MAX_UNCOMMITTED &&
+	    !session_space_ok(s)) {
+		paused = true;
+		if (s->t_space.slot == 0)
+			loop_timer_add(s->loop, &s->t_space,
+			    SESSION_SPACE_RECHECK_MS, on_space_timer, s);
+	}
+	while (!paused && !s->stop_fetching && s->inflight < SESSION_WINDOW &&
 	    s->uncommitted < SESSION_MAX_UNCOMMITTED &&
 	    (m = plan_next(s->plan)) != NULL)
 		session_command(s, m);
@@ -771,6 +883,7 @@ session_free(void *arg)
 static void
 session_end(struct session *s)
 {
+	loop_timer_cancel(s->loop, &s->t_space);
 	if (!session_ended(s)) {
 		set_phase(s, SP_ENDED);
 		if (conn_state(s->conn) != CONN_CLOSING)
@@ -809,6 +922,8 @@ on_commit_answered(void *arg)
 		result(s)->errors++;
 		session_error(s, SESSION_TEMPORARY, "message %" PRIu32
 		    " not archived: %s", pc->num, it->error);
+		session_refusal(s, pc->num, KNOWN_FAILED,
+		    body_limit(s, plan_msg(s->plan, pc->num)), it->error);
 	}
 	free(it->uidl); it->uidl = NULL;
 	free(pc); pc = NULL;
@@ -856,6 +971,8 @@ session_start(void *arg)
 	struct conn_params cp = {
 		.addr = job->addr,
 		.addrlen = job->addrlen,
+		.more_addrs = job->more_addrs,
+		.nmore = job->nmore,
 		.host = a->host,
 		.tls = a->tls == CONF_TLS_IMPLICIT ? job->tls : NULL,
 		.connect_timeout_ms = cf->connect_timeout * 1000,
@@ -883,5 +1000,10 @@ session_result_release(struct session_result *r)
 	free(r->deleted_v); r->deleted_v = NULL;
 	free(r->present); r->present = NULL;
 	free(r->present_mem); r->present_mem = NULL;
-	r->ndeleted = r->npresent = 0;
+	for (i = 0; i < r->nrefusals; i++) {
+		free((char *)r->refusals[i].uidl);
+		free((char *)r->refusals[i].error);
+	}
+	free(r->refusals); r->refusals = NULL;
+	r->ndeleted = r->npresent = r->nrefusals = 0;
 }

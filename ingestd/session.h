@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "ingestd/conf.h"
+#include "ingestd/conn.h"
 #include "store/db.h"
 
 struct conn_tls;
@@ -46,6 +47,10 @@ struct session_result {
 	const char **present;
 	size_t npresent;
 	char *present_mem;
+	/* Messages this poll refused (uidl and error owned here). */
+	struct db_refusal *refusals;
+	size_t nrefusals;
+	uint64_t skipped;	/* refused earlier, left alone (PLAN_SKIP) */
 };
 
 /* A poll to run, prepared by the scheduler on the main thread (address
@@ -57,8 +62,12 @@ struct session_job {
 	int64_t account_id;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	/* The host's further addresses, tried in order if addr fails. */
+	struct conn_addr more_addrs[CONN_MORE_ADDRS_MAX];
+	size_t nmore;
 	struct conn_tls *tls;		/* NULL for tls = "none" */
 	struct known *known;		/* owned by the job */
+	struct known *refused;		/* its refusals; owned by the job */
 	struct committer *committer;
 	const char *spool_dir;
 	/* The zstd dictionary to compress with, NULL for none; it stays

@@ -16,8 +16,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "store/known.h"
+
 struct db;
-struct known;
 struct spool;
 
 /* ---- the connection: db.c ---- */
@@ -51,8 +52,9 @@ const char *db_error(const struct db *db);
 const char *db_sqlstate(const struct db *db);
 /*
  * Whether the last error is the server refusing a value it was sent:
- * SQLSTATE class 22 (data exception) or 23 (integrity constraint
- * violation).  Sending the same values again fails the same way, so the
+ * SQLSTATE class 22 (data exception), 23 (integrity constraint
+ * violation) or 54 (program limit exceeded: an index row too big, too
+ * many columns).  Sending the same values again fails the same way, so the
  * caller should find the values at fault rather than wait and retry.
  * Anything else (a lost connection, a server shutting down, a timeout, a
  * deadlock) may well pass when tried again.
@@ -190,6 +192,35 @@ int db_mark_deleted(struct db *db, int64_t account_id,
  */
 int db_mark_absent(struct db *db, int64_t account_id,
     const char *const *present, size_t n);
+
+/*
+ * Refusals (migration 0003): messages a poll refused, by listing identity,
+ * so that the plan skips them at later polls (ingestd/plan.h).
+ *
+ * db_refusals_load() adds to k an entry per refusal of the account (uidl,
+ * list_size, refused, size_limit, failures, last_refused).
+ */
+int db_refusals_load(struct db *db, int64_t account_id, struct known *k);
+
+/* A message a poll refused. */
+struct db_refusal {
+	const char *uidl;	/* as the archive spells it */
+	uint64_t list_size;
+	enum known_refused reason; /* KNOWN_TOO_LARGE or KNOWN_FAILED */
+	uint64_t size_limit;	/* the bound in force, in bytes */
+	const char *error;	/* why, as logged */
+};
+
+/*
+ * Records each of r[0, n): a new row, or one more failure of a row there
+ * (reason, size_limit and error are then the latest).  Then drops the
+ * account's refusals that no longer hold: archived since under the same
+ * UIDL and LIST size, or, when present is not NULL (the server's complete
+ * UIDL listing, as for db_mark_absent()), no longer listed.
+ */
+int db_refusals_record(struct db *db, int64_t account_id,
+    const struct db_refusal *r, size_t n, const char *const *present,
+    size_t npresent);
 
 struct db_poll {
 	int64_t account_id;

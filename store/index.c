@@ -89,16 +89,24 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		3 },
 	/*
 	 * The conflict target is the delivery_identity index.  A row comes
-	 * back only when the delivery is new.
+	 * back only when the delivery is new, or was taken for gone from
+	 * the server and is back: a restored mailbox lists it again, and
+	 * the message just downloaded is byte for byte the one archived
+	 * under that UIDL.  It is on the server again, so it is known at
+	 * the next poll (proven by TOP, not downloaded again); the LIST
+	 * size and header hash are today's, which that proof compares.
 	 */
 	[INDEX_DELIVERY_INSERT] = {
 		"delivery_insert", "INSERT delivery",
-		"INSERT INTO ingestd.delivery"
+		"INSERT INTO ingestd.delivery AS d"
 		" (account_id, uidl, sha256, list_size, head_sha256)"
 		" VALUES ($1::bigint, $2::text, $3::bytea, $4::bigint,"
 		"  $5::bytea)"
 		" ON CONFLICT (account_id, (coalesce(uidl, '')), sha256)"
-		" DO NOTHING RETURNING true",
+		" DO UPDATE SET server_deleted_at = NULL,"
+		"  list_size = EXCLUDED.list_size,"
+		"  head_sha256 = EXCLUDED.head_sha256"
+		" WHERE d.server_deleted_at IS NOT NULL RETURNING true",
 		5 },
 	/*
 	 * $2 and $3 are parallel arrays: one statement for a whole poll's
@@ -237,6 +245,42 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		" WHERE pg_catalog.current_setting('synchronous_commit')"
 		"  = 'off'",
 		0 },
+	/* An account's refusals (migration 0003), for the plan. */
+	[INDEX_REFUSAL_SELECT] = {
+		"refusal_select", "SELECT refusal",
+		"SELECT uidl, list_size, reason = 'too_large', size_limit,"
+		"  failures, extract(epoch FROM last_seen)::bigint"
+		" FROM ingestd.refusal WHERE account_id = $1::bigint",
+		1 },
+	/* Once per message a poll refused: failures counts the polls. */
+	[INDEX_REFUSAL_RECORD] = {
+		"refusal_record", "INSERT refusal",
+		"INSERT INTO ingestd.refusal AS r"
+		" (account_id, uidl, list_size, reason, size_limit, error)"
+		" VALUES ($1::bigint, $2::text, $3::bigint, $4::text,"
+		"  $5::bigint, $6::text)"
+		" ON CONFLICT (account_id, uidl, list_size) DO UPDATE SET"
+		"  reason = EXCLUDED.reason, size_limit = EXCLUDED.size_limit,"
+		"  error = EXCLUDED.error, failures = r.failures + 1,"
+		"  last_seen = now()",
+		6 },
+	/*
+	 * Refusals that no longer hold: the message was archived since
+	 * (same UIDL and LIST size), or $2, the server's complete UIDL
+	 * listing (NULL: not known), no longer has it.
+	 */
+	[INDEX_REFUSAL_PRUNE] = {
+		"refusal_prune", "DELETE refusal",
+		"DELETE FROM ingestd.refusal r"
+		" WHERE r.account_id = $1::bigint"
+		"  AND (EXISTS (SELECT 1 FROM ingestd.delivery d"
+		"    WHERE d.account_id = r.account_id AND d.uidl = r.uidl"
+		"     AND d.list_size = r.list_size"
+		"     AND d.archived_at >= r.first_seen)"
+		"   OR ($2::text[] IS NOT NULL AND NOT EXISTS (SELECT 1"
+		"    FROM unnest($2::text[]) AS p(uidl)"
+		"    WHERE p.uidl = r.uidl)))",
+		2 },
 	/* $2 true: needs the operator since now (or since it first did);
 	 * false: clears it after a login worked. */
 	[INDEX_ACCOUNT_REAUTH] = {

@@ -388,7 +388,7 @@ test_defaults(void)
 	ASSERT_EQ(c->session_timeout, 21600);
 	ASSERT_EQ(c->zstd_level, 3);
 	ASSERT_EQ(c->spool_mem, 65536);
-	ASSERT_EQ(c->spool_min_free, 1024ULL * 1024 * 1024);
+	ASSERT_EQ(c->spool_min_free, 100ULL * 1024 * 1024);
 	ASSERT_EQ(c->max_message_size, 512ULL * 1024 * 1024);
 	ASSERT_EQ(c->list_size_factor, 2);
 	ASSERT_EQ(c->list_size_slack, 1024 * 1024);
