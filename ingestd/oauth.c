@@ -160,7 +160,7 @@ save_atomically(const char *path, const char *line, char *err,
 		snprintf(err, errlen, "stat %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if ((fd = mkstemp(tmp)) == -1) {
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "cannot create a file beside %s: %s",
 		    path, strerror(errno));
 		goto fail;
@@ -204,9 +204,8 @@ save_atomically(const char *path, const char *line, char *err,
 	free(dcopy);
 	return 0;
 fail:
-	if (fd != -1) {
+	if (fd != -1)
 		close(fd);
-	}
 	(void)unlink(tmp);
 	free(tmp);
 	free(dcopy);

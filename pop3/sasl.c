@@ -158,11 +158,10 @@ pop3_sasl_oauthbearer(const char *user, const char *host, unsigned port,
 	n = 4;
 	/* RFC 5801 saslname: "," and "=" are escaped. */
 	for (i = 0; i < ulen; i++) {
-		if (user[i] == ',')
-			memcpy(msg + n, "=2C", 3), n += 3;
-		else if (user[i] == '=')
-			memcpy(msg + n, "=3D", 3), n += 3;
-		else
+		if (user[i] == ',' || user[i] == '=') {
+			memcpy(msg + n, user[i] == ',' ? "=2C" : "=3D", 3);
+			n += 3;
+		} else
 			msg[n++] = user[i];
 	}
 	msg[n++] = ',';
