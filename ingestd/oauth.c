@@ -184,12 +184,16 @@ save_atomically(const char *path, const char *line, char *err,
 		}
 		off += (size_t)n;
 	}
-	if (fsync(fd) == -1 || close(fd) == -1) {
-		fd = -1;
+	if (fsync(fd) == -1) {
 		snprintf(err, errlen, "fsync %s: %s", tmp, strerror(errno));
 		goto fail;
 	}
+	n = close(fd);
 	fd = -1;
+	if (n == -1) {
+		snprintf(err, errlen, "close %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
 	if (rename(tmp, path) == -1) {
 		snprintf(err, errlen, "rename %s to %s: %s", tmp, path,
 		    strerror(errno));
