@@ -130,6 +130,10 @@ def test_refresh_rotates_and_archives(env):
     ep.rotate = True
     srv = fr.server(global_lines=["OAUTH XOAUTH2 OAUTHBEARER"])
     rtf = _write(os.path.join(fr.dir, "refresh"), "rt-0\n", 0o640)
+    owner = (os.getuid(), os.getgid())
+    if harness.is_root():  # the rotated file keeps another owner too
+        owner = (4242, 4243)
+        os.chown(rtf, *owner)
     csf = _write(os.path.join(fr.dir, "secret"), "app-secret\n")
     name = _token_account(fr, srv, "ort", n=3, tokens=["at-1", "at-2"],
                           oauth={"token_url": ep.url, "client_id": "app",
@@ -149,6 +153,7 @@ def test_refresh_rotates_and_archives(env):
         assert f.read() == "rt-1\n"
     st = os.stat(rtf)
     assert stat.S_IMODE(st.st_mode) == 0o640, oct(st.st_mode)
+    assert (st.st_uid, st.st_gid) == owner, (st.st_uid, st.st_gid)
     assert not [f for f in os.listdir(fr.dir) if f.startswith("refresh.")]
     # The file held the new token before AUTH reached the server.
     auth = [e for c in srv.conns(name).values() for e in c
@@ -166,8 +171,9 @@ def test_refresh_rotates_and_archives(env):
                                                               "rt-1"]
     with open(rtf) as f:
         assert f.read() == "rt-2\n"
-    assert "at-" not in fr.last[3] and "rt-" not in fr.last[3].replace(
-        rtf, ""), "a token in the log"
+    for secret in ("at-1", "at-2", "rt-0", "rt-1", "rt-2", "app-secret"):
+        assert secret not in fr.last[2] + fr.last[3], \
+            "%s in the output" % secret
 
 
 def test_daemon_caches_until_expiry(env):
