@@ -265,6 +265,44 @@ def test_daemon_renewed_grant_polls_again(env):
     assert "credentials changed: polling again" in err
 
 
+def test_daemon_revoked_cached_token_is_replaced(env):
+    """ingestd run: the server refuses a cached token that worked before
+    (revoked early): the poll fails as temporary, the token is forgotten,
+    the next poll asks the endpoint for a new one and logs in; the grant
+    is not taken for dead."""
+    fr = FaultRun(env, "orv")
+    ep = TokenServer(fr.dir)
+    ep.add_client("app")
+    ep.add_refresh("rt")
+    srv = fr.server(global_lines=["OAUTH XOAUTH2"])
+    rtf = _write(os.path.join(fr.dir, "rt"), "rt\n")
+    # at-1 works in the user's first session only; at-2 always.
+    name = _token_account(fr, srv, "orv", n=1, tokens=["at-2"],
+                          directives=["@1 TOKEN at-1"],
+                          oauth={"token_url": ep.url, "client_id": "app",
+                                 "refresh_token_file": rtf,
+                                 "ca_file": ep.ca_file})
+    harness.write_config(fr.conf, fr.accounts, fr.state, fr.conninfo,
+                         poll_interval=1,
+                         extra={"connect_timeout": 5, "command_timeout": 10,
+                                "session_timeout": 60})
+    d = Daemon(fr.conf)
+    try:
+        wait_for("ok, temporary, ok", lambda: [
+            p["outcome"] for p in fr.polls(name)][:3] == [
+                "ok", "temporary", "ok"])
+    finally:
+        rc, err = d.terminate()
+    assert rc == 0, err[-3000:]
+    assert len(ep.requests) == 2, ep.requests
+    tokens = [base64.b64decode(t.split(" ")[2]).split(b"Bearer ")[1][:4]
+              for t in _auth_lines(srv, name) if t.startswith("AUTH")]
+    assert tokens[:3] == [b"at-1", b"at-1", b"at-2"], tokens
+    assert "(challenge: status=401" in fr.polls(name)[1]["error"]
+    assert _reauth_now(fr, name) is False
+    assert "needs_reauth" not in err
+
+
 def test_client_credentials_shared(env):
     """grant client_credentials: two accounts with the same token_url,
     client_id and scope share one token, requested once; user names each
