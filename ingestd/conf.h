@@ -26,6 +26,13 @@ enum conf_auth {
 	CONF_AUTH_USER,
 	CONF_AUTH_APOP,
 	CONF_AUTH_PLAIN,
+	CONF_AUTH_XOAUTH2,
+	CONF_AUTH_OAUTHBEARER,
+};
+
+enum conf_grant {
+	CONF_GRANT_REFRESH_TOKEN,
+	CONF_GRANT_CLIENT_CREDENTIALS,
 };
 
 enum conf_delete {
@@ -60,6 +67,18 @@ struct conf_account {
 	char *password;		/* from password or password_file */
 	char *password_file;	/* NULL: the password is in the config */
 	enum conf_auth auth;
+	/* OAuth 2.0 (ingestd/oauth.h): a token from token_command, or from
+	 * oauth = { ... } (has_oauth); never both, never with a password. */
+	char *token_command;
+	int token_timeout;	/* seconds for the command or the request */
+	bool has_oauth;
+	char *oauth_token_url;
+	char *oauth_client_id;
+	char *oauth_client_secret_file;
+	char *oauth_scope;
+	char *oauth_refresh_token_file;
+	enum conf_grant oauth_grant;
+	char *oauth_ca_file;	/* NULL: the system trust store */
 	enum conf_delete delete;
 	struct conf_delete_policy policy; /* CONF_DELETE_POLICY */
 	bool implicit_delete;	/* the server deletes at QUIT what was
@@ -116,6 +135,7 @@ enum conf_section {
 	CONF_SECTION_TOP,	/* struct conf */
 	CONF_SECTION_DATABASE,	/* database = { ... }: struct conf too */
 	CONF_SECTION_ACCOUNT,	/* each of accounts = ( ... ) */
+	CONF_SECTION_OAUTH,	/* an account's oauth = { ... }: its struct */
 	CONF_SECTION_DELETE,	/* an account's delete = { ... } */
 	CONF_SECTION_COUNT,
 };

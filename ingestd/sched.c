@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "ingestd/delete_policy.h"
 #include "ingestd/base/log.h"
 #include "ingestd/loop.h"
+#include "ingestd/oauth.h"
 #include "ingestd/session.h"
 #include "ingestd/worker.h"
 #include "ingestd/base/xmalloc.h"
@@ -33,6 +35,17 @@
 #define RETRY_FIRST_S 30
 /* After a failure that needs the operator (password, certificate). */
 #define RETRY_PERMANENT_S 3600
+/* How often an account in needs_reauth looks whether its files changed. */
+#define REAUTH_CHECK_S 5
+
+/* What identifies a file's content cheaply: it changed if any differs. */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	bool exists;
+};
 
 /* A server host, for max_connections_per_host. */
 struct host {
@@ -63,6 +76,14 @@ struct account {
 	char perm_error[512];
 	size_t worker;			/* which one runs the poll */
 	struct session_job job;
+	/* OAuth: the token for the poll, asked of the token thread before
+	 * it starts.  In needs_reauth the account is not polled until one
+	 * of its credential files changes (or a restart). */
+	struct oauth_req req;
+	bool needs_reauth;
+	enum { REAUTH_DB_UNKNOWN, REAUTH_DB_SET, REAUTH_DB_CLEAR } reauth_db;
+					/* what the database was last told */
+	struct file_id reauth_files[2];	/* refresh token, client secret */
 };
 
 /* A poll record the database could not take when the poll ended. */
@@ -96,6 +117,8 @@ struct sched {
 	size_t ntls;
 
 	unsigned *load;			/* polls running on each worker */
+	struct oauth *oauth;		/* the token thread, if any account
+					 * logs in with a token */
 
 	bool once;
 	bool stopping;
@@ -138,6 +161,8 @@ tls_for(struct sched *s, const char *ca_file, char *err, size_t errlen)
 }
 
 static void finish(struct sched *s, struct account *a);
+static void oauth_outcome(struct sched *s, struct account *a);
+static size_t least_loaded(const struct sched *s);
 
 /* Posted by on_finished(): a poll is over, on the main thread. */
 static void
@@ -260,6 +285,19 @@ record(struct sched *s, struct account *a)
 	    r->login_at) == -1)
 		log_warnx("mbox=%s recording EXPIRE and LOGIN-DELAY: %s",
 		    a->conf->name, db_error(s->p.db));
+	/* needs_reauth, in account_status: set when found, cleared by a
+	 * login that works.  A failure is retried with the next poll. */
+	if (a->id != 0 && ((a->needs_reauth &&
+	    a->reauth_db != REAUTH_DB_SET) || (r->outcome == SESSION_OK &&
+	    (a->conf->token_command != NULL || a->conf->has_oauth) &&
+	    a->reauth_db != REAUTH_DB_CLEAR))) {
+		if (db_account_reauth(s->p.db, a->id, a->needs_reauth) == 0)
+			a->reauth_db = a->needs_reauth ? REAUTH_DB_SET :
+			    REAUTH_DB_CLEAR;
+		else
+			log_warnx("mbox=%s recording needs_reauth: %s",
+			    a->conf->name, db_error(s->p.db));
+	}
 	flush_unrecorded(s);
 	if (s->nunrecorded == 0 && write_poll(s, &u) == 0)
 		return;
@@ -407,6 +445,7 @@ finish(struct sched *s, struct account *a)
 
 	if (a->job.loop != NULL)	/* it reached a worker */
 		s->load[a->worker]--;
+	oauth_outcome(s, a);
 	a->running = false;
 	a->done_once = true;
 	a->host->running--;
@@ -430,6 +469,8 @@ finish(struct sched *s, struct account *a)
 	}
 	check_expire(a, r);
 	note_permanent(a, r);
+	if (a->needs_reauth)
+		a->due_ms = loop_now_ms(s->loop) + REAUTH_CHECK_S * 1000;
 	known_free(&a->job.known);
 	known_free(&a->job.refused);
 	facts_free(&a->job.facts);
@@ -439,6 +480,111 @@ finish(struct sched *s, struct account *a)
 	if (!s->stopping)
 		(void)dicts_archived(s->p.dicts, r->archived);
 	session_result_release(r);
+}
+
+static void
+file_id_of(const char *path, struct file_id *f)
+{
+	struct stat st;
+
+	memset(f, 0, sizeof(*f));
+	if (path == NULL || stat(path, &st) == -1)
+		return;
+	f->exists = true;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->size = st.st_size;
+	f->mtime = st.st_mtim;
+}
+
+static bool
+file_id_same(const struct file_id *x, const struct file_id *y)
+{
+	return x->exists == y->exists && x->dev == y->dev &&
+	    x->ino == y->ino && x->size == y->size &&
+	    x->mtime.tv_sec == y->mtime.tv_sec &&
+	    x->mtime.tv_nsec == y->mtime.tv_nsec;
+}
+
+static void
+reauth_files(const struct account *a, struct file_id f[2])
+{
+	file_id_of(a->conf->oauth_refresh_token_file, &f[0]);
+	file_id_of(a->conf->oauth_client_secret_file, &f[1]);
+}
+
+/*
+ * What a poll of an account with a token means for its grant, before the
+ * poll is recorded.  A token the server refused: if it came from the
+ * cache it may have been revoked early, so it is forgotten and the next
+ * poll asks for a new one; if it was new, the grant itself is bad.
+ * needs_reauth is logged once, and the account is left alone until its
+ * refresh_token_file or client_secret_file changes, or ingestd restarts
+ * (a token_command's account: until a restart).
+ */
+static void
+oauth_outcome(struct sched *s, struct account *a)
+{
+	struct session_result *r = &a->job.result;
+	const struct conf_account *ca = a->conf;
+
+	if (ca->token_command == NULL && !ca->has_oauth)
+		return;
+	if (r->auth_refused && !a->req.fresh) {
+		oauth_forget(s->oauth, ca);
+		r->outcome = SESSION_TEMPORARY;
+	} else if (r->auth_refused)
+		r->needs_reauth = true;
+	oauth_req_release(&a->req);
+	if (r->outcome == SESSION_OK) {
+		if (a->needs_reauth)
+			log_info("mbox=%s logged in: needs_reauth cleared",
+			    ca->name);
+		a->needs_reauth = false;
+		return;
+	}
+	if (!r->needs_reauth || a->needs_reauth)
+		return;
+	a->needs_reauth = true;
+	reauth_files(a, a->reauth_files);
+	log_warnx("mbox=%s needs_reauth: %s; the grant must be renewed: not "
+	    "polled again until %s changes or ingestd restarts", ca->name,
+	    r->error, ca->token_command != NULL ? "the configuration" :
+	    ca->oauth_grant == CONF_GRANT_REFRESH_TOKEN ?
+	    "refresh_token_file or client_secret_file" :
+	    "client_secret_file");
+}
+
+/* Posted back by the token thread: the poll goes on, or ends here. */
+static void
+on_token(void *arg)
+{
+	struct account *a = arg;
+	struct sched *s = a->job.arg;
+	struct session_job *job = &a->job;
+
+	if (a->req.status == OAUTH_OK && !s->stopping) {
+		job->token = a->req.token;
+		a->worker = least_loaded(s);
+		s->load[a->worker]++;
+		job->loop = worker_loop(s->p.workers[a->worker]);
+		loop_post(job->loop, session_start, job);
+		return;
+	}
+	if (a->req.status == OAUTH_OK)
+		snprintf(job->result.error, sizeof(job->result.error),
+		    "stopped before the poll started");
+	else
+		snprintf(job->result.error, sizeof(job->result.error), "%s",
+		    a->req.error);
+	job->result.outcome = a->req.status == OAUTH_PERMANENT ||
+	    a->req.status == OAUTH_REAUTH ? SESSION_PERMANENT :
+	    SESSION_TEMPORARY;
+	job->result.needs_reauth = a->req.status == OAUTH_REAUTH;
+	if (a->req.status != OAUTH_OK)
+		log_warnx("mbox=%s %s", a->conf->name, job->result.error);
+	finish(s, a);
+	sched_dispatch(s);
 }
 
 static size_t
@@ -536,6 +682,15 @@ start_poll(struct sched *s, struct account *a)
 		job->more_addrs[job->nmore++].addrlen = next->ai_addrlen;
 	}
 	freeaddrinfo(ai);
+	if (ca->token_command != NULL || ca->has_oauth) {
+		/* The token first, on its own thread; on_token() goes on. */
+		a->req.acct = ca;
+		a->req.reply = s->loop;
+		a->req.done = on_token;
+		a->req.arg = a;
+		oauth_request(s->oauth, &a->req);
+		return 0;
+	}
 	a->worker = least_loaded(s);
 	s->load[a->worker]++;
 	job->loop = worker_loop(s->p.workers[a->worker]);
@@ -568,6 +723,22 @@ sched_dispatch(struct sched *s)
 
 		if (a->running || (s->once && a->done_once))
 			continue;
+		/* Looked at on every pass, and at least every
+		 * REAUTH_CHECK_S: a renewed grant is used at once. */
+		if (a->needs_reauth) {
+			struct file_id f[2];
+
+			reauth_files(a, f);
+			if (!file_id_same(&f[0], &a->reauth_files[0]) ||
+			    !file_id_same(&f[1], &a->reauth_files[1])) {
+				log_info("mbox=%s credentials changed: polling "
+				    "again", a->conf->name);
+				a->needs_reauth = false;
+				a->failures = 0;
+				a->due_ms = now;
+			} else if (a->due_ms <= now)
+				a->due_ms = now + REAUTH_CHECK_S * 1000;
+		}
 		if (a->due_ms > now) {
 			if (a->due_ms < next)
 				next = a->due_ms;
@@ -684,6 +855,10 @@ sched_new(const struct sched_params *p, char *err, size_t errlen)
 			continue;
 		a = &s->accounts[s->naccounts++];
 		a->conf = ca;
+		if ((ca->token_command != NULL || ca->has_oauth) &&
+		    s->oauth == NULL &&
+		    (s->oauth = oauth_new(err, errlen)) == NULL)
+			goto fail;
 		a->host = host_for(s, ca->host);
 		if (ca->tls != CONF_TLS_NONE &&
 		    (a->tls = tls_for(s, ca->ca_file, e, sizeof(e))) == NULL) {
@@ -706,6 +881,7 @@ sched_free(struct sched **sp)
 
 	if (s == NULL)
 		return;
+	oauth_free(&s->oauth);
 	for (i = 0; i < s->ntls; i++) {
 		free(s->tls[i].ca_file);
 		conn_tls_free(&s->tls[i].tls);

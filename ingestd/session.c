@@ -815,6 +815,8 @@ on_failed(void *arg, enum pop3_fail why, const char *text)
 	struct session *s = arg;
 	enum session_outcome o = SESSION_TEMPORARY;
 
+	if (why == POP3_FAIL_AUTH)
+		result(s)->auth_refused = true;
 	switch (why) {
 	case POP3_FAIL_AUTH:
 	case POP3_FAIL_PERM:
@@ -1160,6 +1162,12 @@ session_drain(void *arg)
 	session_pump(s);
 }
 
+/* conf.h's login methods are passed to pop3/ as they are. */
+_Static_assert((int)CONF_AUTH_PLAIN == (int)POP3_AUTH_PLAIN &&
+    (int)CONF_AUTH_XOAUTH2 == (int)POP3_AUTH_XOAUTH2 &&
+    (int)CONF_AUTH_OAUTHBEARER == (int)POP3_AUTH_OAUTHBEARER,
+    "enum conf_auth and enum pop3_auth differ");
+
 void
 session_start(void *arg)
 {
@@ -1170,6 +1178,9 @@ session_start(void *arg)
 	struct pop3_client_params pp = {
 		.user = a->user,
 		.password = a->password,
+		.token = job->token,
+		.host = a->host,
+		.port = (unsigned)a->port,
 		.auth = (enum pop3_auth)a->auth,
 		.starttls = a->tls == CONF_TLS_STARTTLS,
 		.md5 = hash_md5,

@@ -35,6 +35,10 @@ struct session_result {
 	char error[512];	/* the first error, with context */
 	uint64_t listed, fetched, archived, deduplicated, deleted, bytes;
 	uint64_t errors;	/* messages that failed (RETR/DELE -ERR,...) */
+	bool auth_refused;	/* the server refused the login */
+	bool needs_reauth;	/* the OAuth grant needs the operator (set by
+				 * the scheduler: token endpoint or a refused
+				 * fresh token) */
 	/* What the server confirmed deleted (+OK to QUIT). */
 	struct db_deleted *deleted_v;
 	size_t ndeleted;
@@ -86,6 +90,9 @@ struct session_job {
 	/* The zstd dictionary to compress with, NULL for none; it stays
 	 * alive until the workers have stopped. */
 	const struct zdict *dict;
+	/* The OAuth access token to log in with, or NULL for the password;
+	 * the scheduler's, alive until finished() has run. */
+	const char *token;
 	struct session_result result;
 	/* Called on the worker thread when the session has ended and every
 	 * commit it submitted has been answered. */

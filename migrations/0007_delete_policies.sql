@@ -15,7 +15,7 @@
 --                 scheduler never logs in to a mailbox sooner than
 --                 LOGIN-DELAY seconds after the login that announced it.
 --
--- The view account_status gains, after its columns of 0001:
+-- The view account_status gains, after its columns of 0001 and 0006:
 --   server_expire       EXPIRE as the server said it ('NEVER', or days,
 --                       '0' meaning at QUIT); NULL if not advertised
 --   server_login_delay  LOGIN-DELAY in seconds; NULL if not advertised
@@ -51,6 +51,8 @@ SELECT a.name AS account,
        coalesce(m.on_server, 0) AS on_server,
        coalesce(m.bytes, 0) AS bytes,
        now() - ls.finished_at AS lag,
+       a.needs_reauth_since IS NOT NULL AS needs_reauth,
+       a.needs_reauth_since,
        c.expire AS server_expire,
        c.login_delay AS server_login_delay,
        c.seen_at AS capa_seen_at

@@ -5,7 +5,8 @@
  * pop3_client_cb.  Tests and fuzzers drive it with plain buffers.
  *
  * Sequence: greeting -> CAPA -> [STLS -> (owner does TLS) -> CAPA] ->
- * AUTH PLAIN | APOP | USER/PASS -> [CAPA] -> UIDL -> LIST -> ready().
+ * AUTH PLAIN | AUTH XOAUTH2 | AUTH OAUTHBEARER | APOP | USER/PASS ->
+ * [CAPA] -> UIDL -> LIST -> ready().
  * CAPA is issued again after login only when the first one said "EXPIRE
  * ... USER" (RFC 2449 section 6.7), to learn this user's value.  After ready()
  * the owner queues RETR/TOP/DELE and finally QUIT; the client pipelines them
@@ -28,6 +29,8 @@ enum pop3_auth {
 	POP3_AUTH_USER,
 	POP3_AUTH_APOP,
 	POP3_AUTH_PLAIN,
+	POP3_AUTH_XOAUTH2,     /* these two need a token, and take no */
+	POP3_AUTH_OAUTHBEARER, /* password */
 };
 
 enum pop3_cmd {
@@ -39,7 +42,8 @@ enum pop3_cmd {
 /* Why a session failed; the owner maps these to retry policy. */
 enum pop3_fail {
 	POP3_FAIL_PROTOCOL,	/* malformed or unexpected response */
-	POP3_FAIL_AUTH,		/* credentials refused ([AUTH] or plain -ERR) */
+	POP3_FAIL_AUTH,		/* credentials refused ([AUTH] or plain -ERR);
+				 * with a token: the token was refused */
 	POP3_FAIL_TEMP,		/* [IN-USE], [LOGIN-DELAY], [SYS/TEMP]: later */
 	POP3_FAIL_PERM,		/* [SYS/PERM] or a refused command we need */
 	POP3_FAIL_NO_STLS,	/* STLS required but not offered or refused */
@@ -54,6 +58,7 @@ enum pop3_state {
 	P3_STLS,
 	P3_TLS,		/* owner runs the handshake; input is discarded */
 	P3_AUTH,	/* AUTH PLAIN */
+	P3_OAUTH,	/* AUTH XOAUTH2 or AUTH OAUTHBEARER */
 	P3_USER,
 	P3_PASS,
 	P3_APOP,
@@ -79,6 +84,17 @@ struct pop3_msg {
 struct pop3_client_params {
 	const char *user;
 	const char *password;	/* borrowed; must outlive the client */
+	/*
+	 * An OAuth 2.0 access token, borrowed like the password, or NULL.
+	 * With a token only XOAUTH2 and OAUTHBEARER are spoken and the
+	 * password is never sent: auth POP3_AUTH_AUTO picks XOAUTH2 if CAPA
+	 * lists it (Gmail and Outlook list it, and Outlook documents only
+	 * it for POP), else OAUTHBEARER, else (no CAPA) tries XOAUTH2;
+	 * POP3_AUTH_USER, _APOP and _PLAIN fail with POP3_FAIL_NO_AUTH.
+	 */
+	const char *token;
+	const char *host; /* for OAUTHBEARER's host and port, or NULL */
+	unsigned port;
 	enum pop3_auth auth;
 	bool starttls;		/* issue STLS after CAPA; fail if not offered */
 	/* MD5 for APOP, from the owner, so pop3/ needs no crypto library */

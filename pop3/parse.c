@@ -2,48 +2,72 @@
 
 #include <string.h>
 
-void
-pop3_line_init(struct pop3_line *l)
+/* Starts a new line in whichever buffer is in use. */
+static void
+line_reset(struct pop3_line *l)
 {
 	l->len = 0;
 	l->complete = false;
-	l->buf[0] = '\0';
+	(l->wide != NULL ? l->wide : l->buf)[0] = '\0';
+}
+
+void
+pop3_line_init(struct pop3_line *l)
+{
+	l->wide = NULL;
+	l->max = POP3_LINE_MAX;
+	line_reset(l);
+}
+
+void
+pop3_line_widen(struct pop3_line *l, char *wide, size_t max)
+{
+	l->wide = wide;
+	l->max = max;
+	line_reset(l);
+}
+
+void
+pop3_line_narrow(struct pop3_line *l)
+{
+	pop3_line_init(l);
 }
 
 enum pop3_parse
 pop3_line_feed(struct pop3_line *l, const char *p, size_t n, size_t *used_r)
 {
+	char *buf = l->wide != NULL ? l->wide : l->buf;
 	const char *lf;
 	size_t take, room;
 
 	if (l->complete)
-		pop3_line_init(l);
+		line_reset(l);
 	/*
-	 * Octets before the LF may number POP3_LINE_MAX - 1 at most.  The
+	 * Octets before the LF may number l->max - 1 at most.  The
 	 * check is made on what is stored, not on what one call brings, so
 	 * the verdict is the same however the input is split.
 	 */
-	room = POP3_LINE_MAX - 1 - l->len;
+	room = l->max - 1 - l->len;
 	lf = memchr(p, '\n', n);
 	take = lf != NULL ? (size_t)(lf - p) : n;
 	if (take > room) {
 		/* Keep what fits, so an error can quote the line's start. */
-		memcpy(l->buf + l->len, p, room);
+		memcpy(buf + l->len, p, room);
 		l->len += room;
-		l->buf[l->len] = '\0';
+		buf[l->len] = '\0';
 		*used_r = room;
 		return POP3_PARSE_INVALID;
 	}
-	memcpy(l->buf + l->len, p, take);
+	memcpy(buf + l->len, p, take);
 	l->len += take;
 	if (lf == NULL) {
 		*used_r = n;
 		return POP3_PARSE_NEED_MORE;
 	}
 	*used_r = take + 1;
-	if (l->len > 0 && l->buf[l->len - 1] == '\r')
+	if (l->len > 0 && buf[l->len - 1] == '\r')
 		l->len--;
-	l->buf[l->len] = '\0';
+	buf[l->len] = '\0';
 	l->complete = true;
 	return POP3_PARSE_OK;
 }
@@ -206,6 +230,10 @@ pop3_parse_capa(const char *line, size_t len, unsigned *caps)
 		while (next_token(line, len, &pos, &tok, &toklen))
 			if (word_eq(tok, toklen, "PLAIN"))
 				*caps |= POP3_CAPA_SASL_PLAIN;
+			else if (word_eq(tok, toklen, "XOAUTH2"))
+				*caps |= POP3_CAPA_SASL_XOAUTH2;
+			else if (word_eq(tok, toklen, "OAUTHBEARER"))
+				*caps |= POP3_CAPA_SASL_OAUTHBEARER;
 		return POP3_PARSE_OK;
 	}
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)

@@ -110,6 +110,13 @@ int db_migrate(struct db *db, int *applied_r);
 int db_account_id(struct db *db, const char *name, int64_t *id_r);
 
 /*
+ * Records whether the account needs the operator to renew its OAuth grant
+ * (account_status.needs_reauth; migration 0006): set keeps the time it
+ * was first found so, clear forgets it.  0, or -1 with db_error().
+ */
+int db_account_reauth(struct db *db, int64_t account_id, bool needs);
+
+/*
  * Adds to k what is archived for the account: every delivery that has a
  * UIDL (one without cannot be looked up by one), server-deleted or not.
  */

@@ -105,6 +105,23 @@ db_account_id(struct db *db, const char *name, int64_t *id_r)
 	return 0;
 }
 
+int
+db_account_reauth(struct db *db, int64_t account_id, bool needs)
+{
+	struct db_params p;
+	PGresult *res;
+
+	if (db_ready(db) == -1)
+		return -1;
+	db_par_init(&p);
+	db_par_int(&p, account_id);
+	db_par_text(&p, needs ? "true" : "false");
+	if ((res = db_exec(db, INDEX_ACCOUNT_REAUTH, &p, false)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
 /* Adds binary rows of INDEX_KNOWN_SELECT to k; -1 if one is malformed. */
 static int
 db_known_rows(const PGresult *res, struct known *k)

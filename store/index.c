@@ -281,6 +281,16 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"    FROM unnest($2::text[]) AS p(uidl)"
 		"    WHERE p.uidl = r.uidl)))",
 		2 },
+	/* $2 true: needs the operator since now (or since it first did);
+	 * false: clears it after a login worked. */
+	[INDEX_ACCOUNT_REAUTH] = {
+		"account_reauth", "UPDATE account (needs_reauth)",
+		"UPDATE ingestd.account SET needs_reauth_since ="
+		" CASE WHEN $2::boolean"
+		" THEN coalesce(needs_reauth_since, now()) END"
+		" WHERE id = $1::bigint"
+		" AND (needs_reauth_since IS NULL) = $2::boolean",
+		2 },
 	/* What the delete policies read (store/db_policy.c); binary. */
 	[INDEX_SEEN_SELECT] = {
 		"seen_select", "SELECT uidl_seen",

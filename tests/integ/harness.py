@@ -980,6 +980,9 @@ def _conf_str(s):
 
 
 def _conf_value(v):
+    if isinstance(v, dict):  # a group: oauth = { ... }
+        return "{ %s }" % " ".join("%s = %s;" % (k, _conf_value(x))
+                                   for k, x in v.items())
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):

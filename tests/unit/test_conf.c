@@ -45,6 +45,8 @@
 	X(test_no_accounts)                                              \
 	X(test_not_a_config_file)                                        \
 	X(test_small_error_buffer)                                       \
+	X(test_oauth_settings)                                           \
+	X(test_oauth_refused)                                            \
 	X(test_delete_policy)                                            \
 	X(test_settings_tables)                                          \
 	X(test_readme_lists_settings)                                    \
@@ -1290,6 +1292,117 @@ test_small_error_buffer(void)
 	ASSERT_EQ(strlen(small), sizeof(small) - 1);
 }
 
+#define OACCOUNT                                                         \
+	"name = \"o\"; host = \"h\"; user = \"box@example.com\"; "
+
+static void
+test_oauth_settings(void)
+{
+	const char *rt = write_file("o.rt", 0600, "rt\n");
+	const char *cs = write_file("o.cs", 0600, "cs\n");
+	struct conf *c;
+
+	write_conf("accounts = (\n"
+	    "  { " OACCOUNT "token_command = \"sh -c 'pass mail'\"; },\n"
+	    "  { name = \"p\"; host = \"h\"; user = \"u\";\n"
+	    "    auth = \"xoauth2\";\n"
+	    "    oauth = { token_url = \"https://login.example/token\";\n"
+	    "      client_id = \"app\"; refresh_token_file = \"%s\";\n"
+	    "      scope = \"pop offline_access\"; }; },\n"
+	    "  { name = \"q\"; host = \"h\"; user = \"u\"; token_timeout = 5;\n"
+	    "    auth = \"oauthbearer\";\n"
+	    "    oauth = { token_url = \"https://login.example/token\";\n"
+	    "      client_id = \"app\"; client_secret_file = \"%s\";\n"
+	    "      grant = \"client_credentials\"; ca_file = \"%s\"; }; }\n"
+	    ");\n", rt, cs, cs);
+	c = load_ok();
+	ASSERT_EQ(c->naccounts, 3);
+	ASSERT_STREQ(c->accounts[0].token_command, "sh -c 'pass mail'");
+	ASSERT_TRUE(c->accounts[0].password == NULL);
+	ASSERT_TRUE(!c->accounts[0].has_oauth);
+	ASSERT_EQ(c->accounts[0].token_timeout, 30);
+	ASSERT_TRUE(c->accounts[1].has_oauth);
+	ASSERT_EQ(c->accounts[1].auth, CONF_AUTH_XOAUTH2);
+	ASSERT_EQ(c->accounts[1].oauth_grant, CONF_GRANT_REFRESH_TOKEN);
+	ASSERT_STREQ(c->accounts[1].oauth_refresh_token_file, rt);
+	ASSERT_STREQ(c->accounts[1].oauth_scope, "pop offline_access");
+	ASSERT_TRUE(c->accounts[1].oauth_client_secret_file == NULL);
+	ASSERT_EQ(c->accounts[2].auth, CONF_AUTH_OAUTHBEARER);
+	ASSERT_EQ(c->accounts[2].oauth_grant, CONF_GRANT_CLIENT_CREDENTIALS);
+	ASSERT_EQ(c->accounts[2].token_timeout, 5);
+	ASSERT_STREQ(c->accounts[2].oauth_ca_file, cs);
+	conf_free(&c);
+}
+
+static void
+test_oauth_refused(void)
+{
+	static const struct {
+		const char *acct;
+		int line;
+		const char *msg;
+	} cases[] = {
+		{ "token_command = \"t\";\n  password = \"p\";", 3,
+		  "'accounts[0].password': an account with an OAuth token "
+		  "takes no password" },
+		{ "token_command = \"  \";", 2,
+		  "'accounts[0].token_command' is empty" },
+		{ "auth = \"xoauth2\"; password = \"p\";", 2,
+		  "'accounts[0].auth' is an OAuth mechanism: it needs "
+		  "'accounts[0].token_command' or 'accounts[0].oauth'" },
+		{ "token_command = \"t\"; auth = \"plain\";", 2,
+		  "'accounts[0].auth': with an OAuth token, \"auto\", "
+		  "\"xoauth2\" or \"oauthbearer\"" },
+		{ "token_command = \"t\";\n  oauth = { client_id = \"c\"; };",
+		  3,
+		  "'accounts[0].oauth': set 'token_command' or 'oauth', not "
+		  "both" },
+		{ "oauth = { client_id = \"c\";\n"
+		  "  refresh_token_file = \"%s\"; };", 2,
+		  "'accounts[0].oauth.token_url' is required" },
+		{ "oauth = { token_url = \"http://x/t\"; client_id = \"c\";\n"
+		  "  refresh_token_file = \"%s\"; };", 2,
+		  "'accounts[0].oauth.token_url' must be an https:// URL" },
+		{ "oauth = { token_url = \"https://x/t\"; };", 2,
+		  "'accounts[0].oauth.client_id' is required" },
+		{ "oauth = { token_url = \"https://x/t\";\n"
+		  "  client_id = \"c\"; };", 2,
+		  "'accounts[0].oauth.refresh_token_file' is required with "
+		  "grant = \"refresh_token\"" },
+		{ "oauth = { token_url = \"https://x/t\"; client_id = \"c\";\n"
+		  "  grant = \"client_credentials\"; };", 2,
+		  "'accounts[0].oauth.client_secret_file' is required with "
+		  "grant = \"client_credentials\"" },
+		{ "oauth = { token_url = \"https://x/t\"; client_id = \"c\";\n"
+		  "  grant = \"device\"; refresh_token_file = \"%s\"; };", 3,
+		  "'accounts[0].oauth.grant'" },
+		{ "oauth = { token_url = \"https://x/t\"; client_id = \"c\";\n"
+		  "  refresh_token_file = \"%s\"; secret = \"x\"; };", 3,
+		  "'accounts[0].oauth.secret'" },
+		{ "oauth = { token_url = \"https://x/t\"; client_id = \"c\";\n"
+		  "  refresh_token_file = \"/nonexistent/rt\"; };", 3,
+		  "/nonexistent/rt" },
+	};
+	const char *rt = write_file("r.rt", 0600, "rt\n");
+	char acct[512];
+	const char *err, *at;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* "%s" in a case stands for the refresh token file. */
+		if ((at = strstr(cases[i].acct, "%s")) != NULL)
+			snprintf(acct, sizeof(acct), "%.*s%s%s",
+			    (int)(at - cases[i].acct), cases[i].acct, rt,
+			    at + 2);
+		else
+			snprintf(acct, sizeof(acct), "%s", cases[i].acct);
+		write_conf("accounts = (\n  { " OACCOUNT "%s }\n);\n", acct);
+		err = load_refused();
+		ASSERT_AT(err, cases[i].line);
+		ASSERT_CONTAINS(err, cases[i].msg);
+	}
+}
+
 /* The sections as README.md and ingestd.8 mark their tables. */
 static const struct {
 	enum conf_section id;
@@ -1298,6 +1411,7 @@ static const struct {
 	{ CONF_SECTION_TOP, "top" },
 	{ CONF_SECTION_DATABASE, "database" },
 	{ CONF_SECTION_ACCOUNT, "accounts" },
+	{ CONF_SECTION_OAUTH, "oauth" },
 	{ CONF_SECTION_DELETE, "delete" },
 };
 
@@ -1439,8 +1553,7 @@ test_settings_tables(void)
 	for (id = 0; id < CONF_SECTION_COUNT; id++) {
 		t = conf_settings(id, &n);
 		ASSERT_TRUE(t != NULL && n > 0);
-		base = id == CONF_SECTION_ACCOUNT ||
-		    id == CONF_SECTION_DELETE ?
+		base = id >= CONF_SECTION_ACCOUNT ?
 		    (const void *)&c->accounts[0] : (const void *)c;
 		for (k = 0; k < n; k++) {
 			r = &t[k];
