@@ -249,7 +249,7 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 	[INDEX_REFUSAL_SELECT] = {
 		"refusal_select", "SELECT refusal",
 		"SELECT uidl, list_size, reason = 'too_large', size_limit,"
-		"  failures, extract(epoch FROM last_seen)::bigint"
+		"  failures, floor(extract(epoch FROM last_seen))::bigint"
 		" FROM ingestd.refusal WHERE account_id = $1::bigint",
 		1 },
 	/* Once per message a poll refused: failures counts the polls. */
