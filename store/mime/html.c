@@ -23,13 +23,15 @@ struct out {
 	mime_sink_fn *sink;
 	void *ctx;
 	bool mute;
+	bool *nl;	/* the last byte put was a line break */
 };
 
 static void
 put(struct out *o, const char *p, size_t n)
 {
-	if (o->mute)
+	if (o->mute || n == 0)
 		return;
+	*o->nl = p[n - 1] == '\n';
 	while (n > 0) {
 		size_t k = sizeof(o->buf) - o->n;
 
@@ -168,7 +170,9 @@ tag_end(struct mime_html *h, struct out *o)
 	}
 	for (i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++)
 		if (strcmp(h->name, blocks[i]) == 0) {
-			put(o, "\n", 1);
+			/* One break, however many blocks end here. */
+			if (!h->nl)
+				put(o, "\n", 1);
 			return;
 		}
 }
@@ -177,6 +181,7 @@ void
 mime_html_init(struct mime_html *h)
 {
 	memset(h, 0, sizeof(*h));
+	h->nl = true;
 }
 
 void
@@ -191,6 +196,7 @@ mime_html_feed(struct mime_html *h, const char *p, size_t n,
 	o.sink = sink;
 	o.ctx = ctx;
 	o.mute = h->skip != 0;
+	o.nl = &h->nl;
 	for (i = 0; i < n; i++) {
 		c = p[i];
 again:
@@ -294,6 +300,7 @@ mime_html_finish(struct mime_html *h, mime_sink_fn *sink, void *ctx)
 	o.sink = sink;
 	o.ctx = ctx;
 	o.mute = h->skip != 0;
+	o.nl = &h->nl;
 	if (h->state == H_ENT)
 		entity(h, &o, false);
 	h->state = H_TEXT;

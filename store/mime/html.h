@@ -25,6 +25,7 @@ struct mime_html {
 	int skip;	/* inside script (1) or style (2) */
 	char ent[HTML_NAME_MAX];
 	size_t nent;
+	bool nl;	/* the output ends a line */
 };
 
 void mime_html_init(struct mime_html *h);

@@ -80,6 +80,7 @@ struct mime_parser {
 	char term[2];		/* the last line's break, held back */
 	size_t nterm;
 	bool term_to_entity;
+	size_t term_frames;	/* the frames the break belongs to */
 
 	struct frame frames[MIME_DEPTH_MAX];
 	size_t nframes;
@@ -673,7 +674,7 @@ static void
 line_begin(struct mime_parser *mp)
 {
 	if (mp->nterm > 0) {
-		to_frames(mp, mp->term, mp->nterm, mp->nframes);
+		to_frames(mp, mp->term, mp->nterm, mp->term_frames);
 		if (mp->term_to_entity && mp->st == E_BODY)
 			body_data(mp, mp->term, mp->nterm);
 		mp->nterm = 0;
@@ -700,6 +701,8 @@ line_end(struct mime_parser *mp, const char *term, size_t nterm)
 	memcpy(mp->term, term, nterm);
 	mp->nterm = nterm;
 	mp->term_to_entity = true;
+	/* Not the frames its line may open (a message/rfc822 part's). */
+	mp->term_frames = mp->nframes;
 	entity_eol(mp);
 }
 
@@ -780,13 +783,15 @@ whole_line(struct mime_parser *mp, const char *p, size_t n,
 		return;
 	}
 	/* The break before the boundary is the boundary's. */
-	to_frames(mp, mp->term, mp->nterm, (size_t)k);
+	to_frames(mp, mp->term, mp->nterm,
+	    mp->term_frames < (size_t)k ? mp->term_frames : (size_t)k);
 	mp->nterm = 0;
 	end_above(mp, (size_t)k + 1);
 	to_frames(mp, p, n, (size_t)k);
 	memcpy(mp->term, term, nterm);
 	mp->nterm = nterm;
 	mp->term_to_entity = false;
+	mp->term_frames = (size_t)k;
 	f = &mp->frames[k];
 	if (close) {
 		free(f->boundary);
@@ -921,7 +926,7 @@ mime_parser_finish(struct mime_parser *mp)
 		mp->nline = 0;
 	}
 	/* The last break belongs to the content. */
-	to_frames(mp, mp->term, mp->nterm, mp->nframes);
+	to_frames(mp, mp->term, mp->nterm, mp->term_frames);
 	if (mp->term_to_entity && mp->st == E_BODY)
 		body_data(mp, mp->term, mp->nterm);
 	mp->nterm = 0;

@@ -61,15 +61,18 @@ mime_text_body(void *vt, const char *p, size_t n)
 	struct mime_text *t = vt;
 	size_t i, s = 0;
 
+	if (n == 0)
+		return;
 	if (t->body.full) {
 		t->cut = true;
 		return;
 	}
+	/* NUL becomes a space (PostgreSQL text has none); CR goes. */
 	for (i = 0; i < n; i++) {
-		if (p[i] != '\0')
+		if (p[i] != '\0' && p[i] != '\r')
 			continue;
 		if (!strbuf_add_utf8(&t->body, p + s, i - s) ||
-		    !strbuf_addc(&t->body, ' ')) {
+		    (p[i] == '\0' && !strbuf_addc(&t->body, ' '))) {
 			t->cut = true;
 			return;
 		}
