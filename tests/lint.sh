@@ -173,6 +173,7 @@ resolve() {
 owners_of() {
 	case $1 in
 	'<libconfig.h>') echo ingestd/conf.c ;;
+	'<iconv.h>') echo store/mime/charset.c ;;
 	'<openssl/evp.h>') echo store/hash.c ;;
 	'<openssl/'*) echo ingestd/conn.c ;;
 	'<zstd.h>' | '<zdict.h>' | '<zstd_errors.h>') echo store/zstd.c ;;
