@@ -225,7 +225,7 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 			it.content = true;
 			addr_add(&it, p + s, i - s, true);
 		} else if (c == '@' || c == '.' || c == ',' || c == ':' ||
-		    c == ';' || c == '\\' || c == ']') {
+		    c == ';' || c == '\\' || c == ']' || c == ')') {
 			it.content = true;
 			addr_add(&it, p + i, 1, false);
 			i++;
@@ -234,6 +234,8 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 			while (i < n && !is_wsp(p[i]) && (p[i] == '\0' ||
 			    strchr("()<>[]:;@\\,.\"", p[i]) == NULL))
 				i++;
+			if (i == s)
+				i++;	/* cannot happen; never loop */
 			it.content = true;
 			addr_add(&it, p + s, i - s, true);
 		}

@@ -153,6 +153,7 @@ mime_decoded_string(const char *p, size_t n, uint32_t *flags)
 	strbuf_init(&d, 4 * n + 16);
 	*flags |= mime_2047_decode(u.p != NULL ? u.p : "", u.len, &d);
 	strbuf_release(&u);
+	utf8_trim(&d);
 	if (d.len == 0) {
 		strbuf_release(&d);
 		return NULL;

@@ -8,8 +8,11 @@
 #include "store/mime/meta.h"
 #include "store/mime/utf8.h"
 
-/* Distinct words remembered for the budget; past that each one counts. */
-#define SEEN_SLOTS 65536
+/*
+ * Distinct words remembered for the budget (a power of two, sized to the
+ * text); past half of it each further word counts in full.
+ */
+#define SEEN_MAX 65536
 
 void
 mime_text_init(struct mime_text *t)
@@ -126,6 +129,7 @@ mime_text_word_cost(const char *w, size_t n)
 
 struct budget {
 	uint64_t *seen;
+	size_t slots;
 	size_t nseen;
 	size_t used;
 	bool cut;
@@ -152,14 +156,14 @@ static bool
 seen(struct budget *b, const char *w, size_t n)
 {
 	uint64_t k = word_key(w, n);
-	size_t i = (size_t)(k % SEEN_SLOTS);
+	size_t i = (size_t)(k & (b->slots - 1));
 
 	while (b->seen[i] != 0) {
 		if (b->seen[i] == k)
 			return true;
-		i = (i + 1) % SEEN_SLOTS;
+		i = (i + 1) & (b->slots - 1);
 	}
-	if (b->nseen < SEEN_SLOTS / 2) {
+	if (b->nseen < b->slots / 2) {
 		b->seen[i] = k;
 		b->nseen++;
 	}
@@ -206,40 +210,21 @@ copy(struct budget *b, const char *p, size_t n, struct strbuf *out)
 	}
 }
 
-/* Drops an unfinished UTF-8 sequence at the end of sb. */
-static void
-trim_utf8(struct strbuf *sb)
-{
-	size_t k = sb->len, back = 0;
-	int len;
-
-	while (k > 0 && back < 4 && ((unsigned char)sb->p[k - 1] & 0xC0) ==
-	    0x80) {
-		k--;
-		back++;
-	}
-	if (k == 0)
-		return;
-	if ((unsigned char)sb->p[k - 1] < 0x80)
-		return;
-	len = utf8_seq((unsigned char *)sb->p + k - 1, sb->len - k + 1);
-	if (len == (int)(sb->len - k + 1))
-		return;
-	sb->len = k - 1;
-	sb->p[sb->len] = '\0';
-}
-
 char *
 mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r)
 {
 	struct strbuf out;
 	struct budget b;
+	size_t words;
 	char *s;
 
 	memset(&b, 0, sizeof(b));
-	b.seen = xcalloc(SEEN_SLOTS, sizeof(*b.seen));
-	if (t->body.p != NULL)
-		trim_utf8(&t->body);
+	/* At most one word in two bytes. */
+	words = (t->head.len + t->names.len + t->body.len) / 2 + 1;
+	for (b.slots = 64; b.slots < 2 * words && b.slots < SEEN_MAX;)
+		b.slots *= 2;
+	b.seen = xcalloc(b.slots, sizeof(*b.seen));
+	utf8_trim(&t->body);
 	strbuf_init(&out, MIME_TEXT_MAX);
 	copy(&b, t->head.p != NULL ? t->head.p : "", t->head.len, &out);
 	copy(&b, t->names.p != NULL ? t->names.p : "", t->names.len, &out);

@@ -170,3 +170,27 @@ utf8_stream_finish(struct utf8_stream *st, mime_sink_fn *sink, void *ctx)
 	st->ncarry = 0;
 	run_whole(st, tmp, n, true, sink, ctx);
 }
+
+void
+utf8_trim(struct strbuf *sb)
+{
+	size_t k = sb->len, back = 0;
+	int len;
+
+	if (sb->p == NULL)
+		return;
+	while (k > 0 && back < 4 && ((unsigned char)sb->p[k - 1] & 0xC0) ==
+	    0x80) {
+		k--;
+		back++;
+	}
+	if (k == 0)
+		return;
+	if ((unsigned char)sb->p[k - 1] < 0x80)
+		return;
+	len = utf8_seq((unsigned char *)sb->p + k - 1, sb->len - k + 1);
+	if (len == (int)(sb->len - k + 1))
+		return;
+	sb->len = k - 1;
+	sb->p[sb->len] = '\0';
+}

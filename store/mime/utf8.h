@@ -27,6 +27,9 @@ int utf8_seq(const unsigned char *p, size_t n);
  */
 bool utf8_sanitize(const void *p, size_t n, struct strbuf *out);
 
+/* Drops an unfinished UTF-8 sequence at the end of sb (a cut). */
+void utf8_trim(struct strbuf *sb);
+
 /* Whether p[0, n) has a byte above 0x7f. */
 bool utf8_has_8bit(const void *p, size_t n);
 
