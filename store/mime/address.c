@@ -9,7 +9,7 @@
 #include "store/mime/strbuf.h"
 #include "store/mime/utf8.h"
 
-#define ADDR_MAX 1024	/* longer is no address */
+#define ADDR_MAX 1024 /* longer is no address */
 
 static bool
 is_wsp(char c)
@@ -74,15 +74,15 @@ phrase(const char *p, size_t n, bool comment, uint32_t *flags)
 }
 
 struct item {
-	size_t start;		/* of the item in the value */
-	size_t lt;		/* where '<' stands, if angle */
-	int angle;		/* 0 none, 1 open, 2 closed */
+	size_t start; /* of the item in the value */
+	size_t lt;    /* where '<' stands, if angle */
+	int angle;    /* 0 none, 1 open, 2 closed */
 	struct strbuf addr;
-	bool spaced;		/* words with only space between them */
-	bool word_end;		/* the last thing in addr was a word */
-	bool gap;		/* white space since the last word */
-	bool content;		/* anything but space and comments */
-	size_t c0, c1;		/* the last comment, outside <> */
+	bool spaced;   /* words with only space between them */
+	bool word_end; /* the last thing in addr was a word */
+	bool gap;      /* white space since the last word */
+	bool content;  /* anything but space and comments */
+	size_t c0, c1; /* the last comment, outside <> */
 };
 
 static void
@@ -120,8 +120,7 @@ item_end(struct item *it, const char *p, size_t end, mime_address_fn *fn,
 	if (it->addr.len > ADDR_MAX)
 		return flags | MIME_F_BAD_ADDRESS;
 	if (it->angle > 0)
-		name = phrase(p + it->start, it->lt - it->start, false,
-		    &flags);
+		name = phrase(p + it->start, it->lt - it->start, false, &flags);
 	else if (it->c1 > it->c0)
 		name = phrase(p + it->c0, it->c1 - it->c0, true, &flags);
 	for (k = 0; k < it->addr.len; k++)
@@ -168,7 +167,8 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 			mime_skip_comment(p, n, &i);
 			if (it.angle != 1) {
 				it.c0 = s + 1;
-				it.c1 = p[i - 1] == ')' && i - 1 > s ? i - 1 : i;
+				it.c1 = p[i - 1] == ')' && i - 1 > s ? i - 1 :
+								       i;
 			}
 			it.gap = true;
 		} else if (c == '"') {
@@ -209,7 +209,7 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 			i++;
 		} else if (c == ':' && it.angle == 0 && !group &&
 		    memchr(it.addr.p != NULL ? it.addr.p : "", '@',
-		    it.addr.len) == NULL) {
+			it.addr.len) == NULL) {
 			/* A group's name. */
 			group = true;
 			item_start(&it, ++i);
@@ -231,11 +231,12 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 			i++;
 		} else {
 			s = i;
-			while (i < n && !is_wsp(p[i]) && (p[i] == '\0' ||
-			    strchr("()<>[]:;@\\,.\"", p[i]) == NULL))
+			while (i < n && !is_wsp(p[i]) &&
+			    (p[i] == '\0' ||
+				strchr("()<>[]:;@\\,.\"", p[i]) == NULL))
 				i++;
 			if (i == s)
-				i++;	/* cannot happen; never loop */
+				i++; /* cannot happen; never loop */
 			it.content = true;
 			addr_add(&it, p + s, i - s, true);
 		}

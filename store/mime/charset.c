@@ -12,11 +12,11 @@
 #define CARRY_MAX 16
 
 struct mime_charset {
-	bool utf8;		/* taken as UTF-8, no iconv */
+	bool utf8; /* taken as UTF-8, no iconv */
 	iconv_t cd;
 	uint32_t flags;
 	struct utf8_stream u;
-	char carry[CARRY_MAX];	/* an unfinished sequence for iconv */
+	char carry[CARRY_MAX]; /* an unfinished sequence for iconv */
 	size_t ncarry;
 };
 
@@ -80,7 +80,7 @@ normalize(const char *name, char *out, size_t outlen)
 		if (c >= 'A' && c <= 'Z')
 			c = (char)(c - 'A' + 'a');
 		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    strchr("-_.:+()", c) != NULL))
+			strchr("-_.:+()", c) != NULL))
 			return false;
 		if (n + 1 >= outlen)
 			return false;

@@ -136,11 +136,11 @@ b64_feed(struct mime_decoder *d, const unsigned char *p, size_t n,
 /* Quoted-printable states. */
 enum {
 	QP_TEXT,
-	QP_EQ,		/* after '=' */
-	QP_EQ1,		/* after '=' and one hex digit */
-	QP_SOFT,	/* after '=' and white space: a soft break? */
-	QP_SOFTCR,	/* ... and a CR */
-	QP_CR,		/* a CR that may start a line break */
+	QP_EQ,	   /* after '=' */
+	QP_EQ1,	   /* after '=' and one hex digit */
+	QP_SOFT,   /* after '=' and white space: a soft break? */
+	QP_SOFTCR, /* ... and a CR */
+	QP_CR,	   /* a CR that may start a line break */
 };
 
 static void
@@ -151,8 +151,7 @@ qp_ws_flush(struct mime_decoder *d, struct out *o)
 }
 
 static void
-qp_feed(struct mime_decoder *d, const unsigned char *p, size_t n,
-    struct out *o)
+qp_feed(struct mime_decoder *d, const unsigned char *p, size_t n, struct out *o)
 {
 	size_t i;
 	unsigned char c;
@@ -210,8 +209,9 @@ again:
 		case QP_EQ1:
 			d->qstate = QP_TEXT;
 			if (mime_hexval(c) >= 0) {
-				out_byte(o, (char)(mime_hexval(d->hex1) << 4 |
-				    mime_hexval(c)));
+				out_byte(o,
+				    (char)(mime_hexval(d->hex1) << 4 |
+					mime_hexval(c)));
 				break;
 			}
 			d->bad = true;

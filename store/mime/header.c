@@ -11,9 +11,9 @@
 #include "store/mime/meta.h"
 #include "store/mime/utf8.h"
 
-#define CHARSET_MAX	64
-#define SECTIONS_MAX	64
-#define PARAM_MAX	(16 * 1024)	/* bytes of one parameter kept */
+#define CHARSET_MAX 64
+#define SECTIONS_MAX 64
+#define PARAM_MAX (16 * 1024) /* bytes of one parameter kept */
 
 static bool
 is_wsp(char c)
@@ -42,8 +42,8 @@ mime_unfold(const char *p, size_t n, struct strbuf *out)
  * or 0 if there is none.
  */
 static size_t
-encoded_word(const char *p, size_t n, char *cs, char *enc,
-    const char **text_r, size_t *textlen_r)
+encoded_word(const char *p, size_t n, char *cs, char *enc, const char **text_r,
+    size_t *textlen_r)
 {
 	size_t i = 2, c0, t0, cl;
 
@@ -56,8 +56,8 @@ encoded_word(const char *p, size_t n, char *cs, char *enc,
 		return 0;
 	cl = i - c0;
 	i++;
-	if (i + 1 >= n || p[i] == '\0' ||
-	    strchr("BbQq", p[i]) == NULL || p[i + 1] != '?')
+	if (i + 1 >= n || p[i] == '\0' || strchr("BbQq", p[i]) == NULL ||
+	    p[i + 1] != '?')
 		return 0;
 	*enc = (char)(p[i] | 0x20);
 	i += 2;
@@ -117,8 +117,8 @@ mime_2047_decode(const char *p, size_t n, struct strbuf *out)
 	strbuf_init(&raw, out->max);
 	while (i < n) {
 		if (p[i] != '=' || i + 1 >= n || p[i + 1] != '?' ||
-		    (len = encoded_word(p + i, n - i, cs, &enc, &text,
-		    &tl)) == 0) {
+		    (len = encoded_word(p + i, n - i, cs, &enc, &text, &tl)) ==
+			0) {
 			i++;
 			continue;
 		}
@@ -130,7 +130,7 @@ mime_2047_decode(const char *p, size_t n, struct strbuf *out)
 			flags |= flush_raw(&raw, pcs, out);
 		memcpy(pcs, cs, sizeof(cs));
 		if (enc == 'b' ? mime_decode_b(text, tl, &raw) :
-		    mime_decode_q(text, tl, &raw))
+				 mime_decode_q(text, tl, &raw))
 			flags |= MIME_F_BAD_ENCODING;
 		i += len;
 		lit = i;
@@ -249,14 +249,23 @@ param_value(const char *p, size_t n, size_t *i, struct strbuf *out)
 			strbuf_addc(out, p[s]);
 }
 
-enum { P_BOUNDARY, P_CHARSET, P_NAME, P_FILENAME, P_COUNT };
+enum {
+	P_BOUNDARY,
+	P_CHARSET,
+	P_NAME,
+	P_FILENAME,
+	P_COUNT
+};
 static const char *const param_names[P_COUNT] = {
-	"boundary", "charset", "name", "filename",
+	"boundary",
+	"charset",
+	"name",
+	"filename",
 };
 
 struct param {
-	char *plain;		/* name="..." */
-	char *sect[SECTIONS_MAX];	/* RFC 2231 name*N[*] */
+	char *plain;		  /* name="..." */
+	char *sect[SECTIONS_MAX]; /* RFC 2231 name*N[*] */
 	bool enc[SECTIONS_MAX];
 	bool any;
 };
@@ -322,8 +331,7 @@ assemble(struct param *pa, uint32_t *flags)
 }
 
 uint32_t
-mime_params_parse(const char *p, size_t n, bool ctype,
-    struct mime_params *out)
+mime_params_parse(const char *p, size_t n, bool ctype, struct mime_params *out)
 {
 	struct param pa[P_COUNT];
 	struct strbuf val;
@@ -420,7 +428,8 @@ mime_params_parse(const char *p, size_t n, bool ctype,
 				pa[which].sect[0] = NULL;
 			}
 			if (v != NULL && *v == '\0') {
-				free(v); v = NULL;
+				free(v);
+				v = NULL;
 			}
 		} else if (pa[which].any && pa[which].sect[0] != NULL)
 			v = assemble(&pa[which], &flags);
@@ -428,10 +437,18 @@ mime_params_parse(const char *p, size_t n, bool ctype,
 			v = mime_decoded_string(pa[which].plain,
 			    strlen(pa[which].plain), &flags);
 		switch (which) {
-		case P_BOUNDARY: out->boundary = v; break;
-		case P_CHARSET: out->charset = v; break;
-		case P_NAME: out->name = v; break;
-		default: out->filename = v; break;
+		case P_BOUNDARY:
+			out->boundary = v;
+			break;
+		case P_CHARSET:
+			out->charset = v;
+			break;
+		case P_NAME:
+			out->name = v;
+			break;
+		default:
+			out->filename = v;
+			break;
 		}
 		free(pa[which].plain);
 		for (k = 0; k < SECTIONS_MAX; k++)

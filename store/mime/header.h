@@ -32,18 +32,18 @@ char *mime_decoded_string(const char *p, size_t n, uint32_t *flags);
 struct mime_params {
 	char *value;	/* "text/plain", "attachment": lower-cased, or NULL
 			 * when missing or malformed */
-	char *boundary;	/* as written */
+	char *boundary; /* as written */
 	char *charset;	/* as written */
 	char *name;	/* decoded */
-	char *filename;	/* decoded */
+	char *filename; /* decoded */
 };
 
 /*
  * Parses a Content-Type (ctype true: the value is type/subtype) or
  * Content-Disposition value.  Release with mime_params_release().
  */
-uint32_t mime_params_parse(const char *p, size_t n, bool ctype,
-    struct mime_params *out);
+uint32_t
+mime_params_parse(const char *p, size_t n, bool ctype, struct mime_params *out);
 void mime_params_release(struct mime_params *mp);
 
 /*

@@ -15,7 +15,8 @@ strbuf_init(struct strbuf *sb, size_t max)
 void
 strbuf_release(struct strbuf *sb)
 {
-	free(sb->p); sb->p = NULL;
+	free(sb->p);
+	sb->p = NULL;
 	sb->len = sb->cap = 0;
 	sb->full = false;
 }

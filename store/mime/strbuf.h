@@ -14,8 +14,8 @@ struct strbuf {
 	char *p;
 	size_t len;
 	size_t cap;
-	size_t max;	/* len never passes this */
-	bool full;	/* an append was cut or refused */
+	size_t max; /* len never passes this */
+	bool full;  /* an append was cut or refused */
 };
 
 void strbuf_init(struct strbuf *sb, size_t max);

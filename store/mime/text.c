@@ -115,8 +115,9 @@ mime_text_word_cost(const char *w, size_t n)
 	for (i = 0; i < n; i++) {
 		if ((unsigned char)w[i] >= 0x80)
 			wide = true;
-		else if (strchr("-./@:_+~%=?&#!$*,;'\"\\|^`{}[]()<>",
-		    w[i]) != NULL && w[i] != '\0')
+		else if (strchr("-./@:_+~%=?&#!$*,;'\"\\|^`{}[]()<>", w[i]) !=
+			NULL &&
+		    w[i] != '\0')
 			parts = true;
 	}
 	/* A compound yields itself and its parts; a URL its host, path. */
@@ -173,8 +174,8 @@ seen(struct budget *b, const char *w, size_t n)
 static bool
 is_space(char c)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-	    c == '\f' || c == '\v';
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+	    c == '\v';
 }
 
 /*
@@ -198,8 +199,9 @@ copy(struct budget *b, const char *p, size_t n, struct strbuf *out)
 			i++;
 		if (i - s > TEXT_WORD_MAX)
 			continue;
-		cost = seen(b, p + s, i - s) ? 0 : mime_text_word_cost(p + s,
-		    i - s);
+		cost = seen(b, p + s, i - s) ?
+		    0 :
+		    mime_text_word_cost(p + s, i - s);
 		if (b->used + cost > TEXT_TSV_BUDGET ||
 		    i - s > out->max - out->len) {
 			b->cut = true;

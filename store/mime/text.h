@@ -19,7 +19,7 @@
  * 2047) or more.
  */
 #define TEXT_TSV_BUDGET 1000000
-#define TEXT_WORD_MAX	2047
+#define TEXT_WORD_MAX 2047
 
 struct mime_text {
 	struct strbuf head;

@@ -16,15 +16,15 @@ utf8_seq(const unsigned char *p, size_t n)
 	else if (c >= 0xE0 && c <= 0xEF) {
 		len = 3;
 		if (c == 0xE0)
-			lo = 0xA0;	/* overlong */
+			lo = 0xA0; /* overlong */
 		else if (c == 0xED)
-			hi = 0x9F;	/* surrogates */
+			hi = 0x9F; /* surrogates */
 	} else if (c >= 0xF0 && c <= 0xF4) {
 		len = 4;
 		if (c == 0xF0)
 			lo = 0x90;
 		else if (c == 0xF4)
-			hi = 0x8F;	/* past U+10FFFF */
+			hi = 0x8F; /* past U+10FFFF */
 	} else
 		return 0;
 	for (i = 1; i < len; i++) {
@@ -89,8 +89,8 @@ utf8_stream_init(struct utf8_stream *st)
  * returns its length; an unfinished sequence at the end stays unless last.
  */
 static size_t
-run_whole(struct utf8_stream *st, const unsigned char *p, size_t n,
-    bool last, mime_sink_fn *sink, void *ctx)
+run_whole(struct utf8_stream *st, const unsigned char *p, size_t n, bool last,
+    mime_sink_fn *sink, void *ctx)
 {
 	size_t i = 0, run = 0;
 	int len;
@@ -179,8 +179,8 @@ utf8_trim(struct strbuf *sb)
 
 	if (sb->p == NULL)
 		return;
-	while (k > 0 && back < 4 && ((unsigned char)sb->p[k - 1] & 0xC0) ==
-	    0x80) {
+	while (
+	    k > 0 && back < 4 && ((unsigned char)sb->p[k - 1] & 0xC0) == 0x80) {
 		k--;
 		back++;
 	}

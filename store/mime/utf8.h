@@ -37,7 +37,7 @@ bool utf8_has_8bit(const void *p, size_t n);
 struct utf8_stream {
 	unsigned char carry[4];
 	size_t ncarry;
-	bool bad;	/* something was replaced */
+	bool bad; /* something was replaced */
 };
 
 void utf8_stream_init(struct utf8_stream *st);
@@ -48,7 +48,6 @@ void utf8_stream_init(struct utf8_stream *st);
 void utf8_stream_feed(struct utf8_stream *st, const void *p, size_t n,
     mime_sink_fn *sink, void *ctx);
 /* An unfinished sequence at the end is invalid. */
-void utf8_stream_finish(struct utf8_stream *st, mime_sink_fn *sink,
-    void *ctx);
+void utf8_stream_finish(struct utf8_stream *st, mime_sink_fn *sink, void *ctx);
 
 #endif

@@ -49,8 +49,7 @@ same(const struct mime_meta *a, const struct mime_meta *b)
 	CHECK(a->n_addresses == b->n_addresses);
 	for (i = 0; i < a->n_addresses; i++) {
 		CHECK(a->addresses[i].role == b->addresses[i].role);
-		CHECK(str_eq(a->addresses[i].address,
-		    b->addresses[i].address));
+		CHECK(str_eq(a->addresses[i].address, b->addresses[i].address));
 		CHECK(str_eq(a->addresses[i].domain, b->addresses[i].domain));
 		CHECK(str_eq(a->addresses[i].name, b->addresses[i].name));
 	}

@@ -201,8 +201,7 @@ check_addr(const struct mime_meta *m, size_t i, enum mime_role role,
 
 static void
 check_part(const struct mime_meta *m, size_t i, const char *path,
-    const char *ctype, const char *disp, const char *filename,
-    bool attachment)
+    const char *ctype, const char *disp, const char *filename, bool attachment)
 {
 	const struct mime_part *p;
 
@@ -232,8 +231,7 @@ check_container(const struct mime_meta *m, size_t i)
 
 /* Part i decoded to exactly data[0, n). */
 static void
-check_content(const struct mime_meta *m, size_t i, const void *data,
-    size_t n)
+check_content(const struct mime_meta *m, size_t i, const void *data, size_t n)
 {
 	unsigned char want[32];
 
@@ -250,17 +248,16 @@ has_text(const struct mime_meta *m, const char *s)
 	return strstr(m->text, s) != NULL;
 }
 
-#define TEXT_HAS(m, s)                                                   \
-	do {                                                             \
-		if (!has_text((m), (s)))                                 \
-			TEST_FAIL_("text lacks \"%s\": \"%s\"", (s),     \
-			    (m)->text);                                  \
+#define TEXT_HAS(m, s)                                                         \
+	do {                                                                   \
+		if (!has_text((m), (s)))                                       \
+			TEST_FAIL_("text lacks \"%s\": \"%s\"", (s),           \
+			    (m)->text);                                        \
 	} while (0)
-#define TEXT_LACKS(m, s)                                                 \
-	do {                                                             \
-		if (has_text((m), (s)))                                  \
-			TEST_FAIL_("text has \"%s\": \"%s\"", (s),       \
-			    (m)->text);                                  \
+#define TEXT_LACKS(m, s)                                                       \
+	do {                                                                   \
+		if (has_text((m), (s)))                                        \
+			TEST_FAIL_("text has \"%s\": \"%s\"", (s), (m)->text); \
 	} while (0)
 
 /* --- messages ------------------------------------------------------------ */
@@ -268,25 +265,24 @@ has_text(const struct mime_meta *m, const char *s)
 static void
 test_plain(void)
 {
-	const char *src =
-	    "Return-Path: <bounce+x@Lists.Example.com>\n"
-	    "Delivered-To: archive@example.org\n"
-	    "X-Original-To: legal@example.org\n"
-	    "From: \"Alice Example\" <Alice@Example.COM>\n"
-	    "To: bob@example.org, \"Carol\" <carol@example.net>\n"
-	    "Cc: Dave <dave@sub.example.org>\n"
-	    "Subject: Quarterly report\n"
-	    "Date: Mon, 4 Mar 2024 10:15:30 +0100\n"
-	    "Message-ID: <abc123@example.com>\n"
-	    "In-Reply-To: <prev@example.com>\n"
-	    "References: <first@example.com>\n"
-	    " <prev@example.com>\n"
-	    "List-Id: Finance team <finance.example.com>\n"
-	    "Auto-Submitted: Auto-Generated (nightly)\n"
-	    "Content-Type: text/plain; charset=us-ascii\n"
-	    "\n"
-	    "Hello Bob,\n"
-	    "the numbers are in.\n";
+	const char *src = "Return-Path: <bounce+x@Lists.Example.com>\n"
+			  "Delivered-To: archive@example.org\n"
+			  "X-Original-To: legal@example.org\n"
+			  "From: \"Alice Example\" <Alice@Example.COM>\n"
+			  "To: bob@example.org, \"Carol\" <carol@example.net>\n"
+			  "Cc: Dave <dave@sub.example.org>\n"
+			  "Subject: Quarterly report\n"
+			  "Date: Mon, 4 Mar 2024 10:15:30 +0100\n"
+			  "Message-ID: <abc123@example.com>\n"
+			  "In-Reply-To: <prev@example.com>\n"
+			  "References: <first@example.com>\n"
+			  " <prev@example.com>\n"
+			  "List-Id: Finance team <finance.example.com>\n"
+			  "Auto-Submitted: Auto-Generated (nightly)\n"
+			  "Content-Type: text/plain; charset=us-ascii\n"
+			  "\n"
+			  "Hello Bob,\n"
+			  "the numbers are in.\n";
 	const char *body = "Hello Bob,\r\nthe numbers are in.\r\n";
 	struct mime_meta *m;
 	size_t len;
@@ -314,8 +310,7 @@ test_plain(void)
 	    "example.org", NULL);
 	check_addr(m, 3, MIME_ROLE_FROM, "alice@example.com", "example.com",
 	    "Alice Example");
-	check_addr(m, 4, MIME_ROLE_TO, "bob@example.org", "example.org",
-	    NULL);
+	check_addr(m, 4, MIME_ROLE_TO, "bob@example.org", "example.org", NULL);
 	check_addr(m, 5, MIME_ROLE_TO, "carol@example.net", "example.net",
 	    "Carol");
 	check_addr(m, 6, MIME_ROLE_CC, "dave@sub.example.org",
@@ -339,30 +334,30 @@ test_plain(void)
 static void
 test_alternative_html(void)
 {
-	const char *src =
-	    "From: news@example.com\n"
-	    "Subject: =?ISO-8859-1?Q?Caf=E9?= news\n"
-	    "MIME-Version: 1.0\n"
-	    "Content-Type: multipart/alternative;\n"
-	    "\tboundary=\"alt-1\"\n"
-	    "\n"
-	    "This is a multi-part message in MIME format.\n"
-	    "--alt-1\n"
-	    "Content-Type: text/plain; charset=utf-8\n"
-	    "\n"
-	    "Plain version\n"
-	    "--alt-1 \t\n"
-	    "Content-Type: text/html; charset=\"utf-8\"\n"
-	    "Content-Transfer-Encoding: 7bit\n"
-	    "\n"
-	    "<html><head><style>p { color: red }</style>\n"
-	    "<script type=\"text/javascript\">var x = \"<b>hidden</b>\";"
-	    "</script></head>\n"
-	    "<body><p>Fish&amp;chips &lt;3 &quot;now&quot;&nbsp;only"
-	    "&#33;&#x21;</p><div>second<br>line</div>"
-	    "<!-- a comment -->tail</body></html>\n"
-	    "--alt-1--\n"
-	    "epilogue text is ignored\n";
+	const char
+	    *src = "From: news@example.com\n"
+		   "Subject: =?ISO-8859-1?Q?Caf=E9?= news\n"
+		   "MIME-Version: 1.0\n"
+		   "Content-Type: multipart/alternative;\n"
+		   "\tboundary=\"alt-1\"\n"
+		   "\n"
+		   "This is a multi-part message in MIME format.\n"
+		   "--alt-1\n"
+		   "Content-Type: text/plain; charset=utf-8\n"
+		   "\n"
+		   "Plain version\n"
+		   "--alt-1 \t\n"
+		   "Content-Type: text/html; charset=\"utf-8\"\n"
+		   "Content-Transfer-Encoding: 7bit\n"
+		   "\n"
+		   "<html><head><style>p { color: red }</style>\n"
+		   "<script type=\"text/javascript\">var x = \"<b>hidden</b>\";"
+		   "</script></head>\n"
+		   "<body><p>Fish&amp;chips &lt;3 &quot;now&quot;&nbsp;only"
+		   "&#33;&#x21;</p><div>second<br>line</div>"
+		   "<!-- a comment -->tail</body></html>\n"
+		   "--alt-1--\n"
+		   "epilogue text is ignored\n";
 	struct mime_meta *m;
 	size_t len;
 	char *msg = crlf(src, &len);
@@ -425,8 +420,9 @@ test_mixed_pdf(void)
 	char b64[1500], *src, *msg;
 	struct mime_meta *m;
 	size_t len;
-	const char *qp = "Gr\xC3\xBC\xC3\x9F" "e, see the contract. Soft "
-	    "break joined.";
+	const char *qp = "Gr\xC3\xBC\xC3\x9F"
+			 "e, see the contract. Soft "
+			 "break joined.";
 
 	make_pdf(pdf, sizeof(pdf), b64);
 	src = xasprintf(
@@ -447,7 +443,8 @@ test_mixed_pdf(void)
 	    "Content-Transfer-Encoding: base64\n"
 	    "\n"
 	    "%s"
-	    "--=_mixed 001--\n", b64);
+	    "--=_mixed 001--\n",
+	    b64);
 	msg = crlf(src, &len);
 	m = parse_all_ways(msg, len);
 	ASSERT_EQ(m->flags, 0);
@@ -458,7 +455,9 @@ test_mixed_pdf(void)
 	check_part(m, 2, "2", "application/pdf", "attachment", "contract.pdf",
 	    true);
 	check_content(m, 2, pdf, sizeof(pdf));
-	TEXT_HAS(m, "Gr\xC3\xBC\xC3\x9F" "e, see the contract. Soft break");
+	TEXT_HAS(m,
+	    "Gr\xC3\xBC\xC3\x9F"
+	    "e, see the contract. Soft break");
 	TEXT_HAS(m, "contract.pdf");
 	TEXT_LACKS(m, "PDF");
 	mime_meta_free(&m);
@@ -469,42 +468,41 @@ test_mixed_pdf(void)
 static void
 test_nested_related(void)
 {
-	const char *src =
-	    "From: a@example.com\n"
-	    "Content-Type: multipart/mixed; boundary=outer\n"
-	    "\n"
-	    "--outer\n"
-	    "Content-Type: multipart/related; boundary=\"rel\"; "
-	    "type=\"multipart/alternative\"\n"
-	    "\n"
-	    "--rel\n"
-	    "Content-Type: multipart/alternative; boundary=alt\n"
-	    "\n"
-	    "--alt\n"
-	    "Content-Type: text/plain\n"
-	    "\n"
-	    "see picture\n"
-	    "--alt\n"
-	    "Content-Type: text/html\n"
-	    "\n"
-	    "<p>see <img src=\"cid:logo\"></p>\n"
-	    "--alt--\n"
-	    "\n"
-	    "--rel\n"
-	    "Content-Type: image/png\n"
-	    "Content-ID: <logo>\n"
-	    "Content-Disposition: inline\n"
-	    "Content-Transfer-Encoding: base64\n"
-	    "\n"
-	    "iVBORw0KGgo=\n"
-	    "--rel--\n"
-	    "--outer\n"
-	    "Content-Type: application/zip\n"
-	    "Content-Disposition: ATTACHMENT; filename=data.zip\n"
-	    "Content-Transfer-Encoding: base64\n"
-	    "\n"
-	    "UEsDBA==\n"
-	    "--outer--\n";
+	const char *src = "From: a@example.com\n"
+			  "Content-Type: multipart/mixed; boundary=outer\n"
+			  "\n"
+			  "--outer\n"
+			  "Content-Type: multipart/related; boundary=\"rel\"; "
+			  "type=\"multipart/alternative\"\n"
+			  "\n"
+			  "--rel\n"
+			  "Content-Type: multipart/alternative; boundary=alt\n"
+			  "\n"
+			  "--alt\n"
+			  "Content-Type: text/plain\n"
+			  "\n"
+			  "see picture\n"
+			  "--alt\n"
+			  "Content-Type: text/html\n"
+			  "\n"
+			  "<p>see <img src=\"cid:logo\"></p>\n"
+			  "--alt--\n"
+			  "\n"
+			  "--rel\n"
+			  "Content-Type: image/png\n"
+			  "Content-ID: <logo>\n"
+			  "Content-Disposition: inline\n"
+			  "Content-Transfer-Encoding: base64\n"
+			  "\n"
+			  "iVBORw0KGgo=\n"
+			  "--rel--\n"
+			  "--outer\n"
+			  "Content-Type: application/zip\n"
+			  "Content-Disposition: ATTACHMENT; filename=data.zip\n"
+			  "Content-Transfer-Encoding: base64\n"
+			  "\n"
+			  "UEsDBA==\n"
+			  "--outer--\n";
 	struct mime_meta *m;
 	size_t len;
 	char *msg = crlf(src, &len);
@@ -550,31 +548,29 @@ test_forward_rfc822(void)
 	    "\n"
 	    "xyz\n"
 	    "--inner--\n";
-	const char *plain_src =
-	    "From: third@example.org\n"
-	    "Subject: plain one\n"
-	    "\n"
-	    "plain inner\n";
+	const char *plain_src = "From: third@example.org\n"
+				"Subject: plain one\n"
+				"\n"
+				"plain inner\n";
 	char *inner, *plain, *src, *msg;
 	size_t ilen, plen, len;
 	struct mime_meta *m;
 
 	inner = crlf(inner_src, &ilen);
 	plain = crlf(plain_src, &plen);
-	src = xasprintf(
-	    "From: Alice <alice@example.com>\n"
-	    "To: bob@example.org\n"
-	    "Subject: Fwd: the original\n"
-	    "Content-Type: multipart/mixed; boundary=fwd\n"
-	    "\n"
-	    "--fwd\n"
-	    "Content-Type: text/plain\n"
-	    "\n"
-	    "see below\n"
-	    "--fwd\n"
-	    "Content-Type: message/rfc822\n"
-	    "Content-Disposition: inline\n"
-	    "\n");
+	src = xasprintf("From: Alice <alice@example.com>\n"
+			"To: bob@example.org\n"
+			"Subject: Fwd: the original\n"
+			"Content-Type: multipart/mixed; boundary=fwd\n"
+			"\n"
+			"--fwd\n"
+			"Content-Type: text/plain\n"
+			"\n"
+			"see below\n"
+			"--fwd\n"
+			"Content-Type: message/rfc822\n"
+			"Content-Disposition: inline\n"
+			"\n");
 	{
 		char *head, *mid, *tail;
 		size_t hl, ml, tl;
@@ -629,45 +625,45 @@ test_forward_rfc822(void)
 static void
 test_filenames(void)
 {
-	const char *src =
-	    "From: x@example.com\n"
-	    "Content-Type: multipart/mixed; boundary=b\n"
-	    "\n"
-	    "--b\n"
-	    "Content-Type: application/pdf\n"
-	    "Content-Disposition: attachment;\n"
-	    " filename*0*=utf-8''%E2%82%AC%20rates;\n"
-	    " filename*1*=%20%C3%A9t%C3%A9.pdf\n"
-	    "\n"
-	    "a\n"
-	    "--b\n"
-	    "Content-Type: text/plain; name*=iso-8859-1'fr'caf%E9.txt\n"
-	    "\n"
-	    "b\n"
-	    "--b\n"
-	    "Content-Type: application/octet-stream;\n"
-	    " name=\"=?UTF-8?Q?r=C3=A9sum=C3=A9?= =?UTF-8?Q?.docx?=\"\n"
-	    "\n"
-	    "c\n"
-	    "--b\n"
-	    "Content-Type: application/pdf\n"
-	    "Content-Disposition: attachment; "
-	    "filename=\"=?utf-8?B?5aWR57SE5pu4LnBkZg==?=\"\n"
-	    "\n"
-	    "d\n"
-	    "--b\n"
-	    "Content-Type: application/octet-stream\n"
-	    "Content-Disposition: attachment; filename*0=\"long \";\n"
-	    "  filename*2=\"end.txt\"; filename*1=\"middle \"\n"
-	    "\n"
-	    "e\n"
-	    "--b\n"
-	    "Content-Type: image/jpeg; name=\"=?utf-8?B?5pel5pys?="
-	    "=?utf-8?B?6Kqe?=.jpg\"\n"
-	    "Content-Disposition: inline\n"
-	    "\n"
-	    "f\n"
-	    "--b--\n";
+	const char
+	    *src = "From: x@example.com\n"
+		   "Content-Type: multipart/mixed; boundary=b\n"
+		   "\n"
+		   "--b\n"
+		   "Content-Type: application/pdf\n"
+		   "Content-Disposition: attachment;\n"
+		   " filename*0*=utf-8''%E2%82%AC%20rates;\n"
+		   " filename*1*=%20%C3%A9t%C3%A9.pdf\n"
+		   "\n"
+		   "a\n"
+		   "--b\n"
+		   "Content-Type: text/plain; name*=iso-8859-1'fr'caf%E9.txt\n"
+		   "\n"
+		   "b\n"
+		   "--b\n"
+		   "Content-Type: application/octet-stream;\n"
+		   " name=\"=?UTF-8?Q?r=C3=A9sum=C3=A9?= =?UTF-8?Q?.docx?=\"\n"
+		   "\n"
+		   "c\n"
+		   "--b\n"
+		   "Content-Type: application/pdf\n"
+		   "Content-Disposition: attachment; "
+		   "filename=\"=?utf-8?B?5aWR57SE5pu4LnBkZg==?=\"\n"
+		   "\n"
+		   "d\n"
+		   "--b\n"
+		   "Content-Type: application/octet-stream\n"
+		   "Content-Disposition: attachment; filename*0=\"long \";\n"
+		   "  filename*2=\"end.txt\"; filename*1=\"middle \"\n"
+		   "\n"
+		   "e\n"
+		   "--b\n"
+		   "Content-Type: image/jpeg; name=\"=?utf-8?B?5pel5pys?="
+		   "=?utf-8?B?6Kqe?=.jpg\"\n"
+		   "Content-Disposition: inline\n"
+		   "\n"
+		   "f\n"
+		   "--b--\n";
 	struct mime_meta *m;
 	size_t len;
 	char *msg = crlf(src, &len);
@@ -695,32 +691,29 @@ test_filenames(void)
 static void
 test_missing_boundaries(void)
 {
-	const char *unclosed =
-	    "Content-Type: multipart/mixed; boundary=\"b\"\n"
-	    "\n"
-	    "--b\n"
-	    "\n"
-	    "one\n"
-	    "--b\n"
-	    "Content-Type: text/plain\n"
-	    "\n"
-	    "two\n"
-	    "last line\n";
-	const char *noparam =
-	    "Content-Type: multipart/mixed\n"
-	    "\n"
-	    "--b\n"
-	    "\n"
-	    "x\n";
-	const char *prefix =
-	    "Content-Type: multipart/mixed; boundary=\"b\"\n"
-	    "\n"
-	    "--b\n"
-	    "\n"
-	    "--bb is not it\n"
-	    "-- b neither\n"
-	    "--b-- x neither\n"
-	    "--b--\n";
+	const char *unclosed = "Content-Type: multipart/mixed; boundary=\"b\"\n"
+			       "\n"
+			       "--b\n"
+			       "\n"
+			       "one\n"
+			       "--b\n"
+			       "Content-Type: text/plain\n"
+			       "\n"
+			       "two\n"
+			       "last line\n";
+	const char *noparam = "Content-Type: multipart/mixed\n"
+			      "\n"
+			      "--b\n"
+			      "\n"
+			      "x\n";
+	const char *prefix = "Content-Type: multipart/mixed; boundary=\"b\"\n"
+			     "\n"
+			     "--b\n"
+			     "\n"
+			     "--bb is not it\n"
+			     "-- b neither\n"
+			     "--b-- x neither\n"
+			     "--b--\n";
 	struct mime_meta *m;
 	size_t len;
 	char *msg = crlf(unclosed, &len);
@@ -759,20 +752,19 @@ test_boundary_in_base64(void)
 {
 	/* The decoded bytes hold the boundary line; the encoded ones not. */
 	const char *decoded = "line\r\n--sep\r\nmore\r\n--sep--\r\n";
-	const char *src =
-	    "Content-Type: multipart/mixed; boundary=sep\n"
-	    "\n"
-	    "--sep\n"
-	    "Content-Type: text/plain\n"
-	    "Content-Transfer-Encoding: base64\n"
-	    "\n"
-	    "bGluZQ0KLS1zZXANCm1vcmUN\n"
-	    "Ci0tc2VwLS0NCg==\n"
-	    "--sep\n"
-	    "Content-Type: text/plain\n"
-	    "\n"
-	    "after\n"
-	    "--sep--\n";
+	const char *src = "Content-Type: multipart/mixed; boundary=sep\n"
+			  "\n"
+			  "--sep\n"
+			  "Content-Type: text/plain\n"
+			  "Content-Transfer-Encoding: base64\n"
+			  "\n"
+			  "bGluZQ0KLS1zZXANCm1vcmUN\n"
+			  "Ci0tc2VwLS0NCg==\n"
+			  "--sep\n"
+			  "Content-Type: text/plain\n"
+			  "\n"
+			  "after\n"
+			  "--sep--\n";
 	struct mime_meta *m;
 	size_t len;
 	char *msg = crlf(src, &len);
@@ -789,22 +781,25 @@ test_boundary_in_base64(void)
 static void
 test_8bit_headers(void)
 {
-	const char *msg =
-	    "From: J\xC3\xB6rg M\xC3\xBCller <J\xC3\xB6rg@Example.DE>\r\n"
-	    "To: \"=?utf-8?B?RnJhbsOnb2lz?=\" <f@example.fr>,\r\n"
-	    "  =?iso-8859-1?q?Ren=E9?= =?iso-8859-1?q?_Dupont?= "
-	    "<rd@example.fr>\r\n"
-	    "Subject: Gr\xC3\xBC\xC3\x9F" "e aus K\xC3\xB6ln \xFF!\r\n"
-	    "\r\n"
-	    "body\r\n";
+	const char *
+	    msg = "From: J\xC3\xB6rg M\xC3\xBCller <J\xC3\xB6rg@Example.DE>\r\n"
+		  "To: \"=?utf-8?B?RnJhbsOnb2lz?=\" <f@example.fr>,\r\n"
+		  "  =?iso-8859-1?q?Ren=E9?= =?iso-8859-1?q?_Dupont?= "
+		  "<rd@example.fr>\r\n"
+		  "Subject: Gr\xC3\xBC\xC3\x9F"
+		  "e aus K\xC3\xB6ln \xFF!\r\n"
+		  "\r\n"
+		  "body\r\n";
 	struct mime_meta *m;
 
 	m = parse_all_ways(msg, strlen(msg));
 	ASSERT_EQ(m->flags, MIME_F_8BIT_HEADER);
-	ASSERT_STREQ(m->subject, "Gr\xC3\xBC\xC3\x9F" "e aus K\xC3\xB6ln "
+	ASSERT_STREQ(m->subject,
+	    "Gr\xC3\xBC\xC3\x9F"
+	    "e aus K\xC3\xB6ln "
 	    "\xEF\xBF\xBD!");
-	check_addr(m, 0, MIME_ROLE_FROM, "j\xC3\xB6rg@example.de",
-	    "example.de", "J\xC3\xB6rg M\xC3\xBCller");
+	check_addr(m, 0, MIME_ROLE_FROM, "j\xC3\xB6rg@example.de", "example.de",
+	    "J\xC3\xB6rg M\xC3\xBCller");
 	check_addr(m, 1, MIME_ROLE_TO, "f@example.fr", "example.fr",
 	    "Fran\xC3\xA7ois");
 	check_addr(m, 2, MIME_ROLE_TO, "rd@example.fr", "example.fr",
@@ -815,41 +810,49 @@ test_8bit_headers(void)
 static void
 test_charsets(void)
 {
-	const char *src =
-	    "Subject: =?koi8-r?B?8NLJ18XU?= =?shift_jis?B?k/qWe4zq?=\n"
-	    "Content-Type: multipart/mixed; boundary=c\n"
-	    "\n"
-	    "--c\n"
-	    "Content-Type: text/plain; charset=ISO-8859-1\n"
-	    "\n"
-	    "Gr\xFC\xDF" "e\n"
-	    "--c\n"
-	    "Content-Type: text/plain; charset=windows-1252\n"
-	    "Content-Transfer-Encoding: quoted-printable\n"
-	    "\n"
-	    "=80 5 =93quoted=94\n"
-	    "--c\n"
-	    "Content-Type: text/plain; charset=\"iso-2022-jp\"\n"
-	    "\n"
-	    "\x1b$B$3$s$K$A$O\x1b(B\n"
-	    "--c\n"
-	    "Content-Type: text/plain; charset=gb2312\n"
-	    "\n"
-	    "\xC4\xE3\xBA\xC3\n"
-	    "--c--\n";
+	const char
+	    *src = "Subject: =?koi8-r?B?8NLJ18XU?= =?shift_jis?B?k/qWe4zq?=\n"
+		   "Content-Type: multipart/mixed; boundary=c\n"
+		   "\n"
+		   "--c\n"
+		   "Content-Type: text/plain; charset=ISO-8859-1\n"
+		   "\n"
+		   "Gr\xFC\xDF"
+		   "e\n"
+		   "--c\n"
+		   "Content-Type: text/plain; charset=windows-1252\n"
+		   "Content-Transfer-Encoding: quoted-printable\n"
+		   "\n"
+		   "=80 5 =93quoted=94\n"
+		   "--c\n"
+		   "Content-Type: text/plain; charset=\"iso-2022-jp\"\n"
+		   "\n"
+		   "\x1b$B$3$s$K$A$O\x1b(B\n"
+		   "--c\n"
+		   "Content-Type: text/plain; charset=gb2312\n"
+		   "\n"
+		   "\xC4\xE3\xBA\xC3\n"
+		   "--c--\n";
 	struct mime_meta *m;
 	size_t len;
 	char *msg = crlf(src, &len);
 
 	m = parse_all_ways(msg, len);
 	ASSERT_EQ(m->flags, 0);
-	ASSERT_STREQ(m->subject, "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5"
+	ASSERT_STREQ(m->subject,
+	    "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5"
 	    "\xD1\x82\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E");
 	/* Sizes and digests are of the bytes before conversion. */
-	check_content(m, 1, "Gr\xFC\xDF" "e", 5);
-	TEXT_HAS(m, "Gr\xC3\xBC\xC3\x9F" "e");
+	check_content(m, 1,
+	    "Gr\xFC\xDF"
+	    "e",
+	    5);
+	TEXT_HAS(m,
+	    "Gr\xC3\xBC\xC3\x9F"
+	    "e");
 	TEXT_HAS(m, "\xE2\x82\xAC 5 \xE2\x80\x9Cquoted\xE2\x80\x9D");
-	TEXT_HAS(m, "\xE3\x81\x93\xE3\x82\x93\xE3\x81\xAB\xE3\x81\xA1"
+	TEXT_HAS(m,
+	    "\xE3\x81\x93\xE3\x82\x93\xE3\x81\xAB\xE3\x81\xA1"
 	    "\xE3\x81\xAF");
 	TEXT_HAS(m, "\xE4\xBD\xA0\xE5\xA5\xBD");
 	mime_meta_free(&m);
@@ -859,18 +862,15 @@ test_charsets(void)
 static void
 test_bad_charsets(void)
 {
-	const char *unknown =
-	    "Content-Type: text/plain; charset=x-klingon\n"
-	    "\n"
-	    "plain ascii \xC3\xA9 \xFF\n";
-	const char *bad =
-	    "Content-Type: text/plain; charset=utf-8\n"
-	    "\n"
-	    "caf\xC3 ok \xE2\x82\n";
-	const char *badsjis =
-	    "Content-Type: text/plain; charset=shift_jis\n"
-	    "\n"
-	    "ok \x81\n";
+	const char *unknown = "Content-Type: text/plain; charset=x-klingon\n"
+			      "\n"
+			      "plain ascii \xC3\xA9 \xFF\n";
+	const char *bad = "Content-Type: text/plain; charset=utf-8\n"
+			  "\n"
+			  "caf\xC3 ok \xE2\x82\n";
+	const char *badsjis = "Content-Type: text/plain; charset=shift_jis\n"
+			      "\n"
+			      "ok \x81\n";
 	struct mime_meta *m;
 	size_t len;
 	char *msg = crlf(unknown, &len);
@@ -901,23 +901,20 @@ test_bad_charsets(void)
 static void
 test_broken_encodings(void)
 {
-	const char *b64 =
-	    "Content-Type: text/plain\n"
-	    "Content-Transfer-Encoding: BASE64\n"
-	    "\n"
-	    "SGVsbG8*gV29y\n"
-	    "  bGQ=\n";
-	const char *qp =
-	    "Content-Type: text/plain\n"
-	    "Content-Transfer-Encoding: quoted-printable\n"
-	    "\n"
-	    "a=3Db=\n"
-	    "c =ZZ end  \n"
-	    "soft with padding=  \n"
-	    "done=4";
-	const char *ew =
-	    "Subject: =?utf-8?B?SGVsbG8*?= =?utf-8?Q?a=ZZb?=\n"
-	    "\n";
+	const char *b64 = "Content-Type: text/plain\n"
+			  "Content-Transfer-Encoding: BASE64\n"
+			  "\n"
+			  "SGVsbG8*gV29y\n"
+			  "  bGQ=\n";
+	const char *qp = "Content-Type: text/plain\n"
+			 "Content-Transfer-Encoding: quoted-printable\n"
+			 "\n"
+			 "a=3Db=\n"
+			 "c =ZZ end  \n"
+			 "soft with padding=  \n"
+			 "done=4";
+	const char *ew = "Subject: =?utf-8?B?SGVsbG8*?= =?utf-8?Q?a=ZZb?=\n"
+			 "\n";
 	const char *qpout = "a=bc =ZZ end\r\nsoft with paddingdone=4";
 	struct mime_meta *m;
 	size_t len;
@@ -947,16 +944,16 @@ test_broken_encodings(void)
 static void
 test_groups_and_obsolete_addresses(void)
 {
-	const char *src =
-	    "From: \"Doe, John\" <john.doe@example.com>\n"
-	    "To: undisclosed-recipients:;\n"
-	    "Cc: Team: a@x.org, \"B\" <B@Y.org>;, c@z.org\n"
-	    "Bcc: <@relay1.example,@relay2.example:dan@example.com>\n"
-	    "To: root, mary . smith @ example . net\n"
-	    "Reply-To: eve@example.com (Eve E.)\n"
-	    "Sender: (comment) <sender@example.com> (trailing)\n"
-	    "Return-Path: <>\n"
-	    "\n";
+	const char
+	    *src = "From: \"Doe, John\" <john.doe@example.com>\n"
+		   "To: undisclosed-recipients:;\n"
+		   "Cc: Team: a@x.org, \"B\" <B@Y.org>;, c@z.org\n"
+		   "Bcc: <@relay1.example,@relay2.example:dan@example.com>\n"
+		   "To: root, mary . smith @ example . net\n"
+		   "Reply-To: eve@example.com (Eve E.)\n"
+		   "Sender: (comment) <sender@example.com> (trailing)\n"
+		   "Return-Path: <>\n"
+		   "\n";
 	struct mime_meta *m;
 	size_t len;
 	char *msg = crlf(src, &len);
@@ -964,26 +961,26 @@ test_groups_and_obsolete_addresses(void)
 	m = parse_all_ways(msg, len);
 	ASSERT_EQ(m->flags, 0);
 	ASSERT_EQ(m->n_addresses, 9);
-	check_addr(m, 0, MIME_ROLE_FROM, "john.doe@example.com",
-	    "example.com", "Doe, John");
+	check_addr(m, 0, MIME_ROLE_FROM, "john.doe@example.com", "example.com",
+	    "Doe, John");
 	check_addr(m, 1, MIME_ROLE_CC, "a@x.org", "x.org", NULL);
 	check_addr(m, 2, MIME_ROLE_CC, "b@y.org", "y.org", "B");
 	check_addr(m, 3, MIME_ROLE_CC, "c@z.org", "z.org", NULL);
-	check_addr(m, 4, MIME_ROLE_BCC, "dan@example.com", "example.com",
-	    NULL);
+	check_addr(m, 4, MIME_ROLE_BCC, "dan@example.com", "example.com", NULL);
 	check_addr(m, 5, MIME_ROLE_TO, "root", "", NULL);
-	check_addr(m, 6, MIME_ROLE_TO, "mary.smith@example.net",
-	    "example.net", NULL);
+	check_addr(m, 6, MIME_ROLE_TO, "mary.smith@example.net", "example.net",
+	    NULL);
 	check_addr(m, 7, MIME_ROLE_REPLY_TO, "eve@example.com", "example.com",
 	    "Eve E.");
-	check_addr(m, 8, MIME_ROLE_SENDER, "sender@example.com",
-	    "example.com", NULL);
+	check_addr(m, 8, MIME_ROLE_SENDER, "sender@example.com", "example.com",
+	    NULL);
 	mime_meta_free(&m);
 	free(msg);
 
 	/* What can be read is kept; the rest is flagged. */
 	msg = crlf("To: John Smith, ok@example.com, <unclosed@example.com\n"
-	    "\n", &len);
+		   "\n",
+	    &len);
 	m = parse_all_ways(msg, len);
 	ASSERT_EQ(m->flags, MIME_F_BAD_ADDRESS);
 	ASSERT_EQ(m->n_addresses, 2);
@@ -1019,9 +1016,14 @@ test_dates(void)
 		{ "1 Jan 1970 00:00:00 +0000", 0 },
 	};
 	static const char *bad[] = {
-		"", "yesterday", "Mon, 32 Mar 2024 10:15:30 +0100",
-		"Thu, 30 Feb 2024 00:00:00 +0000", "4 Foo 2024 10:15 +0000",
-		"4 Mar 2024 25:15:30 +0000", "4 Mar 2024", "4 Mar 2024 10 +0000",
+		"",
+		"yesterday",
+		"Mon, 32 Mar 2024 10:15:30 +0100",
+		"Thu, 30 Feb 2024 00:00:00 +0000",
+		"4 Foo 2024 10:15 +0000",
+		"4 Mar 2024 25:15:30 +0000",
+		"4 Mar 2024",
+		"4 Mar 2024 10 +0000",
 	};
 	int64_t t;
 	size_t i;
@@ -1059,22 +1061,21 @@ test_dates(void)
 static void
 test_bare_lf(void)
 {
-	const char *msg =
-	    "From: lf@example.com\n"
-	    "Subject: bare\n"
-	    "Content-Type: multipart/mixed; boundary=lf\n"
-	    "\n"
-	    "--lf\n"
-	    "\n"
-	    "first\n"
-	    "second\n"
-	    "--lf\n"
-	    "Content-Type: application/octet-stream\n"
-	    "Content-Transfer-Encoding: quoted-printable\n"
-	    "\n"
-	    "x=\n"
-	    "y\r\n"
-	    "--lf--";
+	const char *msg = "From: lf@example.com\n"
+			  "Subject: bare\n"
+			  "Content-Type: multipart/mixed; boundary=lf\n"
+			  "\n"
+			  "--lf\n"
+			  "\n"
+			  "first\n"
+			  "second\n"
+			  "--lf\n"
+			  "Content-Type: application/octet-stream\n"
+			  "Content-Transfer-Encoding: quoted-printable\n"
+			  "\n"
+			  "x=\n"
+			  "y\r\n"
+			  "--lf--";
 	struct mime_meta *m;
 
 	m = parse_all_ways(msg, strlen(msg));
@@ -1089,15 +1090,14 @@ test_bare_lf(void)
 static void
 test_no_separator(void)
 {
-	const char *body_follows =
-	    "From: a@example.com\n"
-	    "Subject: no gap\n"
-	    "This is body text\n"
-	    "more body\n";
-	const char *only_header =
-	    "From a@example.com Mon Mar  4 09:15:30 2024\n"
-	    "From: a@example.com\n"
-	    "Subject: just a header";
+	const char *body_follows = "From: a@example.com\n"
+				   "Subject: no gap\n"
+				   "This is body text\n"
+				   "more body\n";
+	const char
+	    *only_header = "From a@example.com Mon Mar  4 09:15:30 2024\n"
+			   "From: a@example.com\n"
+			   "Subject: just a header";
 	struct mime_meta *m;
 	size_t len;
 	char *msg = crlf(body_follows, &len);
@@ -1115,8 +1115,7 @@ test_no_separator(void)
 	m = parse_all_ways(msg, len);
 	ASSERT_EQ(m->flags, MIME_F_NO_HEADER);
 	ASSERT_STREQ(m->subject, "just a header");
-	check_addr(m, 0, MIME_ROLE_FROM, "a@example.com", "example.com",
-	    NULL);
+	check_addr(m, 0, MIME_ROLE_FROM, "a@example.com", "example.com", NULL);
 	ASSERT_EQ(m->n_parts, 1);
 	check_content(m, 0, "", 0);
 	mime_meta_free(&m);
@@ -1142,9 +1141,11 @@ test_huge_header(void)
 	for (i = 0; i < 3500; i++) {
 		char line[128];
 
-		snprintf(line, sizeof(line), "Received: from relay%04zu."
+		snprintf(line, sizeof(line),
+		    "Received: from relay%04zu."
 		    "example.net by mx.example.org; Mon, 4 Mar 2024 "
-		    "10:15:30 +0100\r\n", i);
+		    "10:15:30 +0100\r\n",
+		    i);
 		strbuf_adds(&sb, line);
 	}
 	strbuf_adds(&sb, "To: late@example.com\r\n\r\nbody after it\r\n");
@@ -1171,8 +1172,10 @@ test_many_parts(void)
 	for (i = 0; i < 1500; i++) {
 		char part[128];
 
-		snprintf(part, sizeof(part), "--p\r\nContent-Type: "
-		    "text/plain; name=f%zu.txt\r\n\r\nword%zu\r\n", i, i);
+		snprintf(part, sizeof(part),
+		    "--p\r\nContent-Type: "
+		    "text/plain; name=f%zu.txt\r\n\r\nword%zu\r\n",
+		    i, i);
 		strbuf_adds(&sb, part);
 	}
 	strbuf_adds(&sb, "--p--\r\n");
@@ -1198,8 +1201,10 @@ test_deep(void)
 
 	strbuf_init(&sb, 1 << 20);
 	for (i = 0; i < 40; i++) {
-		snprintf(line, sizeof(line), "Content-Type: multipart/mixed;"
-		    " boundary=d%zu\r\n\r\n--d%zu\r\n", i, i);
+		snprintf(line, sizeof(line),
+		    "Content-Type: multipart/mixed;"
+		    " boundary=d%zu\r\n\r\n--d%zu\r\n",
+		    i, i);
 		strbuf_adds(&sb, line);
 	}
 	strbuf_adds(&sb, "Content-Type: text/plain\r\n\r\ndeepest words\r\n");
@@ -1256,7 +1261,8 @@ test_text_bounds(void)
 	char w[64];
 
 	strbuf_init(&sb, 4 << 20);
-	strbuf_adds(&sb, "Subject: big\r\nContent-Type: text/plain; "
+	strbuf_adds(&sb,
+	    "Subject: big\r\nContent-Type: text/plain; "
 	    "charset=utf-8\r\n\r\n");
 	/* A word PostgreSQL would refuse to index, then distinct words. */
 	for (i = 0; i < 3000; i++)
@@ -1274,12 +1280,12 @@ test_text_bounds(void)
 	TEXT_LACKS(m, "xxxxxxxxxx");
 	/* The budget holds: every word within it, counted once. */
 	for (i = 0; i < m->text_len;) {
-		while (i < m->text_len && (m->text[i] == ' ' ||
-		    m->text[i] == '\n'))
+		while (i < m->text_len &&
+		    (m->text[i] == ' ' || m->text[i] == '\n'))
 			i++;
 		s = i;
-		while (i < m->text_len && m->text[i] != ' ' &&
-		    m->text[i] != '\n')
+		while (
+		    i < m->text_len && m->text[i] != ' ' && m->text[i] != '\n')
 			i++;
 		ASSERT_TRUE(i - s <= TEXT_WORD_MAX);
 		cost += mime_text_word_cost(m->text + s, i - s);
@@ -1357,7 +1363,8 @@ test_memory_50mib(void)
 	base = heap_in_use();
 	while (done < total) {
 		for (i = 0; i < sizeof(raw); i++)
-			raw[i] = (unsigned char)((done + i) * 2654435761u >> 13);
+			raw[i] = (unsigned char)((done + i) * 2654435761u >>
+			    13);
 		hash_sha256_update(&h, raw, sizeof(raw));
 		o = 0;
 		for (i = 0; i < sizeof(raw); i += 57) {
@@ -1401,8 +1408,7 @@ test_names(void)
 	ASSERT_STREQ(mime_role_name(MIME_ROLE_FROM), "from");
 	ASSERT_STREQ(mime_role_name(MIME_ROLE_REPLY_TO), "reply-to");
 	ASSERT_STREQ(mime_role_name(MIME_ROLE_DELIVERED_TO), "delivered-to");
-	ASSERT_STREQ(mime_role_name(MIME_ROLE_X_ORIGINAL_TO),
-	    "x-original-to");
+	ASSERT_STREQ(mime_role_name(MIME_ROLE_X_ORIGINAL_TO), "x-original-to");
 	ASSERT_STREQ(mime_role_name(MIME_ROLE_RETURN_PATH), "return-path");
 	ASSERT_STREQ(mime_flag_name(MIME_F_HEADER_TRUNCATED),
 	    "header_truncated");
@@ -1412,29 +1418,29 @@ test_names(void)
 	    "too_many_addresses");
 }
 
-#define TESTS(X)                                                         \
-	X(test_plain)                                                    \
-	X(test_alternative_html)                                         \
-	X(test_mixed_pdf)                                                \
-	X(test_nested_related)                                           \
-	X(test_forward_rfc822)                                           \
-	X(test_filenames)                                                \
-	X(test_missing_boundaries)                                       \
-	X(test_boundary_in_base64)                                       \
-	X(test_8bit_headers)                                             \
-	X(test_charsets)                                                 \
-	X(test_bad_charsets)                                             \
-	X(test_broken_encodings)                                         \
-	X(test_groups_and_obsolete_addresses)                            \
-	X(test_dates)                                                    \
-	X(test_bare_lf)                                                  \
-	X(test_no_separator)                                             \
-	X(test_huge_header)                                              \
-	X(test_many_parts)                                               \
-	X(test_deep)                                                     \
-	X(test_many_addresses)                                           \
-	X(test_text_bounds)                                              \
-	X(test_memory_50mib)                                             \
+#define TESTS(X)                                                               \
+	X(test_plain)                                                          \
+	X(test_alternative_html)                                               \
+	X(test_mixed_pdf)                                                      \
+	X(test_nested_related)                                                 \
+	X(test_forward_rfc822)                                                 \
+	X(test_filenames)                                                      \
+	X(test_missing_boundaries)                                             \
+	X(test_boundary_in_base64)                                             \
+	X(test_8bit_headers)                                                   \
+	X(test_charsets)                                                       \
+	X(test_bad_charsets)                                                   \
+	X(test_broken_encodings)                                               \
+	X(test_groups_and_obsolete_addresses)                                  \
+	X(test_dates)                                                          \
+	X(test_bare_lf)                                                        \
+	X(test_no_separator)                                                   \
+	X(test_huge_header)                                                    \
+	X(test_many_parts)                                                     \
+	X(test_deep)                                                           \
+	X(test_many_addresses)                                                 \
+	X(test_text_bounds)                                                    \
+	X(test_memory_50mib)                                                   \
 	X(test_names)
 TESTS(TEST_DECLARE)
 TEST_MAIN(TESTS)
