@@ -46,6 +46,13 @@
 #define LINE_CAP 1024 /* longer lines are no boundary */
 #define BOUNDARY_MAX 512
 #define LINEHEAD 72 /* what is kept to judge a header line */
+/*
+ * Decoded bytes of text parts converted for the full text, per message:
+ * enough for any MIME_TEXT_MAX of text, and a bound on the work a huge
+ * text attachment costs.  Counted in decoded bytes, so the cut is the same
+ * however the message was split.
+ */
+#define TEXT_INPUT_MAX (8 * MIME_TEXT_MAX)
 
 enum frame_kind {
 	FR_MULTIPART,
@@ -120,6 +127,7 @@ struct mime_parser {
 	struct mime_html html;
 
 	struct mime_text text;
+	size_t text_in; /* bytes given to text conversion */
 };
 
 static void
@@ -310,10 +318,19 @@ decoded_sink(void *vmp, const char *p, size_t n)
 {
 	struct mime_parser *mp = vmp;
 
+	size_t take = n;
+
 	mp->size += n;
 	hash_sha256_update(&mp->h, p, n);
-	if (mp->is_text)
-		mime_charset_feed(mp->cs, p, n, text_sink, mp);
+	if (!mp->is_text)
+		return;
+	if (take > TEXT_INPUT_MAX - mp->text_in) {
+		take = TEXT_INPUT_MAX - mp->text_in;
+		mp->m->flags |= MIME_F_TEXT_TRUNCATED;
+	}
+	mp->text_in += take;
+	if (take > 0)
+		mime_charset_feed(mp->cs, p, take, text_sink, mp);
 }
 
 static void
