@@ -229,6 +229,15 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 			it.content = true;
 			addr_add(&it, p + i, 1, false);
 			i++;
+		} else if (c == '=' && it.angle != 1 &&
+		    (s = mime_encoded_word_len(p + i, n - i)) > 0) {
+			/*
+			 * An encoded word is one word, whatever it holds
+			 * (a ',' from a client that did not encode it).
+			 */
+			it.content = true;
+			addr_add(&it, p + i, s, true);
+			i += s;
 		} else {
 			s = i;
 			while (i < n && !is_wsp(p[i]) &&

@@ -142,6 +142,16 @@ mime_2047_decode(const char *p, size_t n, struct strbuf *out)
 	return flags;
 }
 
+size_t
+mime_encoded_word_len(const char *p, size_t n)
+{
+	char cs[CHARSET_MAX + 1], enc;
+	const char *text;
+	size_t tl;
+
+	return encoded_word(p, n, cs, &enc, &text, &tl);
+}
+
 char *
 mime_decoded_string(const char *p, size_t n, uint32_t *flags)
 {

@@ -53,6 +53,9 @@ void mime_params_release(struct mime_params *mp);
  */
 char *mime_angle_id(const char *p, size_t n, bool last);
 
+/* The length of the encoded word at p[0, n), or 0 if none starts there. */
+size_t mime_encoded_word_len(const char *p, size_t n);
+
 /* Skips a comment starting at p[*i] == '('; nested, with quoted pairs. */
 void mime_skip_comment(const char *p, size_t n, size_t *i);
 

@@ -737,6 +737,18 @@ test_missing_boundaries(void)
 	mime_meta_free(&m);
 	free(msg);
 
+	/* A part's header ended by a boundary: no separator. */
+	msg = crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+		   "Content-Type: text/html\n--b--\n",
+	    &len);
+	m = parse_all_ways(msg, len);
+	ASSERT_EQ(m->flags, MIME_F_NO_HEADER);
+	ASSERT_EQ(m->n_parts, 2);
+	check_part(m, 1, "1", "text/html", NULL, NULL, false);
+	check_content(m, 1, "", 0);
+	mime_meta_free(&m);
+	free(msg);
+
 	msg = crlf(prefix, &len);
 	m = parse_all_ways(msg, len);
 	ASSERT_EQ(m->flags, 0);
@@ -974,6 +986,17 @@ test_groups_and_obsolete_addresses(void)
 	    "Eve E.");
 	check_addr(m, 8, MIME_ROLE_SENDER, "sender@example.com", "example.com",
 	    NULL);
+	mime_meta_free(&m);
+	free(msg);
+
+	/* An unencoded ',' inside an encoded word does not split. */
+	msg = crlf("From: =?utf-8?Q?Doe,_J=C3=B6rg?= <jd@example.com>\n\n",
+	    &len);
+	m = parse_all_ways(msg, len);
+	ASSERT_EQ(m->flags, 0);
+	ASSERT_EQ(m->n_addresses, 1);
+	check_addr(m, 0, MIME_ROLE_FROM, "jd@example.com", "example.com",
+	    "Doe, J\xC3\xB6rg");
 	mime_meta_free(&m);
 	free(msg);
 
@@ -1297,6 +1320,46 @@ test_text_bounds(void)
 	strbuf_release(&sb);
 }
 
+/*
+ * A huge text part: its size and digest are exact, its text is cut at the
+ * bound, between characters (TEXT_TRUNCATED).
+ */
+static void
+test_huge_text_part(void)
+{
+	struct mime_parser *mp = mime_parser_new();
+	struct mime_meta *m;
+	struct hash_sha256 h;
+	unsigned char want[32];
+	char line[80];
+	size_t i, total = 0;
+	const char
+	    *head = "Content-Type: text/plain; charset=iso-8859-1\r\n\r\n";
+
+	hash_sha256_init(&h);
+	mime_parser_feed(mp, head, strlen(head));
+	for (i = 0; i < 200000; i++) {
+		int n = snprintf(line, sizeof(line), "line %zu caf\xE9\r\n", i);
+
+		mime_parser_feed(mp, line, (size_t)n);
+		hash_sha256_update(&h, line, (size_t)n);
+		total += (size_t)n;
+	}
+	m = mime_parser_finish(mp);
+	mime_parser_free(&mp);
+	hash_sha256_final(&h, want);
+	hash_sha256_release(&h);
+	ASSERT_EQ(m->flags, MIME_F_TEXT_TRUNCATED);
+	ASSERT_EQ(m->parts[0].size, total);
+	ASSERT_MEMEQ(m->parts[0].sha256, want, 32);
+	ASSERT_TRUE(m->text_len <= MIME_TEXT_MAX);
+	ASSERT_TRUE(m->text_len > MIME_TEXT_MAX / 2);
+	TEXT_HAS(m, "line 0 caf\xC3\xA9\nline 1 caf\xC3\xA9\n");
+	TEXT_LACKS(m, "line 199999");
+	check_strings(m);
+	mime_meta_free(&m);
+}
+
 /* --- memory -------------------------------------------------------------- */
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -1440,6 +1503,7 @@ test_names(void)
 	X(test_deep)                                                           \
 	X(test_many_addresses)                                                 \
 	X(test_text_bounds)                                                    \
+	X(test_huge_text_part)                                                 \
 	X(test_memory_50mib)                                                   \
 	X(test_names)
 TESTS(TEST_DECLARE)
