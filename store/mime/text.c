@@ -106,26 +106,72 @@ mime_text_alloc(const struct mime_text *t)
 	    strbuf_alloc(&t->body);
 }
 
-size_t
-mime_text_word_cost(const char *w, size_t n)
+/*
+ * Whether a code point is a letter in every locale PostgreSQL's parser may
+ * use (a few common alphabets and syllabaries, all assigned).  Any other
+ * non-ASCII character may split a word into lexemes.
+ */
+static bool
+surely_letter(uint32_t cp)
 {
-	size_t i, cost = n;
-	bool parts = false, wide = false;
+	return (cp >= 0xC0 && cp <= 0x24F && cp != 0xD7 && cp != 0xF7) ||
+	    (cp >= 0x391 && cp <= 0x3A1) || (cp >= 0x3A3 && cp <= 0x3CE) ||
+	    (cp >= 0x400 && cp <= 0x45F) || (cp >= 0x5D0 && cp <= 0x5EA) ||
+	    (cp >= 0x621 && cp <= 0x63A) || (cp >= 0x641 && cp <= 0x64A) ||
+	    (cp >= 0xE01 && cp <= 0xE30) || (cp >= 0x3041 && cp <= 0x3096) ||
+	    (cp >= 0x30A1 && cp <= 0x30FA) || (cp >= 0x4E00 && cp <= 0x9FEA) ||
+	    (cp >= 0xAC00 && cp <= 0xD7A3);
+}
 
-	for (i = 0; i < n; i++) {
-		if ((unsigned char)w[i] >= 0x80)
-			wide = true;
-		else if (strchr("-./@:_+~%=?&#!$*,;'\"\\|^`{}[]()<>", w[i]) !=
-			NULL &&
-		    w[i] != '\0')
-			parts = true;
+size_t
+mime_text_word_cost(const char *w, size_t n, bool first)
+{
+	const unsigned char *u = (const unsigned char *)w;
+	size_t i, bytes = n, seps = 0, lexemes;
+	bool wide = false;
+	uint32_t cp;
+	int len;
+
+	for (i = 0; i < n; i += (size_t)len) {
+		len = 1;
+		if (u[i] < 0x80) {
+			if (!((u[i] >= 'a' && u[i] <= 'z') ||
+				(u[i] >= 'A' && u[i] <= 'Z') ||
+				(u[i] >= '0' && u[i] <= '9')))
+				seps++;
+			continue;
+		}
+		wide = true;
+		len = utf8_seq(u + i, n - i);
+		if (len <= 1) {
+			len = 1;
+			seps++;
+			continue;
+		}
+		cp = len == 2 ? (u[i] & 0x1Fu) :
+		    len == 3  ? (u[i] & 0x0Fu) :
+				(u[i] & 0x07u);
+		for (int k = 1; k < len; k++)
+			cp = cp << 6 | (u[i + k] & 0x3Fu);
+		if (!surely_letter(cp))
+			seps++;
 	}
-	/* A compound yields itself and its parts; a URL its host, path. */
-	if (parts)
-		cost *= 3;
+	/*
+	 * A word with separators yields its parts (at most seps + 1), itself
+	 * and, as a URL or e-mail address, a host and a path: at most
+	 * 2 * seps + 4 lexemes of at most three times its bytes; lower-casing
+	 * may lengthen non-ASCII by half.
+	 */
+	lexemes = seps > 0 ? 2 * seps + 4 : 1;
+	if (seps > 0)
+		bytes *= 3;
 	if (wide)
-		cost += (cost + 1) / 2;
-	return cost;
+		bytes += (bytes + 1) / 2;
+	/*
+	 * Each distinct lexeme also costs its alignment, position count and
+	 * first position (5 bytes), each further occurrence a position (2).
+	 */
+	return first ? bytes + 5 * lexemes : 2 * lexemes;
 }
 
 struct budget {
@@ -199,9 +245,8 @@ copy(struct budget *b, const char *p, size_t n, struct strbuf *out)
 			i++;
 		if (i - s > TEXT_WORD_MAX)
 			continue;
-		cost = seen(b, p + s, i - s) ?
-		    0 :
-		    mime_text_word_cost(p + s, i - s);
+		cost = mime_text_word_cost(p + s, i - s,
+		    !seen(b, p + s, i - s));
 		if (b->used + cost > TEXT_TSV_BUDGET ||
 		    i - s > out->max - out->len) {
 			b->cut = true;
