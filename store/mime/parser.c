@@ -22,7 +22,17 @@
  * header field, a boundary, or the end of the message) is
  * MIME_F_NO_HEADER; the fields read so far count, and a line that is no
  * field starts the body.  An mbox "From " line opening the message is
- * skipped.
+ * skipped.  A header block past MIME_HEADER_MAX keeps its whole lines
+ * (MIME_F_HEADER_TRUNCATED) and parsing goes on.
+ *
+ * Only the top header gives the message's fields and addresses; of a
+ * carried message only the Subject (and its text parts) join the full
+ * text.  A multipart without a usable boundary (MIME_F_MISSING_BOUNDARY),
+ * and a multipart or message/rfc822 past MIME_DEPTH_MAX frames
+ * (MIME_F_TOO_DEEP), is kept as one opaque leaf: hashed, not looked into.
+ * Parts past MIME_PART_MAX have no row (MIME_F_TOO_MANY_PARTS) but still
+ * give their text and file names.  Text parts are text/plain and
+ * text/html, attachments or not; other parts give only their names.
  */
 #include "store/mime/parser.h"
 
