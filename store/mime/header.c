@@ -232,7 +232,7 @@ lower(char *s)
 static void
 param_value(const char *p, size_t n, size_t *i, struct strbuf *out)
 {
-	size_t s, e;
+	size_t s, e, k;
 
 	if (*i < n && p[*i] == '"') {
 		(*i)++;
@@ -252,6 +252,12 @@ param_value(const char *p, size_t n, size_t *i, struct strbuf *out)
 	while (*i < n && p[*i] != ';')
 		(*i)++;
 	e = *i;
+	/* A comment after the value: "us-ascii (Plain text)". */
+	for (k = s + 1; k < e; k++)
+		if (p[k] == '(' && is_wsp(p[k - 1])) {
+			e = k;
+			break;
+		}
 	while (e > s && is_wsp(p[e - 1]))
 		e--;
 	for (; s < e; s++)

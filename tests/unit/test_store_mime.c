@@ -832,7 +832,7 @@ test_charsets(void)
 		   "Gr\xFC\xDF"
 		   "e\n"
 		   "--c\n"
-		   "Content-Type: text/plain; charset=windows-1252\n"
+		   "Content-Type: text/plain; charset=windows-1252 (Western)\n"
 		   "Content-Transfer-Encoding: quoted-printable\n"
 		   "\n"
 		   "=80 5 =93quoted=94\n"
