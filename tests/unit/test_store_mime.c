@@ -622,6 +622,53 @@ test_forward_rfc822(void)
 	free(plain);
 }
 
+/*
+ * A digest's parts are messages unless they say otherwise; a message
+ * encoded in base64 is not looked into.
+ */
+static void
+test_digest_and_encoded_message(void)
+{
+	const char *src = "Subject: digest\n"
+			  "Content-Type: multipart/digest; boundary=d\n"
+			  "\n"
+			  "--d\n"
+			  "\n"
+			  "Subject: first\n"
+			  "\n"
+			  "one\n"
+			  "--d\n"
+			  "Content-Type: message/rfc822\n"
+			  "Content-Transfer-Encoding: base64\n"
+			  "\n"
+			  "U3ViamVjdDogaGlkZGVuDQoNCnR3bw==\n"
+			  "--d\n"
+			  "Content-Type: text/plain\n"
+			  "\n"
+			  "three\n"
+			  "--d--\n";
+	const char *hidden = "Subject: hidden\r\n\r\ntwo";
+	struct mime_meta *m;
+	size_t len;
+	char *msg = crlf(src, &len);
+
+	m = parse_all_ways(msg, len);
+	ASSERT_EQ(m->flags, 0);
+	ASSERT_EQ(m->n_parts, 5);
+	check_part(m, 0, "", "multipart/digest", NULL, NULL, false);
+	check_part(m, 1, "1", "message/rfc822", NULL, NULL, false);
+	check_content(m, 1, "Subject: first\r\n\r\none", 21);
+	check_part(m, 2, "1.1", "text/plain", NULL, NULL, false);
+	check_content(m, 2, "one", 3);
+	check_part(m, 3, "2", "message/rfc822", NULL, NULL, false);
+	check_content(m, 3, hidden, strlen(hidden));
+	check_part(m, 4, "3", "text/plain", NULL, NULL, false);
+	TEXT_HAS(m, "first");
+	TEXT_LACKS(m, "hidden");
+	mime_meta_free(&m);
+	free(msg);
+}
+
 static void
 test_filenames(void)
 {
@@ -1487,6 +1534,7 @@ test_names(void)
 	X(test_mixed_pdf)                                                      \
 	X(test_nested_related)                                                 \
 	X(test_forward_rfc822)                                                 \
+	X(test_digest_and_encoded_message)                                     \
 	X(test_filenames)                                                      \
 	X(test_missing_boundaries)                                             \
 	X(test_boundary_in_base64)                                             \
