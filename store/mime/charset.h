@@ -36,6 +36,6 @@ void mime_charset_free(struct mime_charset **cs);
  * the flags earned.
  */
 uint32_t mime_charset_convert(const char *name, const void *p, size_t n,
-    struct strbuf *out);
+    struct mime_strbuf *out);
 
 #endif

@@ -383,11 +383,11 @@ mime_decoder_finish(struct mime_decoder *d, mime_sink_fn *sink, void *ctx)
 static void
 strbuf_sink(void *ctx, const char *p, size_t n)
 {
-	strbuf_add(ctx, p, n);
+	mime_strbuf_add(ctx, p, n);
 }
 
 bool
-mime_decode_b(const char *p, size_t n, struct strbuf *out)
+mime_decode_b(const char *p, size_t n, struct mime_strbuf *out)
 {
 	struct mime_decoder d;
 
@@ -398,7 +398,7 @@ mime_decode_b(const char *p, size_t n, struct strbuf *out)
 }
 
 bool
-mime_decode_q(const char *p, size_t n, struct strbuf *out)
+mime_decode_q(const char *p, size_t n, struct mime_strbuf *out)
 {
 	bool bad = false;
 	size_t i;
@@ -406,16 +406,16 @@ mime_decode_q(const char *p, size_t n, struct strbuf *out)
 
 	for (i = 0; i < n; i++) {
 		if (p[i] == '_')
-			strbuf_addc(out, ' ');
+			mime_strbuf_addc(out, ' ');
 		else if (p[i] == '=' && i + 2 < n &&
 		    (hi = mime_hexval((unsigned char)p[i + 1])) >= 0 &&
 		    (lo = mime_hexval((unsigned char)p[i + 2])) >= 0) {
-			strbuf_addc(out, (char)(hi << 4 | lo));
+			mime_strbuf_addc(out, (char)(hi << 4 | lo));
 			i += 2;
 		} else {
 			if (p[i] == '=')
 				bad = true;
-			strbuf_addc(out, p[i]);
+			mime_strbuf_addc(out, p[i]);
 		}
 	}
 	return bad;

@@ -47,8 +47,8 @@ void mime_decoder_finish(struct mime_decoder *d, mime_sink_fn *sink, void *ctx);
  * of p[0, n) to out and return whether the input was broken.  Q turns '_'
  * into a space.
  */
-bool mime_decode_b(const char *p, size_t n, struct strbuf *out);
-bool mime_decode_q(const char *p, size_t n, struct strbuf *out);
+bool mime_decode_b(const char *p, size_t n, struct mime_strbuf *out);
+bool mime_decode_q(const char *p, size_t n, struct mime_strbuf *out);
 
 /* The value of a hex digit, or -1. */
 int mime_hexval(int c);

@@ -22,7 +22,7 @@ is_wsp(char c)
 }
 
 void
-mime_unfold(const char *p, size_t n, struct strbuf *out)
+mime_unfold(const char *p, size_t n, struct mime_strbuf *out)
 {
 	size_t i;
 
@@ -34,7 +34,7 @@ mime_unfold(const char *p, size_t n, struct strbuf *out)
 		n--;
 	for (i = 0; i < n; i++)
 		if (p[i] != '\r' && p[i] != '\n')
-			strbuf_addc(out, p[i]);
+			mime_strbuf_addc(out, p[i]);
 }
 
 /*
@@ -88,33 +88,33 @@ all_wsp(const char *p, size_t n)
 }
 
 static uint32_t
-flush_raw(struct strbuf *raw, const char *cs, struct strbuf *out)
+flush_raw(struct mime_strbuf *raw, const char *cs, struct mime_strbuf *out)
 {
 	uint32_t flags = 0;
-	struct strbuf conv;
+	struct mime_strbuf conv;
 
 	if (raw->len == 0)
 		return 0;
-	strbuf_init(&conv, out->max);
+	mime_strbuf_init(&conv, out->max);
 	flags = mime_charset_convert(cs, raw->p, raw->len, &conv);
-	if (utf8_sanitize(conv.p, conv.len, out))
+	if (mime_utf8_sanitize(conv.p, conv.len, out))
 		flags |= MIME_F_BAD_CHARSET;
-	strbuf_release(&conv);
-	strbuf_reset(raw);
+	mime_strbuf_release(&conv);
+	mime_strbuf_reset(raw);
 	return flags;
 }
 
 uint32_t
-mime_2047_decode(const char *p, size_t n, struct strbuf *out)
+mime_2047_decode(const char *p, size_t n, struct mime_strbuf *out)
 {
-	struct strbuf raw;
+	struct mime_strbuf raw;
 	char cs[CHARSET_MAX + 1], pcs[CHARSET_MAX + 1] = "", enc;
 	const char *text;
 	size_t i = 0, lit = 0, len, tl;
 	bool after_word = false;
 	uint32_t flags = 0;
 
-	strbuf_init(&raw, out->max);
+	mime_strbuf_init(&raw, out->max);
 	while (i < n) {
 		if (p[i] != '=' || i + 1 >= n || p[i + 1] != '?' ||
 		    (len = encoded_word(p + i, n - i, cs, &enc, &text, &tl)) ==
@@ -124,7 +124,7 @@ mime_2047_decode(const char *p, size_t n, struct strbuf *out)
 		}
 		if (!after_word || !all_wsp(p + lit, i - lit)) {
 			flags |= flush_raw(&raw, pcs, out);
-			utf8_sanitize(p + lit, i - lit, out);
+			mime_utf8_sanitize(p + lit, i - lit, out);
 		}
 		if (raw.len > 0 && strcasecmp(cs, pcs) != 0)
 			flags |= flush_raw(&raw, pcs, out);
@@ -137,8 +137,8 @@ mime_2047_decode(const char *p, size_t n, struct strbuf *out)
 		after_word = true;
 	}
 	flags |= flush_raw(&raw, pcs, out);
-	utf8_sanitize(p + lit, n - lit, out);
-	strbuf_release(&raw);
+	mime_utf8_sanitize(p + lit, n - lit, out);
+	mime_strbuf_release(&raw);
 	return flags;
 }
 
@@ -155,20 +155,20 @@ mime_encoded_word_len(const char *p, size_t n)
 char *
 mime_decoded_string(const char *p, size_t n, uint32_t *flags)
 {
-	struct strbuf u, d;
+	struct mime_strbuf u, d;
 	char *s;
 
-	strbuf_init(&u, n + 1);
+	mime_strbuf_init(&u, n + 1);
 	mime_unfold(p, n, &u);
-	strbuf_init(&d, 4 * n + 16);
+	mime_strbuf_init(&d, 4 * n + 16);
 	*flags |= mime_2047_decode(u.p != NULL ? u.p : "", u.len, &d);
-	strbuf_release(&u);
-	utf8_trim(&d);
+	mime_strbuf_release(&u);
+	mime_utf8_trim(&d);
 	if (d.len == 0) {
-		strbuf_release(&d);
+		mime_strbuf_release(&d);
 		return NULL;
 	}
-	s = strbuf_take(&d);
+	s = mime_strbuf_take(&d);
 	return s;
 }
 
@@ -230,7 +230,7 @@ lower(char *s)
 
 /* A parameter value at p[*i]: quoted string or (leniently) up to ';'. */
 static void
-param_value(const char *p, size_t n, size_t *i, struct strbuf *out)
+param_value(const char *p, size_t n, size_t *i, struct mime_strbuf *out)
 {
 	size_t s, e, k;
 
@@ -240,7 +240,7 @@ param_value(const char *p, size_t n, size_t *i, struct strbuf *out)
 			if (p[*i] == '\\' && *i + 1 < n)
 				(*i)++;
 			if (p[*i] != '\r' && p[*i] != '\n')
-				strbuf_addc(out, p[*i]);
+				mime_strbuf_addc(out, p[*i]);
 			(*i)++;
 		}
 		if (*i < n)
@@ -262,7 +262,7 @@ param_value(const char *p, size_t n, size_t *i, struct strbuf *out)
 		e--;
 	for (; s < e; s++)
 		if (p[s] != '\r' && p[s] != '\n')
-			strbuf_addc(out, p[s]);
+			mime_strbuf_addc(out, p[s]);
 }
 
 enum {
@@ -287,7 +287,7 @@ struct param {
 };
 
 static int
-pct(const char *s, size_t n, struct strbuf *out)
+pct(const char *s, size_t n, struct mime_strbuf *out)
 {
 	size_t i;
 	int hi, lo, bad = 0;
@@ -296,12 +296,12 @@ pct(const char *s, size_t n, struct strbuf *out)
 		if (s[i] == '%' && i + 2 < n &&
 		    (hi = mime_hexval((unsigned char)s[i + 1])) >= 0 &&
 		    (lo = mime_hexval((unsigned char)s[i + 2])) >= 0) {
-			strbuf_addc(out, (char)(hi << 4 | lo));
+			mime_strbuf_addc(out, (char)(hi << 4 | lo));
 			i += 2;
 		} else {
 			if (s[i] == '%')
 				bad = 1;
-			strbuf_addc(out, s[i]);
+			mime_strbuf_addc(out, s[i]);
 		}
 	}
 	return bad;
@@ -311,13 +311,13 @@ pct(const char *s, size_t n, struct strbuf *out)
 static char *
 assemble(struct param *pa, uint32_t *flags)
 {
-	struct strbuf raw, conv;
+	struct mime_strbuf raw, conv;
 	char cs[CHARSET_MAX + 1] = "";
 	const char *v, *q1, *q2;
 	size_t k;
 	char *s;
 
-	strbuf_init(&raw, PARAM_MAX);
+	mime_strbuf_init(&raw, PARAM_MAX);
 	for (k = 0; k < SECTIONS_MAX && pa->sect[k] != NULL; k++) {
 		v = pa->sect[k];
 		if (k == 0 && pa->enc[0] && (q1 = strchr(v, '\'')) != NULL &&
@@ -332,17 +332,17 @@ assemble(struct param *pa, uint32_t *flags)
 			if (pct(v, strlen(v), &raw))
 				*flags |= MIME_F_BAD_ENCODING;
 		} else
-			strbuf_adds(&raw, v);
+			mime_strbuf_adds(&raw, v);
 	}
-	strbuf_init(&conv, PARAM_MAX * 4);
+	mime_strbuf_init(&conv, PARAM_MAX * 4);
 	if (cs[0] != '\0')
 		*flags |= mime_charset_convert(cs, raw.p ? raw.p : "", raw.len,
 		    &conv);
 	else
-		strbuf_add(&conv, raw.p ? raw.p : "", raw.len);
-	strbuf_release(&raw);
+		mime_strbuf_add(&conv, raw.p ? raw.p : "", raw.len);
+	mime_strbuf_release(&raw);
 	s = mime_decoded_string(conv.p ? conv.p : "", conv.len, flags);
-	strbuf_release(&conv);
+	mime_strbuf_release(&conv);
 	return s;
 }
 
@@ -350,7 +350,7 @@ uint32_t
 mime_params_parse(const char *p, size_t n, bool ctype, struct mime_params *out)
 {
 	struct param pa[P_COUNT];
-	struct strbuf val;
+	struct mime_strbuf val;
 	uint32_t flags = 0;
 	size_t i = 0, t0, tl, k, s0, sl;
 	char attr[80], *star, *end;
@@ -416,21 +416,21 @@ mime_params_parse(const char *p, size_t n, bool ctype, struct mime_params *out)
 		for (which = 0; which < P_COUNT; which++)
 			if (strcmp(attr, param_names[which]) == 0)
 				break;
-		strbuf_init(&val, PARAM_MAX);
+		mime_strbuf_init(&val, PARAM_MAX);
 		param_value(p, n, &i, &val);
 		if (which == P_COUNT) {
-			strbuf_release(&val);
+			mime_strbuf_release(&val);
 			continue;
 		}
 		if (sect < 0) {
 			if (pa[which].plain == NULL)
-				pa[which].plain = strbuf_take(&val);
+				pa[which].plain = mime_strbuf_take(&val);
 		} else if (pa[which].sect[sect] == NULL) {
-			pa[which].sect[sect] = strbuf_take(&val);
+			pa[which].sect[sect] = mime_strbuf_take(&val);
 			pa[which].enc[sect] = enc;
 			pa[which].any = true;
 		}
-		strbuf_release(&val);
+		mime_strbuf_release(&val);
 	}
 	for (which = 0; which < P_COUNT; which++) {
 		char *v = NULL;
@@ -487,7 +487,7 @@ mime_params_release(struct mime_params *mp)
 char *
 mime_angle_id(const char *p, size_t n, bool last)
 {
-	struct strbuf sb;
+	struct mime_strbuf sb;
 	size_t i = 0, lt = n, gt, k;
 	bool found = false;
 
@@ -506,30 +506,30 @@ mime_angle_id(const char *p, size_t n, bool last)
 				break;
 		}
 	}
-	strbuf_init(&sb, n + 16);
+	mime_strbuf_init(&sb, n + 16);
 	if (found) {
 		for (gt = lt + 1; gt < n && p[gt] != '>'; gt++)
 			;
 		for (k = lt + 1; k < gt; k++)
 			if (!is_wsp(p[k]))
-				strbuf_addc(&sb, p[k]);
+				mime_strbuf_addc(&sb, p[k]);
 	} else {
 		/* No brackets: the first word, comments aside. */
 		i = 0;
 		skip_cfws(p, n, &i);
 		while (i < n && !is_wsp(p[i]) && p[i] != '(')
-			strbuf_addc(&sb, p[i++]);
+			mime_strbuf_addc(&sb, p[i++]);
 	}
 	if (sb.len == 0) {
-		strbuf_release(&sb);
+		mime_strbuf_release(&sb);
 		return NULL;
 	}
 	{
-		struct strbuf clean;
+		struct mime_strbuf clean;
 
-		strbuf_init(&clean, 3 * sb.len + 1);
-		utf8_sanitize(sb.p, sb.len, &clean);
-		strbuf_release(&sb);
-		return strbuf_take(&clean);
+		mime_strbuf_init(&clean, 3 * sb.len + 1);
+		mime_utf8_sanitize(sb.p, sb.len, &clean);
+		mime_strbuf_release(&sb);
+		return mime_strbuf_take(&clean);
 	}
 }

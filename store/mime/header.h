@@ -14,7 +14,7 @@
 #include "store/mime/strbuf.h"
 
 /* Appends p[0, n) without its line breaks, trimmed at both ends. */
-void mime_unfold(const char *p, size_t n, struct strbuf *out);
+void mime_unfold(const char *p, size_t n, struct mime_strbuf *out);
 
 /*
  * Appends p[0, n) with RFC 2047 encoded words decoded wherever they stand
@@ -23,7 +23,7 @@ void mime_unfold(const char *p, size_t n, struct strbuf *out);
  * words of one charset joined before conversion (so a character split
  * between two words survives).  Other 8-bit bytes are taken as UTF-8.
  */
-uint32_t mime_2047_decode(const char *p, size_t n, struct strbuf *out);
+uint32_t mime_2047_decode(const char *p, size_t n, struct mime_strbuf *out);
 
 /* A decoded, sanitized copy of p[0, n) (2047), or NULL if empty. */
 char *mime_decoded_string(const char *p, size_t n, uint32_t *flags);

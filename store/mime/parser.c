@@ -118,7 +118,7 @@ struct mime_parser {
 	enum ent_state st;
 	char *path; /* ENT_CHILD: its path; ENT_ROOT: prefix */
 	bool digest_child;
-	struct strbuf hdr;
+	struct mime_strbuf hdr;
 	bool hdr_cut;
 	size_t hdr_line; /* where the current line starts in hdr */
 	char head[LINEHEAD];
@@ -222,18 +222,18 @@ add_address(void *vctx, const char *addr, const char *name)
 static char *
 raw_string(const char *p, size_t n)
 {
-	struct strbuf u, s;
+	struct mime_strbuf u, s;
 
-	strbuf_init(&u, n + 1);
+	mime_strbuf_init(&u, n + 1);
 	mime_unfold(p, n, &u);
 	if (u.len == 0) {
-		strbuf_release(&u);
+		mime_strbuf_release(&u);
 		return NULL;
 	}
-	strbuf_init(&s, 3 * u.len + 1);
-	utf8_sanitize(u.p, u.len, &s);
-	strbuf_release(&u);
-	return strbuf_take(&s);
+	mime_strbuf_init(&s, 3 * u.len + 1);
+	mime_utf8_sanitize(u.p, u.len, &s);
+	mime_strbuf_release(&u);
+	return mime_strbuf_take(&s);
 }
 
 static const struct {
@@ -404,7 +404,7 @@ entity_begin(struct mime_parser *mp, enum ent_kind kind, char *path,
 	mp->kind = kind;
 	mp->digest_child = digest_child;
 	mp->st = E_HEADER;
-	strbuf_reset(&mp->hdr);
+	mime_strbuf_reset(&mp->hdr);
 	mp->hdr_cut = false;
 	mp->hdr_line = 0;
 	mp->first_line = true;
@@ -450,7 +450,7 @@ header_fields(struct mime_parser *mp, size_t end, struct fields *f)
 
 	memset(f, 0, sizeof(*f));
 	f->cte = MIME_CTE_IDENTITY;
-	if (utf8_has_8bit(p, end))
+	if (mime_utf8_has_8bit(p, end))
 		mp->m->flags |= MIME_F_8BIT_HEADER;
 	while (i < end) {
 		s = i;
@@ -645,7 +645,7 @@ entity_data(struct mime_parser *mp, const char *p, size_t n)
 			memcpy(mp->head + mp->nhead, p, k);
 			mp->nhead += k;
 		}
-		if (!mp->hdr_cut && !strbuf_add(&mp->hdr, p, n)) {
+		if (!mp->hdr_cut && !mime_strbuf_add(&mp->hdr, p, n)) {
 			mp->hdr_cut = true;
 			mp->m->flags |= MIME_F_HEADER_TRUNCATED;
 		}
@@ -699,7 +699,7 @@ entity_eol(struct mime_parser *mp)
 		free(line);
 		return;
 	}
-	if (!mp->hdr_cut && !strbuf_addc(&mp->hdr, '\n')) {
+	if (!mp->hdr_cut && !mime_strbuf_addc(&mp->hdr, '\n')) {
 		mp->hdr_cut = true;
 		mp->m->flags |= MIME_F_HEADER_TRUNCATED;
 	}
@@ -856,7 +856,7 @@ mime_parser_new(void)
 
 	mp->m = xcalloc(1, sizeof(*mp->m));
 	mp->m->parser_version = MIME_PARSER_VERSION;
-	strbuf_init(&mp->hdr, MIME_HEADER_MAX);
+	mime_strbuf_init(&mp->hdr, MIME_HEADER_MAX);
 	mime_text_init(&mp->text);
 	hash_sha256_init(&mp->h);
 	mp->part = -1;
@@ -992,7 +992,7 @@ mime_parser_free(struct mime_parser **mpp)
 	}
 	mime_charset_free(&mp->cs);
 	hash_sha256_release(&mp->h);
-	strbuf_release(&mp->hdr);
+	mime_strbuf_release(&mp->hdr);
 	mime_text_release(&mp->text);
 	free(mp->path);
 	mime_meta_free(&mp->m);

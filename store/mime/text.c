@@ -17,22 +17,22 @@
 void
 mime_text_init(struct mime_text *t)
 {
-	strbuf_init(&t->head, MIME_TEXT_MAX);
-	strbuf_init(&t->names, MIME_TEXT_MAX / 4);
-	strbuf_init(&t->body, MIME_TEXT_MAX);
+	mime_strbuf_init(&t->head, MIME_TEXT_MAX);
+	mime_strbuf_init(&t->names, MIME_TEXT_MAX / 4);
+	mime_strbuf_init(&t->body, MIME_TEXT_MAX);
 	t->cut = false;
 }
 
 void
 mime_text_release(struct mime_text *t)
 {
-	strbuf_release(&t->head);
-	strbuf_release(&t->names);
-	strbuf_release(&t->body);
+	mime_strbuf_release(&t->head);
+	mime_strbuf_release(&t->names);
+	mime_strbuf_release(&t->body);
 }
 
 static void
-add_line(struct mime_text *t, struct strbuf *sb, const char *s)
+add_line(struct mime_text *t, struct mime_strbuf *sb, const char *s)
 {
 	size_t n = strlen(s);
 
@@ -42,8 +42,8 @@ add_line(struct mime_text *t, struct strbuf *sb, const char *s)
 		t->cut = true;
 		return;
 	}
-	strbuf_add(sb, s, n);
-	strbuf_addc(sb, '\n');
+	mime_strbuf_add(sb, s, n);
+	mime_strbuf_addc(sb, '\n');
 }
 
 void
@@ -74,14 +74,14 @@ mime_text_body(void *vt, const char *p, size_t n)
 	for (i = 0; i < n; i++) {
 		if (p[i] != '\0' && p[i] != '\r')
 			continue;
-		if (!strbuf_add_utf8(&t->body, p + s, i - s) ||
-		    (p[i] == '\0' && !strbuf_addc(&t->body, ' '))) {
+		if (!mime_strbuf_add_utf8(&t->body, p + s, i - s) ||
+		    (p[i] == '\0' && !mime_strbuf_addc(&t->body, ' '))) {
 			t->cut = true;
 			return;
 		}
 		s = i + 1;
 	}
-	if (!strbuf_add_utf8(&t->body, p + s, n - s))
+	if (!mime_strbuf_add_utf8(&t->body, p + s, n - s))
 		t->cut = true;
 }
 
@@ -89,7 +89,7 @@ void
 mime_text_body_end(struct mime_text *t)
 {
 	if (t->body.len > 0 && t->body.p[t->body.len - 1] != '\n' &&
-	    !strbuf_addc(&t->body, '\n'))
+	    !mime_strbuf_addc(&t->body, '\n'))
 		t->cut = true;
 }
 
@@ -102,8 +102,8 @@ mime_text_body_room(const struct mime_text *t)
 size_t
 mime_text_alloc(const struct mime_text *t)
 {
-	return strbuf_alloc(&t->head) + strbuf_alloc(&t->names) +
-	    strbuf_alloc(&t->body);
+	return mime_strbuf_alloc(&t->head) + mime_strbuf_alloc(&t->names) +
+	    mime_strbuf_alloc(&t->body);
 }
 
 /*
@@ -142,7 +142,7 @@ mime_text_word_cost(const char *w, size_t n, bool first)
 			continue;
 		}
 		wide = true;
-		len = utf8_seq(u + i, n - i);
+		len = mime_utf8_seq(u + i, n - i);
 		if (len <= 1) {
 			len = 1;
 			seps++;
@@ -229,13 +229,13 @@ is_space(char c)
  * allow; words PostgreSQL would drop are left out.
  */
 static void
-copy(struct budget *b, const char *p, size_t n, struct strbuf *out)
+copy(struct budget *b, const char *p, size_t n, struct mime_strbuf *out)
 {
 	size_t i = 0, s, cost;
 
 	while (i < n && !b->cut) {
 		if (is_space(p[i])) {
-			if (!strbuf_addc(out, p[i]))
+			if (!mime_strbuf_addc(out, p[i]))
 				b->cut = true;
 			i++;
 			continue;
@@ -253,14 +253,14 @@ copy(struct budget *b, const char *p, size_t n, struct strbuf *out)
 			break;
 		}
 		b->used += cost;
-		strbuf_add(out, p + s, i - s);
+		mime_strbuf_add(out, p + s, i - s);
 	}
 }
 
 char *
 mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r)
 {
-	struct strbuf out;
+	struct mime_strbuf out;
 	struct budget b;
 	size_t words;
 	char *s;
@@ -271,8 +271,8 @@ mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r)
 	for (b.slots = 64; b.slots < 2 * words && b.slots < SEEN_MAX;)
 		b.slots *= 2;
 	b.seen = xcalloc(b.slots, sizeof(*b.seen));
-	utf8_trim(&t->body);
-	strbuf_init(&out, MIME_TEXT_MAX);
+	mime_utf8_trim(&t->body);
+	mime_strbuf_init(&out, MIME_TEXT_MAX);
 	copy(&b, t->head.p != NULL ? t->head.p : "", t->head.len, &out);
 	copy(&b, t->names.p != NULL ? t->names.p : "", t->names.len, &out);
 	copy(&b, t->body.p != NULL ? t->body.p : "", t->body.len, &out);
@@ -282,6 +282,6 @@ mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r)
 		out.p[--out.len] = '\0';
 	*cut_r = t->cut || b.cut;
 	*len_r = out.len;
-	s = strbuf_take(&out);
+	s = mime_strbuf_take(&out);
 	return s;
 }

@@ -22,9 +22,9 @@
 #define TEXT_WORD_MAX 2047
 
 struct mime_text {
-	struct strbuf head;
-	struct strbuf names;
-	struct strbuf body;
+	struct mime_strbuf head;
+	struct mime_strbuf names;
+	struct mime_strbuf body;
 	bool cut;
 };
 

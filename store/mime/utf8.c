@@ -3,7 +3,7 @@
 #include <string.h>
 
 int
-utf8_seq(const unsigned char *p, size_t n)
+mime_utf8_seq(const unsigned char *p, size_t n)
 {
 	unsigned char c = p[0];
 	size_t len, i;
@@ -37,7 +37,7 @@ utf8_seq(const unsigned char *p, size_t n)
 }
 
 bool
-utf8_sanitize(const void *vp, size_t n, struct strbuf *out)
+mime_utf8_sanitize(const void *vp, size_t n, struct mime_strbuf *out)
 {
 	const unsigned char *p = vp;
 	size_t i = 0, run = 0;
@@ -50,24 +50,24 @@ utf8_sanitize(const void *vp, size_t n, struct strbuf *out)
 			run++;
 			continue;
 		}
-		len = p[i] == 0 ? 0 : utf8_seq(p + i, n - i);
+		len = p[i] == 0 ? 0 : mime_utf8_seq(p + i, n - i);
 		if (len > 0) {
 			i += (size_t)len;
 			run += (size_t)len;
 			continue;
 		}
-		strbuf_add(out, p + i - run, run);
+		mime_strbuf_add(out, p + i - run, run);
 		run = 0;
-		strbuf_adds(out, UTF8_REPLACEMENT);
+		mime_strbuf_adds(out, UTF8_REPLACEMENT);
 		bad = true;
 		i++;
 	}
-	strbuf_add(out, p + i - run, run);
+	mime_strbuf_add(out, p + i - run, run);
 	return bad;
 }
 
 bool
-utf8_has_8bit(const void *vp, size_t n)
+mime_utf8_has_8bit(const void *vp, size_t n)
 {
 	const unsigned char *p = vp;
 	size_t i;
@@ -79,7 +79,7 @@ utf8_has_8bit(const void *vp, size_t n)
 }
 
 void
-utf8_stream_init(struct utf8_stream *st)
+mime_utf8_stream_init(struct mime_utf8_stream *st)
 {
 	memset(st, 0, sizeof(*st));
 }
@@ -89,8 +89,8 @@ utf8_stream_init(struct utf8_stream *st)
  * returns its length; an unfinished sequence at the end stays unless last.
  */
 static size_t
-run_whole(struct utf8_stream *st, const unsigned char *p, size_t n, bool last,
-    mime_sink_fn *sink, void *ctx)
+run_whole(struct mime_utf8_stream *st, const unsigned char *p, size_t n,
+    bool last, mime_sink_fn *sink, void *ctx)
 {
 	size_t i = 0, run = 0;
 	int len;
@@ -101,7 +101,7 @@ run_whole(struct utf8_stream *st, const unsigned char *p, size_t n, bool last,
 			run++;
 			continue;
 		}
-		len = p[i] == 0 ? 0 : utf8_seq(p + i, n - i);
+		len = p[i] == 0 ? 0 : mime_utf8_seq(p + i, n - i);
 		if (len > 0) {
 			i += (size_t)len;
 			run += (size_t)len;
@@ -126,7 +126,7 @@ run_whole(struct utf8_stream *st, const unsigned char *p, size_t n, bool last,
 }
 
 void
-utf8_stream_feed(struct utf8_stream *st, const void *vp, size_t n,
+mime_utf8_stream_feed(struct mime_utf8_stream *st, const void *vp, size_t n,
     mime_sink_fn *sink, void *ctx)
 {
 	const unsigned char *p = vp;
@@ -161,7 +161,8 @@ utf8_stream_feed(struct utf8_stream *st, const void *vp, size_t n,
 }
 
 void
-utf8_stream_finish(struct utf8_stream *st, mime_sink_fn *sink, void *ctx)
+mime_utf8_stream_finish(struct mime_utf8_stream *st, mime_sink_fn *sink,
+    void *ctx)
 {
 	unsigned char tmp[4];
 	size_t n = st->ncarry;
@@ -172,7 +173,7 @@ utf8_stream_finish(struct utf8_stream *st, mime_sink_fn *sink, void *ctx)
 }
 
 void
-utf8_trim(struct strbuf *sb)
+mime_utf8_trim(struct mime_strbuf *sb)
 {
 	size_t k = sb->len, back = 0;
 	int len;
@@ -188,7 +189,7 @@ utf8_trim(struct strbuf *sb)
 		return;
 	if ((unsigned char)sb->p[k - 1] < 0x80)
 		return;
-	len = utf8_seq((unsigned char *)sb->p + k - 1, sb->len - k + 1);
+	len = mime_utf8_seq((unsigned char *)sb->p + k - 1, sb->len - k + 1);
 	if (len == (int)(sb->len - k + 1))
 		return;
 	sb->len = k - 1;

@@ -72,13 +72,13 @@ same(const struct mime_meta *a, const struct mime_meta *b)
 static void
 valid(const char *s)
 {
-	struct strbuf sb;
+	struct mime_strbuf sb;
 
 	if (s == NULL)
 		return;
-	strbuf_init(&sb, 4 * strlen(s) + 8);
-	CHECK(!utf8_sanitize(s, strlen(s), &sb));
-	strbuf_release(&sb);
+	mime_strbuf_init(&sb, 4 * strlen(s) + 8);
+	CHECK(!mime_utf8_sanitize(s, strlen(s), &sb));
+	mime_strbuf_release(&sb);
 }
 
 static void

@@ -137,15 +137,15 @@ check_strings(const struct mime_meta *m)
 	const char *s[] = { m->date_raw, m->message_id, m->in_reply_to,
 		m->references, m->subject, m->subject_raw, m->list_id,
 		m->auto_submitted, m->text };
-	struct strbuf sb;
+	struct mime_strbuf sb;
 	size_t i;
 
 	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
 		if (s[i] == NULL)
 			continue;
-		strbuf_init(&sb, 4 * strlen(s[i]) + 8);
-		ASSERT_TRUE(!utf8_sanitize(s[i], strlen(s[i]), &sb));
-		strbuf_release(&sb);
+		mime_strbuf_init(&sb, 4 * strlen(s[i]) + 8);
+		ASSERT_TRUE(!mime_utf8_sanitize(s[i], strlen(s[i]), &sb));
+		mime_strbuf_release(&sb);
 	}
 	for (i = 0; i < m->n_addresses; i++)
 		ASSERT_TRUE(m->addresses[i].address[0] != '\0');
@@ -1202,12 +1202,12 @@ test_no_separator(void)
 static void
 test_huge_header(void)
 {
-	struct strbuf sb;
+	struct mime_strbuf sb;
 	struct mime_meta *m;
 	size_t i;
 
-	strbuf_init(&sb, 1 << 20);
-	strbuf_adds(&sb, "Subject: kept\r\nFrom: a@example.com\r\n");
+	mime_strbuf_init(&sb, 1 << 20);
+	mime_strbuf_adds(&sb, "Subject: kept\r\nFrom: a@example.com\r\n");
 	for (i = 0; i < 3500; i++) {
 		char line[128];
 
@@ -1216,9 +1216,9 @@ test_huge_header(void)
 		    "example.net by mx.example.org; Mon, 4 Mar 2024 "
 		    "10:15:30 +0100\r\n",
 		    i);
-		strbuf_adds(&sb, line);
+		mime_strbuf_adds(&sb, line);
 	}
-	strbuf_adds(&sb, "To: late@example.com\r\n\r\nbody after it\r\n");
+	mime_strbuf_adds(&sb, "To: late@example.com\r\n\r\nbody after it\r\n");
 	ASSERT_TRUE(sb.len > MIME_HEADER_MAX);
 	m = parse_all_ways(sb.p, sb.len);
 	ASSERT_EQ(m->flags, MIME_F_HEADER_TRUNCATED);
@@ -1227,18 +1227,19 @@ test_huge_header(void)
 	check_content(m, 0, "body after it\r\n", 15);
 	TEXT_HAS(m, "body after it");
 	mime_meta_free(&m);
-	strbuf_release(&sb);
+	mime_strbuf_release(&sb);
 }
 
 static void
 test_many_parts(void)
 {
-	struct strbuf sb;
+	struct mime_strbuf sb;
 	struct mime_meta *m;
 	size_t i;
 
-	strbuf_init(&sb, 1 << 20);
-	strbuf_adds(&sb, "Content-Type: multipart/mixed; boundary=p\r\n\r\n");
+	mime_strbuf_init(&sb, 1 << 20);
+	mime_strbuf_adds(&sb,
+	    "Content-Type: multipart/mixed; boundary=p\r\n\r\n");
 	for (i = 0; i < 1500; i++) {
 		char part[128];
 
@@ -1246,9 +1247,9 @@ test_many_parts(void)
 		    "--p\r\nContent-Type: "
 		    "text/plain; name=f%zu.txt\r\n\r\nword%zu\r\n",
 		    i, i);
-		strbuf_adds(&sb, part);
+		mime_strbuf_adds(&sb, part);
 	}
-	strbuf_adds(&sb, "--p--\r\n");
+	mime_strbuf_adds(&sb, "--p--\r\n");
 	m = parse_all_ways(sb.p, sb.len);
 	ASSERT_EQ(m->flags, MIME_F_TOO_MANY_PARTS);
 	ASSERT_EQ(m->n_parts, MIME_PART_MAX);
@@ -1258,29 +1259,30 @@ test_many_parts(void)
 	TEXT_HAS(m, "word1499");
 	TEXT_HAS(m, "f1499.txt");
 	mime_meta_free(&m);
-	strbuf_release(&sb);
+	mime_strbuf_release(&sb);
 }
 
 static void
 test_deep(void)
 {
-	struct strbuf sb;
+	struct mime_strbuf sb;
 	struct mime_meta *m;
 	size_t i;
 	char line[96];
 
-	strbuf_init(&sb, 1 << 20);
+	mime_strbuf_init(&sb, 1 << 20);
 	for (i = 0; i < 40; i++) {
 		snprintf(line, sizeof(line),
 		    "Content-Type: multipart/mixed;"
 		    " boundary=d%zu\r\n\r\n--d%zu\r\n",
 		    i, i);
-		strbuf_adds(&sb, line);
+		mime_strbuf_adds(&sb, line);
 	}
-	strbuf_adds(&sb, "Content-Type: text/plain\r\n\r\ndeepest words\r\n");
+	mime_strbuf_adds(&sb,
+	    "Content-Type: text/plain\r\n\r\ndeepest words\r\n");
 	for (i = 40; i-- > 0;) {
 		snprintf(line, sizeof(line), "--d%zu--\r\n", i);
-		strbuf_adds(&sb, line);
+		mime_strbuf_adds(&sb, line);
 	}
 	m = parse_all_ways(sb.p, sb.len);
 	ASSERT_EQ(m->flags, MIME_F_TOO_DEEP);
@@ -1292,32 +1294,32 @@ test_deep(void)
 	ASSERT_TRUE(m->parts[MIME_DEPTH_MAX].has_sha256);
 	TEXT_LACKS(m, "deepest");
 	mime_meta_free(&m);
-	strbuf_release(&sb);
+	mime_strbuf_release(&sb);
 }
 
 static void
 test_many_addresses(void)
 {
-	struct strbuf sb;
+	struct mime_strbuf sb;
 	struct mime_meta *m;
 	size_t i;
 	char a[64];
 
-	strbuf_init(&sb, 1 << 20);
-	strbuf_adds(&sb, "From: first@example.com\r\nTo: ");
+	mime_strbuf_init(&sb, 1 << 20);
+	mime_strbuf_adds(&sb, "From: first@example.com\r\nTo: ");
 	for (i = 0; i < 1200; i++) {
 		snprintf(a, sizeof(a), "%s\"User %zu\" <u%zu@example.com>",
 		    i > 0 ? ",\r\n " : "", i, i);
-		strbuf_adds(&sb, a);
+		mime_strbuf_adds(&sb, a);
 	}
-	strbuf_adds(&sb, "\r\n\r\nbody\r\n");
+	mime_strbuf_adds(&sb, "\r\n\r\nbody\r\n");
 	m = parse_all_ways(sb.p, sb.len);
 	ASSERT_EQ(m->flags, MIME_F_TOO_MANY_ADDRESSES);
 	ASSERT_EQ(m->n_addresses, MIME_ADDRESS_MAX);
 	check_addr(m, 999, MIME_ROLE_TO, "u998@example.com", "example.com",
 	    "User 998");
 	mime_meta_free(&m);
-	strbuf_release(&sb);
+	mime_strbuf_release(&sb);
 }
 
 /* --- text bounds --------------------------------------------------------- */
@@ -1325,22 +1327,22 @@ test_many_addresses(void)
 static void
 test_text_bounds(void)
 {
-	struct strbuf sb;
+	struct mime_strbuf sb;
 	struct mime_meta *m;
 	size_t i, cost = 0, s;
 	char w[64];
 
-	strbuf_init(&sb, 4 << 20);
-	strbuf_adds(&sb,
+	mime_strbuf_init(&sb, 4 << 20);
+	mime_strbuf_adds(&sb,
 	    "Subject: big\r\nContent-Type: text/plain; "
 	    "charset=utf-8\r\n\r\n");
 	/* A word PostgreSQL would refuse to index, then distinct words. */
 	for (i = 0; i < 3000; i++)
-		strbuf_addc(&sb, 'x');
-	strbuf_adds(&sb, " ");
+		mime_strbuf_addc(&sb, 'x');
+	mime_strbuf_adds(&sb, " ");
 	for (i = 0; sb.len < 2500000; i++) {
 		snprintf(w, sizeof(w), "w\xC3\xA9rd-%zu.part ", i);
-		strbuf_adds(&sb, w);
+		mime_strbuf_adds(&sb, w);
 	}
 	m = parse(sb.p, sb.len);
 	ASSERT_EQ(m->flags, MIME_F_TEXT_TRUNCATED);
@@ -1364,7 +1366,7 @@ test_text_bounds(void)
 	ASSERT_TRUE(cost > TEXT_TSV_BUDGET - 1000);
 	ASSERT_TRUE(TEXT_TSV_BUDGET < (1 << 20) - 1);
 	mime_meta_free(&m);
-	strbuf_release(&sb);
+	mime_strbuf_release(&sb);
 }
 
 /*
