@@ -53,7 +53,8 @@ mime_flag_name(enum mime_flag flag)
 	case MIME_F_NO_HEADER:
 		return "no_header";
 	}
-	return "unknown";
+	/* Not one flag: no name. */
+	return NULL;
 }
 
 void

@@ -1528,6 +1528,7 @@ test_names(void)
 	ASSERT_STREQ(mime_flag_name(MIME_F_NO_HEADER), "no_header");
 	ASSERT_STREQ(mime_flag_name(MIME_F_TOO_MANY_ADDRESSES),
 	    "too_many_addresses");
+	ASSERT_TRUE(mime_flag_name((enum mime_flag)(1u << 13)) == NULL);
 }
 
 #define TESTS(X)                                                               \
