@@ -18,10 +18,11 @@
  * whose parts are "N.1", "N.2", ... (its own multipart container, like
  * IMAP's "N.TEXT", has no row of its own).
  *
- * A header block that is not ended by an empty line (a line that is no
- * header field, a boundary, or the end of the message) is
- * MIME_F_NO_HEADER; the fields read so far count, and a line that is no
- * field starts the body.  An mbox "From " line opening the message is
+ * A header block ended by a line that is no header field, rather than by
+ * an empty line, is MIME_F_NO_HEADER: the fields read so far count, and
+ * that line starts the body.  A header ended by a boundary or by the end
+ * of the message is a part or message without a body, which RFC 2046 and
+ * RFC 5322 allow.  An mbox "From " line opening the message is
  * skipped.  A header block past MIME_HEADER_MAX keeps its whole lines
  * (MIME_F_HEADER_TRUNCATED) and parsing goes on.
  *
@@ -752,9 +753,10 @@ end_above(struct mime_parser *mp, size_t k)
 	struct frame *f;
 
 	if (mp->st == E_HEADER) {
-		/* Ended by a boundary or the end, not an empty line. */
-		if (mp->hdr.len > 0 || !mp->first_line || mp->kind != ENT_TOP)
-			mp->m->flags |= MIME_F_NO_HEADER;
+		/*
+		 * Ended by a boundary or the end: a header without a body,
+		 * which RFC 5322 and RFC 2046 allow.
+		 */
 		header_done(mp, mp->hdr_cut ? mp->hdr_line : mp->hdr.len);
 	}
 	leaf_end(mp);
