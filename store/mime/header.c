@@ -283,6 +283,7 @@ struct param {
 	char *plain;		  /* name="..." */
 	char *sect[SECTIONS_MAX]; /* RFC 2231 name*N[*] */
 	bool enc[SECTIONS_MAX];
+	size_t nsect; /* one past the highest section set */
 	bool any;
 };
 
@@ -429,6 +430,8 @@ mime_params_parse(const char *p, size_t n, bool ctype, struct mime_params *out)
 			pa[which].sect[sect] = mime_strbuf_take(&val);
 			pa[which].enc[sect] = enc;
 			pa[which].any = true;
+			if ((size_t)sect + 1 > pa[which].nsect)
+				pa[which].nsect = (size_t)sect + 1;
 		}
 		mime_strbuf_release(&val);
 	}
@@ -467,7 +470,7 @@ mime_params_parse(const char *p, size_t n, bool ctype, struct mime_params *out)
 			break;
 		}
 		free(pa[which].plain);
-		for (k = 0; k < SECTIONS_MAX; k++)
+		for (k = 0; k < pa[which].nsect; k++)
 			free(pa[which].sect[k]);
 	}
 	return flags;

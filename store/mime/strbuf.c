@@ -83,6 +83,12 @@ mime_strbuf_add_utf8(struct mime_strbuf *sb, const void *p, size_t n)
 bool
 mime_strbuf_addc(struct mime_strbuf *sb, char c)
 {
+	/* The common case, a byte that fits, without a call to memcpy. */
+	if (sb->len + 1 < sb->cap && sb->len < sb->max) {
+		sb->p[sb->len++] = c;
+		sb->p[sb->len] = '\0';
+		return true;
+	}
 	return mime_strbuf_add(sb, &c, 1);
 }
 
