@@ -864,6 +864,26 @@ test_8bit_headers(void)
 	check_addr(m, 2, MIME_ROLE_TO, "rd@example.fr", "example.fr",
 	    "Ren\xC3\xA9 Dupont");
 	mime_meta_free(&m);
+
+	/* Raw UTF-8 in a part's file name (RFC 6532), and in a latin1 one. */
+	msg = "Content-Type: multipart/mixed; boundary=b\r\n"
+	      "\r\n"
+	      "--b\r\n"
+	      "Content-Disposition: attachment; "
+	      "filename=\"r\xC3\xA9sum\xC3\xA9.pdf\"\r\n"
+	      "\r\n"
+	      "x\r\n"
+	      "--b\r\n"
+	      "Content-Type: text/plain; name=caf\xE9.txt\r\n"
+	      "\r\n"
+	      "y\r\n"
+	      "--b--\r\n";
+	m = parse_all_ways(msg, strlen(msg));
+	ASSERT_EQ(m->flags, MIME_F_8BIT_HEADER);
+	check_part(m, 1, "1", "text/plain", "attachment",
+	    "r\xC3\xA9sum\xC3\xA9.pdf", true);
+	check_part(m, 2, "2", "text/plain", NULL, "caf\xEF\xBF\xBD.txt", true);
+	mime_meta_free(&m);
 }
 
 static void
