@@ -908,6 +908,10 @@ test_charsets(void)
 		   "\n"
 		   "\x1b$B$3$s$K$A$O\x1b(B\n"
 		   "--c\n"
+		   "Content-Type: text/plain; charset=utf-7\n"
+		   "\n"
+		   "Hi Mom -+Jjo--! +ZeVnLIqe-\n"
+		   "--c\n"
 		   "Content-Type: text/plain; charset=gb2312\n"
 		   "\n"
 		   "\xC4\xE3\xBA\xC3\n"
@@ -934,6 +938,8 @@ test_charsets(void)
 	    "\xE3\x81\x93\xE3\x82\x93\xE3\x81\xAB\xE3\x81\xA1"
 	    "\xE3\x81\xAF");
 	TEXT_HAS(m, "\xE4\xBD\xA0\xE5\xA5\xBD");
+	TEXT_HAS(m,
+	    "Hi Mom -\xE2\x98\xBA-! \xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E");
 	mime_meta_free(&m);
 	free(msg);
 }
