@@ -693,7 +693,8 @@ entity_eol(struct mime_parser *mp)
 		size_t len = mp->hdr.len - start;
 		char *line = xmalloc(len + 1);
 
-		memcpy(line, mp->hdr.p + start, len);
+		if (len > 0)
+			memcpy(line, mp->hdr.p + start, len);
 		mp->m->flags |= MIME_F_NO_HEADER;
 		header_done(mp, start);
 		entity_data(mp, line, len);

@@ -44,6 +44,8 @@ mime_utf8_sanitize(const void *vp, size_t n, struct mime_strbuf *out)
 	bool bad = false;
 	int len;
 
+	if (n == 0)
+		return false; /* p may be NULL */
 	while (i < n) {
 		if (p[i] != 0 && p[i] < 0x80) {
 			i++;

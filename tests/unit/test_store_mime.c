@@ -1024,6 +1024,15 @@ test_broken_encodings(void)
 	ASSERT_STREQ(m->subject, "Helloa=ZZb");
 	mime_meta_free(&m);
 	free(msg);
+
+	/* A word that decodes to nothing (a lone shift back to ASCII). */
+	msg = crlf("Subject: =?ISO-2022-JP?B?GyhC?=\n\n", &len);
+	m = parse_all_ways(msg, len);
+	ASSERT_EQ(m->flags, 0);
+	ASSERT_TRUE(m->subject == NULL);
+	ASSERT_STREQ(m->subject_raw, "=?ISO-2022-JP?B?GyhC?=");
+	mime_meta_free(&m);
+	free(msg);
 }
 
 static void
