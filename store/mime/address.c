@@ -97,8 +97,7 @@ item_start(struct item *it, size_t start)
 }
 
 static uint32_t
-item_end(struct item *it, const char *p, size_t end, mime_address_fn *fn,
-    void *ctx)
+item_end(struct item *it, const char *p, mime_address_fn *fn, void *ctx)
 {
 	uint32_t flags = 0;
 	struct mime_strbuf clean;
@@ -194,10 +193,10 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 				flags |= MIME_F_BAD_ADDRESS;
 			i++;
 		} else if (c == ',' && it.angle != 1) {
-			flags |= item_end(&it, p, i, fn, ctx);
+			flags |= item_end(&it, p, fn, ctx);
 			item_start(&it, ++i);
 		} else if (c == ';' && it.angle != 1) {
-			flags |= item_end(&it, p, i, fn, ctx);
+			flags |= item_end(&it, p, fn, ctx);
 			if (!group)
 				flags |= MIME_F_BAD_ADDRESS;
 			group = false;
@@ -250,7 +249,7 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 			addr_add(&it, p + s, i - s, true);
 		}
 	}
-	flags |= item_end(&it, p, n, fn, ctx);
+	flags |= item_end(&it, p, fn, ctx);
 	mime_strbuf_release(&it.addr);
 	return flags;
 }
