@@ -111,9 +111,3 @@ mime_strbuf_take(struct mime_strbuf *sb)
 	sb->full = false;
 	return s;
 }
-
-size_t
-mime_strbuf_alloc(const struct mime_strbuf *sb)
-{
-	return sb->cap;
-}

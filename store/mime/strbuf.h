@@ -33,7 +33,5 @@ bool mime_strbuf_addc(struct mime_strbuf *sb, char c);
 bool mime_strbuf_adds(struct mime_strbuf *sb, const char *s);
 /* The bytes as a new string (never NULL), and sb emptied. */
 char *mime_strbuf_take(struct mime_strbuf *sb);
-/* Bytes currently allocated. */
-size_t mime_strbuf_alloc(const struct mime_strbuf *sb);
 
 #endif

@@ -93,19 +93,6 @@ mime_text_body_end(struct mime_text *t)
 		t->cut = true;
 }
 
-bool
-mime_text_body_room(const struct mime_text *t)
-{
-	return !t->body.full;
-}
-
-size_t
-mime_text_alloc(const struct mime_text *t)
-{
-	return mime_strbuf_alloc(&t->head) + mime_strbuf_alloc(&t->names) +
-	    mime_strbuf_alloc(&t->body);
-}
-
 /*
  * Whether a code point is a letter in every locale PostgreSQL's parser may
  * use (a few common alphabets and syllabaries, all assigned).  Any other

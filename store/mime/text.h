@@ -37,14 +37,11 @@ void mime_text_name(struct mime_text *t, const char *s);
 void mime_text_body(void *t, const char *p, size_t n);
 /* Ends a text part. */
 void mime_text_body_end(struct mime_text *t);
-/* Whether more body text would still be kept. */
-bool mime_text_body_room(const struct mime_text *t);
 /*
  * The text (the caller's to free) and its length; *cut_r is set if it was
  * cut short.
  */
 char *mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r);
-size_t mime_text_alloc(const struct mime_text *t);
 
 /*
  * What a word (delimited by white space) may add to the size PostgreSQL
