@@ -9,7 +9,7 @@
 #include "store/mime/strbuf.h"
 #include "store/mime/utf8.h"
 
-#define ADDR_MAX 1024	/* longer is no address */
+#define ADDR_MAX 1024 /* longer is no address */
 
 static bool
 is_wsp(char c)
@@ -19,14 +19,14 @@ is_wsp(char c)
 
 /* Skips a quoted string at p[*i] == '"', appending its content. */
 static bool
-quoted(const char *p, size_t n, size_t *i, struct strbuf *content)
+quoted(const char *p, size_t n, size_t *i, struct mime_strbuf *content)
 {
 	(*i)++;
 	while (*i < n && p[*i] != '"') {
 		if (p[*i] == '\\' && *i + 1 < n)
 			(*i)++;
 		if (content != NULL && p[*i] != '\r' && p[*i] != '\n')
-			strbuf_addc(content, p[*i]);
+			mime_strbuf_addc(content, p[*i]);
 		(*i)++;
 	}
 	if (*i >= n)
@@ -42,12 +42,12 @@ quoted(const char *p, size_t n, size_t *i, struct strbuf *content)
 static char *
 phrase(const char *p, size_t n, bool comment, uint32_t *flags)
 {
-	struct strbuf w;
+	struct mime_strbuf w;
 	size_t i = 0;
 	bool space = false;
 	char *s;
 
-	strbuf_init(&w, n + 1);
+	mime_strbuf_init(&w, n + 1);
 	while (i < n) {
 		if (is_wsp(p[i])) {
 			space = w.len > 0;
@@ -55,7 +55,7 @@ phrase(const char *p, size_t n, bool comment, uint32_t *flags)
 			continue;
 		}
 		if (space)
-			strbuf_addc(&w, ' ');
+			mime_strbuf_addc(&w, ' ');
 		space = false;
 		if (p[i] == '"')
 			quoted(p, n, &i, &w);
@@ -65,30 +65,30 @@ phrase(const char *p, size_t n, bool comment, uint32_t *flags)
 		} else {
 			if (p[i] == '\\' && comment && i + 1 < n)
 				i++;
-			strbuf_addc(&w, p[i++]);
+			mime_strbuf_addc(&w, p[i++]);
 		}
 	}
 	s = w.len > 0 ? mime_decoded_string(w.p, w.len, flags) : NULL;
-	strbuf_release(&w);
+	mime_strbuf_release(&w);
 	return s;
 }
 
 struct item {
-	size_t start;		/* of the item in the value */
-	size_t lt;		/* where '<' stands, if angle */
-	int angle;		/* 0 none, 1 open, 2 closed */
-	struct strbuf addr;
-	bool spaced;		/* words with only space between them */
-	bool word_end;		/* the last thing in addr was a word */
-	bool gap;		/* white space since the last word */
-	bool content;		/* anything but space and comments */
-	size_t c0, c1;		/* the last comment, outside <> */
+	size_t start; /* of the item in the value */
+	size_t lt;    /* where '<' stands, if angle */
+	int angle;    /* 0 none, 1 open, 2 closed */
+	struct mime_strbuf addr;
+	bool spaced;   /* words with only space between them */
+	bool word_end; /* the last thing in addr was a word */
+	bool gap;      /* white space since the last word */
+	bool content;  /* anything but space and comments */
+	size_t c0, c1; /* the last comment, outside <> */
 };
 
 static void
 item_start(struct item *it, size_t start)
 {
-	strbuf_reset(&it->addr);
+	mime_strbuf_reset(&it->addr);
 	it->start = start;
 	it->lt = 0;
 	it->angle = 0;
@@ -97,11 +97,10 @@ item_start(struct item *it, size_t start)
 }
 
 static uint32_t
-item_end(struct item *it, const char *p, size_t end, mime_address_fn *fn,
-    void *ctx)
+item_end(struct item *it, const char *p, mime_address_fn *fn, void *ctx)
 {
 	uint32_t flags = 0;
-	struct strbuf clean;
+	struct mime_strbuf clean;
 	char *name = NULL;
 	size_t k;
 
@@ -120,17 +119,16 @@ item_end(struct item *it, const char *p, size_t end, mime_address_fn *fn,
 	if (it->addr.len > ADDR_MAX)
 		return flags | MIME_F_BAD_ADDRESS;
 	if (it->angle > 0)
-		name = phrase(p + it->start, it->lt - it->start, false,
-		    &flags);
+		name = phrase(p + it->start, it->lt - it->start, false, &flags);
 	else if (it->c1 > it->c0)
 		name = phrase(p + it->c0, it->c1 - it->c0, true, &flags);
 	for (k = 0; k < it->addr.len; k++)
 		if (it->addr.p[k] >= 'A' && it->addr.p[k] <= 'Z')
 			it->addr.p[k] = (char)(it->addr.p[k] - 'A' + 'a');
-	strbuf_init(&clean, 3 * it->addr.len + 1);
-	utf8_sanitize(it->addr.p, it->addr.len, &clean);
+	mime_strbuf_init(&clean, 3 * it->addr.len + 1);
+	mime_utf8_sanitize(it->addr.p, it->addr.len, &clean);
 	fn(ctx, clean.p, name);
-	strbuf_release(&clean);
+	mime_strbuf_release(&clean);
 	free(name);
 	return flags;
 }
@@ -141,7 +139,7 @@ addr_add(struct item *it, const char *p, size_t n, bool word)
 {
 	if (word && it->word_end && it->gap)
 		it->spaced = true;
-	strbuf_add(&it->addr, p, n);
+	mime_strbuf_add(&it->addr, p, n);
 	it->word_end = word;
 	it->gap = false;
 }
@@ -155,7 +153,7 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 	bool group = false;
 
 	memset(&it, 0, sizeof(it));
-	strbuf_init(&it.addr, ADDR_MAX + 1);
+	mime_strbuf_init(&it.addr, ADDR_MAX + 1);
 	item_start(&it, 0);
 	while (i < n) {
 		char c = p[i];
@@ -168,7 +166,8 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 			mime_skip_comment(p, n, &i);
 			if (it.angle != 1) {
 				it.c0 = s + 1;
-				it.c1 = p[i - 1] == ')' && i - 1 > s ? i - 1 : i;
+				it.c1 = p[i - 1] == ')' && i - 1 > s ? i - 1 :
+								       i;
 			}
 			it.gap = true;
 		} else if (c == '"') {
@@ -182,7 +181,7 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 			if (it.angle == 0) {
 				it.angle = 1;
 				it.lt = i;
-				strbuf_reset(&it.addr);
+				mime_strbuf_reset(&it.addr);
 				it.word_end = it.gap = it.spaced = false;
 			} else
 				flags |= MIME_F_BAD_ADDRESS;
@@ -194,22 +193,22 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 				flags |= MIME_F_BAD_ADDRESS;
 			i++;
 		} else if (c == ',' && it.angle != 1) {
-			flags |= item_end(&it, p, i, fn, ctx);
+			flags |= item_end(&it, p, fn, ctx);
 			item_start(&it, ++i);
 		} else if (c == ';' && it.angle != 1) {
-			flags |= item_end(&it, p, i, fn, ctx);
+			flags |= item_end(&it, p, fn, ctx);
 			if (!group)
 				flags |= MIME_F_BAD_ADDRESS;
 			group = false;
 			item_start(&it, ++i);
 		} else if (c == ':' && it.angle == 1) {
 			/* The end of an obsolete route: drop it. */
-			strbuf_reset(&it.addr);
+			mime_strbuf_reset(&it.addr);
 			it.word_end = it.gap = it.spaced = false;
 			i++;
 		} else if (c == ':' && it.angle == 0 && !group &&
 		    memchr(it.addr.p != NULL ? it.addr.p : "", '@',
-		    it.addr.len) == NULL) {
+			it.addr.len) == NULL) {
 			/* A group's name. */
 			group = true;
 			item_start(&it, ++i);
@@ -225,20 +224,32 @@ mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx)
 			it.content = true;
 			addr_add(&it, p + s, i - s, true);
 		} else if (c == '@' || c == '.' || c == ',' || c == ':' ||
-		    c == ';' || c == '\\' || c == ']') {
+		    c == ';' || c == '\\' || c == ']' || c == ')') {
 			it.content = true;
 			addr_add(&it, p + i, 1, false);
 			i++;
+		} else if (c == '=' && it.angle != 1 &&
+		    (s = mime_encoded_word_len(p + i, n - i)) > 0) {
+			/*
+			 * An encoded word is one word, whatever it holds
+			 * (a ',' from a client that did not encode it).
+			 */
+			it.content = true;
+			addr_add(&it, p + i, s, true);
+			i += s;
 		} else {
 			s = i;
-			while (i < n && !is_wsp(p[i]) && (p[i] == '\0' ||
-			    strchr("()<>[]:;@\\,.\"", p[i]) == NULL))
+			while (i < n && !is_wsp(p[i]) &&
+			    (p[i] == '\0' ||
+				strchr("()<>[]:;@\\,.\"", p[i]) == NULL))
 				i++;
+			if (i == s)
+				i++; /* cannot happen; never loop */
 			it.content = true;
 			addr_add(&it, p + s, i - s, true);
 		}
 	}
-	flags |= item_end(&it, p, n, fn, ctx);
-	strbuf_release(&it.addr);
+	flags |= item_end(&it, p, fn, ctx);
+	mime_strbuf_release(&it.addr);
 	return flags;
 }

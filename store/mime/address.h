@@ -21,7 +21,7 @@ typedef void mime_address_fn(void *ctx, const char *addr, const char *name);
  * MIME_F_BAD_ADDRESS if some of it could not be read (what could was
  * passed on) and the flags its encoded words earned.
  */
-uint32_t mime_address_list(const char *p, size_t n, mime_address_fn *fn,
-    void *ctx);
+uint32_t
+mime_address_list(const char *p, size_t n, mime_address_fn *fn, void *ctx);
 
 #endif

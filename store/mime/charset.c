@@ -12,11 +12,11 @@
 #define CARRY_MAX 16
 
 struct mime_charset {
-	bool utf8;		/* taken as UTF-8, no iconv */
+	bool utf8; /* taken as UTF-8, no iconv */
 	iconv_t cd;
 	uint32_t flags;
-	struct utf8_stream u;
-	char carry[CARRY_MAX];	/* an unfinished sequence for iconv */
+	struct mime_utf8_stream u;
+	char carry[CARRY_MAX]; /* an unfinished sequence for iconv */
 	size_t ncarry;
 };
 
@@ -80,7 +80,7 @@ normalize(const char *name, char *out, size_t outlen)
 		if (c >= 'A' && c <= 'Z')
 			c = (char)(c - 'A' + 'a');
 		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    strchr("-_.:+()", c) != NULL))
+			strchr("-_.:+()", c) != NULL))
 			return false;
 		if (n + 1 >= outlen)
 			return false;
@@ -98,7 +98,7 @@ mime_charset_new(const char *name)
 	char norm[48];
 	size_t i;
 
-	utf8_stream_init(&cs->u);
+	mime_utf8_stream_init(&cs->u);
 	cs->utf8 = true;
 	cs->cd = (iconv_t)-1;
 	if (name == NULL || *name == '\0')
@@ -164,7 +164,7 @@ mime_charset_feed(struct mime_charset *cs, const void *vp, size_t n,
 	size_t take, used, left;
 
 	if (cs->utf8) {
-		utf8_stream_feed(&cs->u, p, n, sink, ctx);
+		mime_utf8_stream_feed(&cs->u, p, n, sink, ctx);
 		return;
 	}
 	while (cs->ncarry > 0 && n > 0) {
@@ -208,7 +208,7 @@ mime_charset_finish(struct mime_charset *cs, mime_sink_fn *sink, void *ctx)
 	size_t ol = sizeof(out), n = cs->ncarry;
 
 	if (cs->utf8) {
-		utf8_stream_finish(&cs->u, sink, ctx);
+		mime_utf8_stream_finish(&cs->u, sink, ctx);
 		if (cs->u.bad)
 			cs->flags |= MIME_F_BAD_CHARSET;
 		return;
@@ -243,12 +243,12 @@ mime_charset_free(struct mime_charset **csp)
 static void
 add_sink(void *ctx, const char *p, size_t n)
 {
-	strbuf_add(ctx, p, n);
+	mime_strbuf_add(ctx, p, n);
 }
 
 uint32_t
 mime_charset_convert(const char *name, const void *p, size_t n,
-    struct strbuf *out)
+    struct mime_strbuf *out)
 {
 	struct mime_charset *cs = mime_charset_new(name);
 	uint32_t flags;

@@ -25,8 +25,8 @@ struct mime_charset *mime_charset_new(const char *name);
 void mime_charset_feed(struct mime_charset *cs, const void *p, size_t n,
     mime_sink_fn *sink, void *ctx);
 /* Ends the stream: an unfinished sequence is invalid. */
-void mime_charset_finish(struct mime_charset *cs, mime_sink_fn *sink,
-    void *ctx);
+void
+mime_charset_finish(struct mime_charset *cs, mime_sink_fn *sink, void *ctx);
 /* The MIME_F_* flags the stream earned so far. */
 uint32_t mime_charset_flags(const struct mime_charset *cs);
 void mime_charset_free(struct mime_charset **cs);
@@ -36,6 +36,6 @@ void mime_charset_free(struct mime_charset **cs);
  * the flags earned.
  */
 uint32_t mime_charset_convert(const char *name, const void *p, size_t n,
-    struct strbuf *out);
+    struct mime_strbuf *out);
 
 #endif

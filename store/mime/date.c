@@ -5,13 +5,18 @@
 
 #define TOKENS_MAX 16
 
-enum tok_kind { T_NUM, T_ALPHA, T_SIGNED, T_COLON };
+enum tok_kind {
+	T_NUM,
+	T_ALPHA,
+	T_SIGNED,
+	T_COLON
+};
 
 struct tok {
 	enum tok_kind kind;
 	const char *p;
 	size_t len;
-	int64_t num;	/* T_NUM, T_SIGNED (with its sign) */
+	int64_t num; /* T_NUM, T_SIGNED (with its sign) */
 };
 
 static bool
@@ -51,8 +56,9 @@ tokenize(const char *p, size_t n, struct tok *t)
 			continue;
 		}
 		s = i;
-		if (is_digit(c) || ((c == '+' || c == '-') && i + 1 < n &&
-		    is_digit(p[i + 1]))) {
+		if (is_digit(c) ||
+		    ((c == '+' || c == '-') && i + 1 < n &&
+			is_digit(p[i + 1]))) {
 			int64_t v = 0;
 
 			if (!is_digit(c))
@@ -166,9 +172,18 @@ zone_of(const struct tok *t, size_t nt, size_t *k, int64_t *off)
 		const char *name;
 		int hours;
 	} names[] = {
-		{ "ut", 0 }, { "utc", 0 }, { "gmt", 0 }, { "z", 0 },
-		{ "est", -5 }, { "edt", -4 }, { "cst", -6 }, { "cdt", -5 },
-		{ "mst", -7 }, { "mdt", -6 }, { "pst", -8 }, { "pdt", -7 },
+		{ "ut", 0 },
+		{ "utc", 0 },
+		{ "gmt", 0 },
+		{ "z", 0 },
+		{ "est", -5 },
+		{ "edt", -4 },
+		{ "cst", -6 },
+		{ "cdt", -5 },
+		{ "mst", -7 },
+		{ "mdt", -6 },
+		{ "pst", -8 },
+		{ "pdt", -7 },
 	};
 	const struct tok *z;
 	int64_t v, hh, mm;
@@ -176,7 +191,7 @@ zone_of(const struct tok *t, size_t nt, size_t *k, int64_t *off)
 
 	*off = 0;
 	if (*k >= nt)
-		return true;	/* none: taken as UTC */
+		return true; /* none: taken as UTC */
 	z = &t[*k];
 	if (z->kind == T_SIGNED) {
 		v = z->num < 0 ? -z->num : z->num;
@@ -229,8 +244,8 @@ days_from_civil(int64_t y, int64_t m, int64_t d)
 static int
 days_in_month(int64_t y, int m)
 {
-	static const int dm[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
-		30, 31 };
+	static const int dm[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+		31 };
 
 	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
 		return 29;

@@ -50,20 +50,78 @@ mime_hexval(int c)
 	return -1;
 }
 
+/* Base64 digit values plus one; 0 for anything else. */
+static const unsigned char b64tab[256] = {
+	['A'] = 1,
+	['B'] = 2,
+	['C'] = 3,
+	['D'] = 4,
+	['E'] = 5,
+	['F'] = 6,
+	['G'] = 7,
+	['H'] = 8,
+	['I'] = 9,
+	['J'] = 10,
+	['K'] = 11,
+	['L'] = 12,
+	['M'] = 13,
+	['N'] = 14,
+	['O'] = 15,
+	['P'] = 16,
+	['Q'] = 17,
+	['R'] = 18,
+	['S'] = 19,
+	['T'] = 20,
+	['U'] = 21,
+	['V'] = 22,
+	['W'] = 23,
+	['X'] = 24,
+	['Y'] = 25,
+	['Z'] = 26,
+	['a'] = 27,
+	['b'] = 28,
+	['c'] = 29,
+	['d'] = 30,
+	['e'] = 31,
+	['f'] = 32,
+	['g'] = 33,
+	['h'] = 34,
+	['i'] = 35,
+	['j'] = 36,
+	['k'] = 37,
+	['l'] = 38,
+	['m'] = 39,
+	['n'] = 40,
+	['o'] = 41,
+	['p'] = 42,
+	['q'] = 43,
+	['r'] = 44,
+	['s'] = 45,
+	['t'] = 46,
+	['u'] = 47,
+	['v'] = 48,
+	['w'] = 49,
+	['x'] = 50,
+	['y'] = 51,
+	['z'] = 52,
+	['0'] = 53,
+	['1'] = 54,
+	['2'] = 55,
+	['3'] = 56,
+	['4'] = 57,
+	['5'] = 58,
+	['6'] = 59,
+	['7'] = 60,
+	['8'] = 61,
+	['9'] = 62,
+	['+'] = 63,
+	['/'] = 64,
+};
+
 static int
 b64val(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	return (int)b64tab[c] - 1;
 }
 
 enum mime_cte
@@ -113,6 +171,21 @@ b64_feed(struct mime_decoder *d, const unsigned char *p, size_t n,
 	int v;
 
 	for (i = 0; i < n; i++) {
+		/* Whole quanta of four digits, the usual case, at once. */
+		while (d->nq == 0 && !d->padded && n - i >= 4 &&
+		    o->n + 3 <= OUT_MAX) {
+			int a = b64val(p[i]), b = b64val(p[i + 1]),
+			    c = b64val(p[i + 2]), e = b64val(p[i + 3]);
+
+			if ((a | b | c | e) < 0)
+				break;
+			o->buf[o->n++] = (char)(a << 2 | b >> 4);
+			o->buf[o->n++] = (char)(b << 4 | c >> 2);
+			o->buf[o->n++] = (char)(c << 6 | e);
+			i += 4;
+		}
+		if (i >= n)
+			break;
 		v = b64val(p[i]);
 		if (v >= 0) {
 			if (d->padded) {
@@ -136,11 +209,11 @@ b64_feed(struct mime_decoder *d, const unsigned char *p, size_t n,
 /* Quoted-printable states. */
 enum {
 	QP_TEXT,
-	QP_EQ,		/* after '=' */
-	QP_EQ1,		/* after '=' and one hex digit */
-	QP_SOFT,	/* after '=' and white space: a soft break? */
-	QP_SOFTCR,	/* ... and a CR */
-	QP_CR,		/* a CR that may start a line break */
+	QP_EQ,	   /* after '=' */
+	QP_EQ1,	   /* after '=' and one hex digit */
+	QP_SOFT,   /* after '=' and white space: a soft break? */
+	QP_SOFTCR, /* ... and a CR */
+	QP_CR,	   /* a CR that may start a line break */
 };
 
 static void
@@ -151,8 +224,7 @@ qp_ws_flush(struct mime_decoder *d, struct out *o)
 }
 
 static void
-qp_feed(struct mime_decoder *d, const unsigned char *p, size_t n,
-    struct out *o)
+qp_feed(struct mime_decoder *d, const unsigned char *p, size_t n, struct out *o)
 {
 	size_t i;
 	unsigned char c;
@@ -210,8 +282,9 @@ again:
 		case QP_EQ1:
 			d->qstate = QP_TEXT;
 			if (mime_hexval(c) >= 0) {
-				out_byte(o, (char)(mime_hexval(d->hex1) << 4 |
-				    mime_hexval(c)));
+				out_byte(o,
+				    (char)(mime_hexval(d->hex1) << 4 |
+					mime_hexval(c)));
 				break;
 			}
 			d->bad = true;
@@ -310,11 +383,11 @@ mime_decoder_finish(struct mime_decoder *d, mime_sink_fn *sink, void *ctx)
 static void
 strbuf_sink(void *ctx, const char *p, size_t n)
 {
-	strbuf_add(ctx, p, n);
+	mime_strbuf_add(ctx, p, n);
 }
 
 bool
-mime_decode_b(const char *p, size_t n, struct strbuf *out)
+mime_decode_b(const char *p, size_t n, struct mime_strbuf *out)
 {
 	struct mime_decoder d;
 
@@ -325,7 +398,7 @@ mime_decode_b(const char *p, size_t n, struct strbuf *out)
 }
 
 bool
-mime_decode_q(const char *p, size_t n, struct strbuf *out)
+mime_decode_q(const char *p, size_t n, struct mime_strbuf *out)
 {
 	bool bad = false;
 	size_t i;
@@ -333,16 +406,16 @@ mime_decode_q(const char *p, size_t n, struct strbuf *out)
 
 	for (i = 0; i < n; i++) {
 		if (p[i] == '_')
-			strbuf_addc(out, ' ');
+			mime_strbuf_addc(out, ' ');
 		else if (p[i] == '=' && i + 2 < n &&
 		    (hi = mime_hexval((unsigned char)p[i + 1])) >= 0 &&
 		    (lo = mime_hexval((unsigned char)p[i + 2])) >= 0) {
-			strbuf_addc(out, (char)(hi << 4 | lo));
+			mime_strbuf_addc(out, (char)(hi << 4 | lo));
 			i += 2;
 		} else {
 			if (p[i] == '=')
 				bad = true;
-			strbuf_addc(out, p[i]);
+			mime_strbuf_addc(out, p[i]);
 		}
 	}
 	return bad;

@@ -11,9 +11,9 @@
 #include "store/mime/meta.h"
 #include "store/mime/utf8.h"
 
-#define CHARSET_MAX	64
-#define SECTIONS_MAX	64
-#define PARAM_MAX	(16 * 1024)	/* bytes of one parameter kept */
+#define CHARSET_MAX 64
+#define SECTIONS_MAX 64
+#define PARAM_MAX (16 * 1024) /* bytes of one parameter kept */
 
 static bool
 is_wsp(char c)
@@ -22,7 +22,7 @@ is_wsp(char c)
 }
 
 void
-mime_unfold(const char *p, size_t n, struct strbuf *out)
+mime_unfold(const char *p, size_t n, struct mime_strbuf *out)
 {
 	size_t i;
 
@@ -34,7 +34,7 @@ mime_unfold(const char *p, size_t n, struct strbuf *out)
 		n--;
 	for (i = 0; i < n; i++)
 		if (p[i] != '\r' && p[i] != '\n')
-			strbuf_addc(out, p[i]);
+			mime_strbuf_addc(out, p[i]);
 }
 
 /*
@@ -42,8 +42,8 @@ mime_unfold(const char *p, size_t n, struct strbuf *out)
  * or 0 if there is none.
  */
 static size_t
-encoded_word(const char *p, size_t n, char *cs, char *enc,
-    const char **text_r, size_t *textlen_r)
+encoded_word(const char *p, size_t n, char *cs, char *enc, const char **text_r,
+    size_t *textlen_r)
 {
 	size_t i = 2, c0, t0, cl;
 
@@ -56,8 +56,8 @@ encoded_word(const char *p, size_t n, char *cs, char *enc,
 		return 0;
 	cl = i - c0;
 	i++;
-	if (i + 1 >= n || p[i] == '\0' ||
-	    strchr("BbQq", p[i]) == NULL || p[i + 1] != '?')
+	if (i + 1 >= n || p[i] == '\0' || strchr("BbQq", p[i]) == NULL ||
+	    p[i + 1] != '?')
 		return 0;
 	*enc = (char)(p[i] | 0x20);
 	i += 2;
@@ -88,76 +88,87 @@ all_wsp(const char *p, size_t n)
 }
 
 static uint32_t
-flush_raw(struct strbuf *raw, const char *cs, struct strbuf *out)
+flush_raw(struct mime_strbuf *raw, const char *cs, struct mime_strbuf *out)
 {
 	uint32_t flags = 0;
-	struct strbuf conv;
+	struct mime_strbuf conv;
 
 	if (raw->len == 0)
 		return 0;
-	strbuf_init(&conv, out->max);
+	mime_strbuf_init(&conv, out->max);
 	flags = mime_charset_convert(cs, raw->p, raw->len, &conv);
-	if (utf8_sanitize(conv.p, conv.len, out))
+	if (mime_utf8_sanitize(conv.p, conv.len, out))
 		flags |= MIME_F_BAD_CHARSET;
-	strbuf_release(&conv);
-	strbuf_reset(raw);
+	mime_strbuf_release(&conv);
+	mime_strbuf_reset(raw);
 	return flags;
 }
 
 uint32_t
-mime_2047_decode(const char *p, size_t n, struct strbuf *out)
+mime_2047_decode(const char *p, size_t n, struct mime_strbuf *out)
 {
-	struct strbuf raw;
+	struct mime_strbuf raw;
 	char cs[CHARSET_MAX + 1], pcs[CHARSET_MAX + 1] = "", enc;
 	const char *text;
 	size_t i = 0, lit = 0, len, tl;
 	bool after_word = false;
 	uint32_t flags = 0;
 
-	strbuf_init(&raw, out->max);
+	mime_strbuf_init(&raw, out->max);
 	while (i < n) {
 		if (p[i] != '=' || i + 1 >= n || p[i + 1] != '?' ||
-		    (len = encoded_word(p + i, n - i, cs, &enc, &text,
-		    &tl)) == 0) {
+		    (len = encoded_word(p + i, n - i, cs, &enc, &text, &tl)) ==
+			0) {
 			i++;
 			continue;
 		}
 		if (!after_word || !all_wsp(p + lit, i - lit)) {
 			flags |= flush_raw(&raw, pcs, out);
-			utf8_sanitize(p + lit, i - lit, out);
+			mime_utf8_sanitize(p + lit, i - lit, out);
 		}
 		if (raw.len > 0 && strcasecmp(cs, pcs) != 0)
 			flags |= flush_raw(&raw, pcs, out);
 		memcpy(pcs, cs, sizeof(cs));
 		if (enc == 'b' ? mime_decode_b(text, tl, &raw) :
-		    mime_decode_q(text, tl, &raw))
+				 mime_decode_q(text, tl, &raw))
 			flags |= MIME_F_BAD_ENCODING;
 		i += len;
 		lit = i;
 		after_word = true;
 	}
 	flags |= flush_raw(&raw, pcs, out);
-	utf8_sanitize(p + lit, n - lit, out);
-	strbuf_release(&raw);
+	mime_utf8_sanitize(p + lit, n - lit, out);
+	mime_strbuf_release(&raw);
 	return flags;
+}
+
+size_t
+mime_encoded_word_len(const char *p, size_t n)
+{
+	char cs[CHARSET_MAX + 1], enc;
+	const char *text;
+	size_t tl;
+
+	return encoded_word(p, n, cs, &enc, &text, &tl);
 }
 
 char *
 mime_decoded_string(const char *p, size_t n, uint32_t *flags)
 {
-	struct strbuf u, d;
+	struct mime_strbuf u, d;
 	char *s;
 
-	strbuf_init(&u, n + 1);
+	mime_strbuf_init(&u, n + 1);
 	mime_unfold(p, n, &u);
-	strbuf_init(&d, 4 * n + 16);
+	mime_strbuf_init(&d, 4 * n + 16);
 	*flags |= mime_2047_decode(u.p != NULL ? u.p : "", u.len, &d);
-	strbuf_release(&u);
+	mime_strbuf_release(&u);
+	mime_utf8_trim(&d);
 	if (d.len == 0) {
-		strbuf_release(&d);
+		mime_strbuf_release(&d);
 		return NULL;
 	}
-	s = strbuf_take(&d);
+	s = mime_strbuf_take(&d);
 	return s;
 }
 
@@ -219,9 +230,9 @@ lower(char *s)
 
 /* A parameter value at p[*i]: quoted string or (leniently) up to ';'. */
 static void
-param_value(const char *p, size_t n, size_t *i, struct strbuf *out)
+param_value(const char *p, size_t n, size_t *i, struct mime_strbuf *out)
 {
-	size_t s, e;
+	size_t s, e, k;
 
 	if (*i < n && p[*i] == '"') {
 		(*i)++;
@@ -229,7 +240,7 @@ param_value(const char *p, size_t n, size_t *i, struct strbuf *out)
 			if (p[*i] == '\\' && *i + 1 < n)
 				(*i)++;
 			if (p[*i] != '\r' && p[*i] != '\n')
-				strbuf_addc(out, p[*i]);
+				mime_strbuf_addc(out, p[*i]);
 			(*i)++;
 		}
 		if (*i < n)
@@ -241,27 +252,43 @@ param_value(const char *p, size_t n, size_t *i, struct strbuf *out)
 	while (*i < n && p[*i] != ';')
 		(*i)++;
 	e = *i;
+	/* A comment after the value: "us-ascii (Plain text)". */
+	for (k = s + 1; k < e; k++)
+		if (p[k] == '(' && is_wsp(p[k - 1])) {
+			e = k;
+			break;
+		}
 	while (e > s && is_wsp(p[e - 1]))
 		e--;
 	for (; s < e; s++)
 		if (p[s] != '\r' && p[s] != '\n')
-			strbuf_addc(out, p[s]);
+			mime_strbuf_addc(out, p[s]);
 }
 
-enum { P_BOUNDARY, P_CHARSET, P_NAME, P_FILENAME, P_COUNT };
+enum {
+	P_BOUNDARY,
+	P_CHARSET,
+	P_NAME,
+	P_FILENAME,
+	P_COUNT
+};
 static const char *const param_names[P_COUNT] = {
-	"boundary", "charset", "name", "filename",
+	"boundary",
+	"charset",
+	"name",
+	"filename",
 };
 
 struct param {
-	char *plain;		/* name="..." */
-	char *sect[SECTIONS_MAX];	/* RFC 2231 name*N[*] */
+	char *plain;		  /* name="..." */
+	char *sect[SECTIONS_MAX]; /* RFC 2231 name*N[*] */
 	bool enc[SECTIONS_MAX];
+	size_t nsect; /* one past the highest section set */
 	bool any;
 };
 
 static int
-pct(const char *s, size_t n, struct strbuf *out)
+pct(const char *s, size_t n, struct mime_strbuf *out)
 {
 	size_t i;
 	int hi, lo, bad = 0;
@@ -270,12 +297,12 @@ pct(const char *s, size_t n, struct strbuf *out)
 		if (s[i] == '%' && i + 2 < n &&
 		    (hi = mime_hexval((unsigned char)s[i + 1])) >= 0 &&
 		    (lo = mime_hexval((unsigned char)s[i + 2])) >= 0) {
-			strbuf_addc(out, (char)(hi << 4 | lo));
+			mime_strbuf_addc(out, (char)(hi << 4 | lo));
 			i += 2;
 		} else {
 			if (s[i] == '%')
 				bad = 1;
-			strbuf_addc(out, s[i]);
+			mime_strbuf_addc(out, s[i]);
 		}
 	}
 	return bad;
@@ -285,13 +312,13 @@ pct(const char *s, size_t n, struct strbuf *out)
 static char *
 assemble(struct param *pa, uint32_t *flags)
 {
-	struct strbuf raw, conv;
+	struct mime_strbuf raw, conv;
 	char cs[CHARSET_MAX + 1] = "";
 	const char *v, *q1, *q2;
 	size_t k;
 	char *s;
 
-	strbuf_init(&raw, PARAM_MAX);
+	mime_strbuf_init(&raw, PARAM_MAX);
 	for (k = 0; k < SECTIONS_MAX && pa->sect[k] != NULL; k++) {
 		v = pa->sect[k];
 		if (k == 0 && pa->enc[0] && (q1 = strchr(v, '\'')) != NULL &&
@@ -306,26 +333,25 @@ assemble(struct param *pa, uint32_t *flags)
 			if (pct(v, strlen(v), &raw))
 				*flags |= MIME_F_BAD_ENCODING;
 		} else
-			strbuf_adds(&raw, v);
+			mime_strbuf_adds(&raw, v);
 	}
-	strbuf_init(&conv, PARAM_MAX * 4);
+	mime_strbuf_init(&conv, PARAM_MAX * 4);
 	if (cs[0] != '\0')
 		*flags |= mime_charset_convert(cs, raw.p ? raw.p : "", raw.len,
 		    &conv);
 	else
-		strbuf_add(&conv, raw.p ? raw.p : "", raw.len);
-	strbuf_release(&raw);
+		mime_strbuf_add(&conv, raw.p ? raw.p : "", raw.len);
+	mime_strbuf_release(&raw);
 	s = mime_decoded_string(conv.p ? conv.p : "", conv.len, flags);
-	strbuf_release(&conv);
+	mime_strbuf_release(&conv);
 	return s;
 }
 
 uint32_t
-mime_params_parse(const char *p, size_t n, bool ctype,
-    struct mime_params *out)
+mime_params_parse(const char *p, size_t n, bool ctype, struct mime_params *out)
 {
 	struct param pa[P_COUNT];
-	struct strbuf val;
+	struct mime_strbuf val;
 	uint32_t flags = 0;
 	size_t i = 0, t0, tl, k, s0, sl;
 	char attr[80], *star, *end;
@@ -391,21 +417,23 @@ mime_params_parse(const char *p, size_t n, bool ctype,
 		for (which = 0; which < P_COUNT; which++)
 			if (strcmp(attr, param_names[which]) == 0)
 				break;
-		strbuf_init(&val, PARAM_MAX);
+		mime_strbuf_init(&val, PARAM_MAX);
 		param_value(p, n, &i, &val);
 		if (which == P_COUNT) {
-			strbuf_release(&val);
+			mime_strbuf_release(&val);
 			continue;
 		}
 		if (sect < 0) {
 			if (pa[which].plain == NULL)
-				pa[which].plain = strbuf_take(&val);
+				pa[which].plain = mime_strbuf_take(&val);
 		} else if (pa[which].sect[sect] == NULL) {
-			pa[which].sect[sect] = strbuf_take(&val);
+			pa[which].sect[sect] = mime_strbuf_take(&val);
 			pa[which].enc[sect] = enc;
 			pa[which].any = true;
+			if ((size_t)sect + 1 > pa[which].nsect)
+				pa[which].nsect = (size_t)sect + 1;
 		}
-		strbuf_release(&val);
+		mime_strbuf_release(&val);
 	}
 	for (which = 0; which < P_COUNT; which++) {
 		char *v = NULL;
@@ -419,7 +447,8 @@ mime_params_parse(const char *p, size_t n, bool ctype,
 				pa[which].sect[0] = NULL;
 			}
 			if (v != NULL && *v == '\0') {
-				free(v); v = NULL;
+				free(v);
+				v = NULL;
 			}
 		} else if (pa[which].any && pa[which].sect[0] != NULL)
 			v = assemble(&pa[which], &flags);
@@ -427,13 +456,21 @@ mime_params_parse(const char *p, size_t n, bool ctype,
 			v = mime_decoded_string(pa[which].plain,
 			    strlen(pa[which].plain), &flags);
 		switch (which) {
-		case P_BOUNDARY: out->boundary = v; break;
-		case P_CHARSET: out->charset = v; break;
-		case P_NAME: out->name = v; break;
-		default: out->filename = v; break;
+		case P_BOUNDARY:
+			out->boundary = v;
+			break;
+		case P_CHARSET:
+			out->charset = v;
+			break;
+		case P_NAME:
+			out->name = v;
+			break;
+		default:
+			out->filename = v;
+			break;
 		}
 		free(pa[which].plain);
-		for (k = 0; k < SECTIONS_MAX; k++)
+		for (k = 0; k < pa[which].nsect; k++)
 			free(pa[which].sect[k]);
 	}
 	return flags;
@@ -453,7 +490,7 @@ mime_params_release(struct mime_params *mp)
 char *
 mime_angle_id(const char *p, size_t n, bool last)
 {
-	struct strbuf sb;
+	struct mime_strbuf sb;
 	size_t i = 0, lt = n, gt, k;
 	bool found = false;
 
@@ -472,30 +509,30 @@ mime_angle_id(const char *p, size_t n, bool last)
 				break;
 		}
 	}
-	strbuf_init(&sb, n + 16);
+	mime_strbuf_init(&sb, n + 16);
 	if (found) {
 		for (gt = lt + 1; gt < n && p[gt] != '>'; gt++)
 			;
 		for (k = lt + 1; k < gt; k++)
 			if (!is_wsp(p[k]))
-				strbuf_addc(&sb, p[k]);
+				mime_strbuf_addc(&sb, p[k]);
 	} else {
 		/* No brackets: the first word, comments aside. */
 		i = 0;
 		skip_cfws(p, n, &i);
 		while (i < n && !is_wsp(p[i]) && p[i] != '(')
-			strbuf_addc(&sb, p[i++]);
+			mime_strbuf_addc(&sb, p[i++]);
 	}
 	if (sb.len == 0) {
-		strbuf_release(&sb);
+		mime_strbuf_release(&sb);
 		return NULL;
 	}
 	{
-		struct strbuf clean;
+		struct mime_strbuf clean;
 
-		strbuf_init(&clean, 3 * sb.len + 1);
-		utf8_sanitize(sb.p, sb.len, &clean);
-		strbuf_release(&sb);
-		return strbuf_take(&clean);
+		mime_strbuf_init(&clean, 3 * sb.len + 1);
+		mime_utf8_sanitize(sb.p, sb.len, &clean);
+		mime_strbuf_release(&sb);
+		return mime_strbuf_take(&clean);
 	}
 }

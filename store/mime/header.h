@@ -14,7 +14,7 @@
 #include "store/mime/strbuf.h"
 
 /* Appends p[0, n) without its line breaks, trimmed at both ends. */
-void mime_unfold(const char *p, size_t n, struct strbuf *out);
+void mime_unfold(const char *p, size_t n, struct mime_strbuf *out);
 
 /*
  * Appends p[0, n) with RFC 2047 encoded words decoded wherever they stand
@@ -23,7 +23,7 @@ void mime_unfold(const char *p, size_t n, struct strbuf *out);
  * words of one charset joined before conversion (so a character split
  * between two words survives).  Other 8-bit bytes are taken as UTF-8.
  */
-uint32_t mime_2047_decode(const char *p, size_t n, struct strbuf *out);
+uint32_t mime_2047_decode(const char *p, size_t n, struct mime_strbuf *out);
 
 /* A decoded, sanitized copy of p[0, n) (2047), or NULL if empty. */
 char *mime_decoded_string(const char *p, size_t n, uint32_t *flags);
@@ -32,18 +32,18 @@ char *mime_decoded_string(const char *p, size_t n, uint32_t *flags);
 struct mime_params {
 	char *value;	/* "text/plain", "attachment": lower-cased, or NULL
 			 * when missing or malformed */
-	char *boundary;	/* as written */
+	char *boundary; /* as written */
 	char *charset;	/* as written */
 	char *name;	/* decoded */
-	char *filename;	/* decoded */
+	char *filename; /* decoded */
 };
 
 /*
  * Parses a Content-Type (ctype true: the value is type/subtype) or
  * Content-Disposition value.  Release with mime_params_release().
  */
-uint32_t mime_params_parse(const char *p, size_t n, bool ctype,
-    struct mime_params *out);
+uint32_t
+mime_params_parse(const char *p, size_t n, bool ctype, struct mime_params *out);
 void mime_params_release(struct mime_params *mp);
 
 /*
@@ -52,6 +52,9 @@ void mime_params_release(struct mime_params *mp);
  * NULL if empty.
  */
 char *mime_angle_id(const char *p, size_t n, bool last);
+
+/* The length of the encoded word at p[0, n), or 0 if none starts there. */
+size_t mime_encoded_word_len(const char *p, size_t n);
 
 /* Skips a comment starting at p[*i] == '('; nested, with quoted pairs. */
 void mime_skip_comment(const char *p, size_t n, size_t *i);

@@ -6,15 +6,15 @@
 
 enum {
 	H_TEXT,
-	H_LT,		/* after '<' */
-	H_NAME,		/* a tag's name */
-	H_ATTR,		/* inside a tag, after its name */
-	H_QUOTE,	/* a quoted attribute value */
-	H_BANG,		/* after "<!" */
-	H_BANG_DASH,	/* after "<!-" */
-	H_COMMENT,	/* inside <!-- --> */
-	H_DECL,		/* <!DOCTYPE ...>, <?xml ...?> */
-	H_ENT,		/* after '&' */
+	H_LT,	     /* after '<' */
+	H_NAME,	     /* a tag's name */
+	H_ATTR,	     /* inside a tag, after its name */
+	H_QUOTE,     /* a quoted attribute value */
+	H_BANG,	     /* after "<!" */
+	H_BANG_DASH, /* after "<!-" */
+	H_COMMENT,   /* inside <!-- --> */
+	H_DECL,	     /* <!DOCTYPE ...>, <?xml ...?> */
+	H_ENT,	     /* after '&' */
 };
 
 struct out {
@@ -23,7 +23,7 @@ struct out {
 	mime_sink_fn *sink;
 	void *ctx;
 	bool mute;
-	bool *nl;	/* the last byte put was a line break */
+	bool *nl; /* the last byte put was a line break */
 };
 
 static void
@@ -89,15 +89,35 @@ static const struct {
 	const char *name;
 	unsigned long cp;
 } entities[] = {
-	{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' },
-	{ "apos", '\'' }, { "nbsp", ' ' }, { "copy", 0xA9 }, { "reg", 0xAE },
-	{ "euro", 0x20AC }, { "hellip", 0x2026 }, { "mdash", 0x2014 },
-	{ "ndash", 0x2013 }, { "lsquo", 0x2018 }, { "rsquo", 0x2019 },
-	{ "ldquo", 0x201C }, { "rdquo", 0x201D }, { "laquo", 0xAB },
-	{ "raquo", 0xBB }, { "shy", 0xAD }, { "auml", 0xE4 },
-	{ "ouml", 0xF6 }, { "uuml", 0xFC }, { "Auml", 0xC4 },
-	{ "Ouml", 0xD6 }, { "Uuml", 0xDC }, { "szlig", 0xDF },
-	{ "eacute", 0xE9 }, { "egrave", 0xE8 }, { "agrave", 0xE0 },
+	{ "amp", '&' },
+	{ "lt", '<' },
+	{ "gt", '>' },
+	{ "quot", '"' },
+	{ "apos", '\'' },
+	{ "nbsp", ' ' },
+	{ "copy", 0xA9 },
+	{ "reg", 0xAE },
+	{ "euro", 0x20AC },
+	{ "hellip", 0x2026 },
+	{ "mdash", 0x2014 },
+	{ "ndash", 0x2013 },
+	{ "lsquo", 0x2018 },
+	{ "rsquo", 0x2019 },
+	{ "ldquo", 0x201C },
+	{ "rdquo", 0x201D },
+	{ "laquo", 0xAB },
+	{ "raquo", 0xBB },
+	{ "shy", 0xAD },
+	{ "auml", 0xE4 },
+	{ "ouml", 0xF6 },
+	{ "uuml", 0xFC },
+	{ "Auml", 0xC4 },
+	{ "Ouml", 0xD6 },
+	{ "Uuml", 0xDC },
+	{ "szlig", 0xDF },
+	{ "eacute", 0xE9 },
+	{ "egrave", 0xE8 },
+	{ "agrave", 0xE0 },
 	{ "ccedil", 0xE7 },
 };
 
@@ -133,10 +153,40 @@ entity(struct mime_html *h, struct out *o, bool semi)
 }
 
 static const char *const blocks[] = {
-	"p", "br", "div", "tr", "li", "ul", "ol", "table", "h1", "h2",
-	"h3", "h4", "h5", "h6", "hr", "blockquote", "pre", "title", "dd",
-	"dt", "dl", "section", "article", "header", "footer", "address",
-	"center", "form", "body", "head", "html", "nav", "aside", "main",
+	"p",
+	"br",
+	"div",
+	"tr",
+	"li",
+	"ul",
+	"ol",
+	"table",
+	"h1",
+	"h2",
+	"h3",
+	"h4",
+	"h5",
+	"h6",
+	"hr",
+	"blockquote",
+	"pre",
+	"title",
+	"dd",
+	"dt",
+	"dl",
+	"section",
+	"article",
+	"header",
+	"footer",
+	"address",
+	"center",
+	"form",
+	"body",
+	"head",
+	"html",
+	"nav",
+	"aside",
+	"main",
 };
 
 static void
@@ -149,8 +199,8 @@ tag_end(struct mime_html *h, struct out *o)
 		if (h->name[i] >= 'A' && h->name[i] <= 'Z')
 			h->name[i] = (char)(h->name[i] - 'A' + 'a');
 	if (h->skip != 0) {
-		if (h->closing && strcmp(h->name,
-		    h->skip == 1 ? "script" : "style") == 0) {
+		if (h->closing &&
+		    strcmp(h->name, h->skip == 1 ? "script" : "style") == 0) {
 			h->skip = 0;
 			o->mute = false;
 		}
@@ -185,8 +235,8 @@ mime_html_init(struct mime_html *h)
 }
 
 void
-mime_html_feed(struct mime_html *h, const char *p, size_t n,
-    mime_sink_fn *sink, void *ctx)
+mime_html_feed(struct mime_html *h, const char *p, size_t n, mime_sink_fn *sink,
+    void *ctx)
 {
 	struct out o;
 	size_t i;

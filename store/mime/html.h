@@ -22,10 +22,10 @@ struct mime_html {
 	bool closing;
 	char quote;
 	int dashes;
-	int skip;	/* inside script (1) or style (2) */
+	int skip; /* inside script (1) or style (2) */
 	char ent[HTML_NAME_MAX];
 	size_t nent;
-	bool nl;	/* the output ends a line */
+	bool nl; /* the output ends a line */
 };
 
 void mime_html_init(struct mime_html *h);

@@ -26,21 +26,35 @@ const char *
 mime_flag_name(enum mime_flag flag)
 {
 	switch (flag) {
-	case MIME_F_HEADER_TRUNCATED: return "header_truncated";
-	case MIME_F_TEXT_TRUNCATED: return "text_truncated";
-	case MIME_F_UNKNOWN_CHARSET: return "unknown_charset";
-	case MIME_F_BAD_CHARSET: return "bad_charset";
-	case MIME_F_BAD_ENCODING: return "bad_encoding";
-	case MIME_F_MISSING_BOUNDARY: return "missing_boundary";
-	case MIME_F_TOO_DEEP: return "too_deep";
-	case MIME_F_TOO_MANY_PARTS: return "too_many_parts";
-	case MIME_F_TOO_MANY_ADDRESSES: return "too_many_addresses";
-	case MIME_F_BAD_DATE: return "bad_date";
-	case MIME_F_BAD_ADDRESS: return "bad_address";
-	case MIME_F_8BIT_HEADER: return "8bit_header";
-	case MIME_F_NO_HEADER: return "no_header";
+	case MIME_F_HEADER_TRUNCATED:
+		return "header_truncated";
+	case MIME_F_TEXT_TRUNCATED:
+		return "text_truncated";
+	case MIME_F_UNKNOWN_CHARSET:
+		return "unknown_charset";
+	case MIME_F_BAD_CHARSET:
+		return "bad_charset";
+	case MIME_F_BAD_ENCODING:
+		return "bad_encoding";
+	case MIME_F_MISSING_BOUNDARY:
+		return "missing_boundary";
+	case MIME_F_TOO_DEEP:
+		return "too_deep";
+	case MIME_F_TOO_MANY_PARTS:
+		return "too_many_parts";
+	case MIME_F_TOO_MANY_ADDRESSES:
+		return "too_many_addresses";
+	case MIME_F_BAD_DATE:
+		return "bad_date";
+	case MIME_F_BAD_ADDRESS:
+		return "bad_address";
+	case MIME_F_8BIT_HEADER:
+		return "8bit_header";
+	case MIME_F_NO_HEADER:
+		return "no_header";
 	}
-	return "unknown";
+	/* Not one flag: no name. */
+	return NULL;
 }
 
 void

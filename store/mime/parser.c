@@ -18,11 +18,22 @@
  * whose parts are "N.1", "N.2", ... (its own multipart container, like
  * IMAP's "N.TEXT", has no row of its own).
  *
- * A header block that is not ended by an empty line (a line that is no
- * header field, a boundary, or the end of the message) is
- * MIME_F_NO_HEADER; the fields read so far count, and a line that is no
- * field starts the body.  An mbox "From " line opening the message is
- * skipped.
+ * A header block ended by a line that is no header field, rather than by
+ * an empty line, is MIME_F_NO_HEADER: the fields read so far count, and
+ * that line starts the body.  A header ended by a boundary or by the end
+ * of the message is a part or message without a body, which RFC 2046 and
+ * RFC 5322 allow.  An mbox "From " line opening the message is
+ * skipped.  A header block past MIME_HEADER_MAX keeps its whole lines
+ * (MIME_F_HEADER_TRUNCATED) and parsing goes on.
+ *
+ * Only the top header gives the message's fields and addresses; of a
+ * carried message only the Subject (and its text parts) join the full
+ * text.  A multipart without a usable boundary (MIME_F_MISSING_BOUNDARY),
+ * and a multipart or message/rfc822 past MIME_DEPTH_MAX frames
+ * (MIME_F_TOO_DEEP), is kept as one opaque leaf: hashed, not looked into.
+ * Parts past MIME_PART_MAX have no row (MIME_F_TOO_MANY_PARTS) but still
+ * give their text and file names.  Text parts are text/plain and
+ * text/html, attachments or not; other parts give only their names.
  */
 #include "store/mime/parser.h"
 
@@ -43,28 +54,46 @@
 #include "store/mime/text.h"
 #include "store/mime/utf8.h"
 
-#define LINE_CAP     1024	/* longer lines are no boundary */
+#define LINE_CAP 1024 /* longer lines are no boundary */
 #define BOUNDARY_MAX 512
-#define LINEHEAD     72		/* what is kept to judge a header line */
+#define LINEHEAD 72 /* what is kept to judge a header line */
+/*
+ * Decoded bytes of text parts converted for the full text, per message:
+ * enough for any MIME_TEXT_MAX of text, and a bound on the work a huge
+ * text attachment costs.  Counted in decoded bytes, so the cut is the same
+ * however the message was split.
+ */
+#define TEXT_INPUT_MAX (8 * MIME_TEXT_MAX)
 
-enum frame_kind { FR_MULTIPART, FR_MESSAGE };
+enum frame_kind {
+	FR_MULTIPART,
+	FR_MESSAGE
+};
 
 struct frame {
 	enum frame_kind kind;
 	/* FR_MULTIPART */
 	char *boundary;
 	size_t blen;
-	char *prefix;		/* of the children's paths */
+	char *prefix; /* of the children's paths */
 	unsigned long nchild;
 	bool digest;
 	/* FR_MESSAGE */
-	long part;		/* -1 if not kept */
+	long part; /* -1 if not kept */
 	struct hash_sha256 h;
 	uint64_t size;
 };
 
-enum ent_kind { ENT_TOP, ENT_CHILD, ENT_ROOT };
-enum ent_state { E_HEADER, E_BODY, E_SKIP };
+enum ent_kind {
+	ENT_TOP,
+	ENT_CHILD,
+	ENT_ROOT
+};
+enum ent_state {
+	E_HEADER,
+	E_BODY,
+	E_SKIP
+};
 
 struct mime_parser {
 	struct mime_meta *m;
@@ -76,11 +105,11 @@ struct mime_parser {
 	size_t nline;
 	bool longline;
 	bool held_cr;
-	size_t linelen;		/* content bytes of the current line */
-	char term[2];		/* the last line's break, held back */
+	size_t linelen; /* content bytes of the current line */
+	char term[2];	/* the last line's break, held back */
 	size_t nterm;
 	bool term_to_entity;
-	size_t term_frames;	/* the frames the break belongs to */
+	size_t term_frames; /* the frames the break belongs to */
 
 	struct frame frames[MIME_DEPTH_MAX];
 	size_t nframes;
@@ -88,18 +117,18 @@ struct mime_parser {
 	/* The current entity. */
 	enum ent_kind kind;
 	enum ent_state st;
-	char *path;		/* ENT_CHILD: its path; ENT_ROOT: prefix */
+	char *path; /* ENT_CHILD: its path; ENT_ROOT: prefix */
 	bool digest_child;
-	struct strbuf hdr;
+	struct mime_strbuf hdr;
 	bool hdr_cut;
-	size_t hdr_line;	/* where the current line starts in hdr */
+	size_t hdr_line; /* where the current line starts in hdr */
 	char head[LINEHEAD];
 	size_t nhead;
 	bool first_line;
-	bool top_seen;		/* the top header was processed */
+	bool top_seen; /* the top header was processed */
 
 	/* The current leaf body. */
-	long part;		/* -1 if not kept */
+	long part; /* -1 if not kept */
 	bool hashing;
 	struct hash_sha256 h;
 	uint64_t size;
@@ -109,6 +138,7 @@ struct mime_parser {
 	struct mime_html html;
 
 	struct mime_text text;
+	size_t text_in; /* bytes given to text conversion */
 };
 
 static void
@@ -148,8 +178,8 @@ add_part(struct mime_parser *mp, const char *path, const char *ctype,
 	pt->content_type = xstrdup(ctype);
 	pt->disposition = disp->value != NULL ? xstrdup(disp->value) : NULL;
 	pt->filename = fn != NULL ? xstrdup(fn) : NULL;
-	pt->attachment = fn != NULL || (disp->value != NULL &&
-	    strcmp(disp->value, "attachment") == 0);
+	pt->attachment = fn != NULL ||
+	    (disp->value != NULL && strcmp(disp->value, "attachment") == 0);
 	return (long)m->n_parts++;
 }
 
@@ -193,18 +223,18 @@ add_address(void *vctx, const char *addr, const char *name)
 static char *
 raw_string(const char *p, size_t n)
 {
-	struct strbuf u, s;
+	struct mime_strbuf u, s;
 
-	strbuf_init(&u, n + 1);
+	mime_strbuf_init(&u, n + 1);
 	mime_unfold(p, n, &u);
 	if (u.len == 0) {
-		strbuf_release(&u);
+		mime_strbuf_release(&u);
 		return NULL;
 	}
-	strbuf_init(&s, 3 * u.len + 1);
-	utf8_sanitize(u.p, u.len, &s);
-	strbuf_release(&u);
-	return strbuf_take(&s);
+	mime_strbuf_init(&s, 3 * u.len + 1);
+	mime_utf8_sanitize(u.p, u.len, &s);
+	mime_strbuf_release(&u);
+	return mime_strbuf_take(&s);
 }
 
 static const struct {
@@ -223,8 +253,7 @@ static const struct {
 };
 
 static void
-top_field(struct mime_parser *mp, const char *name, const char *v,
-    size_t n)
+top_field(struct mime_parser *mp, const char *name, const char *v, size_t n)
 {
 	struct mime_meta *m = mp->m;
 	struct addr_ctx ac;
@@ -233,7 +262,7 @@ top_field(struct mime_parser *mp, const char *name, const char *v,
 	char *s;
 
 	for (i = 0; i < sizeof(address_fields) / sizeof(address_fields[0]);
-	    i++) {
+	     i++) {
 		if (strcasecmp(name, address_fields[i].name) != 0)
 			continue;
 		ac.mp = mp;
@@ -274,7 +303,8 @@ top_field(struct mime_parser *mp, const char *name, const char *v,
 				if (s[i] >= 'A' && s[i] <= 'Z')
 					s[i] = (char)(s[i] - 'A' + 'a');
 			if (s[0] == '\0') {
-				free(s); s = NULL;
+				free(s);
+				s = NULL;
 			}
 		}
 		set_str(&m->auto_submitted, s);
@@ -299,15 +329,24 @@ decoded_sink(void *vmp, const char *p, size_t n)
 {
 	struct mime_parser *mp = vmp;
 
+	size_t take = n;
+
 	mp->size += n;
 	hash_sha256_update(&mp->h, p, n);
-	if (mp->is_text)
-		mime_charset_feed(mp->cs, p, n, text_sink, mp);
+	if (!mp->is_text)
+		return;
+	if (take > TEXT_INPUT_MAX - mp->text_in) {
+		take = TEXT_INPUT_MAX - mp->text_in;
+		mp->m->flags |= MIME_F_TEXT_TRUNCATED;
+	}
+	mp->text_in += take;
+	if (take > 0)
+		mime_charset_feed(mp->cs, p, take, text_sink, mp);
 }
 
 static void
-leaf_begin(struct mime_parser *mp, long part, enum mime_cte cte,
-    bool text, bool html, const char *charset)
+leaf_begin(struct mime_parser *mp, long part, enum mime_cte cte, bool text,
+    bool html, const char *charset)
 {
 	mp->st = E_BODY;
 	mp->part = part;
@@ -335,8 +374,7 @@ leaf_end(struct mime_parser *mp)
 	if (mp->is_text) {
 		mime_charset_finish(mp->cs, text_sink, mp);
 		if (mp->is_html)
-			mime_html_finish(&mp->html, mime_text_body,
-			    &mp->text);
+			mime_html_finish(&mp->html, mime_text_body, &mp->text);
 		mp->m->flags |= mime_charset_flags(mp->cs);
 		mime_charset_free(&mp->cs);
 		mime_text_body_end(&mp->text);
@@ -367,7 +405,7 @@ entity_begin(struct mime_parser *mp, enum ent_kind kind, char *path,
 	mp->kind = kind;
 	mp->digest_child = digest_child;
 	mp->st = E_HEADER;
-	strbuf_reset(&mp->hdr);
+	mime_strbuf_reset(&mp->hdr);
 	mp->hdr_cut = false;
 	mp->hdr_line = 0;
 	mp->first_line = true;
@@ -413,7 +451,7 @@ header_fields(struct mime_parser *mp, size_t end, struct fields *f)
 
 	memset(f, 0, sizeof(*f));
 	f->cte = MIME_CTE_IDENTITY;
-	if (utf8_has_8bit(p, end))
+	if (mime_utf8_has_8bit(p, end))
 		mp->m->flags |= MIME_F_8BIT_HEADER;
 	while (i < end) {
 		s = i;
@@ -428,7 +466,8 @@ header_fields(struct mime_parser *mp, size_t end, struct fields *f)
 		if (colon == NULL || p[s] == ' ' || p[s] == '\t')
 			continue;
 		nl = (size_t)(colon - (p + s));
-		while (nl > 0 && (p[s + nl - 1] == ' ' || p[s + nl - 1] == '\t'))
+		while (
+		    nl > 0 && (p[s + nl - 1] == ' ' || p[s + nl - 1] == '\t'))
 			nl--;
 		if (nl == 0 || nl >= sizeof(name))
 			continue;
@@ -438,19 +477,20 @@ header_fields(struct mime_parser *mp, size_t end, struct fields *f)
 		vlen = (size_t)(p + i - v);
 		if (strcasecmp(name, "content-type") == 0 && !have_ct) {
 			have_ct = true;
-			mp->m->flags |= mime_params_parse(v, vlen, true, &f->ct);
+			mp->m->flags |= mime_params_parse(v, vlen, true,
+			    &f->ct);
 		} else if (strcasecmp(name, "content-disposition") == 0 &&
 		    !have_disp) {
 			have_disp = true;
 			mp->m->flags |= mime_params_parse(v, vlen, false,
 			    &f->disp);
-		} else if (strcasecmp(name, "content-transfer-encoding") ==
-		    0 && !have_cte) {
+		} else if (strcasecmp(name, "content-transfer-encoding") == 0 &&
+		    !have_cte) {
 			char tmp[32];
 
 			have_cte = true;
-			while (vlen > 0 && (*v == ' ' || *v == '\t' ||
-			    *v == '\n')) {
+			while (vlen > 0 &&
+			    (*v == ' ' || *v == '\t' || *v == '\n')) {
 				v++;
 				vlen--;
 			}
@@ -505,10 +545,10 @@ header_done(struct mime_parser *mp, size_t end)
 		ctype = mp->digest_child ? "message/rfc822" : "text/plain";
 	multipart = strncmp(ctype, "multipart/", 10) == 0;
 	message = (strcmp(ctype, "message/rfc822") == 0 ||
-	    strcmp(ctype, "message/global") == 0) &&
+		      strcmp(ctype, "message/global") == 0) &&
 	    f.cte == MIME_CTE_IDENTITY;
-	if (multipart && (f.ct.boundary == NULL ||
-	    strlen(f.ct.boundary) > BOUNDARY_MAX)) {
+	if (multipart &&
+	    (f.ct.boundary == NULL || strlen(f.ct.boundary) > BOUNDARY_MAX)) {
 		mp->m->flags |= MIME_F_MISSING_BOUNDARY;
 		multipart = false;
 	}
@@ -539,7 +579,7 @@ header_done(struct mime_parser *mp, size_t end)
 			break;
 		}
 		mp->nframes++;
-		mp->st = E_SKIP;	/* the preamble */
+		mp->st = E_SKIP; /* the preamble */
 	} else if (message) {
 		path = leaf_path(mp);
 		part = add_part(mp, path, ctype, &f.disp, &f.ct);
@@ -549,8 +589,9 @@ header_done(struct mime_parser *mp, size_t end)
 		path = leaf_path(mp);
 		part = add_part(mp, path, ctype, &f.disp, &f.ct);
 		free(path);
-		leaf_begin(mp, part, f.cte, strcmp(ctype, "text/plain") == 0 ||
-		    strcmp(ctype, "text/html") == 0,
+		leaf_begin(mp, part, f.cte,
+		    strcmp(ctype, "text/plain") == 0 ||
+			strcmp(ctype, "text/html") == 0,
 		    strcmp(ctype, "text/html") == 0, f.ct.charset);
 	}
 	mime_params_release(&f.ct);
@@ -564,7 +605,7 @@ is_field_line(const char *h, size_t n, size_t linelen)
 	size_t i = 0;
 
 	if (n > 0 && (h[0] == ' ' || h[0] == '\t'))
-		return true;	/* a continuation */
+		return true; /* a continuation */
 	while (i < n && (unsigned char)h[i] > 32 && h[i] != ':' &&
 	    (unsigned char)h[i] < 127)
 		i++;
@@ -605,7 +646,7 @@ entity_data(struct mime_parser *mp, const char *p, size_t n)
 			memcpy(mp->head + mp->nhead, p, k);
 			mp->nhead += k;
 		}
-		if (!mp->hdr_cut && !strbuf_add(&mp->hdr, p, n)) {
+		if (!mp->hdr_cut && !mime_strbuf_add(&mp->hdr, p, n)) {
 			mp->hdr_cut = true;
 			mp->m->flags |= MIME_F_HEADER_TRUNCATED;
 		}
@@ -647,20 +688,20 @@ entity_eol(struct mime_parser *mp)
 		return;
 	}
 	mp->first_line = false;
-	if (!mp->hdr_cut &&
-	    !is_field_line(mp->head, mp->nhead, mp->linelen)) {
+	if (!mp->hdr_cut && !is_field_line(mp->head, mp->nhead, mp->linelen)) {
 		/* No separator: this line starts the body. */
 		size_t len = mp->hdr.len - start;
 		char *line = xmalloc(len + 1);
 
-		memcpy(line, mp->hdr.p + start, len);
+		if (len > 0)
+			memcpy(line, mp->hdr.p + start, len);
 		mp->m->flags |= MIME_F_NO_HEADER;
 		header_done(mp, start);
 		entity_data(mp, line, len);
 		free(line);
 		return;
 	}
-	if (!mp->hdr_cut && !strbuf_addc(&mp->hdr, '\n')) {
+	if (!mp->hdr_cut && !mime_strbuf_addc(&mp->hdr, '\n')) {
 		mp->hdr_cut = true;
 		mp->m->flags |= MIME_F_HEADER_TRUNCATED;
 	}
@@ -713,10 +754,10 @@ end_above(struct mime_parser *mp, size_t k)
 	struct frame *f;
 
 	if (mp->st == E_HEADER) {
-		/* Ended by a boundary or the end, not an empty line. */
-		if (mp->hdr.len > 0 || !mp->first_line ||
-		    mp->kind != ENT_TOP)
-			mp->m->flags |= MIME_F_NO_HEADER;
+		/*
+		 * Ended by a boundary or the end: a header without a body,
+		 * which RFC 5322 and RFC 2046 allow.
+		 */
 		header_done(mp, mp->hdr_cut ? mp->hdr_line : mp->hdr.len);
 	}
 	leaf_end(mp);
@@ -768,8 +809,8 @@ boundary_of(struct mime_parser *mp, const char *p, size_t n, bool *close_r)
 
 /* A line of up to LINE_CAP bytes, whole, with its break. */
 static void
-whole_line(struct mime_parser *mp, const char *p, size_t n,
-    const char *term, size_t nterm)
+whole_line(struct mime_parser *mp, const char *p, size_t n, const char *term,
+    size_t nterm)
 {
 	struct frame *f;
 	bool close = false;
@@ -797,12 +838,11 @@ whole_line(struct mime_parser *mp, const char *p, size_t n,
 		free(f->boundary);
 		free(f->prefix);
 		mp->nframes = (size_t)k;
-		mp->st = E_SKIP;	/* the epilogue */
+		mp->st = E_SKIP; /* the epilogue */
 		return;
 	}
 	f->nchild++;
-	entity_begin(mp, ENT_CHILD, join_path(f->prefix, f->nchild),
-	    f->digest);
+	entity_begin(mp, ENT_CHILD, join_path(f->prefix, f->nchild), f->digest);
 }
 
 /* Content of a line too long to be a boundary. */
@@ -819,7 +859,7 @@ mime_parser_new(void)
 
 	mp->m = xcalloc(1, sizeof(*mp->m));
 	mp->m->parser_version = MIME_PARSER_VERSION;
-	strbuf_init(&mp->hdr, MIME_HEADER_MAX);
+	mime_strbuf_init(&mp->hdr, MIME_HEADER_MAX);
 	mime_text_init(&mp->text);
 	hash_sha256_init(&mp->h);
 	mp->part = -1;
@@ -955,7 +995,7 @@ mime_parser_free(struct mime_parser **mpp)
 	}
 	mime_charset_free(&mp->cs);
 	hash_sha256_release(&mp->h);
-	strbuf_release(&mp->hdr);
+	mime_strbuf_release(&mp->hdr);
 	mime_text_release(&mp->text);
 	free(mp->path);
 	mime_meta_free(&mp->m);

@@ -6,22 +6,23 @@
 #include "ingestd/base/xmalloc.h"
 
 void
-strbuf_init(struct strbuf *sb, size_t max)
+mime_strbuf_init(struct mime_strbuf *sb, size_t max)
 {
 	memset(sb, 0, sizeof(*sb));
 	sb->max = max;
 }
 
 void
-strbuf_release(struct strbuf *sb)
+mime_strbuf_release(struct mime_strbuf *sb)
 {
-	free(sb->p); sb->p = NULL;
+	free(sb->p);
+	sb->p = NULL;
 	sb->len = sb->cap = 0;
 	sb->full = false;
 }
 
 void
-strbuf_reset(struct strbuf *sb)
+mime_strbuf_reset(struct mime_strbuf *sb)
 {
 	sb->len = 0;
 	sb->full = false;
@@ -30,7 +31,7 @@ strbuf_reset(struct strbuf *sb)
 }
 
 static void
-grow(struct strbuf *sb, size_t need)
+grow(struct mime_strbuf *sb, size_t need)
 {
 	size_t cap;
 
@@ -46,7 +47,7 @@ grow(struct strbuf *sb, size_t need)
 }
 
 bool
-strbuf_add(struct strbuf *sb, const void *p, size_t n)
+mime_strbuf_add(struct mime_strbuf *sb, const void *p, size_t n)
 {
 	bool all = true;
 
@@ -64,35 +65,41 @@ strbuf_add(struct strbuf *sb, const void *p, size_t n)
 }
 
 bool
-strbuf_add_utf8(struct strbuf *sb, const void *p, size_t n)
+mime_strbuf_add_utf8(struct mime_strbuf *sb, const void *p, size_t n)
 {
 	const unsigned char *u = p;
 	size_t room = sb->max - sb->len;
 
 	if (n <= room)
-		return strbuf_add(sb, p, n);
+		return mime_strbuf_add(sb, p, n);
 	/* Back off to the start of the sequence the cut would split. */
 	while (room > 0 && (u[room] & 0xC0) == 0x80)
 		room--;
-	strbuf_add(sb, p, room);
+	mime_strbuf_add(sb, p, room);
 	sb->full = true;
 	return false;
 }
 
 bool
-strbuf_addc(struct strbuf *sb, char c)
+mime_strbuf_addc(struct mime_strbuf *sb, char c)
 {
-	return strbuf_add(sb, &c, 1);
+	/* The common case, a byte that fits, without a call to memcpy. */
+	if (sb->len + 1 < sb->cap && sb->len < sb->max) {
+		sb->p[sb->len++] = c;
+		sb->p[sb->len] = '\0';
+		return true;
+	}
+	return mime_strbuf_add(sb, &c, 1);
 }
 
 bool
-strbuf_adds(struct strbuf *sb, const char *s)
+mime_strbuf_adds(struct mime_strbuf *sb, const char *s)
 {
-	return strbuf_add(sb, s, strlen(s));
+	return mime_strbuf_add(sb, s, strlen(s));
 }
 
 char *
-strbuf_take(struct strbuf *sb)
+mime_strbuf_take(struct mime_strbuf *sb)
 {
 	char *s;
 
@@ -103,10 +110,4 @@ strbuf_take(struct strbuf *sb)
 	sb->len = sb->cap = 0;
 	sb->full = false;
 	return s;
-}
-
-size_t
-strbuf_alloc(const struct strbuf *sb)
-{
-	return sb->cap;
 }

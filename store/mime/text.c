@@ -8,28 +8,31 @@
 #include "store/mime/meta.h"
 #include "store/mime/utf8.h"
 
-/* Distinct words remembered for the budget; past that each one counts. */
-#define SEEN_SLOTS 65536
+/*
+ * Distinct words remembered for the budget (a power of two, sized to the
+ * text); past half of it each further word counts in full.
+ */
+#define SEEN_MAX 65536
 
 void
 mime_text_init(struct mime_text *t)
 {
-	strbuf_init(&t->head, MIME_TEXT_MAX);
-	strbuf_init(&t->names, MIME_TEXT_MAX / 4);
-	strbuf_init(&t->body, MIME_TEXT_MAX);
+	mime_strbuf_init(&t->head, MIME_TEXT_MAX);
+	mime_strbuf_init(&t->names, MIME_TEXT_MAX / 4);
+	mime_strbuf_init(&t->body, MIME_TEXT_MAX);
 	t->cut = false;
 }
 
 void
 mime_text_release(struct mime_text *t)
 {
-	strbuf_release(&t->head);
-	strbuf_release(&t->names);
-	strbuf_release(&t->body);
+	mime_strbuf_release(&t->head);
+	mime_strbuf_release(&t->names);
+	mime_strbuf_release(&t->body);
 }
 
 static void
-add_line(struct mime_text *t, struct strbuf *sb, const char *s)
+add_line(struct mime_text *t, struct mime_strbuf *sb, const char *s)
 {
 	size_t n = strlen(s);
 
@@ -39,8 +42,8 @@ add_line(struct mime_text *t, struct strbuf *sb, const char *s)
 		t->cut = true;
 		return;
 	}
-	strbuf_add(sb, s, n);
-	strbuf_addc(sb, '\n');
+	mime_strbuf_add(sb, s, n);
+	mime_strbuf_addc(sb, '\n');
 }
 
 void
@@ -71,14 +74,14 @@ mime_text_body(void *vt, const char *p, size_t n)
 	for (i = 0; i < n; i++) {
 		if (p[i] != '\0' && p[i] != '\r')
 			continue;
-		if (!strbuf_add_utf8(&t->body, p + s, i - s) ||
-		    (p[i] == '\0' && !strbuf_addc(&t->body, ' '))) {
+		if (!mime_strbuf_add_utf8(&t->body, p + s, i - s) ||
+		    (p[i] == '\0' && !mime_strbuf_addc(&t->body, ' '))) {
 			t->cut = true;
 			return;
 		}
 		s = i + 1;
 	}
-	if (!strbuf_add_utf8(&t->body, p + s, n - s))
+	if (!mime_strbuf_add_utf8(&t->body, p + s, n - s))
 		t->cut = true;
 }
 
@@ -86,46 +89,81 @@ void
 mime_text_body_end(struct mime_text *t)
 {
 	if (t->body.len > 0 && t->body.p[t->body.len - 1] != '\n' &&
-	    !strbuf_addc(&t->body, '\n'))
+	    !mime_strbuf_addc(&t->body, '\n'))
 		t->cut = true;
 }
 
-bool
-mime_text_body_room(const struct mime_text *t)
+/*
+ * Whether a code point is a letter in every locale PostgreSQL's parser may
+ * use (a few common alphabets and syllabaries, all assigned).  Any other
+ * non-ASCII character may split a word into lexemes.
+ */
+static bool
+surely_letter(uint32_t cp)
 {
-	return !t->body.full;
+	return (cp >= 0xC0 && cp <= 0x24F && cp != 0xD7 && cp != 0xF7) ||
+	    (cp >= 0x391 && cp <= 0x3A1) || (cp >= 0x3A3 && cp <= 0x3CE) ||
+	    (cp >= 0x400 && cp <= 0x45F) || (cp >= 0x5D0 && cp <= 0x5EA) ||
+	    (cp >= 0x621 && cp <= 0x63A) || (cp >= 0x641 && cp <= 0x64A) ||
+	    (cp >= 0xE01 && cp <= 0xE30) || (cp >= 0x3041 && cp <= 0x3096) ||
+	    (cp >= 0x30A1 && cp <= 0x30FA) || (cp >= 0x4E00 && cp <= 0x9FEA) ||
+	    (cp >= 0xAC00 && cp <= 0xD7A3);
 }
 
 size_t
-mime_text_alloc(const struct mime_text *t)
+mime_text_word_cost(const char *w, size_t n, bool first)
 {
-	return strbuf_alloc(&t->head) + strbuf_alloc(&t->names) +
-	    strbuf_alloc(&t->body);
-}
+	const unsigned char *u = (const unsigned char *)w;
+	size_t i, bytes = n, seps = 0, lexemes;
+	bool wide = false;
+	uint32_t cp;
+	int len;
 
-size_t
-mime_text_word_cost(const char *w, size_t n)
-{
-	size_t i, cost = n;
-	bool parts = false, wide = false;
-
-	for (i = 0; i < n; i++) {
-		if ((unsigned char)w[i] >= 0x80)
-			wide = true;
-		else if (strchr("-./@:_+~%=?&#!$*,;'\"\\|^`{}[]()<>",
-		    w[i]) != NULL && w[i] != '\0')
-			parts = true;
+	for (i = 0; i < n; i += (size_t)len) {
+		len = 1;
+		if (u[i] < 0x80) {
+			if (!((u[i] >= 'a' && u[i] <= 'z') ||
+				(u[i] >= 'A' && u[i] <= 'Z') ||
+				(u[i] >= '0' && u[i] <= '9')))
+				seps++;
+			continue;
+		}
+		wide = true;
+		len = mime_utf8_seq(u + i, n - i);
+		if (len <= 1) {
+			len = 1;
+			seps++;
+			continue;
+		}
+		cp = len == 2 ? (u[i] & 0x1Fu) :
+		    len == 3  ? (u[i] & 0x0Fu) :
+				(u[i] & 0x07u);
+		for (int k = 1; k < len; k++)
+			cp = cp << 6 | (u[i + k] & 0x3Fu);
+		if (!surely_letter(cp))
+			seps++;
 	}
-	/* A compound yields itself and its parts; a URL its host, path. */
-	if (parts)
-		cost *= 3;
+	/*
+	 * A word with separators yields its parts (at most seps + 1), itself
+	 * and, as a URL or e-mail address, a host and a path: at most
+	 * 2 * seps + 4 lexemes of at most three times its bytes; lower-casing
+	 * may lengthen non-ASCII by half.
+	 */
+	lexemes = seps > 0 ? 2 * seps + 4 : 1;
+	if (seps > 0)
+		bytes *= 3;
 	if (wide)
-		cost += (cost + 1) / 2;
-	return cost;
+		bytes += (bytes + 1) / 2;
+	/*
+	 * Each distinct lexeme also costs its alignment, position count and
+	 * first position (5 bytes), each further occurrence a position (2).
+	 */
+	return first ? bytes + 5 * lexemes : 2 * lexemes;
 }
 
 struct budget {
 	uint64_t *seen;
+	size_t slots;
 	size_t nseen;
 	size_t used;
 	bool cut;
@@ -152,14 +190,14 @@ static bool
 seen(struct budget *b, const char *w, size_t n)
 {
 	uint64_t k = word_key(w, n);
-	size_t i = (size_t)(k % SEEN_SLOTS);
+	size_t i = (size_t)(k & (b->slots - 1));
 
 	while (b->seen[i] != 0) {
 		if (b->seen[i] == k)
 			return true;
-		i = (i + 1) % SEEN_SLOTS;
+		i = (i + 1) & (b->slots - 1);
 	}
-	if (b->nseen < SEEN_SLOTS / 2) {
+	if (b->nseen < b->slots / 2) {
 		b->seen[i] = k;
 		b->nseen++;
 	}
@@ -169,8 +207,8 @@ seen(struct budget *b, const char *w, size_t n)
 static bool
 is_space(char c)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-	    c == '\f' || c == '\v';
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+	    c == '\v';
 }
 
 /*
@@ -178,13 +216,13 @@ is_space(char c)
  * allow; words PostgreSQL would drop are left out.
  */
 static void
-copy(struct budget *b, const char *p, size_t n, struct strbuf *out)
+copy(struct budget *b, const char *p, size_t n, struct mime_strbuf *out)
 {
 	size_t i = 0, s, cost;
 
 	while (i < n && !b->cut) {
 		if (is_space(p[i])) {
-			if (!strbuf_addc(out, p[i]))
+			if (!mime_strbuf_addc(out, p[i]))
 				b->cut = true;
 			i++;
 			continue;
@@ -194,53 +232,34 @@ copy(struct budget *b, const char *p, size_t n, struct strbuf *out)
 			i++;
 		if (i - s > TEXT_WORD_MAX)
 			continue;
-		cost = seen(b, p + s, i - s) ? 0 : mime_text_word_cost(p + s,
-		    i - s);
+		cost = mime_text_word_cost(p + s, i - s,
+		    !seen(b, p + s, i - s));
 		if (b->used + cost > TEXT_TSV_BUDGET ||
 		    i - s > out->max - out->len) {
 			b->cut = true;
 			break;
 		}
 		b->used += cost;
-		strbuf_add(out, p + s, i - s);
+		mime_strbuf_add(out, p + s, i - s);
 	}
-}
-
-/* Drops an unfinished UTF-8 sequence at the end of sb. */
-static void
-trim_utf8(struct strbuf *sb)
-{
-	size_t k = sb->len, back = 0;
-	int len;
-
-	while (k > 0 && back < 4 && ((unsigned char)sb->p[k - 1] & 0xC0) ==
-	    0x80) {
-		k--;
-		back++;
-	}
-	if (k == 0)
-		return;
-	if ((unsigned char)sb->p[k - 1] < 0x80)
-		return;
-	len = utf8_seq((unsigned char *)sb->p + k - 1, sb->len - k + 1);
-	if (len == (int)(sb->len - k + 1))
-		return;
-	sb->len = k - 1;
-	sb->p[sb->len] = '\0';
 }
 
 char *
 mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r)
 {
-	struct strbuf out;
+	struct mime_strbuf out;
 	struct budget b;
+	size_t words;
 	char *s;
 
 	memset(&b, 0, sizeof(b));
-	b.seen = xcalloc(SEEN_SLOTS, sizeof(*b.seen));
-	if (t->body.p != NULL)
-		trim_utf8(&t->body);
-	strbuf_init(&out, MIME_TEXT_MAX);
+	/* At most one word in two bytes. */
+	words = (t->head.len + t->names.len + t->body.len) / 2 + 1;
+	for (b.slots = 64; b.slots < 2 * words && b.slots < SEEN_MAX;)
+		b.slots *= 2;
+	b.seen = xcalloc(b.slots, sizeof(*b.seen));
+	mime_utf8_trim(&t->body);
+	mime_strbuf_init(&out, MIME_TEXT_MAX);
 	copy(&b, t->head.p != NULL ? t->head.p : "", t->head.len, &out);
 	copy(&b, t->names.p != NULL ? t->names.p : "", t->names.len, &out);
 	copy(&b, t->body.p != NULL ? t->body.p : "", t->body.len, &out);
@@ -250,6 +269,6 @@ mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r)
 		out.p[--out.len] = '\0';
 	*cut_r = t->cut || b.cut;
 	*len_r = out.len;
-	s = strbuf_take(&out);
+	s = mime_strbuf_take(&out);
 	return s;
 }

@@ -13,18 +13,18 @@
 #include "store/mime/strbuf.h"
 
 /*
- * A conservative bound on the bytes of the distinct lexemes of
- * to_tsvector('simple', text): PostgreSQL refuses a tsvector whose
- * lexemes pass 1 MiB - 1 (MAXSTRPOS) and drops words of 2 KiB (MAXSTRLEN
- * 2047) or more.
+ * A conservative bound on what to_tsvector('simple', text) checks against
+ * MAXSTRPOS (1 MiB - 1): the bytes of its distinct lexemes plus, for each,
+ * its alignment and positions (PostgreSQL's make_tsvector()).  It refuses
+ * a text past that, and drops words of 2 KiB (MAXSTRLEN 2047) or more.
  */
 #define TEXT_TSV_BUDGET 1000000
-#define TEXT_WORD_MAX	2047
+#define TEXT_WORD_MAX 2047
 
 struct mime_text {
-	struct strbuf head;
-	struct strbuf names;
-	struct strbuf body;
+	struct mime_strbuf head;
+	struct mime_strbuf names;
+	struct mime_strbuf body;
 	bool cut;
 };
 
@@ -37,19 +37,19 @@ void mime_text_name(struct mime_text *t, const char *s);
 void mime_text_body(void *t, const char *p, size_t n);
 /* Ends a text part. */
 void mime_text_body_end(struct mime_text *t);
-/* Whether more body text would still be kept. */
-bool mime_text_body_room(const struct mime_text *t);
 /*
  * The text (the caller's to free) and its length; *cut_r is set if it was
  * cut short.
  */
 char *mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r);
-size_t mime_text_alloc(const struct mime_text *t);
 
 /*
- * The estimated lexeme bytes of a word: conservative (each word may also
- * yield its parts, and lower-casing may lengthen non-ASCII by half).
+ * What a word (delimited by white space) may add to the size PostgreSQL
+ * checks against MAXSTRPOS: the bytes of its lexemes and their position
+ * entries, the first time it occurs (first) or again.  Conservative: a
+ * word may also yield its parts, and lower-casing may lengthen non-ASCII
+ * by half.
  */
-size_t mime_text_word_cost(const char *w, size_t n);
+size_t mime_text_word_cost(const char *w, size_t n, bool first);
 
 #endif

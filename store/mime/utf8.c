@@ -3,7 +3,7 @@
 #include <string.h>
 
 int
-utf8_seq(const unsigned char *p, size_t n)
+mime_utf8_seq(const unsigned char *p, size_t n)
 {
 	unsigned char c = p[0];
 	size_t len, i;
@@ -16,15 +16,15 @@ utf8_seq(const unsigned char *p, size_t n)
 	else if (c >= 0xE0 && c <= 0xEF) {
 		len = 3;
 		if (c == 0xE0)
-			lo = 0xA0;	/* overlong */
+			lo = 0xA0; /* overlong */
 		else if (c == 0xED)
-			hi = 0x9F;	/* surrogates */
+			hi = 0x9F; /* surrogates */
 	} else if (c >= 0xF0 && c <= 0xF4) {
 		len = 4;
 		if (c == 0xF0)
 			lo = 0x90;
 		else if (c == 0xF4)
-			hi = 0x8F;	/* past U+10FFFF */
+			hi = 0x8F; /* past U+10FFFF */
 	} else
 		return 0;
 	for (i = 1; i < len; i++) {
@@ -37,37 +37,39 @@ utf8_seq(const unsigned char *p, size_t n)
 }
 
 bool
-utf8_sanitize(const void *vp, size_t n, struct strbuf *out)
+mime_utf8_sanitize(const void *vp, size_t n, struct mime_strbuf *out)
 {
 	const unsigned char *p = vp;
 	size_t i = 0, run = 0;
 	bool bad = false;
 	int len;
 
+	if (n == 0)
+		return false; /* p may be NULL */
 	while (i < n) {
 		if (p[i] != 0 && p[i] < 0x80) {
 			i++;
 			run++;
 			continue;
 		}
-		len = p[i] == 0 ? 0 : utf8_seq(p + i, n - i);
+		len = p[i] == 0 ? 0 : mime_utf8_seq(p + i, n - i);
 		if (len > 0) {
 			i += (size_t)len;
 			run += (size_t)len;
 			continue;
 		}
-		strbuf_add(out, p + i - run, run);
+		mime_strbuf_add(out, p + i - run, run);
 		run = 0;
-		strbuf_adds(out, UTF8_REPLACEMENT);
+		mime_strbuf_adds(out, UTF8_REPLACEMENT);
 		bad = true;
 		i++;
 	}
-	strbuf_add(out, p + i - run, run);
+	mime_strbuf_add(out, p + i - run, run);
 	return bad;
 }
 
 bool
-utf8_has_8bit(const void *vp, size_t n)
+mime_utf8_has_8bit(const void *vp, size_t n)
 {
 	const unsigned char *p = vp;
 	size_t i;
@@ -79,7 +81,7 @@ utf8_has_8bit(const void *vp, size_t n)
 }
 
 void
-utf8_stream_init(struct utf8_stream *st)
+mime_utf8_stream_init(struct mime_utf8_stream *st)
 {
 	memset(st, 0, sizeof(*st));
 }
@@ -89,7 +91,7 @@ utf8_stream_init(struct utf8_stream *st)
  * returns its length; an unfinished sequence at the end stays unless last.
  */
 static size_t
-run_whole(struct utf8_stream *st, const unsigned char *p, size_t n,
+run_whole(struct mime_utf8_stream *st, const unsigned char *p, size_t n,
     bool last, mime_sink_fn *sink, void *ctx)
 {
 	size_t i = 0, run = 0;
@@ -101,7 +103,7 @@ run_whole(struct utf8_stream *st, const unsigned char *p, size_t n,
 			run++;
 			continue;
 		}
-		len = p[i] == 0 ? 0 : utf8_seq(p + i, n - i);
+		len = p[i] == 0 ? 0 : mime_utf8_seq(p + i, n - i);
 		if (len > 0) {
 			i += (size_t)len;
 			run += (size_t)len;
@@ -126,7 +128,7 @@ run_whole(struct utf8_stream *st, const unsigned char *p, size_t n,
 }
 
 void
-utf8_stream_feed(struct utf8_stream *st, const void *vp, size_t n,
+mime_utf8_stream_feed(struct mime_utf8_stream *st, const void *vp, size_t n,
     mime_sink_fn *sink, void *ctx)
 {
 	const unsigned char *p = vp;
@@ -161,7 +163,8 @@ utf8_stream_feed(struct utf8_stream *st, const void *vp, size_t n,
 }
 
 void
-utf8_stream_finish(struct utf8_stream *st, mime_sink_fn *sink, void *ctx)
+mime_utf8_stream_finish(struct mime_utf8_stream *st, mime_sink_fn *sink,
+    void *ctx)
 {
 	unsigned char tmp[4];
 	size_t n = st->ncarry;
@@ -169,4 +172,28 @@ utf8_stream_finish(struct utf8_stream *st, mime_sink_fn *sink, void *ctx)
 	memcpy(tmp, st->carry, n);
 	st->ncarry = 0;
 	run_whole(st, tmp, n, true, sink, ctx);
+}
+
+void
+mime_utf8_trim(struct mime_strbuf *sb)
+{
+	size_t k = sb->len, back = 0;
+	int len;
+
+	if (sb->p == NULL)
+		return;
+	while (
+	    k > 0 && back < 4 && ((unsigned char)sb->p[k - 1] & 0xC0) == 0x80) {
+		k--;
+		back++;
+	}
+	if (k == 0)
+		return;
+	if ((unsigned char)sb->p[k - 1] < 0x80)
+		return;
+	len = mime_utf8_seq((unsigned char *)sb->p + k - 1, sb->len - k + 1);
+	if (len == (int)(sb->len - k + 1))
+		return;
+	sb->len = k - 1;
+	sb->p[sb->len] = '\0';
 }
