@@ -106,7 +106,7 @@ month_of(const struct tok *t)
 static bool
 is_day_name(const struct tok *t)
 {
-	static const char days[] = "monthuwedthufrisatsun";
+	static const char days[] = "montuewedthufrisatsun";
 	int d;
 
 	if (t->kind != T_ALPHA || t->len < 3)
