@@ -244,7 +244,9 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 	 * message row was inserted here (a message indexed already, by a
 	 * concurrent commit or reindex, is left as it is).  The text search
 	 * vectors are made by the server, with the 'simple' configuration:
-	 * words as written, any language.
+	 * words as written, any language.  The subject's is of its first
+	 * 65536 characters, which can never pass tsvector's 1 MB limit (the
+	 * full text is bounded by the parser, store/mime/text.c).
 	 */
 	[INDEX_MESSAGE_INSERT] = {
 		"message_insert", "INSERT message (index)",
@@ -258,7 +260,7 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"   $7::text, $8::text, $9::text, $10::text, $11::text,"
 		"   $12::text, $13::boolean,"
 		"   pg_catalog.to_tsvector('pg_catalog.simple',"
-		"    coalesce($9::text, '')),"
+		"    left(coalesce($9::text, ''), 65536)),"
 		"   pg_catalog.to_tsvector('pg_catalog.simple', $14::text))"
 		"  ON CONFLICT (sha256) DO NOTHING RETURNING sha256),"
 		" a AS ("
