@@ -33,7 +33,8 @@ endif
 
 LIB_SRC  := $(wildcard ingestd/base/*.c) \
             $(filter-out ingestd/main.c,$(wildcard ingestd/*.c)) \
-            $(wildcard pop3/*.c) $(wildcard store/*.c)
+            $(wildcard pop3/*.c) $(wildcard store/*.c) \
+            $(wildcard store/mime/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/migrations.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

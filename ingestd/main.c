@@ -33,6 +33,7 @@
 #include "store/dicts.h"
 #include "store/migrations.h"
 #include "store/reader.h"
+#include "store/reindex.h"
 #include "store/spool.h"
 #include "store/zstd.h"
 
@@ -86,6 +87,8 @@ usage(FILE *f)
 	    "byte-exact\n"
 	    "  verify [--account NAME]  re-read every archived message and "
 	    "check its SHA-256\n"
+	    "  reindex                  index the messages archived before "
+	    "indexing\n"
 	    "\n"
 	    "options:\n"
 	    "  -c, --config FILE        default " DEFAULT_CONFIG "\n"
@@ -421,6 +424,37 @@ cmd_check(struct ctx *x)
 	return EXIT_OK;
 }
 
+/* After each batch: where a long backfill is, on a terminal only. */
+static void
+reindex_progress(void *arg, const struct reindex_stats *st)
+{
+	fprintf(stderr, "\rreindex: %" PRIu64 " messages, %" PRIu64
+	    " MiB", st->indexed, st->bytes >> 20);
+}
+
+static int
+cmd_reindex(struct ctx *x)
+{
+	struct reindex_stats st;
+	char err[1024];
+	bool tty = isatty(STDERR_FILENO);
+	int rc = EXIT_OK;
+
+	if (reindex_run(x->db, &st, tty ? reindex_progress : NULL, NULL, err,
+	    sizeof(err)) == -1) {
+		log_warnx("reindex: %s", err);
+		rc = EXIT_FAILED;
+	}
+	if (tty)
+		fputc('\n', stderr);
+	printf("reindexed %" PRIu64 " messages: %" PRIu64 " with index "
+	    "refused, %" PRIu64 " damaged\n", st.indexed, st.refused,
+	    st.damaged);
+	if (st.damaged > 0)
+		rc = EXIT_FAILED;
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -435,7 +469,8 @@ main(int argc, char **argv)
 	    strcmp(o.command, "check") != 0 &&
 	    strcmp(o.command, "migrate") != 0 &&
 	    strcmp(o.command, "export") != 0 &&
-	    strcmp(o.command, "verify") != 0) {
+	    strcmp(o.command, "verify") != 0 &&
+	    strcmp(o.command, "reindex") != 0) {
 		fprintf(stderr, "ingestd: unknown command \"%s\"\n", o.command);
 		usage(stderr);
 		return EXIT_USAGE;
@@ -487,7 +522,8 @@ main(int argc, char **argv)
 		    n, bad);
 		if (bad > 0)
 			rc = EXIT_FAILED;
-	}
+	} else if (strcmp(o.command, "reindex") == 0)
+		rc = cmd_reindex(&x);
 	close_database(&x);
 	conf_free(&x.conf);
 	return rc;

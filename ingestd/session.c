@@ -553,6 +553,8 @@ body_start(struct session *s, enum body_kind kind, uint32_t num)
 		.spool_mem = s->job->conf->spool_mem,
 		.level = s->job->conf->zstd_level,
 		.dict = s->job->dict,
+		/* Indexed in the transaction that stores it (DESIGN.md). */
+		.index = true,
 	};
 
 	s->body.kind = kind;

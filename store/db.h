@@ -19,6 +19,7 @@
 #include "store/known.h"
 
 struct db;
+struct mime_meta;
 struct spool;
 
 /* ---- the connection: db.c ---- */
@@ -138,6 +139,13 @@ struct db_commit_row {
 	uint64_t stored_size;		/* compressed bytes in the spool */
 	int64_t dict_id;		/* zstd dictionary, 0 for none */
 	struct spool *spool;		/* read, never freed */
+	/*
+	 * The message's index rows, written with its blob when the blob is
+	 * new: meta's (NULL: none), or with index_refused a minimal row that
+	 * says the server would not take meta's.
+	 */
+	const struct mime_meta *meta;
+	bool index_refused;
 	/* Out. */
 	bool blob_existed;
 	bool delivery_existed;
@@ -307,6 +315,31 @@ int db_each_blob(struct db *db,
  */
 int db_blob_read(struct db *db, const char *sha256_hex,
     int (*cb)(void *arg, const void *p, size_t n), void *arg);
+
+/* ---- the message index, for reindex: db_index.c ---- */
+
+/* One message's index rows; see struct db_commit_row's meta. */
+struct db_index_row {
+	unsigned char sha256[32];
+	const struct mime_meta *meta;
+	bool refused;
+};
+
+/*
+ * In one transaction: for each row, the message's index rows replace any
+ * an older parser wrote; rows a parser of this version wrote (a concurrent
+ * commit, another reindex) are kept.  Safe to repeat.
+ */
+int db_index_store(struct db *db, const struct db_index_row *rows,
+    size_t n);
+
+/*
+ * Calls cb for each blob without index rows of this parser version, in
+ * hash order, a page at a time (cb may use db); m->account is NULL.  cb
+ * returns 0 to go on, -1 to stop (then -1 too).
+ */
+int db_each_unindexed(struct db *db,
+    int (*cb)(void *arg, const struct db_message *m), void *arg);
 
 /* ---- dictionaries, and the blobs they are trained on: db_dict.c ---- */
 

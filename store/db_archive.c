@@ -470,6 +470,7 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 	    db_prepare(db, INDEX_BLOB_INSERT) == -1 ||
 	    db_prepare(db, INDEX_CHUNK_INSERT) == -1 ||
 	    db_prepare(db, INDEX_DELIVERY_INSERT) == -1 ||
+	    db_prepare(db, INDEX_MESSAGE_INSERT) == -1 ||
 	    db_prepare(db, INDEX_SYNC_COMMIT_LOCAL) == -1)
 		return -1;
 	fresh = xcalloc(n, sizeof(*fresh));
@@ -506,6 +507,12 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 			(void)db_pl_sync(db);
 			goto fail;
 		}
+		/* A new blob's index rows, with it: never one without the
+		 * other.  An older blob's are reindex's to write. */
+		if (fresh[i] && (row->meta != NULL || row->index_refused) &&
+		    db_index_send(db, row->sha256, row->meta,
+		    row->index_refused) == -1)
+			goto fail;
 		db_par_init(&p);
 		db_par_int(&p, row->account_id);
 		db_par_text(&p, row->uidl);
@@ -541,11 +548,9 @@ out:
 }
 
 /*
- * A one-dimensional array in PostgreSQL's binary form: header (ndim,
- * has-nulls, element type), the dimension (size, lower bound), then each
- * element as length and bytes, -1 for NULL.  No quoting to get wrong.
- * NULL elems[i] is SQL NULL.  Returns the caller's buffer, or NULL with
- * the error set if it would not fit a parameter.
+ * The binary form: header (ndim, has-nulls, element type), the dimension
+ * (size, lower bound), then each element as length and bytes, -1 for
+ * NULL.  No quoting to get wrong.
  */
 unsigned char *
 db_array(struct db *db, uint32_t elemtype, const void *const *elems,

@@ -350,4 +350,70 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		" WHERE account_id = $1::bigint"
 		" ORDER BY started_at DESC, id DESC LIMIT 1",
 		1 },
+	/*
+	 * A message's index rows (migrations/0004_index_messages.sql), in one
+	 * statement so that they are all or nothing: the message row, then
+	 * its addresses and parts from parallel binary arrays, only if the
+	 * message row was inserted here (a message indexed already, by a
+	 * concurrent commit or reindex, is left as it is).  The text search
+	 * vectors are made by the server, with the 'simple' configuration:
+	 * words as written, any language.  The subject's is of its first
+	 * 65536 characters, which can never pass tsvector's 1 MB limit (the
+	 * full text is bounded by the parser, store/mime/text.c).
+	 */
+	[INDEX_MESSAGE_INSERT] = {
+		"message_insert", "INSERT message (index)",
+		"WITH m AS ("
+		"  INSERT INTO ingestd.message (sha256, parser_version, flags,"
+		"   date, date_raw, message_id, in_reply_to, refs, subject,"
+		"   subject_raw, list_id, auto_submitted, has_attachment,"
+		"   subject_fts, fts)"
+		"  VALUES ($1::bytea, $2::integer, $3::text[],"
+		"   pg_catalog.to_timestamp($4::bigint), $5::text, $6::text,"
+		"   $7::text, $8::text, $9::text, $10::text, $11::text,"
+		"   $12::text, $13::boolean,"
+		"   pg_catalog.to_tsvector('pg_catalog.simple',"
+		"    left(coalesce($9::text, ''), 65536)),"
+		"   pg_catalog.to_tsvector('pg_catalog.simple', $14::text))"
+		"  ON CONFLICT (sha256) DO NOTHING RETURNING sha256),"
+		" a AS ("
+		"  INSERT INTO ingestd.message_address"
+		"   (sha256, role, pos, address, domain, name)"
+		"  SELECT m.sha256, u.role, u.pos::integer, u.address,"
+		"   u.domain, u.name"
+		"  FROM m, unnest($15::text[], $16::text[], $17::text[],"
+		"   $18::text[]) WITH ORDINALITY"
+		"   AS u(role, address, domain, name, pos)),"
+		" p AS ("
+		"  INSERT INTO ingestd.message_part (sha256, path,"
+		"   content_type, disposition, filename, size, part_sha256,"
+		"   attachment)"
+		"  SELECT m.sha256, u.* FROM m, unnest($19::text[],"
+		"   $20::text[], $21::text[], $22::text[], $23::bigint[],"
+		"   $24::bytea[], $25::boolean[]) AS u(path, content_type,"
+		"   disposition, filename, size, part_sha256, attachment))"
+		" SELECT true FROM m",
+		25 },
+	/* Before a reindex rewrites them: an older parser's rows (the
+	 * addresses and parts go with them, ON DELETE CASCADE). */
+	[INDEX_MESSAGE_DELETE_STALE] = {
+		"message_delete_stale", "DELETE message (stale index)",
+		"DELETE FROM ingestd.message"
+		" WHERE sha256 = $1::bytea AND parser_version < $2::integer",
+		2 },
+	/*
+	 * What reindex has to do, a page at a time in hash order: blobs
+	 * without index rows, or with an older parser's.  Keyset paging on
+	 * the primary key, so each page costs the same however far along.
+	 */
+	[INDEX_UNINDEXED_SELECT] = {
+		"unindexed_select", "SELECT blobs (unindexed)",
+		"SELECT encode(b.sha256, 'hex'), b.size,"
+		"  coalesce(b.dict_id, 0)"
+		" FROM ingestd.blob b"
+		" LEFT JOIN ingestd.message m ON m.sha256 = b.sha256"
+		" WHERE b.sha256 > decode($1::text, 'hex')"
+		"  AND (m.sha256 IS NULL OR m.parser_version < $3::integer)"
+		" ORDER BY b.sha256 LIMIT $2::bigint",
+		3 },
 };

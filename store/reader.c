@@ -68,6 +68,9 @@ struct reader {
 	char *acct_path;	/* out_name/<its directory>, for messages */
 	int acct_fd;		/* -1: none open */
 	uint64_t count, bad;
+	/* reader_stream(): where the bytes go. */
+	int (*tap)(void *arg, const void *p, size_t n);
+	void *tap_arg;
 };
 
 /* name as one safe file name component; the caller frees it. */
@@ -122,6 +125,10 @@ reader_out(void *arg, const void *p, size_t n)
 
 	hash_sha256_update(&r->h, p, n);
 	r->size += n;
+	if (r->tap != NULL && r->tap(r->tap_arg, p, n) == -1) {
+		snprintf(r->why, sizeof(r->why), "its reader stopped");
+		return -1;
+	}
 	if (r->fd != -1 && reader_write_all(r->fd, p, n) == -1) {
 		snprintf(r->why, sizeof(r->why), "writing %s: %s", r->path,
 		    strerror(errno));
@@ -677,4 +684,45 @@ reader_verify(struct db *db, const char *account, uint64_t *ok_r,
 	free(v.damaged); v.damaged = NULL;
 	reader_decs_free(&v.r);
 	return rc;
+}
+
+struct reader *
+reader_new(struct db *db)
+{
+	struct reader *r = xcalloc(1, sizeof(*r));
+
+	r->db = db;
+	r->fd = -1;
+	r->out_fd = -1;
+	r->acct_fd = -1;
+	return r;
+}
+
+int
+reader_stream(struct reader *r, const struct db_message *m,
+    int (*cb)(void *arg, const void *p, size_t n), void *arg, char *why,
+    size_t whylen)
+{
+	int rc;
+
+	r->tap = cb;
+	r->tap_arg = arg;
+	rc = reader_blob(r, m);
+	r->tap = NULL;
+	r->tap_arg = NULL;
+	if (rc != 0)
+		snprintf(why, whylen, "%s", r->why);
+	return rc;
+}
+
+void
+reader_free(struct reader **rp)
+{
+	struct reader *r = *rp;
+
+	if (r == NULL)
+		return;
+	reader_decs_free(r);
+	free(r);
+	*rp = NULL;
 }

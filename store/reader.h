@@ -77,4 +77,20 @@ int reader_export(struct db *db, int dir_fd, const char *dir_name,
 int reader_verify(struct db *db, const char *account, uint64_t *ok_r,
     uint64_t *bad_r, char *err, size_t errlen);
 
+/*
+ * One blob at a time, for whoever else reads the archive back (reindex):
+ * reader_stream() decompresses blob m and hands its bytes to cb as they
+ * come, then checks its SHA-256 and size as export does.  Returns 0 if
+ * the blob is sound (cb saw exactly its bytes); -1 with why filled if it
+ * is damaged or cb returned -1 (what cb saw is then not the message); -2
+ * if the database went away.  Dictionaries are loaded once per reader.
+ */
+struct reader;
+struct db_message;
+struct reader *reader_new(struct db *db);
+int reader_stream(struct reader *r, const struct db_message *m,
+    int (*cb)(void *arg, const void *p, size_t n), void *arg, char *why,
+    size_t whylen);
+void reader_free(struct reader **r);
+
 #endif

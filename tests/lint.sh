@@ -174,6 +174,7 @@ owners_of() {
 	case $1 in
 	'<libconfig.h>') echo ingestd/conf.c ;;
 	'<curl/'*) echo ingestd/oauth_http.c ;;
+	'<iconv.h>') echo store/mime/charset.c ;;
 	'<openssl/evp.h>') echo store/hash.c ;;
 	'<openssl/'*) echo ingestd/conn.c ;;
 	'<zstd.h>' | '<zdict.h>' | '<zstd_errors.h>') echo store/zstd.c ;;
