@@ -1236,6 +1236,7 @@ static const struct {
 } documented[] = {
 	{ CONF_SECTION_TOP, "top" },
 	{ CONF_SECTION_DATABASE, "database" },
+	{ CONF_SECTION_LEDGER, "ledger" },
 	{ CONF_SECTION_ACCOUNT, "accounts" },
 };
 
