@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ingestd/cmd_ledger.h"
 #include "ingestd/conf.h"
 #include "ingestd/conn.h"
 #include "ingestd/base/log.h"
@@ -81,6 +82,9 @@ usage(FILE *f)
 	    "byte-exact\n"
 	    "  verify [--account NAME]  re-read every archived message and "
 	    "check its SHA-256\n"
+	    "  ledger keygen|checkpoint|verify, prove, verify-proof\n"
+	    "                           the tamper-evident ledger (ingestd "
+	    "ledger -h)\n"
 	    "\n"
 	    "options:\n"
 	    "  -c, --config FILE        default " DEFAULT_CONFIG "\n"
@@ -318,6 +322,7 @@ cmd_poll(struct ctx *x, bool once)
 	struct worker **workers;
 	struct committer *cm;
 	struct dicts *dicts = NULL;
+	struct ledger_timer *lt;
 	struct sched *s;
 	char err[1024];
 	unsigned swept;
@@ -361,6 +366,16 @@ cmd_poll(struct ctx *x, bool once)
 		.summary = once ? stdout : NULL,
 		.dicts = dicts,
 	};
+	/* The ledger's checkpoints every ledger.checkpoint_interval. */
+	if (!once && (lt = ledger_timer_new(x->conf, x->db, err,
+	    sizeof(err))) != NULL) {
+		sp.tick = ledger_timer_fire;
+		sp.tick_arg = lt;
+		sp.tick_s = ledger_timer_interval(lt);
+	} else if (!once && err[0] != '\0')
+		fatalx("'ledger.signing_key': %s", err);
+	else
+		lt = NULL;
 	if ((s = sched_new(&sp, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 	if (once)
@@ -368,6 +383,7 @@ cmd_poll(struct ctx *x, bool once)
 	else
 		sched_run(s);
 	sched_free(&s);
+	ledger_timer_free(&lt);
 	for (i = 0; i < x->conf->workers; i++)
 		worker_stop(&workers[i]);
 	free(workers); workers = NULL;
@@ -416,6 +432,9 @@ main(int argc, char **argv)
 	uint64_t n = 0, bad = 0;
 	int rc = EXIT_OK, out_fd = -1;
 
+	/* The ledger's commands parse their own arguments. */
+	if (cmd_ledger_wants(argc, argv))
+		return cmd_ledger_main(argc, argv);
 	parse_args(argc, argv, &o);
 	if (strcmp(o.command, "once") != 0 && strcmp(o.command, "run") != 0 &&
 	    strcmp(o.command, "check") != 0 &&
