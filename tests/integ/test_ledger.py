@@ -1,0 +1,249 @@
+"""The tamper-evident ledger: every archived message is a leaf of a Merkle
+tree (RFC 9162) whose heads are signed as C2SP checkpoints.
+
+A message exported from the archive is proved by `prove` and checked
+offline by `verify-proof` (and by an independent verifier written here in
+Python); a different message, a wrong key or an altered path fails.
+`ledger verify` exits 1 naming the message for each kind of damage a
+superuser could do: a blob chunk altered, a delivery deleted with the
+triggers disabled, a leaf altered, a checkpoint's signature altered.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import stat
+
+import harness
+import mailgen
+from test_ingest import Archive
+
+
+def ledger_config(ar, key, extra=""):
+    """Appends ledger = { ... } to the archive's config."""
+    with open(ar.conf, "a") as f:
+        f.write('ledger = { signing_key = "%s"; key_name = "%s";%s };\n'
+                % (key, "archive.test/ingestd", extra))
+
+
+def setup(env, prefix, n=4, command=None):
+    ar = Archive(env, prefix)
+    gen = mailgen.MailGen(4100 + n)
+    msgs = [gen.message(kind="plain", size=2000 + 500 * i) for i in range(n)]
+    acct = ar.mailbox(msgs)
+    ar.snapshot()
+    ar.write_config()
+    key = os.path.join(ar.dir, "ledger.key")
+    extra = (' checkpoint_command = "%s";' % command) if command else ""
+    ledger_config(ar, key, extra)
+    # keygen needs neither the key (not written yet) nor the database.
+    rc, out, err = ar.run("ledger", "keygen", "--out", key)
+    assert rc == 0, ar.context()
+    vkey = out.strip()
+    assert vkey.startswith("archive.test/ingestd+"), vkey
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    ar.once()
+    return ar, acct, key, vkey
+
+
+def export(ar, acct):
+    out = os.path.join(ar.dir, "export")
+    ar.ok("export", "--out", out, "--account", acct)
+    d = os.path.join(out, acct)
+    return {f[:-4]: os.path.join(d, f) for f in os.listdir(d)}
+
+
+def ledger_verify(ar):
+    rc, out, err = ar.run("ledger", "verify")
+    return rc, out
+
+
+# ---- an independent verifier: RFC 9162 inclusion, the entry's fields
+
+def _node(l, r):
+    return hashlib.sha256(b"\x01" + l + r).digest()
+
+
+def py_verify(proof, eml):
+    body = proof["checkpoint"].split("\n\n")[0] + "\n"
+    origin, size, root_b64 = body.split("\n")[:3]
+    root = base64.b64decode(root_b64)
+    assert int(size) == proof["tree_size"]
+    sha = hashlib.sha256(eml).hexdigest()
+    for leaf in proof["leaves"]:
+        entry = base64.b64decode(leaf["entry"])
+        lines = entry.decode().split("\n")
+        assert lines[0] == "ingestd-ledger v1" and lines[1] == "kind ingest"
+        fields = dict(l.split(" ", 1) for l in lines[2:] if l)
+        if fields["sha256"] != sha or int(fields["size"]) != len(eml):
+            return False
+        fn, sn = leaf["leaf_index"], proof["tree_size"] - 1
+        r = hashlib.sha256(b"\x00" + entry).digest()
+        for p in leaf["audit_path"]:
+            p = bytes.fromhex(p)
+            if sn == 0:
+                return False
+            if fn & 1 or fn == sn:
+                r = _node(p, r)
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+            else:
+                r = _node(r, p)
+            fn >>= 1
+            sn >>= 1
+        if sn != 0 or r != root:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------
+
+def test_prove_and_verify_proof(env):
+    """An exported message proves; the proof checks offline with the key,
+    and in Python; another message, another key, an altered path fail.
+    keygen never overwrites a key."""
+    ar, acct, key, vkey = setup(env, "lprove")
+    before = open(key, "rb").read()
+    rc, out, err = ar.run("ledger", "keygen", "--out", key)
+    assert rc != 0 and "never overwritten" in err, ar.context()
+    assert open(key, "rb").read() == before
+
+    out = ar.ok("ledger", "checkpoint")
+    assert out.startswith("archive.test/ingestd\n4\n"), out
+    assert "\n\n\u2014 archive.test/ingestd " in out, out
+    files = export(ar, acct)
+    assert len(files) == 4
+    shas = sorted(files)
+    proof = os.path.join(ar.dir, "proof.json")
+    ar.ok("prove", shas[0], "--out", proof)
+    p = json.load(open(proof))
+    assert p["sha256"] == shas[0] and p["tree_size"] == 4
+    assert len(p["audit_path"]) == 2
+    eml = open(files[shas[0]], "rb").read()
+    assert py_verify(p, eml)
+
+    # Offline: no config, no database.
+    rc, out, err = harness.run_ingestd(["verify-proof", proof,
+                                        files[shas[0]], "--key", vkey])
+    assert rc == 0 and out.startswith("OK: "), (rc, out, err)
+
+    rc, out, err = harness.run_ingestd(["verify-proof", proof,
+                                        files[shas[1]], "--key", vkey])
+    assert rc == 1 and "FAILED" in out, (rc, out, err)
+
+    other = os.path.join(ar.dir, "other.key")
+    rc, okey, err = harness.run_ingestd(["ledger", "keygen", "--out", other,
+                                         "--name", "archive.test/ingestd"])
+    assert rc == 0, err
+    rc, out, err = harness.run_ingestd(["verify-proof", proof,
+                                        files[shas[0]], "--key",
+                                        okey.strip()])
+    # Another key of the same name: another key id, no signature of its.
+    assert rc == 1 and "FAILED" in out and "signature" in out, \
+        (rc, out, err)
+
+    p["audit_path"][0] = "%064x" % (int(p["audit_path"][0], 16) ^ 1)
+    p["leaves"][0]["audit_path"] = p["audit_path"]
+    bad = os.path.join(ar.dir, "bad.json")
+    json.dump(p, open(bad, "w"))
+    assert not py_verify(p, eml)
+    rc, out, err = harness.run_ingestd(["verify-proof", bad, files[shas[0]],
+                                        "--key", vkey])
+    assert rc == 1 and "audit path" in out, (rc, out, err)
+
+    # A clean ledger verifies.
+    rc, out = ledger_verify(ar)
+    assert rc == 0, ar.context()
+    assert "4 leaves, 1 checkpoints" in out, out
+
+
+def test_checkpoint_command_gets_the_note(env):
+    """checkpoint_command runs with the new checkpoint on stdin; nothing
+    new, no checkpoint."""
+    d = env.tmpdir("lcmd")
+    got = os.path.join(d, "got")
+    cmd = os.path.join(d, "send")
+    with open(cmd, "w") as f:
+        f.write("#!/bin/sh\ncat >> %s\n" % got)
+    os.chmod(cmd, 0o755)
+    ar, acct, key, vkey = setup(env, "lcmd", n=3, command=cmd)
+    out = ar.ok("ledger", "checkpoint")
+    assert open(got).read() == out
+    assert out.startswith("archive.test/ingestd\n3\n")
+    out = ar.ok("ledger", "checkpoint")
+    assert "nothing new" in out
+    assert open(got).read().count("archive.test/ingestd\n") == 1
+
+
+def test_ledger_is_append_only(env):
+    """UPDATE, DELETE and TRUNCATE of the ledger's tables are refused,
+    also with session_replication_role = replica."""
+    ar, acct, key, vkey = setup(env, "lappend", n=2)
+    ar.ok("ledger", "checkpoint")
+    for q in ("UPDATE ledger SET kind = 'x';",
+              "DELETE FROM ledger_node;",
+              "TRUNCATE ledger_checkpoint;",
+              "SET session_replication_role = replica; "
+              "DELETE FROM ledger;"):
+        try:
+            ar.sql(q)
+        except Exception as e:  # psql fails
+            assert "append-only" in str(e), str(e)
+        else:
+            raise AssertionError("%s was not refused" % q)
+    assert int(ar.sql("SELECT count(*) FROM ledger;")[0][0]) == 2
+
+
+def test_tampering_is_detected(env):
+    """Each kind of damage makes ledger verify exit 1 naming the message
+    by its SHA-256."""
+    ar, acct, key, vkey = setup(env, "ltamper", n=5)
+    ar.ok("ledger", "checkpoint")
+    rc, out = ledger_verify(ar)
+    assert rc == 0, ar.context()
+    shas = sorted(r["sha256"] for r in ar.deliveries())
+
+    # A chunk altered.
+    ar.sql("UPDATE blob_chunk SET data = set_byte(data, 20, "
+           "get_byte(data, 20) # 1) WHERE sha256 = decode('%s', 'hex');"
+           % shas[0])
+    rc, out = ledger_verify(ar)
+    assert rc == 1 and "damaged %s:" % shas[0] in out, ar.context()
+
+    # A delivery deleted with its triggers disabled, as a superuser can.
+    ar.sql("ALTER TABLE delivery DISABLE TRIGGER ALL; "
+           "DELETE FROM delivery WHERE sha256 = decode('%s', 'hex'); "
+           "ALTER TABLE delivery ENABLE TRIGGER ALL;" % shas[1])
+    rc, out = ledger_verify(ar)
+    assert rc == 1 and "damaged %s: ledger leaf" % shas[1] in out, \
+        ar.context()
+
+    # A delivery deleted outside a purge, triggers on: a tombstone that
+    # says so.
+    ar.sql("DELETE FROM delivery WHERE sha256 = decode('%s', 'hex');"
+           % shas[2])
+    rc, out = ledger_verify(ar)
+    assert rc == 1 and "damaged %s: deleted outside a purge" % shas[2] \
+        in out, ar.context()
+
+    # A leaf altered (its size), the append-only trigger disabled.
+    ar.sql("ALTER TABLE ledger DISABLE TRIGGER ledger_append_only; "
+           "UPDATE ledger SET entry = convert_to(replace(convert_from("
+           "entry, 'UTF8'), 'size ', 'size 1'), 'UTF8') "
+           "WHERE sha256 = decode('%s', 'hex'); "
+           "ALTER TABLE ledger ENABLE ALWAYS TRIGGER ledger_append_only;"
+           % shas[3])
+    rc, out = ledger_verify(ar)
+    assert rc == 1 and "damaged %s: leaf" % shas[3] in out, ar.context()
+
+    # A checkpoint's signature altered.
+    ar.sql("ALTER TABLE ledger_checkpoint DISABLE TRIGGER "
+           "ledger_append_only; "
+           "UPDATE ledger_checkpoint SET note = regexp_replace(note, "
+           "'[A-Za-z0-9+/]{3}=\\n$', 'AAA=' || chr(10)); "
+           "ALTER TABLE ledger_checkpoint ENABLE ALWAYS TRIGGER "
+           "ledger_append_only;")
+    rc, out = ledger_verify(ar)
+    assert rc == 1 and "does not verify" in out, ar.context()
