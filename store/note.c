@@ -313,7 +313,8 @@ note_checkpoint_parse(const char *text, size_t n, struct note_checkpoint *c,
 		}
 		p = e[i] + 1;
 	}
-	if (e[0] == l[0] || (size_t)(e[0] - l[0]) > NOTE_NAME_MAX) {
+	if (e[0] == l[0] || (size_t)(e[0] - l[0]) > NOTE_NAME_MAX ||
+	    !note_text_ok(l[0], (size_t)(e[0] - l[0]) + 1)) {
 		snprintf(err, errlen, "checkpoint: bad origin line");
 		return -1;
 	}

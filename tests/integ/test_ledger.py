@@ -247,3 +247,40 @@ def test_tampering_is_detected(env):
            "ledger_append_only;")
     rc, out = ledger_verify(ar)
     assert rc == 1 and "does not verify" in out, ar.context()
+
+
+def test_run_checkpoints_on_its_timer(env):
+    """run signs a checkpoint every checkpoint_interval seconds once the
+    ledger grew, and hands each to checkpoint_command."""
+    from test_daemon import Daemon, wait_for
+    d = env.tmpdir("lrun")
+    got = os.path.join(d, "got")
+    cmd = os.path.join(d, "send")
+    with open(cmd, "w") as f:
+        f.write("#!/bin/sh\ncat >> %s\n" % got)
+    os.chmod(cmd, 0o755)
+    ar = Archive(env, "lrun")
+    gen = mailgen.MailGen(4200)
+    acct = ar.mailbox([gen.message() for _ in range(3)])
+    ar.snapshot()
+    ar.write_config(poll_interval=1)
+    key = os.path.join(ar.dir, "ledger.key")
+    ledger_config(ar, key, ' checkpoint_interval = 1; '
+                  'checkpoint_command = "%s";' % cmd)
+    ar.ok("ledger", "keygen", "--out", key)
+    daemon = Daemon(ar.conf)
+    try:
+        wait_for("a checkpoint of 3 leaves", lambda: os.path.exists(got) and
+                 "\n3\n" in open(got).read())
+        ar.dc.deliver(acct, gen.message())
+        wait_for("a checkpoint of 4 leaves",
+                 lambda: "\n4\n" in open(got).read())
+        rc, err = daemon.terminate()
+    finally:
+        daemon.kill()
+    assert rc == 0, err[-3000:]
+    sizes = [int(r[0]) for r in
+             ar.sql("SELECT tree_size FROM ledger_checkpoint ORDER BY id;")]
+    assert sizes == sorted(set(sizes)) and sizes[-1] == 4, sizes
+    rc, out = ledger_verify(ar)
+    assert rc == 0, ar.context()
