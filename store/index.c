@@ -266,8 +266,8 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		1 },
 	[INDEX_LEDGER_INSERT] = {
 		"ledger_insert", "INSERT ledger",
-		"INSERT INTO ingestd.ledger (idx, entry, leaf_hash, kind, sha256,"
-		" account, uidl, size, at)"
+		"INSERT INTO ingestd.ledger (idx, entry, leaf_hash, kind,"
+		" sha256, account, uidl, size, at)"
 		" VALUES ($1::bigint, $2::bytea, $3::bytea, $4::text,"
 		" decode($5::text, 'hex'), $6::text, $7::text, $8::bigint,"
 		" $9::text)",
@@ -335,8 +335,8 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		" AND NOT EXISTS (SELECT 1 FROM ingestd.ledger_pending p"
 		"  WHERE p.kind = 'ingest' AND p.fields = ARRAY['account',"
 		"  a.name, 'uidl', coalesce(d.uidl, ''), 'sha256',"
-		"  encode(d.sha256, 'hex'), 'size', b.size::text, 'archived_at',"
-		"  ingestd.ledger_time(d.archived_at)])"
+		"  encode(d.sha256, 'hex'), 'size', b.size::text,"
+		"  'archived_at', ingestd.ledger_time(d.archived_at)])"
 		" ORDER BY 1, 2, 3",
 		0 },
 	/*

@@ -139,7 +139,7 @@ ledger_entry_parse(const void *data, size_t n, struct ledger_entry *e,
 			    (lo = ledger_unhex(s[2])) != -1 &&
 			    (hi << 4 | lo) != 0 && ((hi << 4 | lo) <= 0x20 ||
 			    (hi << 4 | lo) >= 0x7f || (hi << 4 | lo) == '%')) {
-				/* Only what must be escaped is: one spelling. */
+				/* Only what must be escaped is. */
 				v[o++] = (char)(hi << 4 | lo);
 				s += 2;
 			} else if ((unsigned char)*s > 0x20 &&

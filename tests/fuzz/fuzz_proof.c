@@ -17,7 +17,8 @@
 
 #define CHECK(e) ((e) ? (void)0 : abort())
 
-#define GO_VKEY "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+#define GO_VKEY                                                          \
+	"PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

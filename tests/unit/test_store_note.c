@@ -25,7 +25,8 @@ TESTS(TEST_DECLARE)
 
 /* golang.org/x/mod/sumdb/note, note_test.go and example_test.go. */
 #define GO_SKEY_B64 "AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
-#define GO_VKEY "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+#define GO_VKEY                                                          \
+	"PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 #define GO_TEXT                                                          \
 	"If you think cryptography is the answer to your problem,\n"     \
 	"then you don't know what your problem is.\n"
@@ -33,7 +34,8 @@ TESTS(TEST_DECLARE)
 	"\xe2\x80\x94 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcE" \
 	"lZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
 /* c2sp.org/signed-note, the example. */
-#define C2SP_VKEY "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"
+#define C2SP_VKEY                                                        \
+	"example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"
 #define C2SP_NOTE                                                        \
 	"This is an example message.\n\n"                                \
 	"\xe2\x80\x94 example.com/foo Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfX" \
