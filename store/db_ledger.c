@@ -63,43 +63,123 @@ db_ledger_size(struct db *db, uint64_t *size_r)
 	return 0;
 }
 
-struct db_emit {
-	struct db *db;
-	bool failed;
+/*
+ * A PostgreSQL array literal under construction, so that a batch of
+ * leaves (and of nodes) goes in one statement: elements are numbers or
+ * hex (written bare) or text (quoted, '"' and '\' escaped), or NULL.
+ */
+struct db_arr {
+	char *p;
+	size_t len, cap;
 };
+
+static void
+db_arr_put(struct db_arr *a, const char *s, size_t n)
+{
+	if (a->len + n + 3 > a->cap) {
+		a->cap = (a->len + n + 3) * 2;
+		a->p = xreallocarray(a->p, a->cap, 1);
+	}
+	memcpy(a->p + a->len, s, n);
+	a->len += n;
+	a->p[a->len] = '\0';
+}
+
+static void
+db_arr_sep(struct db_arr *a)
+{
+	db_arr_put(a, a->len == 0 ? "{" : ",", 1);
+}
+
+/* A number or hex: nothing to quote.  NULL for SQL NULL. */
+static void
+db_arr_bare(struct db_arr *a, const char *s)
+{
+	db_arr_sep(a);
+	if (s == NULL)
+		db_arr_put(a, "NULL", 4);
+	else
+		db_arr_put(a, s, strlen(s));
+}
+
+static void
+db_arr_text(struct db_arr *a, const char *s)
+{
+	db_arr_sep(a);
+	if (s == NULL) {
+		db_arr_put(a, "NULL", 4);
+		return;
+	}
+	db_arr_put(a, "\"", 1);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			db_arr_put(a, "\\", 1);
+		db_arr_put(a, s, 1);
+	}
+	db_arr_put(a, "\"", 1);
+}
+
+static const char *
+db_arr_end(struct db_arr *a)
+{
+	if (a->len == 0)
+		db_arr_put(a, "{", 1);
+	db_arr_put(a, "}", 1);
+	return a->p;
+}
+
+static void
+db_arr_free(struct db_arr *a)
+{
+	free(a->p); a->p = NULL;
+	a->len = a->cap = 0;
+}
+
+/* Columns of ledger (9) and of ledger_node (3) for one batch. */
+struct db_batch {
+	struct db_arr leaf[9];
+	struct db_arr node[3];
+	size_t nnodes;
+};
+
+static void
+db_hexs(const unsigned char *p, size_t n, char *out)
+{
+	static const char hexd[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hexd[p[i] >> 4];
+		out[2 * i + 1] = hexd[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
 
 static void
 db_ledger_emit(void *arg, unsigned level, uint64_t index,
     const unsigned char h[32])
 {
-	struct db_emit *e = arg;
-	struct db_params p;
-	PGresult *res;
+	struct db_batch *b = arg;
+	char num[24], hex[65];
 
-	if (e->failed)
-		return;
-	db_par_init(&p);
-	db_par_int(&p, level);
-	db_par_uint(&p, index);
-	db_par_bytes(&p, h, 32);
-	if ((res = db_exec(e->db, INDEX_LEDGER_NODE_INSERT, &p,
-	    false)) == NULL)
-		e->failed = true;
-	PQclear(res);
+	snprintf(num, sizeof(num), "%u", level);
+	db_arr_bare(&b->node[0], num);
+	snprintf(num, sizeof(num), "%" PRIu64, index);
+	db_arr_bare(&b->node[1], num);
+	db_hexs(h, 32, hex);
+	db_arr_bare(&b->node[2], hex);
+	b->nnodes++;
 }
 
-/* Appends one event as leaf f->size; 0 or -1. */
+/* Appends one event as leaf f->size to the batch; 0 or -1. */
 static int
-db_ledger_leaf(struct db *db, struct merkle_frontier *f, const char *kind,
-    const struct ledger_field *fields, size_t n)
+db_ledger_leaf(struct db *db, struct db_batch *b, struct merkle_frontier *f,
+    const char *kind, const struct ledger_field *fields, size_t n)
 {
-	struct db_emit e = { .db = db };
 	unsigned char leaf[32];
-	struct db_params p;
-	PGresult *res;
 	const char *sha = NULL, *account = NULL, *uidl = NULL, *size = NULL,
 	    *at = NULL;
-	char *entry;
+	char *entry, *hex, num[24], lhex[65];
 	size_t len, i;
 
 	if ((entry = ledger_entry_encode(kind, fields, n, &len)) == NULL) {
@@ -120,7 +200,7 @@ db_ledger_leaf(struct db *db, struct merkle_frontier *f, const char *kind,
 		    strcmp(fields[i].key, "at") == 0)
 			at = fields[i].value;
 	}
-	/* Only a well-formed hash is copied to the lookup column. */
+	/* Only a well-formed hash or size is copied to its column. */
 	if (sha != NULL && (strlen(sha) != 64 ||
 	    strspn(sha, "0123456789abcdef") != 64))
 		sha = NULL;
@@ -128,23 +208,60 @@ db_ledger_leaf(struct db *db, struct merkle_frontier *f, const char *kind,
 	    strspn(size, "0123456789") != strlen(size)))
 		size = NULL;
 	merkle_leaf_hash(entry, len, leaf);
-	db_par_init(&p);
-	db_par_uint(&p, f->size);
-	db_par_bytes(&p, entry, len);
-	db_par_bytes(&p, leaf, 32);
-	db_par_text(&p, kind);
-	db_par_text(&p, sha);
-	db_par_text(&p, account);
-	db_par_text(&p, uidl);
-	db_par_text(&p, size);
-	db_par_text(&p, at);
-	res = db_exec(db, INDEX_LEDGER_INSERT, &p, false);
+	snprintf(num, sizeof(num), "%" PRIu64, f->size);
+	db_arr_bare(&b->leaf[0], num);
+	hex = xmalloc(2 * len + 1);
+	db_hexs((const unsigned char *)entry, len, hex);
+	db_arr_bare(&b->leaf[1], hex);
+	free(hex); hex = NULL;
 	free(entry); entry = NULL;
-	if (res == NULL)
+	db_hexs(leaf, 32, lhex);
+	db_arr_bare(&b->leaf[2], lhex);
+	db_arr_text(&b->leaf[3], kind);
+	db_arr_bare(&b->leaf[4], sha);
+	db_arr_text(&b->leaf[5], account);
+	db_arr_text(&b->leaf[6], uidl);
+	db_arr_bare(&b->leaf[7], size);
+	db_arr_text(&b->leaf[8], at);
+	merkle_frontier_append(f, leaf, db_ledger_emit, b);
+	return 0;
+}
+
+/* Inserts the batch's leaves and nodes; 0 or -1. */
+static int
+db_ledger_flush(struct db *db, struct db_batch *b)
+{
+	struct db_params p;
+	PGresult *res;
+	size_t i;
+
+	db_par_init(&p);
+	for (i = 0; i < 9; i++)
+		db_par_text(&p, db_arr_end(&b->leaf[i]));
+	if ((res = db_exec(db, INDEX_LEDGER_INSERT, &p, false)) == NULL)
 		return -1;
 	PQclear(res);
-	merkle_frontier_append(f, leaf, db_ledger_emit, &e);
-	return e.failed ? -1 : 0;
+	if (b->nnodes == 0)
+		return 0;
+	db_par_init(&p);
+	for (i = 0; i < 3; i++)
+		db_par_text(&p, db_arr_end(&b->node[i]));
+	if ((res = db_exec(db, INDEX_LEDGER_NODE_INSERT, &p, false)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+static void
+db_batch_free(struct db_batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < 9; i++)
+		db_arr_free(&b->leaf[i]);
+	for (i = 0; i < 3; i++)
+		db_arr_free(&b->node[i]);
+	b->nnodes = 0;
 }
 
 /* One transaction: up to DB_LEDGER_BATCH events; *added_r of them. */
@@ -152,6 +269,7 @@ static int
 db_ledger_batch(struct db *db, struct merkle_frontier *f, uint64_t *added_r)
 {
 	struct ledger_field fields[LEDGER_FIELDS_MAX];
+	struct db_batch b = { 0 };
 	struct db_params p;
 	PGresult *res = NULL, *del;
 	char *ids = NULL, *kind;
@@ -184,7 +302,7 @@ db_ledger_batch(struct db *db, struct merkle_frontier *f, uint64_t *added_r)
 			nf++;
 		if (PQgetisnull(res, start, 2)) {
 			/* An event without fields. */
-			if (db_ledger_leaf(db, f, kind, NULL, 0) == -1)
+			if (db_ledger_leaf(db, &b, f, kind, NULL, 0) == -1)
 				goto fail;
 		} else {
 			size_t k;
@@ -200,7 +318,7 @@ db_ledger_batch(struct db *db, struct merkle_frontier *f, uint64_t *added_r)
 				fields[k].value = PQgetvalue(res,
 				    start + 2 * k + 1, 3);
 			}
-			if (db_ledger_leaf(db, f, kind, fields,
+			if (db_ledger_leaf(db, &b, f, kind, fields,
 			    nf / 2) == -1)
 				goto fail;
 		}
@@ -215,6 +333,8 @@ db_ledger_batch(struct db *db, struct merkle_frontier *f, uint64_t *added_r)
 	PQclear(res);
 	res = NULL;
 	if (*added_r > 0) {
+		if (db_ledger_flush(db, &b) == -1)
+			goto fail;
 		snprintf(ids + idslen, idscap - idslen, "}");
 		db_par_init(&p);
 		db_par_text(&p, ids);
@@ -224,12 +344,14 @@ db_ledger_batch(struct db *db, struct merkle_frontier *f, uint64_t *added_r)
 		PQclear(del);
 	}
 	free(ids); ids = NULL;
+	db_batch_free(&b);
 	if (db_simple(db, "COMMIT", "COMMIT") == -1)
 		goto fail;
 	return 0;
 fail:
 	PQclear(res);
 	free(ids); ids = NULL;
+	db_batch_free(&b);
 	db_rollback(db);
 	*added_r = 0;
 	return -1;

@@ -264,18 +264,23 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"DELETE FROM ingestd.ledger_pending"
 		" WHERE id = ANY ($1::bigint[])",
 		1 },
+	/* A batch of leaves, as arrays (hashes and entries in hex). */
 	[INDEX_LEDGER_INSERT] = {
 		"ledger_insert", "INSERT ledger",
 		"INSERT INTO ingestd.ledger (idx, entry, leaf_hash, kind,"
 		" sha256, account, uidl, size, at)"
-		" VALUES ($1::bigint, $2::bytea, $3::bytea, $4::text,"
-		" decode($5::text, 'hex'), $6::text, $7::text, $8::bigint,"
-		" $9::text)",
+		" SELECT i, decode(e, 'hex'), decode(l, 'hex'), k,"
+		" decode(s, 'hex'), a, u, z, t"
+		" FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],"
+		" $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[])"
+		" AS x(i, e, l, k, s, a, u, z, t)",
 		9 },
 	[INDEX_LEDGER_NODE_INSERT] = {
 		"ledger_node_insert", "INSERT ledger_node",
 		"INSERT INTO ingestd.ledger_node (level, idx, hash)"
-		" VALUES ($1::integer, $2::bigint, $3::bytea)",
+		" SELECT l, i, decode(h, 'hex')"
+		" FROM unnest($1::integer[], $2::bigint[], $3::text[])"
+		" AS x(l, i, h)",
 		3 },
 	/* Binary results: raw hashes. */
 	[INDEX_LEDGER_LEAF_HASH] = {
