@@ -118,7 +118,7 @@ $$;
 -- kind and keys are [a-z0-9_-]{1,64}; values any text.  Returns the
 -- pending id (the leaf index is given when the event is sequenced).
 CREATE FUNCTION ingestd.ledger_append(event_kind text,
-    VARIADIC event_fields text[])
+    VARIADIC event_fields text[] DEFAULT ARRAY[]::text[])
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
 	i integer;

@@ -284,3 +284,37 @@ def test_run_checkpoints_on_its_timer(env):
     assert sizes == sorted(set(sizes)) and sizes[-1] == 4, sizes
     rc, out = ledger_verify(ar)
     assert rc == 0, ar.context()
+
+
+def test_other_events_and_since(env):
+    """ingestd.ledger_append() records any event in the caller's
+    transaction (a rolled-back one leaves none); its entry is the kind and
+    fields in the order given.  A checkpoint kept outside still verifies
+    with --since after the ledger grew; a forged one does not."""
+    ar, acct, key, vkey = setup(env, "lother", n=2)
+    first = ar.ok("ledger", "checkpoint")
+    since = os.path.join(ar.dir, "since.note")
+    open(since, "w").write(first)
+    ar.sql("SELECT ingestd.ledger_append('hold-add', 'name', 'matter-17', "
+           "'reason', 'Smith v. Acme');")
+    ar.sql("BEGIN; SELECT ingestd.ledger_append('hold-add', 'name', 'x'); "
+           "ROLLBACK;")
+    try:
+        ar.sql("SELECT ingestd.ledger_append('Bad Kind');")
+    except Exception as e:
+        assert "bad kind" in str(e), str(e)
+    else:
+        raise AssertionError("a bad kind was accepted")
+    out = ar.ok("ledger", "checkpoint")
+    assert out.startswith("archive.test/ingestd\n3\n"), out
+    entry = ar.sql("SELECT encode(entry, 'hex') FROM ledger "
+                   "WHERE idx = 2;")[0][0]
+    assert bytes.fromhex(entry) == (
+        b"ingestd-ledger v1\nkind hold-add\nname matter-17\n"
+        b"reason Smith%20v.%20Acme\n"), entry
+    rc, out, err = ar.run("ledger", "verify", "--since", since)
+    assert rc == 0, ar.context()
+    forged = first.replace("\n2\n", "\n1\n", 1)
+    open(since, "w").write(forged)
+    rc, out, err = ar.run("ledger", "verify", "--since", since)
+    assert rc == 1 and "does not verify" in out, ar.context()
