@@ -372,10 +372,14 @@ cmd_poll(struct ctx *x, bool once)
 		sp.tick = ledger_timer_fire;
 		sp.tick_arg = lt;
 		sp.tick_s = ledger_timer_interval(lt);
-	} else if (!once && err[0] != '\0')
-		fatalx("'ledger.signing_key': %s", err);
-	else
+	} else {
+		/* Capture matters more: the events wait for a checkpoint. */
+		if (!once && err[0] != '\0')
+			log_warnx("'ledger.signing_key': %s; no checkpoints "
+			    "until it can be read (ledger events are kept)",
+			    err);
 		lt = NULL;
+	}
 	if ((s = sched_new(&sp, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 	if (once)
