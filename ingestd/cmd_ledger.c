@@ -913,15 +913,53 @@ out:
 
 /* ---- verify-proof: files and a key only ---- */
 
+/* SHA-256 and size of a file, read 64 KiB at a time; 0 or -1. */
+static int
+hash_file(const char *path, unsigned char sha[32], uint64_t *size_r,
+    char *err, size_t errlen)
+{
+	struct hash_sha256 h;
+	char *buf;
+	ssize_t r;
+	int fd, rc = -1;
+
+	*size_r = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf = xmalloc(65536);
+	hash_sha256_init(&h);
+	for (;;) {
+		if ((r = read(fd, buf, 65536)) == -1) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		hash_sha256_update(&h, buf, (size_t)r);
+		*size_r += (uint64_t)r;
+	}
+	hash_sha256_final(&h, sha);
+	rc = 0;
+out:
+	hash_sha256_release(&h);
+	free(buf); buf = NULL;
+	close(fd);
+	return rc;
+}
+
 static int
 cmd_verify_proof(const struct lopts *o)
 {
 	struct ledger_proof p;
 	struct note_verifier v;
-	struct hash_sha256 h;
 	unsigned char sha[32];
-	char err[1024], *json, *msg;
-	size_t jlen, mlen;
+	char err[1024], *json;
+	size_t jlen;
+	uint64_t mlen;
 	int rc;
 
 	if (o->nargs != 2 || o->key == NULL) {
@@ -945,18 +983,12 @@ cmd_verify_proof(const struct lopts *o)
 		return EX_FAILED;
 	}
 	free(json); json = NULL;
-	/* The message may be large: bounded only by what a file holds. */
-	if ((msg = read_file(o->args[1], (size_t)1 << 40, &mlen, err,
-	    sizeof(err))) == NULL) {
+	/* The message may be large: hashed as it is read. */
+	if (hash_file(o->args[1], sha, &mlen, err, sizeof(err)) == -1) {
 		fprintf(stderr, "ingestd: verify-proof: %s\n", err);
 		ledger_proof_release(&p);
 		return EX_FAILED;
 	}
-	hash_sha256_init(&h);
-	hash_sha256_update(&h, msg, mlen);
-	hash_sha256_final(&h, sha);
-	hash_sha256_release(&h);
-	free(msg); msg = NULL;
 	if (ledger_proof_verify(&p, &v, sha, mlen, err, sizeof(err)) == -1) {
 		printf("FAILED: %s: %s\n", o->args[1], err);
 		rc = EX_FAILED;
