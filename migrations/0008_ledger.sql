@@ -150,8 +150,12 @@ $$;
 -- A message archived: one event per delivery row inserted, in the
 -- committing transaction (ON CONFLICT DO NOTHING inserts no row, so a
 -- re-commit adds no event).
+-- The trigger functions run as their owner (SECURITY DEFINER, with a
+-- fixed search_path), so a role that may insert deliveries needs no right
+-- on ledger_pending.
 CREATE FUNCTION ingestd.ledger_on_ingest() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ingestd
+AS $$
 BEGIN
 	INSERT INTO ingestd.ledger_pending (kind, fields)
 	SELECT 'ingest', ARRAY['account', a.name,
@@ -176,7 +180,8 @@ ALTER TABLE ingestd.delivery ENABLE ALWAYS TRIGGER ledger_ingest;
 -- "blob-delete"; anywhere else "delete-unauthorized" or
 -- "blob-delete-unauthorized", which ledger verify reports as damage.
 CREATE FUNCTION ingestd.ledger_on_delete() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ingestd
+AS $$
 DECLARE
 	suffix text := CASE WHEN coalesce(current_setting('ingestd.purge',
 	    true), '') = 'on' THEN '' ELSE '-unauthorized' END;
@@ -187,7 +192,7 @@ BEGIN
 		       ARRAY['account', coalesce(a.name, ''),
 		             'uidl', coalesce(o.uidl, ''),
 		             'sha256', encode(o.sha256, 'hex'),
-		             'actor', current_user::text,
+		             'actor', session_user::text,
 		             'at', ingestd.ledger_time(now())]
 		  FROM old_rows o
 		  LEFT JOIN ingestd.account a ON a.id = o.account_id
@@ -196,7 +201,7 @@ BEGIN
 		INSERT INTO ingestd.ledger_pending (kind, fields)
 		SELECT 'blob-delete' || suffix,
 		       ARRAY['sha256', encode(o.sha256, 'hex'),
-		             'actor', current_user::text,
+		             'actor', session_user::text,
 		             'at', ingestd.ledger_time(now())]
 		  FROM old_rows o
 		 ORDER BY o.sha256;
