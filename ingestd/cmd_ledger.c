@@ -332,6 +332,25 @@ out:
 	return rc;
 }
 
+void
+ledger_record_verify(struct db *db, const char *account, bool complete,
+    uint64_t ok, uint64_t bad)
+{
+	char oks[24], bads[24];
+	struct ledger_field f[4] = {
+		{ "account", account != NULL ? account : "" },
+		{ "complete", complete ? "yes" : "no" },
+		{ "ok", oks },
+		{ "damaged", bads },
+	};
+
+	snprintf(oks, sizeof(oks), "%" PRIu64, ok);
+	snprintf(bads, sizeof(bads), "%" PRIu64, bad);
+	if (db_ledger_append(db, "verify", f, 4) == -1)
+		log_warnx("ledger: recording the verify run: %s",
+		    db_error(db));
+}
+
 struct ledger_timer {
 	const struct conf *conf;
 	struct db *db;

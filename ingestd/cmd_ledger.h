@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct conf;
 struct db;
@@ -24,6 +25,14 @@ struct ledger_timer;
 bool cmd_ledger_wants(int argc, char **argv);
 /* Runs it; returns the exit status. */
 int cmd_ledger_main(int argc, char **argv);
+
+/*
+ * Records an `ingestd verify` run in the ledger: kind "verify", fields
+ * account (empty: all), complete ("yes"/"no"), ok, damaged.  A failure is
+ * logged only.
+ */
+void ledger_record_verify(struct db *db, const char *account, bool complete,
+    uint64_t ok, uint64_t bad);
 
 /*
  * For run: a checkpoint every ledger.checkpoint_interval seconds when the

@@ -494,6 +494,7 @@ main(int argc, char **argv)
 		}
 		printf("verified %" PRIu64 " messages: %" PRIu64 " damaged\n",
 		    n, bad);
+		ledger_record_verify(x.db, o.account, rc == EXIT_OK, n, bad);
 		if (bad > 0)
 			rc = EXIT_FAILED;
 	}

@@ -300,6 +300,17 @@ int db_conninfo_transport(const char *conninfo, enum db_transport *t_r,
 int db_ledger_sequence(struct db *db, uint64_t *added_r, uint64_t *size_r,
     unsigned char root[32]);
 
+/*
+ * Records an event of kind with fields (key/value pairs, in order; see
+ * store/ledger.h) as ingestd.ledger_append() does: inside the transaction
+ * the caller has open on db (BEGIN ... this ... COMMIT), so the event
+ * commits or rolls back with what it records; outside one, on its own.
+ * kind and keys are [a-z0-9_-]{1,64}.  0 or -1.
+ */
+struct ledger_field;
+int db_ledger_append(struct db *db, const char *kind,
+    const struct ledger_field *fields, size_t n);
+
 /* A merkle_get_fn (store/merkle.h) over the stored tree; arg is the db. */
 int db_ledger_get(void *db, unsigned level, uint64_t index,
     unsigned char out[32]);

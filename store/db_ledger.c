@@ -264,6 +264,32 @@ db_batch_free(struct db_batch *b)
 	b->nnodes = 0;
 }
 
+int
+db_ledger_append(struct db *db, const char *kind,
+    const struct ledger_field *fields, size_t n)
+{
+	struct db_arr a = { 0 };
+	struct db_params p;
+	PGresult *res;
+	size_t i;
+
+	/* No db_ready(): it would end the caller's transaction. */
+	for (i = 0; i < n; i++) {
+		db_arr_text(&a, fields[i].key);
+		db_arr_text(&a, fields[i].value != NULL ? fields[i].value :
+		    "");
+	}
+	db_par_init(&p);
+	db_par_text(&p, kind);
+	db_par_text(&p, db_arr_end(&a));
+	res = db_exec(db, INDEX_LEDGER_APPEND, &p, false);
+	db_arr_free(&a);
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
 /* One transaction: up to DB_LEDGER_BATCH events; *added_r of them. */
 static int
 db_ledger_batch(struct db *db, struct merkle_frontier *f, uint64_t *added_r)

@@ -377,4 +377,9 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		" WHERE kind LIKE '%-unauthorized'"
 		" ORDER BY 1",
 		0 },
+	/* Any other event, in the caller's transaction (0008). */
+	[INDEX_LEDGER_APPEND] = {
+		"ledger_append", "ledger_append()",
+		"SELECT ingestd.ledger_append($1::text, VARIADIC $2::text[])",
+		2 },
 };

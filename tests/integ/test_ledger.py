@@ -314,6 +314,14 @@ def test_other_events_and_since(env):
         b"reason Smith%20v.%20Acme\n"), entry
     rc, out, err = ar.run("ledger", "verify", "--since", since)
     assert rc == 0, ar.context()
+    # Each `ingestd verify` run is an event too.
+    ar.ok("verify")
+    ar.ok("ledger", "checkpoint")
+    entry = ar.sql("SELECT encode(entry, 'hex') FROM ledger "
+                   "WHERE kind = 'verify';")[0][0]
+    assert bytes.fromhex(entry) == (
+        b"ingestd-ledger v1\nkind verify\naccount \ncomplete yes\n"
+        b"ok 2\ndamaged 0\n"), entry
     forged = first.replace("\n2\n", "\n1\n", 1)
     open(since, "w").write(forged)
     rc, out, err = ar.run("ledger", "verify", "--since", since)
