@@ -1042,14 +1042,30 @@ cmd_ledger_main(int argc, char **argv)
 
 	while ((ch = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': o.config = optarg; break;
-		case 'v': verbosity++; break;
-		case 'h': lusage(stdout); return EX_OK;
-		case 'o': o.out = optarg; break;
-		case 'n': o.name = optarg; break;
-		case 'k': o.key = optarg; break;
-		case 's': o.since = optarg; break;
-		default: lusage(stderr); return EX_USAGE;
+		case 'c':
+			o.config = optarg;
+			break;
+		case 'v':
+			verbosity++;
+			break;
+		case 'h':
+			lusage(stdout);
+			return EX_OK;
+		case 'o':
+			o.out = optarg;
+			break;
+		case 'n':
+			o.name = optarg;
+			break;
+		case 'k':
+			o.key = optarg;
+			break;
+		case 's':
+			o.since = optarg;
+			break;
+		default:
+			lusage(stderr);
+			return EX_USAGE;
 		}
 	}
 	log_init(verbosity);

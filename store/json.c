@@ -109,14 +109,30 @@ json_string(struct json_in *in, size_t *len_r)
 			goto fail;
 		}
 		switch (in->p[in->pos++]) {
-		case '"': out[o++] = '"'; break;
-		case '\\': out[o++] = '\\'; break;
-		case '/': out[o++] = '/'; break;
-		case 'b': out[o++] = '\b'; break;
-		case 'f': out[o++] = '\f'; break;
-		case 'n': out[o++] = '\n'; break;
-		case 'r': out[o++] = '\r'; break;
-		case 't': out[o++] = '\t'; break;
+		case '"':
+			out[o++] = '"';
+			break;
+		case '\\':
+			out[o++] = '\\';
+			break;
+		case '/':
+			out[o++] = '/';
+			break;
+		case 'b':
+			out[o++] = '\b';
+			break;
+		case 'f':
+			out[o++] = '\f';
+			break;
+		case 'n':
+			out[o++] = '\n';
+			break;
+		case 'r':
+			out[o++] = '\r';
+			break;
+		case 't':
+			out[o++] = '\t';
+			break;
 		case 'u':
 			if (json_hex4(in, &c) == -1) {
 				json_fail(in, "bad \\u escape");
