@@ -585,6 +585,12 @@ audit_cb(void *arg, const char *sha, const char *what)
 	damaged(arg, sha, "%s", what);
 }
 
+static void
+node_cb(void *arg, const char *what)
+{
+	damaged(arg, NULL, "%s", what);
+}
+
 static int
 vcp_cmp(const void *a, const void *b)
 {
@@ -742,6 +748,10 @@ cmd_verify(struct lctx *x, const struct lopts *o)
 		    memcmp(root, want, 32) != 0)
 			damaged(&vs, NULL, "the stored tree's nodes do not "
 			    "give the root of its leaves");
+	}
+	if (db_ledger_check_nodes(x->db, vs.f.size, node_cb, &vs) == -1) {
+		log_warnx("ledger verify: %s", db_error(x->db));
+		goto out;
 	}
 	if (db_ledger_audit(x->db, audit_cb, &vs) == -1) {
 		log_warnx("ledger verify: %s", db_error(x->db));

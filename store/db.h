@@ -354,6 +354,16 @@ int db_ledger_message_leaves(struct db *db, const char *sha256_hex,
 	size_t n), void *arg);
 
 /*
+ * Checks the stored subtrees of a tree of size leaves: each is the hash of
+ * its children (so, the leaves being right, every proof is), and each
+ * level holds exactly the complete subtrees it should.  cb is called once
+ * per finding (at most 100 bad nodes are named).  0, or -1 if the
+ * database failed.
+ */
+int db_ledger_check_nodes(struct db *db, uint64_t size,
+    void (*cb)(void *arg, const char *what), void *arg);
+
+/*
  * Compares the ledger with the archive: deliveries without their ingest
  * entry (or whose entry says otherwise), ingest entries whose delivery is
  * gone without a purge's tombstone, and deletions outside a purge.  cb is

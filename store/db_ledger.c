@@ -568,6 +568,63 @@ db_ledger_message_leaves(struct db *db, const char *sha256_hex,
 }
 
 int
+db_ledger_check_nodes(struct db *db, uint64_t size,
+    void (*cb)(void *arg, const char *what), void *arg)
+{
+	PGresult *res;
+	char what[256];
+	uint64_t count, maxidx, want;
+	unsigned level, next = 1;
+	int r;
+
+	if (db_ready(db) == -1)
+		return -1;
+	if ((res = db_exec(db, INDEX_LEDGER_BAD_NODES, NULL, false)) == NULL)
+		return -1;
+	for (r = 0; r < PQntuples(res); r++) {
+		snprintf(what, sizeof(what), "stored subtree (level %s, index "
+		    "%s) is not the hash of its children",
+		    PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
+		cb(arg, what);
+	}
+	PQclear(res);
+	if ((res = db_exec(db, INDEX_LEDGER_NODE_COUNTS, NULL,
+	    false)) == NULL)
+		return -1;
+	for (r = 0; r <= PQntuples(res); r++) {
+		if (r < PQntuples(res)) {
+			level = (unsigned)strtoul(PQgetvalue(res, r, 0), NULL,
+			    10);
+			count = strtoull(PQgetvalue(res, r, 1), NULL, 10);
+			maxidx = strtoull(PQgetvalue(res, r, 2), NULL, 10);
+		} else {
+			level = 64;
+			count = maxidx = 0;
+		}
+		/* Levels with no row at all. */
+		for (; next < level && next < 64; next++)
+			if ((size >> next) > 0) {
+				snprintf(what, sizeof(what), "no stored "
+				    "subtree of level %u; %" PRIu64 " expected",
+				    next, size >> next);
+				cb(arg, what);
+			}
+		if (level >= 64)
+			break;
+		next = level + 1;
+		want = size >> level;
+		if (count != want || (want > 0 && maxidx != want - 1)) {
+			snprintf(what, sizeof(what), "%" PRIu64 " stored "
+			    "subtrees of level %u; %" PRIu64 " expected",
+			    count, level, want);
+			cb(arg, what);
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+int
 db_ledger_audit(struct db *db,
     void (*cb)(void *arg, const char *sha256_hex, const char *what),
     void *arg)

@@ -382,4 +382,30 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"ledger_append", "ledger_append()",
 		"SELECT ingestd.ledger_append($1::text, VARIADIC $2::text[])",
 		2 },
+	/*
+	 * Stored subtrees that are not the hash of their two children (a
+	 * leaf's hash for level 1), or whose children are missing: with the
+	 * leaves checked against their entries, the whole stored tree is.
+	 */
+	[INDEX_LEDGER_BAD_NODES] = {
+		"ledger_bad_nodes", "SELECT ledger_node (check)",
+		"SELECT n.level, n.idx FROM ingestd.ledger_node n"
+		" CROSS JOIN LATERAL (SELECT"
+		"  CASE WHEN n.level = 1 THEN (SELECT leaf_hash"
+		"   FROM ingestd.ledger WHERE idx = 2 * n.idx)"
+		"  ELSE (SELECT hash FROM ingestd.ledger_node"
+		"   WHERE level = n.level - 1 AND idx = 2 * n.idx) END AS l,"
+		"  CASE WHEN n.level = 1 THEN (SELECT leaf_hash"
+		"   FROM ingestd.ledger WHERE idx = 2 * n.idx + 1)"
+		"  ELSE (SELECT hash FROM ingestd.ledger_node"
+		"   WHERE level = n.level - 1 AND idx = 2 * n.idx + 1) END AS r) c"
+		" WHERE c.l IS NULL OR c.r IS NULL"
+		" OR sha256('\\x01'::bytea || c.l || c.r) <> n.hash"
+		" ORDER BY n.level, n.idx LIMIT 100",
+		0 },
+	[INDEX_LEDGER_NODE_COUNTS] = {
+		"ledger_node_counts", "SELECT ledger_node (counts)",
+		"SELECT level, count(*), max(idx) FROM ingestd.ledger_node"
+		" GROUP BY level ORDER BY level",
+		0 },
 };

@@ -238,6 +238,16 @@ def test_tampering_is_detected(env):
     rc, out = ledger_verify(ar)
     assert rc == 1 and "damaged %s: leaf" % shas[3] in out, ar.context()
 
+    # A stored subtree altered: proofs would be refused; verify says so.
+    ar.sql("ALTER TABLE ledger_node DISABLE TRIGGER ledger_append_only; "
+           "UPDATE ledger_node SET hash = sha256(hash) "
+           "WHERE level = 1 AND idx = 0; "
+           "ALTER TABLE ledger_node ENABLE ALWAYS TRIGGER "
+           "ledger_append_only;")
+    rc, out = ledger_verify(ar)
+    assert rc == 1 and "stored subtree (level 1, index 0) is not" in out \
+        and "stored subtree (level 2, index 0) is not" in out, ar.context()
+
     # A checkpoint's signature altered.
     ar.sql("ALTER TABLE ledger_checkpoint DISABLE TRIGGER "
            "ledger_append_only; "
