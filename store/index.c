@@ -398,7 +398,8 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"  CASE WHEN n.level = 1 THEN (SELECT leaf_hash"
 		"   FROM ingestd.ledger WHERE idx = 2 * n.idx + 1)"
 		"  ELSE (SELECT hash FROM ingestd.ledger_node"
-		"   WHERE level = n.level - 1 AND idx = 2 * n.idx + 1) END AS r) c"
+		"   WHERE level = n.level - 1 AND idx = 2 * n.idx + 1) END"
+		"  AS r) c"
 		" WHERE c.l IS NULL OR c.r IS NULL"
 		" OR sha256('\\x01'::bytea || c.l || c.r) <> n.hash"
 		" ORDER BY n.level, n.idx LIMIT 100",
