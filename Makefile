@@ -3,7 +3,7 @@
 VERSION    := 0.1.0
 BUILD      ?= build
 CC         ?= cc
-PKGS       := libssl libcrypto libpq libzstd libconfig
+PKGS       := libssl libcrypto libpq libzstd libconfig libcurl
 # pkg-config is asked once, when make starts, so these describe the machine
 # as it was then.  That is why the targets that install packages first
 # (unit, test, crashtest, bench, demo: see "Packages first" below) do their

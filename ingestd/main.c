@@ -52,6 +52,7 @@ struct opts {
 	const char *command;
 	const char *out_dir;
 	const char *account;
+	bool dry_run;		/* once --dry-run */
 };
 
 /* Everything a command needs once the database is reachable. */
@@ -70,8 +71,12 @@ usage(FILE *f)
 	    "usage: ingestd [-c FILE] [-v] COMMAND\n"
 	    "\n"
 	    "commands:\n"
-	    "  once                     poll every enabled account once, "
-	    "then exit\n"
+	    "  once [--dry-run]         poll every enabled account once, "
+	    "then exit;\n"
+	    "                           --dry-run: archive, print what each "
+	    "delete\n"
+	    "                           policy would delete, delete "
+	    "nothing\n"
 	    "  run                      poll every poll_interval until "
 	    "SIGTERM/SIGINT\n"
 	    "  check                    validate the config and reach the "
@@ -107,6 +112,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "version", no_argument, NULL, 'V' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "account", required_argument, NULL, 'a' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, verbosity = 0;
@@ -132,6 +138,9 @@ parse_args(int argc, char **argv, struct opts *o)
 		case 'a':
 			o->account = optarg;
 			break;
+		case 'n':
+			o->dry_run = true;
+			break;
 		default:
 			usage(stderr);
 			exit(EXIT_USAGE);
@@ -151,6 +160,10 @@ parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (o->out_dir != NULL && strcmp(o->command, "export") != 0) {
 		fprintf(stderr, "ingestd: --out is for export only\n");
+		exit(EXIT_USAGE);
+	}
+	if (o->dry_run && strcmp(o->command, "once") != 0) {
+		fprintf(stderr, "ingestd: --dry-run is for once only\n");
 		exit(EXIT_USAGE);
 	}
 	if (o->account != NULL && strcmp(o->command, "export") != 0 &&
@@ -225,7 +238,7 @@ check_transport(const struct conf *c, bool polls)
 	}
 	for (i = 0; i < c->naccounts && del == NULL; i++)
 		if (c->accounts[i].enabled &&
-		    c->accounts[i].delete == CONF_DELETE_AFTER_ARCHIVE)
+		    c->accounts[i].delete != CONF_DELETE_NEVER)
 			del = &c->accounts[i];
 	if (polls && del != NULL && !c->insecure_transport)
 		fatalx("%s: 'database.conninfo': the link to PostgreSQL is not "
@@ -312,7 +325,7 @@ block_signals(void)
 
 /* once and run: committer, workers, scheduler. */
 static int
-cmd_poll(struct ctx *x, bool once)
+cmd_poll(struct ctx *x, bool once, bool dry_run)
 {
 	struct committer_params cp = {
 		.conninfo = x->conninfo,
@@ -365,6 +378,7 @@ cmd_poll(struct ctx *x, bool once)
 		.spool_dir = x->spool_dir,
 		.summary = once ? stdout : NULL,
 		.dicts = dicts,
+		.dry_run = dry_run,
 	};
 	/* The ledger's checkpoints every ledger.checkpoint_interval. */
 	if (!once && (lt = ledger_timer_new(x->conf, x->db, err,
@@ -469,9 +483,9 @@ main(int argc, char **argv)
 		fatalx("export: %s", err);
 	open_database(&x);
 	if (strcmp(o.command, "once") == 0)
-		rc = cmd_poll(&x, true);
+		rc = cmd_poll(&x, true, o.dry_run);
 	else if (strcmp(o.command, "run") == 0)
-		rc = cmd_poll(&x, false);
+		rc = cmd_poll(&x, false, false);
 	else if (strcmp(o.command, "migrate") == 0)
 		printf("database schema is at %s\n", migrations_count ?
 		    migrations[migrations_count - 1].name : "-");

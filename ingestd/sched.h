@@ -35,6 +35,9 @@ struct sched_params {
 	void (*tick)(void *arg);
 	void *tick_arg;
 	unsigned tick_s;
+	/* once --dry-run: polls archive as usual but send no DELE; what
+	 * the delete policy would delete goes to summary. */
+	bool dry_run;
 };
 
 /* NULL with err filled (e.g. an unreadable CA file). */

@@ -16,7 +16,8 @@
  * Waiting only helps with what time can mend.  An item that can never be
  * committed is failed alone at once and the rest go again: db names such
  * items when it can (a spool unreadable, bytes that do not read back).
- * When the server refuses a value (SQLSTATE class 22 or 23) and cannot
+ * When the server refuses a value (SQLSTATE class 22 or 23), or a row
+ * past one of its limits (class 54: an index row too big), and cannot
  * say whose, the batch is committed in halves, and halves of the half
  * that fails, until the item at fault is alone: a few more transactions
  * instead of a whole batch retried for retry_seconds and then lost.

@@ -16,8 +16,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "store/known.h"
+
 struct db;
-struct known;
 struct spool;
 
 /* ---- the connection: db.c ---- */
@@ -51,8 +52,9 @@ const char *db_error(const struct db *db);
 const char *db_sqlstate(const struct db *db);
 /*
  * Whether the last error is the server refusing a value it was sent:
- * SQLSTATE class 22 (data exception) or 23 (integrity constraint
- * violation).  Sending the same values again fails the same way, so the
+ * SQLSTATE class 22 (data exception), 23 (integrity constraint
+ * violation) or 54 (program limit exceeded: an index row too big, too
+ * many columns).  Sending the same values again fails the same way, so the
  * caller should find the values at fault rather than wait and retry.
  * Anything else (a lost connection, a server shutting down, a timeout, a
  * deadlock) may well pass when tried again.
@@ -106,6 +108,13 @@ int db_migrate(struct db *db, int *applied_r);
 
 /* The id of the named account, creating the row if needed. */
 int db_account_id(struct db *db, const char *name, int64_t *id_r);
+
+/*
+ * Records whether the account needs the operator to renew its OAuth grant
+ * (account_status.needs_reauth; migration 0006): set keeps the time it
+ * was first found so, clear forgets it.  0, or -1 with db_error().
+ */
+int db_account_reauth(struct db *db, int64_t account_id, bool needs);
 
 /*
  * Adds to k what is archived for the account: every delivery that has a
@@ -184,6 +193,35 @@ int db_mark_deleted(struct db *db, int64_t account_id,
 int db_mark_absent(struct db *db, int64_t account_id,
     const char *const *present, size_t n);
 
+/*
+ * Refusals (migration 0003): messages a poll refused, by listing identity,
+ * so that the plan skips them at later polls (ingestd/plan.h).
+ *
+ * db_refusals_load() adds to k an entry per refusal of the account (uidl,
+ * list_size, refused, size_limit, failures, last_refused).
+ */
+int db_refusals_load(struct db *db, int64_t account_id, struct known *k);
+
+/* A message a poll refused. */
+struct db_refusal {
+	const char *uidl;	/* as the archive spells it */
+	uint64_t list_size;
+	enum known_refused reason; /* KNOWN_TOO_LARGE or KNOWN_FAILED */
+	uint64_t size_limit;	/* the bound in force, in bytes */
+	const char *error;	/* why, as logged */
+};
+
+/*
+ * Records each of r[0, n): a new row, or one more failure of a row there
+ * (reason, size_limit and error are then the latest).  Then drops the
+ * account's refusals that no longer hold: archived since under the same
+ * UIDL and LIST size, or, when present is not NULL (the server's complete
+ * UIDL listing, as for db_mark_absent()), no longer listed.
+ */
+int db_refusals_record(struct db *db, int64_t account_id,
+    const struct db_refusal *r, size_t n, const char *const *present,
+    size_t npresent);
+
 struct db_poll {
 	int64_t account_id;
 	time_t started, finished;
@@ -196,6 +234,47 @@ struct db_poll {
 /* Inserts a poll row; finished 0 for unknown.  An outcome other than the
  * three above is refused by the schema. */
 int db_poll_record(struct db *db, const struct db_poll *p);
+
+/* ---- delete policies and RFC 2449 signals: db_policy.c ---- */
+
+struct facts;
+
+/*
+ * Adds to f the account's first-seen time of each UIDL (uidl_seen) and the
+ * Date, from the index (ingestd.message), of each message still on the
+ * server that has one.
+ */
+int db_facts_load(struct db *db, int64_t account_id, struct facts *f);
+
+/*
+ * After a poll with a complete listing present[] (UIDLs, as the archive
+ * spells them): each one gets a first-seen time of now unless it has one,
+ * except those ingestd deleted (d, confirmed by QUIT); every other UIDL of
+ * the account loses its time, so a reused UIDL starts a new clock.
+ */
+int db_seen_update(struct db *db, int64_t account_id,
+    const char *const *present, size_t n, const struct db_deleted *d,
+    size_t nd);
+
+/*
+ * Records what CAPA said after the login at time at: expire as the server
+ * wrote it ("NEVER" or digits; NULL: not advertised), login_delay in
+ * seconds (-1: not advertised).
+ */
+int db_capa_record(struct db *db, int64_t account_id, const char *expire,
+    int64_t login_delay, time_t at);
+/*
+ * The latest LOGIN-DELAY recorded for the account and when its login was;
+ * *login_delay_r = -1 when there is none.
+ */
+int db_capa_load(struct db *db, int64_t account_id, int64_t *login_delay_r,
+    time_t *at_r);
+/*
+ * The outcome ("ok", "temporary", "permanent"; "" if never polled) and
+ * error ("" if none) of the account's latest poll, into the buffers.
+ */
+int db_last_poll(struct db *db, int64_t account_id, char *outcome,
+    size_t outcomelen, char *error, size_t errorlen);
 
 /* ---- export and verify: db_read.c ---- */
 

@@ -69,6 +69,24 @@ struct db {
 	char error[1024];
 };
 
+/* The OIDs of types text and bytea, for binary arrays of them. */
+#define DB_TEXTOID	25
+#define DB_BYTEAOID	17
+
+/*
+ * Whether s can be stored as text in a UTF8 database: valid UTF-8 without
+ * control characters (db_archive.c).
+ */
+bool db_text_ok(const char *s);
+/*
+ * A one-dimensional array of n elements of type elemtype in PostgreSQL's
+ * binary form, for a binary parameter (db_archive.c).  NULL elems[i] is
+ * SQL NULL.  The caller's buffer, or NULL with the error set.
+ */
+unsigned char *db_array(struct db *db, uint32_t elemtype,
+    const void *const *elems, const size_t *lens, size_t n,
+    size_t *total_r);
+
 /* Frees the read-back decompressors and digest (db_close). */
 void db_rb_release(struct db *db);
 

@@ -89,16 +89,24 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		3 },
 	/*
 	 * The conflict target is the delivery_identity index.  A row comes
-	 * back only when the delivery is new.
+	 * back only when the delivery is new, or was taken for gone from
+	 * the server and is back: a restored mailbox lists it again, and
+	 * the message just downloaded is byte for byte the one archived
+	 * under that UIDL.  It is on the server again, so it is known at
+	 * the next poll (proven by TOP, not downloaded again); the LIST
+	 * size and header hash are today's, which that proof compares.
 	 */
 	[INDEX_DELIVERY_INSERT] = {
 		"delivery_insert", "INSERT delivery",
-		"INSERT INTO ingestd.delivery"
+		"INSERT INTO ingestd.delivery AS d"
 		" (account_id, uidl, sha256, list_size, head_sha256)"
 		" VALUES ($1::bigint, $2::text, $3::bytea, $4::bigint,"
 		"  $5::bytea)"
 		" ON CONFLICT (account_id, (coalesce(uidl, '')), sha256)"
-		" DO NOTHING RETURNING true",
+		" DO UPDATE SET server_deleted_at = NULL,"
+		"  list_size = EXCLUDED.list_size,"
+		"  head_sha256 = EXCLUDED.head_sha256"
+		" WHERE d.server_deleted_at IS NOT NULL RETURNING true",
 		5 },
 	/*
 	 * $2 and $3 are parallel arrays: one statement for a whole poll's
@@ -409,4 +417,109 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"SELECT level, count(*), max(idx) FROM ingestd.ledger_node"
 		" GROUP BY level ORDER BY level",
 		0 },
+	/* An account's refusals (migration 0003), for the plan. */
+	[INDEX_REFUSAL_SELECT] = {
+		"refusal_select", "SELECT refusal",
+		"SELECT uidl, list_size, reason = 'too_large', size_limit,"
+		"  failures, floor(extract(epoch FROM last_seen))::bigint"
+		" FROM ingestd.refusal WHERE account_id = $1::bigint",
+		1 },
+	/* Once per message a poll refused: failures counts the polls. */
+	[INDEX_REFUSAL_RECORD] = {
+		"refusal_record", "INSERT refusal",
+		"INSERT INTO ingestd.refusal AS r"
+		" (account_id, uidl, list_size, reason, size_limit, error)"
+		" VALUES ($1::bigint, $2::text, $3::bigint, $4::text,"
+		"  $5::bigint, $6::text)"
+		" ON CONFLICT (account_id, uidl, list_size) DO UPDATE SET"
+		"  reason = EXCLUDED.reason, size_limit = EXCLUDED.size_limit,"
+		"  error = EXCLUDED.error, failures = r.failures + 1,"
+		"  last_seen = now()",
+		6 },
+	/*
+	 * Refusals that no longer hold: the message was archived since
+	 * (same UIDL and LIST size), or $2, the server's complete UIDL
+	 * listing (NULL: not known), no longer has it.
+	 */
+	[INDEX_REFUSAL_PRUNE] = {
+		"refusal_prune", "DELETE refusal",
+		"DELETE FROM ingestd.refusal r"
+		" WHERE r.account_id = $1::bigint"
+		"  AND (EXISTS (SELECT 1 FROM ingestd.delivery d"
+		"    WHERE d.account_id = r.account_id AND d.uidl = r.uidl"
+		"     AND d.list_size = r.list_size"
+		"     AND d.archived_at >= r.first_seen)"
+		"   OR ($2::text[] IS NOT NULL AND NOT EXISTS (SELECT 1"
+		"    FROM unnest($2::text[]) AS p(uidl)"
+		"    WHERE p.uidl = r.uidl)))",
+		2 },
+	/* $2 true: needs the operator since now (or since it first did);
+	 * false: clears it after a login worked. */
+	[INDEX_ACCOUNT_REAUTH] = {
+		"account_reauth", "UPDATE account (needs_reauth)",
+		"UPDATE ingestd.account SET needs_reauth_since ="
+		" CASE WHEN $2::boolean"
+		" THEN coalesce(needs_reauth_since, now()) END"
+		" WHERE id = $1::bigint"
+		" AND (needs_reauth_since IS NULL) = $2::boolean",
+		2 },
+	/* What the delete policies read (store/db_policy.c); binary. */
+	[INDEX_SEEN_SELECT] = {
+		"seen_select", "SELECT uidl_seen",
+		"SELECT uidl, floor(extract(epoch FROM first_seen_at))::bigint"
+		" FROM ingestd.uidl_seen WHERE account_id = $1::bigint",
+		1 },
+	/* The Date of each message still on the server, from the index. */
+	[INDEX_DATES_SELECT] = {
+		"dates_select", "SELECT message dates",
+		"SELECT DISTINCT d.sha256,"
+		"  floor(extract(epoch FROM m.date))::bigint"
+		" FROM ingestd.delivery d"
+		" JOIN ingestd.message m ON m.sha256 = d.sha256"
+		" WHERE d.account_id = $1::bigint"
+		"  AND d.server_deleted_at IS NULL AND m.date IS NOT NULL",
+		1 },
+	/*
+	 * $2 is the complete listing, $3 what ingestd deleted from it: their
+	 * difference keeps or gets its first-seen time, every other row of
+	 * the account goes.  The two parts touch disjoint rows.
+	 */
+	[INDEX_SEEN_UPDATE] = {
+		"seen_update", "UPDATE uidl_seen",
+		"WITH gone AS (DELETE FROM ingestd.uidl_seen s"
+		"  WHERE s.account_id = $1::bigint"
+		"   AND (NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS p(u)"
+		"     WHERE p.u = s.uidl)"
+		"    OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS g(u)"
+		"     WHERE g.u = s.uidl)))"
+		" INSERT INTO ingestd.uidl_seen (account_id, uidl)"
+		" SELECT DISTINCT $1::bigint, p.u"
+		"  FROM unnest($2::text[]) AS p(u)"
+		"  WHERE NOT EXISTS (SELECT 1 FROM unnest($3::text[]) AS g(u)"
+		"   WHERE g.u = p.u)"
+		" ON CONFLICT (account_id, uidl) DO NOTHING",
+		3 },
+	[INDEX_CAPA_UPSERT] = {
+		"capa_upsert", "INSERT account_capa",
+		"INSERT INTO ingestd.account_capa"
+		" (account_id, expire, login_delay, seen_at)"
+		" VALUES ($1::bigint, $2::text, $3::bigint,"
+		"  to_timestamp($4::float8))"
+		" ON CONFLICT (account_id) DO UPDATE"
+		"  SET expire = EXCLUDED.expire,"
+		"  login_delay = EXCLUDED.login_delay,"
+		"  seen_at = EXCLUDED.seen_at",
+		4 },
+	[INDEX_CAPA_SELECT] = {
+		"capa_select", "SELECT account_capa",
+		"SELECT login_delay, floor(extract(epoch FROM seen_at))::bigint"
+		" FROM ingestd.account_capa WHERE account_id = $1::bigint"
+		"  AND login_delay IS NOT NULL",
+		1 },
+	[INDEX_LAST_POLL_SELECT] = {
+		"last_poll_select", "SELECT poll (latest)",
+		"SELECT outcome, coalesce(error, '') FROM ingestd.poll"
+		" WHERE account_id = $1::bigint"
+		" ORDER BY started_at DESC, id DESC LIMIT 1",
+		1 },
 };

@@ -173,6 +173,7 @@ resolve() {
 owners_of() {
 	case $1 in
 	'<libconfig.h>') echo ingestd/conf.c ;;
+	'<curl/'*) echo ingestd/oauth_http.c ;;
 	'<openssl/evp.h>') echo store/hash.c store/sign.c ;;
 	'<openssl/pem.h>') echo store/sign.c ;;
 	'<openssl/'*) echo ingestd/conn.c ;;
