@@ -3,7 +3,8 @@ tree (RFC 9162) whose heads are signed as C2SP checkpoints.
 
 A message exported from the archive is proved by `prove` and checked
 offline by `verify-proof` (and by an independent verifier written here in
-Python); a different message, a wrong key or an altered path fails.
+Python, with the openssl command for the Ed25519 signature); a different
+message, a wrong key or an altered path fails.
 `ledger verify` exits 1 naming the message for each kind of damage a
 superuser could do: a blob chunk altered, a delivery deleted with the
 triggers disabled, a leaf altered, a checkpoint's signature altered.
@@ -14,6 +15,7 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
 
 import harness
 import mailgen
@@ -98,6 +100,37 @@ def py_verify(proof, eml):
     return True
 
 
+def py_verify_note(note, vkey, tmpdir):
+    """The checkpoint's signature, checked with the openssl command line
+    and the key id recomputed here: True if it verifies."""
+    name, keyid, key_b64 = vkey.split("+", 2)
+    raw = base64.b64decode(key_b64)
+    assert raw[0] == 1 and len(raw) == 33
+    pub = raw[1:]
+    assert hashlib.sha256(name.encode() + b"\n\x01" + pub).digest()[:4] \
+        == bytes.fromhex(keyid)
+    text, sigs = note.split("\n\n", 1)
+    text += "\n"
+    for line in sigs.splitlines():
+        dash, signer, blob = line.split(" ")
+        blob = base64.b64decode(blob)
+        if dash != "\u2014" or signer != name or blob[:4] != \
+                bytes.fromhex(keyid):
+            continue
+        paths = {k: os.path.join(tmpdir, k) for k in ("pub", "txt", "sig")}
+        # SubjectPublicKeyInfo of an Ed25519 key (RFC 8410).
+        open(paths["pub"], "wb").write(
+            bytes.fromhex("302a300506032b6570032100") + pub)
+        open(paths["txt"], "wb").write(text.encode())
+        open(paths["sig"], "wb").write(blob[4:])
+        r = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin",
+                            "-inkey", paths["pub"], "-keyform", "DER",
+                            "-rawin", "-in", paths["txt"], "-sigfile",
+                            paths["sig"]], capture_output=True)
+        return r.returncode == 0
+    return False
+
+
 # --------------------------------------------------------------------------
 
 def test_prove_and_verify_proof(env):
@@ -123,6 +156,9 @@ def test_prove_and_verify_proof(env):
     assert len(p["audit_path"]) == 2
     eml = open(files[shas[0]], "rb").read()
     assert py_verify(p, eml)
+    assert py_verify_note(p["checkpoint"], vkey, ar.dir)
+    forged = p["checkpoint"].replace("\n4\n", "\n5\n", 1)
+    assert not py_verify_note(forged, vkey, ar.dir)
 
     # Offline: no config, no database.
     rc, out, err = harness.run_ingestd(["verify-proof", proof,
