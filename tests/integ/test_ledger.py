@@ -345,6 +345,7 @@ def test_other_events_and_since(env):
            "'reason', 'Smith v. Acme');")
     ar.sql("BEGIN; SELECT ingestd.ledger_append('hold-add', 'name', 'x'); "
            "ROLLBACK;")
+    ar.sql("SELECT ingestd.ledger_append('no-fields');")
     try:
         ar.sql("SELECT ingestd.ledger_append('Bad Kind');")
     except Exception as e:
@@ -352,7 +353,11 @@ def test_other_events_and_since(env):
     else:
         raise AssertionError("a bad kind was accepted")
     out = ar.ok("ledger", "checkpoint")
-    assert out.startswith("archive.test/ingestd\n3\n"), out
+    assert out.startswith("archive.test/ingestd\n4\n"), out
+    entry = ar.sql("SELECT encode(entry, 'hex') FROM ledger "
+                   "WHERE idx = 3;")[0][0]
+    assert bytes.fromhex(entry) == \
+        b"ingestd-ledger v1\nkind no-fields\n", entry
     entry = ar.sql("SELECT encode(entry, 'hex') FROM ledger "
                    "WHERE idx = 2;")[0][0]
     assert bytes.fromhex(entry) == (
