@@ -96,6 +96,8 @@ static const struct conf_setting top_settings[] = {
 	    .def = 1000, .min = 0, .max = 100000000,
 	    .doc = "Small messages stored before a zstd dictionary is "
 	    "trained; 0: no dictionaries" },
+	{ "ledger", CONF_T_GROUP, 0, .sub = CONF_SECTION_LEDGER,
+	    .doc = "Signed checkpoints of the tamper-evident ledger" },
 	{ "database", CONF_T_GROUP, 0, .sub = CONF_SECTION_DATABASE,
 	    .doc = "The archive's PostgreSQL database" },
 	{ "accounts", CONF_T_LIST, TOP(accounts, void *),
@@ -116,6 +118,27 @@ static const struct conf_setting database_settings[] = {
 	    .doc = "Required to delete after archiving over TCP without "
 	    "sslmode=verify-full, where whoever is on the path could answer "
 	    "COMMIT" },
+};
+
+static const struct conf_setting ledger_settings[] = {
+	{ "signing_key", CONF_T_PATH, TOP(ledger_signing_key, char *),
+	    .def_doc = "none: no checkpoints",
+	    .doc = "Ed25519 private key (PEM) that signs checkpoints, made by "
+	    "ingestd ledger keygen" },
+	{ "key_name", CONF_T_STRING, TOP(ledger_key_name, char *),
+	    .def_doc = "none; required with signing_key",
+	    .doc = "The signed note's key name and the checkpoints' origin, "
+	    "e.g. archive.example.com/ingestd" },
+	{ "checkpoint_interval", CONF_T_INT,
+	    TOP(ledger_checkpoint_interval, int),
+	    .def = 300, .min = 0, .max = 7 * 86400,
+	    .doc = "Seconds between checkpoints in run, when the ledger grew; "
+	    "0: only ingestd ledger checkpoint" },
+	{ "checkpoint_command", CONF_T_PATH,
+	    TOP(ledger_checkpoint_command, char *),
+	    .def_doc = "none",
+	    .doc = "Program run with each new checkpoint on its standard "
+	    "input (no shell, no arguments)" },
 };
 
 static const struct conf_choice tls_choices[] = {
@@ -273,7 +296,8 @@ struct ctx {
 typedef void check_fn(struct ctx *x, const config_setting_t *g,
     const char *gname, void *base);
 
-static check_fn check_top, check_database, check_account, check_delete;
+static check_fn check_top, check_database, check_ledger, check_account,
+    check_delete;
 static void release_account(void *base);
 
 #define ROWS(t) .settings = (t), .n = sizeof(t) / sizeof((t)[0])
@@ -291,6 +315,8 @@ static const struct section {
 	    .size = sizeof(struct conf), .check = check_top },
 	[CONF_SECTION_DATABASE] = { ROWS(database_settings),
 	    .size = sizeof(struct conf), .check = check_database },
+	[CONF_SECTION_LEDGER] = { ROWS(ledger_settings),
+	    .size = sizeof(struct conf), .check = check_ledger },
 	[CONF_SECTION_ACCOUNT] = { ROWS(account_settings),
 	    .size = sizeof(struct conf_account), .noun = "account",
 	    .example = "{ name = ...; host = ...; ... }",
@@ -1098,6 +1124,30 @@ check_database(struct ctx *x, const config_setting_t *g, const char *gname,
 
 	if (c->conninfo != NULL && strstr(c->conninfo, "password") != NULL)
 		x->has_password = true;
+}
+
+/* A key name as signed notes allow it (store/note.h). */
+static void
+check_ledger(struct ctx *x, const config_setting_t *g, const char *gname,
+    void *base)
+{
+	const struct conf *c = base;
+	const char *p;
+
+	if (c->ledger_key_name != NULL) {
+		for (p = c->ledger_key_name; *p != '\0'; p++)
+			if ((unsigned char)*p <= 0x20 || *p == 0x7f ||
+			    *p == '+')
+				break;
+		if (*p != '\0' || strlen(c->ledger_key_name) > 256)
+			err_at(x, config_setting_get_member(g, "key_name"),
+			    "'%s.key_name' \"%s\" may hold no spaces, '+' or "
+			    "control characters, and at most 256 bytes", gname,
+			    c->ledger_key_name);
+	}
+	if (c->ledger_signing_key != NULL && c->ledger_key_name == NULL)
+		err_at(x, g, "'%s.key_name' is required with "
+		    "'%s.signing_key'", gname, gname);
 }
 
 static void

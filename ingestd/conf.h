@@ -111,6 +111,11 @@ struct conf {
 	unsigned batch_max;	/* messages per commit */
 	unsigned dictionary_after; /* small messages stored without a zstd
 				 * dictionary before one is trained; 0: none */
+	/* ledger = { ... }: checkpoints of the ledger (cmd_ledger.c). */
+	char *ledger_signing_key;	/* PEM path; NULL: no checkpoints */
+	char *ledger_key_name;		/* key name and checkpoint origin */
+	int ledger_checkpoint_interval;	/* seconds; 0: only by command */
+	char *ledger_checkpoint_command; /* gets each checkpoint on stdin */
 	struct conf_account *accounts;
 	size_t naccounts;
 };
@@ -134,6 +139,7 @@ enum conf_type {
 enum conf_section {
 	CONF_SECTION_TOP,	/* struct conf */
 	CONF_SECTION_DATABASE,	/* database = { ... }: struct conf too */
+	CONF_SECTION_LEDGER,	/* ledger = { ... }: struct conf too */
 	CONF_SECTION_ACCOUNT,	/* each of accounts = ( ... ) */
 	CONF_SECTION_OAUTH,	/* an account's oauth = { ... }: its struct */
 	CONF_SECTION_DELETE,	/* an account's delete = { ... } */

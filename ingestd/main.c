@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ingestd/cmd_ledger.h"
 #include "ingestd/conf.h"
 #include "ingestd/conn.h"
 #include "ingestd/base/log.h"
@@ -89,6 +90,9 @@ usage(FILE *f)
 	    "check its SHA-256\n"
 	    "  reindex                  index the messages archived before "
 	    "indexing\n"
+	    "  ledger keygen|checkpoint|verify, prove, verify-proof\n"
+	    "                           the tamper-evident ledger (ingestd "
+	    "ledger -h)\n"
 	    "\n"
 	    "options:\n"
 	    "  -c, --config FILE        default " DEFAULT_CONFIG "\n"
@@ -334,6 +338,7 @@ cmd_poll(struct ctx *x, bool once, bool dry_run)
 	struct worker **workers;
 	struct committer *cm;
 	struct dicts *dicts = NULL;
+	struct ledger_timer *lt;
 	struct sched *s;
 	char err[1024];
 	unsigned swept;
@@ -378,6 +383,20 @@ cmd_poll(struct ctx *x, bool once, bool dry_run)
 		.dicts = dicts,
 		.dry_run = dry_run,
 	};
+	/* The ledger's checkpoints every ledger.checkpoint_interval. */
+	if (!once && (lt = ledger_timer_new(x->conf, x->db, err,
+	    sizeof(err))) != NULL) {
+		sp.tick = ledger_timer_fire;
+		sp.tick_arg = lt;
+		sp.tick_s = ledger_timer_interval(lt);
+	} else {
+		/* Capture matters more: the events wait for a checkpoint. */
+		if (!once && err[0] != '\0')
+			log_warnx("'ledger.signing_key': %s; no checkpoints "
+			    "until it can be read (ledger events are kept)",
+			    err);
+		lt = NULL;
+	}
 	if ((s = sched_new(&sp, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 	if (once)
@@ -385,6 +404,7 @@ cmd_poll(struct ctx *x, bool once, bool dry_run)
 	else
 		sched_run(s);
 	sched_free(&s);
+	ledger_timer_free(&lt);
 	for (i = 0; i < x->conf->workers; i++)
 		worker_stop(&workers[i]);
 	free(workers); workers = NULL;
@@ -464,6 +484,9 @@ main(int argc, char **argv)
 	uint64_t n = 0, bad = 0;
 	int rc = EXIT_OK, out_fd = -1;
 
+	/* The ledger's commands parse their own arguments. */
+	if (cmd_ledger_wants(argc, argv))
+		return cmd_ledger_main(argc, argv);
 	parse_args(argc, argv, &o);
 	if (strcmp(o.command, "once") != 0 && strcmp(o.command, "run") != 0 &&
 	    strcmp(o.command, "check") != 0 &&
@@ -520,6 +543,7 @@ main(int argc, char **argv)
 		}
 		printf("verified %" PRIu64 " messages: %" PRIu64 " damaged\n",
 		    n, bad);
+		ledger_record_verify(x.db, o.account, rc == EXIT_OK, n, bad);
 		if (bad > 0)
 			rc = EXIT_FAILED;
 	} else if (strcmp(o.command, "reindex") == 0)

@@ -106,6 +106,7 @@ struct sched {
 	struct loop *loop;
 	int sigfd;
 	struct loop_timer timer;
+	struct loop_timer tick_timer;	/* sched_params.tick */
 
 	struct account *accounts;
 	size_t naccounts;
@@ -784,6 +785,18 @@ sched_dispatch(struct sched *s)
 }
 
 static void
+on_tick(struct loop *l, void *arg)
+{
+	struct sched *s = arg;
+
+	if (s->stopping)
+		return;
+	s->p.tick(s->p.tick_arg);
+	loop_timer_add(s->loop, &s->tick_timer, (uint64_t)s->p.tick_s * 1000,
+	    on_tick, s);
+}
+
+static void
 on_signal(struct loop *l, int fd, int events, void *arg)
 {
 	struct sched *s = arg;
@@ -806,6 +819,8 @@ on_signal(struct loop *l, int fd, int events, void *arg)
 	    si.ssi_signo, s->running);
 	s->stopping = true;
 	loop_timer_cancel(s->loop, &s->timer);
+	if (s->p.tick != NULL && !s->once)
+		loop_timer_cancel(s->loop, &s->tick_timer);
 	/* No poll starts from now on, so each running one is told once. */
 	for (i = 0; i < s->naccounts; i++)
 		if (s->accounts[i].running && s->accounts[i].job.loop != NULL)
@@ -919,6 +934,9 @@ void
 sched_run(struct sched *s)
 {
 	s->once = false;
+	if (s->p.tick != NULL && s->p.tick_s > 0)
+		loop_timer_add(s->loop, &s->tick_timer,
+		    (uint64_t)s->p.tick_s * 1000, on_tick, s);
 	sched_dispatch(s);
 	if (!s->done)
 		loop_run(s->loop);

@@ -397,4 +397,92 @@ enum db_transport {
 int db_conninfo_transport(const char *conninfo, enum db_transport *t_r,
     char *what, size_t whatlen, char *err, size_t errlen);
 
+/* ---- the ledger: db_ledger.c ---- */
+
+/* Events sequenced per transaction. */
+#define DB_LEDGER_BATCH 5000
+
+/*
+ * Gives every pending ledger event its leaf, in event order, under an
+ * advisory lock (so several nodes sharing the database never interleave):
+ * entry bytes, leaf hash and the complete subtrees it completes, in
+ * transactions of at most DB_LEDGER_BATCH events.  *added_r counts the
+ * events sequenced, *size_r is the tree size after, root its root.
+ */
+int db_ledger_sequence(struct db *db, uint64_t *added_r, uint64_t *size_r,
+    unsigned char root[32]);
+
+/*
+ * Records an event of kind with fields (key/value pairs, in order; see
+ * store/ledger.h) as ingestd.ledger_append() does: inside the transaction
+ * the caller has open on db (BEGIN ... this ... COMMIT), so the event
+ * commits or rolls back with what it records; outside one, on its own.
+ * kind and keys are [a-z0-9_-]{1,64}.  0 or -1.
+ */
+struct ledger_field;
+int db_ledger_append(struct db *db, const char *kind,
+    const struct ledger_field *fields, size_t n);
+
+/* A merkle_get_fn (store/merkle.h) over the stored tree; arg is the db. */
+int db_ledger_get(void *db, unsigned level, uint64_t index,
+    unsigned char out[32]);
+
+int db_ledger_checkpoint_store(struct db *db, uint64_t size,
+    const unsigned char root[32], const char *note);
+
+struct db_ledger_checkpoint {
+	int64_t id;
+	uint64_t size;
+	char root_hex[65];
+	char *note;
+};
+
+/*
+ * The stored checkpoints by tree size (latest_only: the newest stored
+ * one); *cps_r is freed with db_ledger_checkpoints_free().
+ */
+int db_ledger_checkpoints(struct db *db, bool latest_only,
+    struct db_ledger_checkpoint **cps_r, size_t *n_r);
+void db_ledger_checkpoints_free(struct db_ledger_checkpoint **cps, size_t n);
+
+/* A leaf as stored: its entry and the columns copied from it. */
+struct db_ledger_row {
+	uint64_t idx;
+	const unsigned char *entry;
+	size_t entry_len;
+	const char *leaf_hash_hex;
+	const char *kind, *sha256_hex, *account, *uidl, *size, *at;
+};
+
+/* Calls cb for every leaf in index order, a page at a time; cb returns 0
+ * to go on, -1 to stop (then -1). */
+int db_ledger_each(struct db *db,
+    int (*cb)(void *arg, const struct db_ledger_row *r), void *arg);
+
+/* The ingest leaves of message sha256_hex below tree_size, in order. */
+int db_ledger_message_leaves(struct db *db, const char *sha256_hex,
+    uint64_t tree_size,
+    int (*cb)(void *arg, uint64_t idx, const unsigned char *entry,
+	size_t n), void *arg);
+
+/*
+ * Checks the stored subtrees of a tree of size leaves: each is the hash of
+ * its children (so, the leaves being right, every proof is), and each
+ * level holds exactly the complete subtrees it should.  cb is called once
+ * per finding (at most 100 bad nodes are named).  0, or -1 if the
+ * database failed.
+ */
+int db_ledger_check_nodes(struct db *db, uint64_t size,
+    void (*cb)(void *arg, const char *what), void *arg);
+
+/*
+ * Compares the ledger with the archive: deliveries without their ingest
+ * entry (or whose entry says otherwise), ingest entries whose delivery is
+ * gone without a purge's tombstone, and deletions outside a purge.  cb is
+ * called once per finding with the message's sha256 and what is wrong.
+ */
+int db_ledger_audit(struct db *db,
+    void (*cb)(void *arg, const char *sha256_hex, const char *what),
+    void *arg);
+
 #endif

@@ -245,6 +245,178 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		" WHERE pg_catalog.current_setting('synchronous_commit')"
 		"  = 'off'",
 		0 },
+	/*
+	 * The ledger (migrations/0008_ledger.sql, store/db_ledger.c).  One
+	 * sequencer at a time, whichever node runs it: key "ingestdL".
+	 */
+	[INDEX_LEDGER_LOCK] = {
+		"ledger_lock", "lock ledger",
+		"SELECT pg_advisory_xact_lock(7308338767734000716)",
+		0 },
+	[INDEX_LEDGER_SIZE] = {
+		"ledger_size", "SELECT ledger size",
+		"SELECT coalesce(max(idx) + 1, 0) FROM ingestd.ledger",
+		0 },
+	/* A page of events, one row per field (or one for none), in order. */
+	[INDEX_LEDGER_PENDING] = {
+		"ledger_pending", "SELECT ledger_pending",
+		"SELECT p.id, p.kind, f.ord, f.val"
+		" FROM (SELECT id, kind, fields FROM ingestd.ledger_pending"
+		"        ORDER BY id LIMIT $1::bigint) p"
+		" LEFT JOIN LATERAL unnest(p.fields) WITH ORDINALITY"
+		"  AS f(val, ord) ON true"
+		" ORDER BY p.id, f.ord",
+		1 },
+	[INDEX_LEDGER_PENDING_DELETE] = {
+		"ledger_pending_delete", "DELETE ledger_pending",
+		"DELETE FROM ingestd.ledger_pending"
+		" WHERE id = ANY ($1::bigint[])",
+		1 },
+	/* A batch of leaves, as arrays (hashes and entries in hex). */
+	[INDEX_LEDGER_INSERT] = {
+		"ledger_insert", "INSERT ledger",
+		"INSERT INTO ingestd.ledger (idx, entry, leaf_hash, kind,"
+		" sha256, account, uidl, size, at)"
+		" SELECT i, decode(e, 'hex'), decode(l, 'hex'), k,"
+		" decode(s, 'hex'), a, u, z, t"
+		" FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],"
+		" $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[])"
+		" AS x(i, e, l, k, s, a, u, z, t)",
+		9 },
+	[INDEX_LEDGER_NODE_INSERT] = {
+		"ledger_node_insert", "INSERT ledger_node",
+		"INSERT INTO ingestd.ledger_node (level, idx, hash)"
+		" SELECT l, i, decode(h, 'hex')"
+		" FROM unnest($1::integer[], $2::bigint[], $3::text[])"
+		" AS x(l, i, h)",
+		3 },
+	/* Binary results: raw hashes. */
+	[INDEX_LEDGER_LEAF_HASH] = {
+		"ledger_leaf_hash", "SELECT ledger leaf",
+		"SELECT leaf_hash FROM ingestd.ledger WHERE idx = $1::bigint",
+		1 },
+	[INDEX_LEDGER_NODE_HASH] = {
+		"ledger_node_hash", "SELECT ledger_node",
+		"SELECT hash FROM ingestd.ledger_node"
+		" WHERE level = $1::integer AND idx = $2::bigint",
+		2 },
+	[INDEX_LEDGER_CHECKPOINT_INSERT] = {
+		"ledger_checkpoint_insert", "INSERT ledger_checkpoint",
+		"INSERT INTO ingestd.ledger_checkpoint (tree_size, root_hash,"
+		" note) VALUES ($1::bigint, $2::bytea, $3::text)",
+		3 },
+	/* Text results; $1 true: the newest only. */
+	[INDEX_LEDGER_CHECKPOINTS] = {
+		"ledger_checkpoints", "SELECT ledger_checkpoint",
+		"SELECT id, tree_size, encode(root_hash, 'hex'), note"
+		" FROM ingestd.ledger_checkpoint"
+		" WHERE NOT $1::boolean OR id = (SELECT max(id)"
+		"  FROM ingestd.ledger_checkpoint)"
+		" ORDER BY tree_size, id",
+		1 },
+	/* Text results, bytea as hex. */
+	[INDEX_LEDGER_ENTRIES] = {
+		"ledger_entries", "SELECT ledger",
+		"SELECT idx, encode(entry, 'hex'), encode(leaf_hash, 'hex'),"
+		" kind, coalesce(encode(sha256, 'hex'), ''),"
+		" coalesce(account, ''), coalesce(uidl, ''),"
+		" coalesce(size::text, ''), coalesce(at, '')"
+		" FROM ingestd.ledger WHERE idx >= $1::bigint"
+		" ORDER BY idx LIMIT $2::bigint",
+		2 },
+	[INDEX_LEDGER_MESSAGE_LEAVES] = {
+		"ledger_message_leaves", "SELECT ledger (message)",
+		"SELECT idx, encode(entry, 'hex') FROM ingestd.ledger"
+		" WHERE sha256 = decode($1::text, 'hex') AND kind = 'ingest'"
+		" AND idx < $2::bigint ORDER BY idx",
+		2 },
+	/*
+	 * Deliveries whose ingest entry is missing or says otherwise, and
+	 * that no pending event accounts for either.
+	 */
+	[INDEX_LEDGER_UNLEDGERED] = {
+		"ledger_unledgered", "SELECT deliveries not in the ledger",
+		"SELECT encode(d.sha256, 'hex'), a.name, coalesce(d.uidl, '')"
+		" FROM ingestd.delivery d"
+		" JOIN ingestd.account a ON a.id = d.account_id"
+		" JOIN ingestd.blob b ON b.sha256 = d.sha256"
+		" WHERE NOT EXISTS (SELECT 1 FROM ingestd.ledger l"
+		"  WHERE l.sha256 = d.sha256 AND l.kind = 'ingest'"
+		"  AND l.account = a.name AND l.uidl = coalesce(d.uidl, '')"
+		"  AND l.size = b.size"
+		"  AND l.at = ingestd.ledger_time(d.archived_at))"
+		" AND NOT EXISTS (SELECT 1 FROM ingestd.ledger_pending p"
+		"  WHERE p.kind = 'ingest' AND p.fields = ARRAY['account',"
+		"  a.name, 'uidl', coalesce(d.uidl, ''), 'sha256',"
+		"  encode(d.sha256, 'hex'), 'size', b.size::text,"
+		"  'archived_at', ingestd.ledger_time(d.archived_at)])"
+		" ORDER BY 1, 2, 3",
+		0 },
+	/*
+	 * Ingest entries whose delivery is gone without a purge's tombstone
+	 * (sequenced or pending).
+	 */
+	[INDEX_LEDGER_ORPHANS] = {
+		"ledger_orphans", "SELECT ledger entries without delivery",
+		"SELECT encode(l.sha256, 'hex'), l.account, l.uidl, l.idx"
+		" FROM ingestd.ledger l WHERE l.kind = 'ingest'"
+		" AND NOT EXISTS (SELECT 1 FROM ingestd.delivery d"
+		"  JOIN ingestd.account a ON a.id = d.account_id"
+		"  WHERE d.sha256 = l.sha256 AND a.name = l.account"
+		"  AND coalesce(d.uidl, '') = l.uidl)"
+		" AND NOT EXISTS (SELECT 1 FROM ingestd.ledger t"
+		"  WHERE t.sha256 = l.sha256 AND t.kind = 'delete'"
+		"  AND t.account = l.account AND t.uidl = l.uidl"
+		"  AND t.idx > l.idx)"
+		" AND NOT EXISTS (SELECT 1 FROM ingestd.ledger_pending p"
+		"  WHERE p.kind = 'delete' AND p.fields[2] = l.account"
+		"  AND p.fields[4] = l.uidl"
+		"  AND p.fields[6] = encode(l.sha256, 'hex'))"
+		" ORDER BY 1, l.idx",
+		0 },
+	/* Deletions outside a purge, sequenced or pending. */
+	[INDEX_LEDGER_UNAUTHORIZED] = {
+		"ledger_unauthorized", "SELECT unauthorized deletions",
+		"SELECT coalesce(encode(sha256, 'hex'), ''), kind"
+		" FROM ingestd.ledger WHERE kind LIKE '%-unauthorized'"
+		" UNION ALL"
+		" SELECT coalesce(fields[array_position(fields, 'sha256') + 1],"
+		"  ''), kind FROM ingestd.ledger_pending"
+		" WHERE kind LIKE '%-unauthorized'"
+		" ORDER BY 1",
+		0 },
+	/* Any other event, in the caller's transaction (0008). */
+	[INDEX_LEDGER_APPEND] = {
+		"ledger_append", "ledger_append()",
+		"SELECT ingestd.ledger_append($1::text, VARIADIC $2::text[])",
+		2 },
+	/*
+	 * Stored subtrees that are not the hash of their two children (a
+	 * leaf's hash for level 1), or whose children are missing: with the
+	 * leaves checked against their entries, the whole stored tree is.
+	 */
+	[INDEX_LEDGER_BAD_NODES] = {
+		"ledger_bad_nodes", "SELECT ledger_node (check)",
+		"SELECT n.level, n.idx FROM ingestd.ledger_node n"
+		" CROSS JOIN LATERAL (SELECT"
+		"  CASE WHEN n.level = 1 THEN (SELECT leaf_hash"
+		"   FROM ingestd.ledger WHERE idx = 2 * n.idx)"
+		"  ELSE (SELECT hash FROM ingestd.ledger_node"
+		"   WHERE level = n.level - 1 AND idx = 2 * n.idx) END AS l,"
+		"  CASE WHEN n.level = 1 THEN (SELECT leaf_hash"
+		"   FROM ingestd.ledger WHERE idx = 2 * n.idx + 1)"
+		"  ELSE (SELECT hash FROM ingestd.ledger_node"
+		"   WHERE level = n.level - 1 AND idx = 2 * n.idx + 1) END"
+		"  AS r) c"
+		" WHERE c.l IS NULL OR c.r IS NULL"
+		" OR sha256('\\x01'::bytea || c.l || c.r) <> n.hash"
+		" ORDER BY n.level, n.idx LIMIT 100",
+		0 },
+	[INDEX_LEDGER_NODE_COUNTS] = {
+		"ledger_node_counts", "SELECT ledger_node (counts)",
+		"SELECT level, count(*), max(idx) FROM ingestd.ledger_node"
+		" GROUP BY level ORDER BY level",
+		0 },
 	/* An account's refusals (migration 0003), for the plan. */
 	[INDEX_REFUSAL_SELECT] = {
 		"refusal_select", "SELECT refusal",

@@ -726,3 +726,49 @@ reader_free(struct reader **rp)
 	free(r);
 	*rp = NULL;
 }
+struct reader_each {
+	struct reader r;
+	void (*cb)(void *arg, const char *sha256_hex, const char *why);
+	void *arg;
+	uint64_t ok, bad;
+	bool lost;
+};
+
+static int
+reader_each_one(void *arg, const struct db_message *m)
+{
+	struct reader_each *v = arg;
+
+	switch (reader_blob(&v->r, m)) {
+	case 0:
+		v->ok++;
+		return 0;
+	case -1:
+		v->bad++;
+		v->cb(v->arg, m->sha256_hex, v->r.why);
+		return 0;
+	default:
+		v->lost = true;
+		return -1;
+	}
+}
+
+int
+reader_verify_each(struct db *db,
+    void (*cb)(void *arg, const char *sha256_hex, const char *why),
+    void *arg, uint64_t *ok_r, uint64_t *bad_r, char *err, size_t errlen)
+{
+	struct reader_each v = {
+		.r = { .db = db, .fd = -1, .acct_fd = -1 },
+		.cb = cb,
+		.arg = arg,
+	};
+	int rc;
+
+	if ((rc = db_each_blob(db, reader_each_one, &v)) == -1)
+		snprintf(err, errlen, "%s", v.lost ? v.r.why : db_error(db));
+	*ok_r = v.ok;
+	*bad_r = v.bad;
+	reader_decs_free(&v.r);
+	return rc;
+}

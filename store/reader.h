@@ -93,4 +93,13 @@ int reader_stream(struct reader *r, const struct db_message *m,
     size_t whylen);
 void reader_free(struct reader **r);
 
+/*
+ * Like reader_verify() of every blob, but tells cb the verdict of each
+ * damaged blob (its SHA-256 and what is wrong) instead of logging it, for
+ * callers that report damage their own way (ledger verify).
+ */
+int reader_verify_each(struct db *db,
+    void (*cb)(void *arg, const char *sha256_hex, const char *why),
+    void *arg, uint64_t *ok_r, uint64_t *bad_r, char *err, size_t errlen);
+
 #endif

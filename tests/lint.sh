@@ -175,7 +175,8 @@ owners_of() {
 	'<libconfig.h>') echo ingestd/conf.c ;;
 	'<curl/'*) echo ingestd/oauth_http.c ;;
 	'<iconv.h>') echo store/mime/charset.c ;;
-	'<openssl/evp.h>') echo store/hash.c ;;
+	'<openssl/evp.h>') echo store/hash.c store/sign.c ;;
+	'<openssl/pem.h>') echo store/sign.c ;;
 	'<openssl/'*) echo ingestd/conn.c ;;
 	'<zstd.h>' | '<zdict.h>' | '<zstd_errors.h>') echo store/zstd.c ;;
 	'<libpq-fe.h>' | '<libpq/'* | '<postgres_ext.h>') echo 'store/db*.c' ;;

@@ -28,6 +28,7 @@
 	X(test_unknown_top_level_key)                                    \
 	X(test_unknown_account_key)                                      \
 	X(test_unknown_database_key)                                     \
+	X(test_ledger_settings)                                          \
 	X(test_wrong_type)                                               \
 	X(test_out_of_range)                                             \
 	X(test_size_suffixes)                                            \
@@ -534,6 +535,41 @@ test_unknown_database_key(void)
 	ASSERT_AT(err, 3);
 	ASSERT_CONTAINS(err, "unknown setting 'database.conn_info'; the "
 	    "settings here are conninfo, pg_bindir, insecure_transport");
+}
+
+static void
+test_ledger_settings(void)
+{
+	struct conf *c;
+	const char *err;
+
+	/* The key need not exist yet: ledger keygen writes it. */
+	write_conf("ledger = { signing_key = \"/nonexistent/ledger.key\";\n"
+	    "  key_name = \"archive.example.com/ingestd\"; };\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	c = load_ok();
+	ASSERT_STREQ(c->ledger_signing_key, "/nonexistent/ledger.key");
+	ASSERT_STREQ(c->ledger_key_name, "archive.example.com/ingestd");
+	ASSERT_EQ(c->ledger_checkpoint_interval, 300);
+	ASSERT_TRUE(c->ledger_checkpoint_command == NULL);
+	conf_free(&c);
+
+	write_conf("ledger = { signing_key = \"/k\"; };\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'ledger.key_name' is required with "
+	    "'ledger.signing_key'");
+
+	write_conf("ledger = {\n  key_name = \"a b\"; };\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 2);
+	ASSERT_CONTAINS(err, "'ledger.key_name' \"a b\" may hold no spaces");
+
+	write_conf("ledger = {\n  checkpoint_interval = -1; };\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'ledger.checkpoint_interval' is -1");
 }
 
 static void
@@ -1410,6 +1446,7 @@ static const struct {
 } documented[] = {
 	{ CONF_SECTION_TOP, "top" },
 	{ CONF_SECTION_DATABASE, "database" },
+	{ CONF_SECTION_LEDGER, "ledger" },
 	{ CONF_SECTION_ACCOUNT, "accounts" },
 	{ CONF_SECTION_OAUTH, "oauth" },
 	{ CONF_SECTION_DELETE, "delete" },
