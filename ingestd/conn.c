@@ -133,6 +133,11 @@ struct conn {
 	char peer[INET6_ADDRSTRLEN + 16];	/* "192.0.2.1:995" */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	/* The addresses left to try if this one fails to connect, and
+	 * what the ones tried before said: "[::1]:995: reason; ". */
+	struct conn_addr *more;
+	size_t nmore, imore;
+	char tried[384];
 
 	int connect_ms;
 	int idle_ms;
@@ -142,11 +147,14 @@ struct conn {
 	struct loop_timer t_session;
 	struct loop_timer t_kick;	/* deferred work on the loop */
 
-	char err[256];
+	char err[512];
 	char desc[96];
 };
 
 static void conn_on_io(struct loop *, int, int, void *);
+static void conn_connect_failed(struct conn *, enum conn_ev, bool,
+    const char *);
+static unsigned int conn_peer(struct conn *, char[INET6_ADDRSTRLEN]);
 static void conn_on_kick(struct loop *, void *);
 static void conn_idle_sync(struct conn *, bool);
 
@@ -531,15 +539,16 @@ static void
 conn_on_connect_timeout(struct loop *l, void *arg)
 {
 	struct conn *c = arg;
-	char d[32];
+	char d[32], why[64];
 
 	conn_fmt_ms(d, sizeof(d), c->connect_ms);
-	if (c->state == CONN_CONNECTING)
-		conn_seterr(c, "connect to %s: timed out after %s", c->peer,
-		    d);
-	else
-		conn_seterr(c, "TLS handshake with %s: timed out after %s",
-		    c->hostport, d);
+	if (c->state == CONN_CONNECTING) {
+		snprintf(why, sizeof(why), "timed out after %s", d);
+		conn_connect_failed(c, CONN_EV_TIMEOUT, false, why);
+		return;
+	}
+	conn_seterr(c, "TLS handshake with %s: timed out after %s",
+	    c->hostport, d);
 	conn_end(c, CONN_EV_TIMEOUT, false);
 }
 
@@ -690,9 +699,7 @@ conn_connected(struct conn *c)
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
 		soerr = errno;
 	if (soerr != 0) {
-		conn_seterr(c, "connect to %s: %s", c->peer,
-		    strerror(soerr));
-		conn_end(c, CONN_EV_ERROR, false);
+		conn_connect_failed(c, CONN_EV_ERROR, false, strerror(soerr));
 		return;
 	}
 	if (c->tls == NULL) {
@@ -894,31 +901,122 @@ conn_kick_if_pending(struct conn *c)
 		loop_timer_add(c->loop, &c->t_kick, 0, conn_on_kick, c);
 }
 
+/*
+ * Starts connecting to c->addr, under the connect timeout.  soon as for
+ * conn_end(): true inside a call from the owner.
+ */
+static void
+conn_connect(struct conn *c, bool soon)
+{
+	char why[128];
+	int one = 1, m;
+
+	ASSERT(c->addrlen <= sizeof(c->addr));
+	if (c->connect_ms > 0)
+		loop_timer_add(c->loop, &c->t_connect, (uint64_t)c->connect_ms,
+		    conn_on_connect_timeout, c);
+	c->fd = socket(c->addr.ss_family,
+	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd == -1) {
+		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+		conn_connect_failed(c, CONN_EV_ERROR, soon, why);
+		return;
+	}
+	/* Commands are small and each waits for its answer. */
+	if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one)) == -1)
+		log_debug("TCP_NODELAY for %s: %s", c->peer, strerror(errno));
+	/* EINTR: the connection still completes in the background. */
+	if (connect(c->fd, (const struct sockaddr *)&c->addr,
+	    c->addrlen) == -1 && errno != EINPROGRESS && errno != EINTR) {
+		conn_connect_failed(c, CONN_EV_ERROR, soon, strerror(errno));
+		return;
+	}
+	m = conn_interest(c, CONN_SIDE_BOTH);
+	if (loop_fd_add(c->loop, c->fd, m, conn_on_io, c) == -1) {
+		conn_seterr(c, "connect to %s: epoll_ctl: %s", c->peer,
+		    strerror(errno));
+		conn_end(c, CONN_EV_ERROR, soon);
+		return;
+	}
+	c->registered = true;
+	c->events = m;
+}
+
+/*
+ * Connecting to c->addr failed for why.  Tries the next address if there
+ * is one; otherwise ends the conn with ev, the error naming every address
+ * tried.  Bounded: each address is tried once.
+ */
+static void
+conn_connect_failed(struct conn *c, enum conn_ev ev, bool soon,
+    const char *why)
+{
+	char ip[INET6_ADDRSTRLEN];
+	size_t n = strlen(c->tried);
+
+	if (c->imore == c->nmore) {
+		conn_seterr(c, "connect to %s%s: %s", c->tried, c->peer, why);
+		conn_end(c, ev, soon);
+		return;
+	}
+	log_debug("connect to %s: %s; trying %zu more addresses of %s",
+	    c->peer, why, c->nmore - c->imore, c->host);
+	snprintf(c->tried + n, sizeof(c->tried) - n, "%s: %s; ", c->peer,
+	    why);
+	loop_timer_cancel(c->loop, &c->t_connect);
+	if (c->registered) {
+		loop_fd_del(c->loop, c->fd);
+		c->registered = false;
+		c->events = 0;
+	}
+	if (c->fd != -1) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	memcpy(&c->addr, &c->more[c->imore].addr, sizeof(c->addr));
+	c->addrlen = c->more[c->imore].addrlen;
+	c->imore++;
+	(void)conn_peer(c, ip);
+	conn_connect(c, soon);
+}
+
 /* ---- public ---- */
 
-static void
-conn_name(struct conn *c, const struct conn_params *p)
+/* Names c->addr in c->peer; returns its port, ip the address alone. */
+static unsigned int
+conn_peer(struct conn *c, char ip[INET6_ADDRSTRLEN])
 {
-	char ip[INET6_ADDRSTRLEN] = "?";
 	unsigned int port = 0;
-	const char *h;
-	size_t len;
 
-	if (p->addr.ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)&p->addr;
+	snprintf(ip, INET6_ADDRSTRLEN, "?");
+	if (c->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)&c->addr;
 
-		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		inet_ntop(AF_INET, &sin->sin_addr, ip, INET6_ADDRSTRLEN);
 		port = ntohs(sin->sin_port);
 		snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, port);
-	} else if (p->addr.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)&p->addr;
+	} else if (c->addr.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)&c->addr;
 
-		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, INET6_ADDRSTRLEN);
 		port = ntohs(sin6->sin6_port);
 		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip, port);
 	} else
 		snprintf(c->peer, sizeof(c->peer), "address family %d",
-		    (int)p->addr.ss_family);
+		    (int)c->addr.ss_family);
+	return port;
+}
+
+static void
+conn_name(struct conn *c, const struct conn_params *p)
+{
+	char ip[INET6_ADDRSTRLEN];
+	unsigned int port;
+	const char *h;
+	size_t len;
+
+	port = conn_peer(c, ip);
 	/* Without a name, the certificate must carry the address. */
 	h = p->host != NULL ? p->host : ip;
 	len = strlen(h);
@@ -938,7 +1036,6 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
     void *arg)
 {
 	struct conn *c;
-	int one = 1, m;
 
 	ASSERT(l != NULL && params != NULL && cb != NULL);
 	ASSERT(params->addrlen <= sizeof(params->addr));
@@ -952,6 +1049,13 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
 	c->tls = params->tls;
 	memcpy(&c->addr, &params->addr, sizeof(c->addr));
 	c->addrlen = params->addrlen;
+	c->nmore = params->nmore < CONN_MORE_ADDRS_MAX ? params->nmore :
+	    CONN_MORE_ADDRS_MAX;
+	if (c->nmore > 0) {
+		c->more = xcalloc(c->nmore, sizeof(*c->more));
+		memcpy(c->more, params->more_addrs,
+		    c->nmore * sizeof(*c->more));
+	}
 	c->connect_ms = params->connect_timeout_ms;
 	c->idle_ms = params->idle_timeout_ms;
 	c->session_ms = params->session_timeout_ms;
@@ -963,39 +1067,7 @@ conn_new(struct loop *l, const struct conn_params *params, conn_cb *cb,
 	if (c->session_ms > 0)
 		loop_timer_add(l, &c->t_session, (uint64_t)c->session_ms,
 		    conn_on_session_timeout, c);
-	if (c->connect_ms > 0)
-		loop_timer_add(l, &c->t_connect, (uint64_t)c->connect_ms,
-		    conn_on_connect_timeout, c);
-
-	c->fd = socket(c->addr.ss_family,
-	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd == -1) {
-		conn_seterr(c, "connect to %s: socket: %s", c->peer,
-		    strerror(errno));
-		conn_end(c, CONN_EV_ERROR, true);
-		return c;
-	}
-	/* Commands are small and each waits for its answer. */
-	if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one,
-	    sizeof(one)) == -1)
-		log_debug("TCP_NODELAY for %s: %s", c->peer, strerror(errno));
-	/* EINTR: the connection still completes in the background. */
-	if (connect(c->fd, (const struct sockaddr *)&c->addr,
-	    c->addrlen) == -1 && errno != EINPROGRESS && errno != EINTR) {
-		conn_seterr(c, "connect to %s: %s", c->peer,
-		    strerror(errno));
-		conn_end(c, CONN_EV_ERROR, true);
-		return c;
-	}
-	m = conn_interest(c, CONN_SIDE_BOTH);
-	if (loop_fd_add(l, c->fd, m, conn_on_io, c) == -1) {
-		conn_seterr(c, "connect to %s: epoll_ctl: %s", c->peer,
-		    strerror(errno));
-		conn_end(c, CONN_EV_ERROR, true);
-		return c;
-	}
-	c->registered = true;
-	c->events = m;
+	conn_connect(c, true);
 	return c;
 }
 
@@ -1013,6 +1085,7 @@ conn_free(struct conn **cp)
 	buf_release(&c->wbuf);
 	free(c->host); c->host = NULL;
 	free(c->hostport); c->hostport = NULL;
+	free(c->more); c->more = NULL;
 	free(c); *cp = NULL;
 }
 

@@ -60,9 +60,28 @@ struct conn_tls *conn_tls_new(const char *ca_file, char *err, size_t errlen);
 /* Only after every conn that uses t has been freed. */
 void conn_tls_free(struct conn_tls **t);
 
+/* One address of a server. */
+struct conn_addr {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+};
+
+/* At most this many further addresses are tried after the first. */
+#define CONN_MORE_ADDRS_MAX 15
+
 struct conn_params {
 	struct sockaddr_storage addr;	/* resolved by the caller */
 	socklen_t addrlen;
+	/*
+	 * Further addresses of the same server (a name that resolves to
+	 * ::1 and 127.0.0.1), in the order to try them: when connecting to
+	 * one fails (refused, unreachable, the connect timeout), the next
+	 * is tried, each with the whole connect timeout.  Once the TCP
+	 * connection is up, nothing is tried again.  Copied; at most
+	 * CONN_MORE_ADDRS_MAX are used.
+	 */
+	const struct conn_addr *more_addrs;
+	size_t nmore;
 	const char *host;	/* for SNI and host-name verification */
 	struct conn_tls *tls;	/* non-NULL: implicit TLS on connect */
 	int connect_timeout_ms;	/* TCP connect and TLS handshake */
@@ -73,7 +92,10 @@ struct conn_params {
 /*
  * Starts connecting; params are copied (host too), params->tls is not and
  * must outlive the conn.  host NULL: the address itself is verified.
- * Never fails: errors arrive as CONN_EV_ERROR from the loop.
+ * Never fails: errors arrive as CONN_EV_ERROR from the loop.  When every
+ * address failed to connect, conn_error() names each, in the order tried:
+ * "connect to [::1]:995: Connection refused; 127.0.0.1:995: timed out
+ * after 5 s".
  */
 struct conn *conn_new(struct loop *l, const struct conn_params *params,
     conn_cb *cb, void *arg);

@@ -20,6 +20,7 @@ struct plan {
 	size_t nmsgs;
 	size_t next;		/* the next entry to act on, or nmsgs */
 	size_t reproven;	/* matched, fetched again for want of TOP */
+	size_t skipped;		/* PLAN_SKIP */
 	/*
 	 * Every UIDL as the archive spells it, NUL-terminated, back to back
 	 * in one block: the plan's only copy, at most PLAN_UIDL_MAX + 1
@@ -105,6 +106,37 @@ uidl_unique(const struct plan *p, const char *uidl)
 	    (hit + 1 < end && strcmp(hit[1], uidl) == 0));
 }
 
+uint64_t
+plan_body_limit(const struct plan_params *pp, uint64_t list_size)
+{
+	uint64_t rel;
+
+	if (pp->size_factor == 0 ||
+	    list_size > (UINT64_MAX - pp->size_slack) / pp->size_factor)
+		return pp->max_size;
+	rel = list_size * pp->size_factor + pp->size_slack;
+	return rel < pp->max_size ? rel : pp->max_size;
+}
+
+bool
+plan_refused(const struct plan_params *pp, const struct known_entry *r,
+    uint64_t list_size)
+{
+	if (r->list_size != list_size)
+		return false;
+	switch (r->refused) {
+	case KNOWN_TOO_LARGE:
+		return plan_body_limit(pp, list_size) <= r->size_limit;
+	case KNOWN_FAILED:
+		return pp->implicit_delete &&
+		    r->failures >= PLAN_FAILURES_MAX &&
+		    pp->now - r->last_refused < PLAN_FAILED_RETRY;
+	case KNOWN_ARCHIVED:
+		break;
+	}
+	return false;
+}
+
 static enum plan_action
 plan_one(struct plan *p, struct plan_msg *m)
 {
@@ -114,6 +146,14 @@ plan_one(struct plan *p, struct plan_msg *m)
 	 * nothing, so those messages are fetched and checked by content. */
 	if (m->uidl == NULL || !uidl_unique(p, m->uidl))
 		return PLAN_FETCH;
+	if (p->p.refused != NULL)
+		for (e = known_find(p->p.refused, m->uidl); e != NULL;
+		    e = known_next(e))
+			if (plan_refused(&p->p, e, m->list_size)) {
+				m->refused = e;
+				p->skipped++;
+				return PLAN_SKIP;
+			}
 	for (e = known_find(p->p.known, m->uidl); e != NULL;
 	    e = known_next(e)) {
 		/* A message the server confirmed deleted cannot be listed
@@ -130,6 +170,14 @@ plan_one(struct plan *p, struct plan_msg *m)
 		return PLAN_FETCH;
 	}
 	return PLAN_FETCH;
+}
+
+/* Steps next past what is not to be handed out. */
+static void
+plan_skip(struct plan *p)
+{
+	while (p->next < p->nmsgs && p->msgs[p->next].action == PLAN_SKIP)
+		p->next++;
 }
 
 struct plan *
@@ -170,6 +218,7 @@ plan_new(const struct plan_params *params, const struct pop3_msg *list,
 	qsort(p->sorted, p->nsorted, sizeof(*p->sorted), cmp_str);
 	for (i = 0; i < n; i++)
 		p->msgs[i].action = plan_one(p, &p->msgs[i]);
+	plan_skip(p);
 	return p;
 }
 
@@ -207,12 +256,17 @@ plan_msg(struct plan *p, uint32_t num)
 	return NULL;
 }
 
+/* next never rests on a PLAN_SKIP message (plan_new() starts so). */
 struct plan_msg *
 plan_next(struct plan *p)
 {
+	struct plan_msg *m;
+
 	if (p->next == p->nmsgs)
 		return NULL;
-	return &p->msgs[p->next++];
+	m = &p->msgs[p->next++];
+	plan_skip(p);
+	return m;
 }
 
 bool
@@ -225,6 +279,12 @@ size_t
 plan_reproven(const struct plan *p)
 {
 	return p->reproven;
+}
+
+size_t
+plan_skipped(const struct plan *p)
+{
+	return p->skipped;
 }
 
 enum plan_verdict

@@ -40,6 +40,7 @@ struct plan;
 enum plan_action {
 	PLAN_FETCH,	/* RETR, archive, then DELE per policy */
 	PLAN_VERIFY,	/* archived earlier: TOP must prove identity */
+	PLAN_SKIP,	/* refused earlier (plan_refused()): left alone */
 };
 
 struct plan_msg {
@@ -49,13 +50,59 @@ struct plan_msg {
 				 * none */
 	enum plan_action action;
 	const struct known_entry *known; /* what PLAN_VERIFY must match */
+	const struct known_entry *refused; /* why PLAN_SKIP */
 };
 
 struct plan_params {
 	const struct known *known;	/* what the account has archived */
+	const struct known *refused;	/* its refusals; NULL for none */
 	bool delete_archived;		/* the policy is "after-archive" */
 	bool has_top;			/* CAPA offered TOP */
+	bool implicit_delete;		/* the server deletes at QUIT what
+					 * was retrieved (plan_end()) */
+	int64_t now;			/* Unix time, for refusals */
+	/* The size bounds (plan_body_limit()). */
+	uint64_t max_size;		/* max_message_size */
+	uint64_t size_factor;		/* list_size_factor; 0: none */
+	uint64_t size_slack;		/* list_size_slack */
 };
+
+/*
+ * The most body bytes a message listed with list_size may have:
+ * max_size, and less when its LIST size says it is small (servers count
+ * line ends differently, hence the factor and the slack).
+ */
+uint64_t plan_body_limit(const struct plan_params *pp, uint64_t list_size);
+
+/*
+ * Refusals: a message a poll refused is recorded by its listing identity
+ * (UIDL and LIST size, store/known.h, migration 0003) and skipped by the
+ * polls after, instead of being downloaded again at each.  It is never
+ * deleted.  Whether the refusal r of a message listed again with
+ * list_size still holds:
+ *
+ *   KNOWN_TOO_LARGE  while plan_body_limit() is at most r->size_limit.
+ *                    An operator who raises max_message_size or the
+ *                    LIST-relative bound has it tried again; a server that
+ *                    lists it with another size has another message.
+ *   KNOWN_FAILED     only where the server deletes at QUIT what was
+ *                    retrieved: there a message that is retrieved and not
+ *                    archived makes the poll end without QUIT, so one that
+ *                    fails at every poll would keep every other message of
+ *                    the account from being deleted, for good.  After
+ *                    PLAN_FAILURES_MAX polls in a row it is skipped, and
+ *                    tried again once PLAN_FAILED_RETRY seconds have
+ *                    passed since the last failure, in case what failed
+ *                    (an outage, a full disk) has mended.  Elsewhere a
+ *                    failure costs that message only, and it is fetched
+ *                    again at each poll.
+ *
+ * Only messages whose UIDL is unique in the listing are looked up.
+ */
+#define PLAN_FAILURES_MAX	3
+#define PLAN_FAILED_RETRY	(24 * 60 * 60)
+bool plan_refused(const struct plan_params *pp, const struct known_entry *r,
+    uint64_t list_size);
 
 /*
  * Plans a poll over the server's listing (ascending message numbers, as
@@ -71,8 +118,8 @@ void plan_free(struct plan **p);
 /* The message numbered num, or NULL if the listing has none. */
 struct plan_msg *plan_msg(struct plan *p, uint32_t num);
 /*
- * The next message to act on (PLAN_FETCH or PLAN_VERIFY), in listing
- * order; NULL once every one has been handed out.
+ * The next message to act on (PLAN_FETCH or PLAN_VERIFY; never
+ * PLAN_SKIP), in listing order; NULL once every one has been handed out.
  */
 struct plan_msg *plan_next(struct plan *p);
 /* Whether plan_next() has handed out every message to act on. */
@@ -82,6 +129,8 @@ bool plan_exhausted(const struct plan *p);
  * fetched again because the server has no TOP to prove them by.
  */
 size_t plan_reproven(const struct plan *p);
+/* How many messages are PLAN_SKIP. */
+size_t plan_skipped(const struct plan *p);
 
 enum plan_verdict {
 	PLAN_KEEP,	/* proven the archived message; the policy keeps it */

@@ -9,22 +9,35 @@
  * durable == true, or after TOP proved that the message on the server is
  * the one archived earlier (same UIDL, same LIST size, same header hash).
  * A failure anywhere before that leaves the message on the server.
+ *
+ * Under a delete = { ... } policy (and for any policy under --dry-run) no
+ * DELE goes out as messages are proven: once every message has been
+ * fetched or verified and every commit answered, delete_policy_decide()
+ * chooses among the messages proven archived in this poll (committed, or
+ * proven by TOP) and only those get DELE, before QUIT.  Under --dry-run
+ * the choice is written to the result instead, and nothing is deleted.
  */
 #include "ingestd/session.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ingestd/conn.h"
+#include "ingestd/delete_policy.h"
 #include "ingestd/base/log.h"
 #include "ingestd/loop.h"
 #include "ingestd/plan.h"
 #include "ingestd/base/xmalloc.h"
 #include "pop3/client.h"
+#include "pop3/parse.h"
 #include "store/commit.h"
+#include "store/facts.h"
 #include "store/hash.h"
 #include "store/known.h"
 #include "store/pipe.h"
@@ -35,6 +48,9 @@
 #define SESSION_WINDOW 8
 /* Messages fetched and not yet durable: bounds spool memory and disk. */
 #define SESSION_MAX_UNCOMMITTED 16
+/* While the spool's file system is under spool_min_free, how often a
+ * paused session looks again. */
+#define SESSION_SPACE_RECHECK_MS 1000
 
 /*
  * The life of a session.  Every change goes through set_phase(), which
@@ -90,9 +106,19 @@ struct session {
 	const struct conf_account *acct;
 	enum session_phase phase;
 	bool stop_fetching;	/* session_drain(): no new RETR or TOP */
+	struct loop_timer t_space; /* paused under spool_min_free */
 	struct conn *conn;
 	struct pop3_client *pop3;
 	struct plan *plan;	/* from the listing on */
+
+	/* The delete policy, decided at the end of the transfer when
+	 * policy_end is set (see the top of this file). */
+	bool policy_end;
+	bool policy_done;
+	struct delete_policy policy;
+	struct delete_msg *pol;	/* in listing order */
+	unsigned char (*pol_sha)[32]; /* what each proven one is */
+	size_t npol;
 
 	unsigned inflight;	/* RETR/TOP queued and unanswered */
 	unsigned uncommitted;	/* submitted, not yet answered */
@@ -121,6 +147,7 @@ struct session {
 };
 
 static void session_pump(struct session *s);
+static bool session_implicit_delete(const struct session *s);
 static void session_flush(struct session *s);
 static void session_end(struct session *s);
 
@@ -204,8 +231,12 @@ session_error(struct session *s, enum session_outcome o, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_warnx("mbox=%s %s while %s", s->acct->name, text,
-	    session_where(s, where, sizeof(where)));
+	if (o == SESSION_PERMANENT && s->job->quiet_permanent)
+		log_debug("mbox=%s %s while %s", s->acct->name, text,
+		    session_where(s, where, sizeof(where)));
+	else
+		log_warnx("mbox=%s %s while %s", s->acct->name, text,
+		    session_where(s, where, sizeof(where)));
 	if (r->outcome == SESSION_OK || (o == SESSION_PERMANENT &&
 	    r->outcome == SESSION_TEMPORARY)) {
 		if (r->outcome == SESSION_OK)
@@ -244,6 +275,159 @@ session_command(struct session *s, const struct plan_msg *m)
 	s->inflight++;
 }
 
+/* ---- the delete policy ---- */
+
+/* Where message num is in the listing, or -1 (the listing ascends). */
+static ssize_t
+policy_index(const struct session *s, uint32_t num)
+{
+	size_t lo = 0, hi = s->npol;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->pol[mid].num == num)
+			return (ssize_t)mid;
+		if (s->pol[mid].num < num)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* What the policy sees of the listing, before anything is proven. */
+static void
+policy_start(struct session *s, const struct pop3_msg *list, size_t n)
+{
+	struct facts *f = s->job->facts;
+	const struct plan_msg *m;
+	int64_t t;
+	size_t i;
+
+	s->pol = xcalloc(n ? n : 1, sizeof(*s->pol));
+	s->pol_sha = xcalloc(n ? n : 1, sizeof(*s->pol_sha));
+	s->npol = n;
+	for (i = 0; i < n; i++) {
+		s->pol[i].num = list[i].num;
+		s->pol[i].size = list[i].size;
+		m = plan_msg(s->plan, list[i].num);
+		if (f != NULL && m != NULL && m->uidl != NULL &&
+		    facts_seen(f, m->uidl, &t)) {
+			s->pol[i].has_first_seen = true;
+			s->pol[i].first_seen = t;
+		}
+	}
+}
+
+/*
+ * Message num is proven archived in this poll, as the message whose
+ * SHA-256 is sha256: committed, or its header matched by TOP.  Only these
+ * are ever candidates for the policy's DELE.
+ */
+static void
+policy_proven(struct session *s, uint32_t num, const unsigned char sha256[32])
+{
+	ssize_t i;
+	int64_t t;
+
+	if (!s->policy_end || (i = policy_index(s, num)) == -1)
+		return;
+	s->pol[i].archived = true;
+	memcpy(s->pol_sha[i], sha256, 32);
+	if (s->job->facts != NULL && facts_date(s->job->facts, sha256, &t)) {
+		s->pol[i].has_date = true;
+		s->pol[i].date = t;
+	}
+}
+
+static void
+dry_addf(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Appends a line to the result's dry-run text. */
+static void
+dry_addf(struct session *s, const char *fmt, ...)
+{
+	struct session_result *r = result(s);
+	size_t old = r->dry_run_text ? strlen(r->dry_run_text) : 0;
+	char line[768];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	r->dry_run_text = xreallocarray(r->dry_run_text, old + (size_t)n + 2,
+	    1);
+	memcpy(r->dry_run_text + old, line, (size_t)n);
+	r->dry_run_text[old + (size_t)n] = '\n';
+	r->dry_run_text[old + (size_t)n + 1] = '\0';
+}
+
+/*
+ * Every message fetched or verified and every commit answered: the policy
+ * chooses among what this poll proved archived, and DELE goes out for its
+ * choice (under --dry-run, the choice is written down instead).
+ */
+static void
+policy_decide(struct session *s)
+{
+	struct delete_totals t;
+	const struct plan_msg *m;
+	uint64_t mailbox = 0;
+	char why[256];
+	size_t i;
+
+	/* What the server counts the mailbox as: STAT, asked for under
+	 * keep_under; else what LIST said of each message. */
+	if (!pop3_client_stat(s->pop3, &mailbox))
+		for (i = 0; i < s->npol; i++)
+			mailbox += s->pol[i].size;
+	delete_policy_decide(&s->policy, s->pol, s->npol, mailbox,
+	    s->job->now, &t);
+	for (i = 0; i < s->npol; i++) {
+		log_debug("mbox=%s message %" PRIu32 ": %s", s->acct->name,
+		    s->pol[i].num, delete_policy_explain(&s->policy,
+		    &s->pol[i], s->job->now, why, sizeof(why)));
+		if (s->pol[i].reason == DELETE_KEEP)
+			continue;
+		m = plan_msg(s->plan, s->pol[i].num);
+		if (s->job->dry_run) {
+			dry_addf(s, "dry-run account=%s uidl=%s size=%" PRIu64
+			    " %s reason=\"%s\"", s->acct->name,
+			    m != NULL && m->uidl != NULL ? m->uidl : "-",
+			    s->pol[i].size, s->pol[i].capped ?
+			    "kept" : "delete",
+			    delete_policy_explain(&s->policy, &s->pol[i],
+			    s->job->now, why, sizeof(why)));
+			continue;
+		}
+		if (!delete_policy_deletes(&s->pol[i]) || m == NULL)
+			continue;
+		/* The decision's own invariant, checked where DELE goes. */
+		ASSERT(s->pol[i].archived);
+		log_debug("mbox=%s uidl=%s DELE: %s", s->acct->name,
+		    m->uidl != NULL ? m->uidl : "-",
+		    delete_policy_explain(&s->policy, &s->pol[i], s->job->now,
+		    why, sizeof(why)));
+		session_dele(s, m, s->pol_sha[i]);
+	}
+	if (s->job->dry_run)
+		dry_addf(s, "dry-run account=%s would delete %zu messages "
+		    "(%" PRIu64 " bytes), %zu more kept by caps; mailbox %"
+		    PRIu64 " -> %" PRIu64 " bytes", s->acct->name, t.deleted,
+		    t.deleted_bytes, t.capped, mailbox, t.remaining);
+	else if (t.deleted > 0 || t.capped > 0)
+		log_info("mbox=%s delete policy: %zu messages (%" PRIu64
+		    " bytes) to delete, %zu kept by caps", s->acct->name,
+		    t.deleted, t.deleted_bytes, t.capped);
+}
+
 /* ---- POP3 engine events ---- */
 
 static void
@@ -255,20 +439,58 @@ on_start_tls(void *arg)
 	conn_starttls(s->conn, s->job->tls);
 }
 
+/* The size bounds of plan_body_limit(), from the configuration. */
+static void
+session_size_params(const struct session *s, struct plan_params *pp)
+{
+	const struct conf *cf = s->job->conf;
+
+	pp->max_size = cf->max_message_size;
+	pp->size_factor = cf->list_size_factor;
+	pp->size_slack = cf->list_size_slack;
+}
+
 static void
 on_ready(void *arg, const struct pop3_msg *list, size_t n)
 {
 	struct session *s = arg;
 	struct session_result *r = result(s);
+	const struct pop3_expire *ex = pop3_client_expire(s->pop3);
+	const struct pop3_login_delay *ld = pop3_client_login_delay(s->pop3);
 	struct plan_params pp = {
 		.known = s->job->known,
+		.refused = s->job->refused,
 		.delete_archived = s->acct->delete ==
-		    CONF_DELETE_AFTER_ARCHIVE,
+		    CONF_DELETE_AFTER_ARCHIVE && !s->job->dry_run,
 		.has_top = pop3_client_has_top(s->pop3),
+		.implicit_delete = session_implicit_delete(s),
+		.now = (int64_t)time(NULL),
 	};
 
+	/* What this login's CAPA said, for the scheduler and dashboards;
+	 * an EXPIRE we cannot read is taken as 0, as plan.h does. */
+	r->login_at = time(NULL);
+	if (ex->kind == POP3_EXPIRE_NEVER)
+		snprintf(r->expire, sizeof(r->expire), "NEVER");
+	else if (ex->kind != POP3_EXPIRE_NONE)
+		snprintf(r->expire, sizeof(r->expire), "%" PRIu32,
+		    ex->kind == POP3_EXPIRE_DAYS ? ex->days : 0);
+	r->login_delay = ld->present ? (int64_t)ld->seconds : -1;
+
+	session_size_params(s, &pp);
 	r->listed = n;
 	s->plan = plan_new(&pp, list, n);
+	r->skipped = plan_skipped(s->plan);
+	if (r->skipped > 0)
+		log_info("mbox=%s %" PRIu64 " messages refused earlier are "
+		    "left on the server (see the view ingestd.refusals)",
+		    s->acct->name, r->skipped);
+	s->policy_end = s->job->dry_run ||
+	    s->acct->delete == CONF_DELETE_POLICY;
+	if (s->policy_end) {
+		delete_policy_from_conf(s->acct, &s->policy);
+		policy_start(s, list, n);
+	}
 	/* The plan keeps pointing into what it hands over here: the result
 	 * outlives the plan (session_free() frees the plan first). */
 	r->present = plan_take_present(s->plan, &r->npresent,
@@ -285,23 +507,41 @@ on_ready(void *arg, const struct pop3_msg *list, size_t n)
 	session_pump(s);
 }
 
-/*
- * The most body bytes message m may have: max_message_size, and less when
- * its LIST size says it is small (servers count line ends differently,
- * hence the factor and the slack).
- */
+/* The most body bytes message m may have (plan_body_limit()). */
 static uint64_t
-body_limit(const struct conf *cf, const struct plan_msg *m)
+body_limit(const struct session *s, const struct plan_msg *m)
 {
-	uint64_t limit = cf->max_message_size, rel;
+	struct plan_params pp = { 0 };
 
-	if (m == NULL || cf->list_size_factor == 0)
-		return limit;
-	if (m->list_size > (UINT64_MAX - cf->list_size_slack) /
-	    cf->list_size_factor)
-		return limit;
-	rel = m->list_size * cf->list_size_factor + cf->list_size_slack;
-	return rel < limit ? rel : limit;
+	session_size_params(s, &pp);
+	if (m == NULL)
+		return pp.max_size;
+	return plan_body_limit(&pp, m->list_size);
+}
+
+/*
+ * Records that this poll refused message num, so that the plan of later
+ * polls can skip it (plan_refused()).  A message without a UIDL has no
+ * identity from poll to poll, and is not recorded.
+ */
+static void
+session_refusal(struct session *s, uint32_t num, enum known_refused why,
+    uint64_t limit, const char *error)
+{
+	struct session_result *r = result(s);
+	const struct plan_msg *m = plan_msg(s->plan, num);
+	struct db_refusal *f;
+
+	if (m == NULL || m->uidl == NULL)
+		return;
+	r->refusals = xreallocarray(r->refusals, r->nrefusals + 1,
+	    sizeof(*r->refusals));
+	f = &r->refusals[r->nrefusals++];
+	f->uidl = xstrdup(m->uidl);
+	f->list_size = m->list_size;
+	f->reason = why;
+	f->size_limit = limit;
+	f->error = xstrdup(error);
 }
 
 static void
@@ -313,6 +553,8 @@ body_start(struct session *s, enum body_kind kind, uint32_t num)
 		.spool_mem = s->job->conf->spool_mem,
 		.level = s->job->conf->zstd_level,
 		.dict = s->job->dict,
+		/* Indexed in the transaction that stores it (DESIGN.md). */
+		.index = true,
 	};
 
 	s->body.kind = kind;
@@ -324,7 +566,7 @@ body_start(struct session *s, enum body_kind kind, uint32_t num)
 	m = plan_msg(s->plan, num);
 	pp.size_hint = m ? m->list_size : 0;
 	s->body.received = 0;
-	s->body.limit = body_limit(s->job->conf, m);
+	s->body.limit = body_limit(s, m);
 	s->body.pipe = pipe_new(&pp);
 }
 
@@ -355,19 +597,21 @@ body_refuse(struct session *s, uint32_t num, uint64_t received)
 {
 	const struct conf *cf = s->job->conf;
 	struct plan_msg *m = plan_msg(s->plan, num);
-	char a[32];
+	char a[32], text[160];
 
 	pipe_free(&s->body.pipe);
 	s->body.kind = BODY_DISCARD;
 	result(s)->errors++;
 	if (received > cf->max_message_size)
-		session_error(s, SESSION_TEMPORARY, "message %" PRIu32
-		    " exceeds max_message_size (%s)", num,
+		snprintf(text, sizeof(text), "message %" PRIu32 " exceeds "
+		    "max_message_size (%s)", num,
 		    fmt_size(cf->max_message_size, a, sizeof(a)));
 	else
-		session_error(s, SESSION_TEMPORARY, "message %" PRIu32 ": %"
-		    PRIu64 " bytes received, LIST said %" PRIu64, num,
-		    received, m ? m->list_size : 0);
+		snprintf(text, sizeof(text), "message %" PRIu32 ": %" PRIu64
+		    " bytes received, LIST said %" PRIu64, num, received,
+		    m ? m->list_size : 0);
+	session_error(s, SESSION_TEMPORARY, "%s", text);
+	session_refusal(s, num, KNOWN_TOO_LARGE, s->body.limit, text);
 	return -1;
 }
 
@@ -394,6 +638,8 @@ on_body(void *arg, enum pop3_cmd cmd, uint32_t num, const char *p, size_t n)
 		 * only: it stays on the server and the body is drained. */
 		session_error(s, SESSION_TEMPORARY, "message %" PRIu32 ": %s",
 		    num, pipe_error(s->body.pipe));
+		session_refusal(s, num, KNOWN_FAILED, s->body.limit,
+		    pipe_error(s->body.pipe));
 		result(s)->errors++;
 		pipe_free(&s->body.pipe);
 		s->body.kind = BODY_DISCARD;
@@ -424,6 +670,7 @@ finish_top(struct session *s, uint32_t num)
 		return;
 	switch (plan_verified(s->plan, m, head)) {
 	case PLAN_KEEP:
+		policy_proven(s, m->num, m->known->sha256);
 		break;
 	case PLAN_DELETE:
 		session_dele(s, m, m->known->sha256);
@@ -468,6 +715,8 @@ finish_retr(struct session *s, uint32_t num)
 	if (pipe_finish(s->body.pipe, &res) == -1) {
 		session_error(s, SESSION_TEMPORARY, "message %" PRIu32 ": %s",
 		    num, pipe_error(s->body.pipe));
+		session_refusal(s, num, KNOWN_FAILED, s->body.limit,
+		    pipe_error(s->body.pipe));
 		result(s)->errors++;
 		pipe_free(&s->body.pipe);
 		return;
@@ -568,6 +817,8 @@ on_failed(void *arg, enum pop3_fail why, const char *text)
 	struct session *s = arg;
 	enum session_outcome o = SESSION_TEMPORARY;
 
+	if (why == POP3_FAIL_AUTH)
+		result(s)->auth_refused = true;
 	switch (why) {
 	case POP3_FAIL_AUTH:
 	case POP3_FAIL_PERM:
@@ -634,12 +885,63 @@ session_abandon(struct session *s)
 	session_end(s);
 }
 
+/*
+ * Whether the process has found the spool's file system under
+ * spool_min_free, and said so: the episode is logged once for every
+ * session of every worker, when it starts and when it ends.
+ */
+static atomic_bool space_low_logged;
+
+static void
+on_space_timer(struct loop *l, void *arg)
+{
+	struct session *s = arg;
+
+	session_pump(s);
+}
+
+/*
+ * Whether the spool's file system has spool_min_free bytes available, so
+ * that another message may be received.  If not, the session pauses: it
+ * sends no RETR or TOP, fails nothing and spools nothing more, and looks
+ * again every SESSION_SPACE_RECHECK_MS.  Messages already in flight
+ * finish (each is bounded by max_message_size).  A statvfs that fails is
+ * no reason to stop archiving.
+ */
+static bool
+session_space_ok(struct session *s)
+{
+	uint64_t min = s->job->conf->spool_min_free, avail;
+	char a[32], b[32];
+
+	if (min == 0)
+		return true;
+	if (spool_dir_avail(s->job->spool_dir, NULL, &avail) == -1) {
+		log_debug("mbox=%s statvfs %s: %s", s->acct->name,
+		    s->job->spool_dir, strerror(errno));
+		return true;
+	}
+	if (avail >= min) {
+		if (atomic_exchange(&space_low_logged, false))
+			log_info("spool: %s available on %s again: receiving "
+			    "resumes", fmt_size(avail, a, sizeof(a)),
+			    s->job->spool_dir);
+		return true;
+	}
+	if (!atomic_exchange(&space_low_logged, true))
+		log_warnx("spool: %s available on %s, under spool_min_free "
+		    "(%s): sessions pause receiving until space returns",
+		    fmt_size(avail, a, sizeof(a)), s->job->spool_dir,
+		    fmt_size(min, b, sizeof(b)));
+	return false;
+}
+
 /* Hands the engine more work, or QUIT once everything is answered. */
 static void
 session_pump(struct session *s)
 {
 	struct plan_msg *m;
-	bool implicit;
+	bool implicit, paused = false;
 
 	if (s->phase != SP_TRANSFER)
 		goto out;
@@ -652,7 +954,16 @@ session_pump(struct session *s)
 		    "more RETR in this poll", s->acct->name);
 		s->stop_fetching = true;
 	}
-	while (!s->stop_fetching && s->inflight < SESSION_WINDOW &&
+	if (!s->stop_fetching && !plan_exhausted(s->plan) &&
+	    s->inflight < SESSION_WINDOW &&
+	    s->uncommitted < SESSION_MAX_UNCOMMITTED &&
+	    !session_space_ok(s)) {
+		paused = true;
+		if (s->t_space.slot == 0)
+			loop_timer_add(s->loop, &s->t_space,
+			    SESSION_SPACE_RECHECK_MS, on_space_timer, s);
+	}
+	while (!paused && !s->stop_fetching && s->inflight < SESSION_WINDOW &&
 	    s->uncommitted < SESSION_MAX_UNCOMMITTED &&
 	    (m = plan_next(s->plan)) != NULL)
 		session_command(s, m);
@@ -660,11 +971,30 @@ session_pump(struct session *s)
 	 * their answers: they arrive first, in order, and a refused DELE is
 	 * simply not applied. */
 	if ((s->stop_fetching || plan_exhausted(s->plan)) &&
+	    s->inflight == 0 && s->uncommitted == 0 && s->policy_end &&
+	    !s->policy_done) {
+		s->policy_done = true;
+		/* A poll that stopped early has not proven all it could. */
+		if (!s->stop_fetching)
+			policy_decide(s);
+	}
+	if ((s->stop_fetching || plan_exhausted(s->plan)) &&
 	    s->inflight == 0 && s->uncommitted == 0 &&
 	    (s->deles == 0 || pop3_client_pipelining(s->pop3))) {
 		if (plan_end(implicit, s->retrieved, s->archived) ==
 		    PLAN_END_ABANDON) {
 			session_abandon(s);
+			return;
+		}
+		/* A dry run deletes nothing, and QUIT would have such a
+		 * server delete what was retrieved: no QUIT, no UPDATE. */
+		if (implicit && s->job->dry_run && s->retrieved > 0) {
+			log_info("mbox=%s dry run: the server deletes "
+			    "retrieved messages at QUIT (%s); closing without "
+			    "QUIT",
+			    s->acct->name, s->acct->implicit_delete ?
+			    "implicit_delete" : "EXPIRE 0");
+			session_end(s);
 			return;
 		}
 		set_phase(s, SP_QUIT);
@@ -755,6 +1085,8 @@ session_free(void *arg)
 	pipe_head_release(&s->body.top);
 	plan_free(&s->plan);
 	free(s->marked); s->marked = NULL;
+	free(s->pol); s->pol = NULL;
+	free(s->pol_sha); s->pol_sha = NULL;
 	free(s); s = NULL;
 	job->session = NULL;
 	job->finished(job);
@@ -769,6 +1101,7 @@ session_free(void *arg)
 static void
 session_end(struct session *s)
 {
+	loop_timer_cancel(s->loop, &s->t_space);
 	if (!session_ended(s)) {
 		set_phase(s, SP_ENDED);
 		if (conn_state(s->conn) != CONN_CLOSING)
@@ -799,6 +1132,7 @@ on_commit_answered(void *arg)
 		result(s)->archived++;
 		if (it->blob_existed)
 			result(s)->deduplicated++;
+		policy_proven(s, pc->num, it->res.sha256);
 		if (s->phase == SP_TRANSFER &&
 		    plan_delete_archived(s->plan) &&
 		    (m = plan_msg(s->plan, pc->num)) != NULL)
@@ -807,6 +1141,8 @@ on_commit_answered(void *arg)
 		result(s)->errors++;
 		session_error(s, SESSION_TEMPORARY, "message %" PRIu32
 		    " not archived: %s", pc->num, it->error);
+		session_refusal(s, pc->num, KNOWN_FAILED,
+		    body_limit(s, plan_msg(s->plan, pc->num)), it->error);
 	}
 	free(it->uidl); it->uidl = NULL;
 	free(pc); pc = NULL;
@@ -828,6 +1164,12 @@ session_drain(void *arg)
 	session_pump(s);
 }
 
+/* conf.h's login methods are passed to pop3/ as they are. */
+_Static_assert((int)CONF_AUTH_PLAIN == (int)POP3_AUTH_PLAIN &&
+    (int)CONF_AUTH_XOAUTH2 == (int)POP3_AUTH_XOAUTH2 &&
+    (int)CONF_AUTH_OAUTHBEARER == (int)POP3_AUTH_OAUTHBEARER,
+    "enum conf_auth and enum pop3_auth differ");
+
 void
 session_start(void *arg)
 {
@@ -838,13 +1180,20 @@ session_start(void *arg)
 	struct pop3_client_params pp = {
 		.user = a->user,
 		.password = a->password,
+		.token = job->token,
+		.host = a->host,
+		.port = (unsigned)a->port,
 		.auth = (enum pop3_auth)a->auth,
 		.starttls = a->tls == CONF_TLS_STARTTLS,
 		.md5 = hash_md5,
+		.stat = a->delete == CONF_DELETE_POLICY &&
+		    (a->policy.rules & DELETE_R_KEEP_UNDER) != 0,
 	};
 	struct conn_params cp = {
 		.addr = job->addr,
 		.addrlen = job->addrlen,
+		.more_addrs = job->more_addrs,
+		.nmore = job->nmore,
 		.host = a->host,
 		.tls = a->tls == CONF_TLS_IMPLICIT ? job->tls : NULL,
 		.connect_timeout_ms = cf->connect_timeout * 1000,
@@ -872,5 +1221,11 @@ session_result_release(struct session_result *r)
 	free(r->deleted_v); r->deleted_v = NULL;
 	free(r->present); r->present = NULL;
 	free(r->present_mem); r->present_mem = NULL;
-	r->ndeleted = r->npresent = 0;
+	free(r->dry_run_text); r->dry_run_text = NULL;
+	for (i = 0; i < r->nrefusals; i++) {
+		free((char *)r->refusals[i].uidl);
+		free((char *)r->refusals[i].error);
+	}
+	free(r->refusals); r->refusals = NULL;
+	r->ndeleted = r->npresent = r->nrefusals = 0;
 }

@@ -11,8 +11,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "ingestd/conf.h"
+#include "ingestd/conn.h"
 #include "store/db.h"
 
 struct conn_tls;
@@ -33,6 +35,10 @@ struct session_result {
 	char error[512];	/* the first error, with context */
 	uint64_t listed, fetched, archived, deduplicated, deleted, bytes;
 	uint64_t errors;	/* messages that failed (RETR/DELE -ERR,...) */
+	bool auth_refused;	/* the server refused the login */
+	bool needs_reauth;	/* the OAuth grant needs the operator (set by
+				 * the scheduler: token endpoint or a refused
+				 * fresh token) */
 	/* What the server confirmed deleted (+OK to QUIT). */
 	struct db_deleted *deleted_v;
 	size_t ndeleted;
@@ -42,6 +48,18 @@ struct session_result {
 	const char **present;
 	size_t npresent;
 	char *present_mem;
+	/* Messages this poll refused (uidl and error owned here). */
+	struct db_refusal *refusals;
+	size_t nrefusals;
+	uint64_t skipped;	/* refused earlier, left alone (PLAN_SKIP) */
+	/* What CAPA said after login (pop3/parse.h); login_at is 0 if the
+	 * session never logged in. */
+	time_t login_at;
+	char expire[16];	/* "NEVER", days, or "" if not advertised */
+	int64_t login_delay;	/* seconds; -1 if not advertised */
+	/* The delete policy's verdicts under --dry-run, a line each; NULL
+	 * if none. */
+	char *dry_run_text;
 };
 
 /* A poll to run, prepared by the scheduler on the main thread (address
@@ -53,13 +71,28 @@ struct session_job {
 	int64_t account_id;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	/* The host's further addresses, tried in order if addr fails. */
+	struct conn_addr more_addrs[CONN_MORE_ADDRS_MAX];
+	size_t nmore;
 	struct conn_tls *tls;		/* NULL for tls = "none" */
 	struct known *known;		/* owned by the job */
+	struct known *refused;		/* its refusals; owned by the job */
+	/* First-seen times and Dates for the delete policy; owned by the
+	 * job, NULL when the account has no delete = { ... }. */
+	struct facts *facts;
+	bool dry_run;			/* decide, print, send no DELE */
+	/* The account already needs the operator, and the scheduler has
+	 * said so: a permanent failure is logged at debug level only. */
+	bool quiet_permanent;
+	int64_t now;			/* the policy's clock: Unix time */
 	struct committer *committer;
 	const char *spool_dir;
 	/* The zstd dictionary to compress with, NULL for none; it stays
 	 * alive until the workers have stopped. */
 	const struct zdict *dict;
+	/* The OAuth access token to log in with, or NULL for the password;
+	 * the scheduler's, alive until finished() has run. */
+	const char *token;
 	struct session_result result;
 	/* Called on the worker thread when the session has ended and every
 	 * commit it submitted has been answered. */

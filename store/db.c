@@ -335,8 +335,9 @@ db_sqlstate(const struct db *db)
 bool
 db_error_data(const struct db *db)
 {
-	return db->sqlstate[0] == '2' &&
-	    (db->sqlstate[1] == '2' || db->sqlstate[1] == '3');
+	return (db->sqlstate[0] == '2' &&
+	    (db->sqlstate[1] == '2' || db->sqlstate[1] == '3')) ||
+	    (db->sqlstate[0] == '5' && db->sqlstate[1] == '4');
 }
 
 int

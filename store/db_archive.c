@@ -32,16 +32,12 @@
 #include "store/spool.h"
 #include "store/zstd.h"
 
-/* The OIDs of types text and bytea, for binary arrays of them. */
-#define DB_TEXTOID	25
-#define DB_BYTEAOID	17
-
 /*
  * Whether s can be stored as text in a UTF8 database: valid UTF-8 without
  * control characters.  A server that sends anything else as a UIDL must not
  * make the whole batch fail at the database, again and again.
  */
-static bool
+bool
 db_text_ok(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -105,6 +101,23 @@ db_account_id(struct db *db, const char *name, int64_t *id_r)
 		return -1;
 	}
 	*id_r = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_account_reauth(struct db *db, int64_t account_id, bool needs)
+{
+	struct db_params p;
+	PGresult *res;
+
+	if (db_ready(db) == -1)
+		return -1;
+	db_par_init(&p);
+	db_par_int(&p, account_id);
+	db_par_text(&p, needs ? "true" : "false");
+	if ((res = db_exec(db, INDEX_ACCOUNT_REAUTH, &p, false)) == NULL)
+		return -1;
 	PQclear(res);
 	return 0;
 }
@@ -457,6 +470,7 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 	    db_prepare(db, INDEX_BLOB_INSERT) == -1 ||
 	    db_prepare(db, INDEX_CHUNK_INSERT) == -1 ||
 	    db_prepare(db, INDEX_DELIVERY_INSERT) == -1 ||
+	    db_prepare(db, INDEX_MESSAGE_INSERT) == -1 ||
 	    db_prepare(db, INDEX_SYNC_COMMIT_LOCAL) == -1)
 		return -1;
 	fresh = xcalloc(n, sizeof(*fresh));
@@ -493,6 +507,12 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 			(void)db_pl_sync(db);
 			goto fail;
 		}
+		/* A new blob's index rows, with it: never one without the
+		 * other.  An older blob's are reindex's to write. */
+		if (fresh[i] && (row->meta != NULL || row->index_refused) &&
+		    db_index_send(db, row->sha256, row->meta,
+		    row->index_refused) == -1)
+			goto fail;
 		db_par_init(&p);
 		db_par_int(&p, row->account_id);
 		db_par_text(&p, row->uidl);
@@ -528,13 +548,11 @@ out:
 }
 
 /*
- * A one-dimensional array in PostgreSQL's binary form: header (ndim,
- * has-nulls, element type), the dimension (size, lower bound), then each
- * element as length and bytes, -1 for NULL.  No quoting to get wrong.
- * NULL elems[i] is SQL NULL.  Returns the caller's buffer, or NULL with
- * the error set if it would not fit a parameter.
+ * The binary form: header (ndim, has-nulls, element type), the dimension
+ * (size, lower bound), then each element as length and bytes, -1 for
+ * NULL.  No quoting to get wrong.
  */
-static unsigned char *
+unsigned char *
 db_array(struct db *db, uint32_t elemtype, const void *const *elems,
     const size_t *lens, size_t n, size_t *total_r)
 {
@@ -693,6 +711,93 @@ db_poll_record(struct db *db, const struct db_poll *poll)
 	db_par_uint(&p, poll->deleted);
 	db_par_uint(&p, poll->bytes);
 	if ((res = db_exec(db, INDEX_POLL_INSERT, &p, false)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_refusals_load(struct db *db, int64_t account_id, struct known *k)
+{
+	struct known_entry e;
+	struct db_params p;
+	PGresult *res;
+	int r;
+
+	if (db_ready(db) == -1)
+		return -1;
+	db_par_init(&p);
+	db_par_int(&p, account_id);
+	if ((res = db_exec(db, INDEX_REFUSAL_SELECT, &p, false)) == NULL)
+		return -1;
+	for (r = 0; r < PQntuples(res); r++) {
+		memset(&e, 0, sizeof(e));
+		e.uidl = PQgetvalue(res, r, 0);
+		e.list_size = strtoull(PQgetvalue(res, r, 1), NULL, 10);
+		e.refused = PQgetvalue(res, r, 2)[0] == 't' ? KNOWN_TOO_LARGE :
+		    KNOWN_FAILED;
+		e.size_limit = strtoull(PQgetvalue(res, r, 3), NULL, 10);
+		e.failures = (unsigned)strtoul(PQgetvalue(res, r, 4), NULL,
+		    10);
+		e.last_refused = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+		known_add(k, &e);
+	}
+	PQclear(res);
+	return 0;
+}
+
+int
+db_refusals_record(struct db *db, int64_t account_id,
+    const struct db_refusal *r, size_t n, const char *const *present,
+    size_t npresent)
+{
+	struct db_params p;
+	PGresult *res;
+	unsigned char *arr = NULL;
+	size_t i, total = 0, *lens;
+
+	if (db_ready(db) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!db_text_ok(r[i].uidl)) {
+			db_seterr(db, "INSERT refusal: UIDL is not printable "
+			    "UTF-8");
+			return -1;
+		}
+		db_par_init(&p);
+		db_par_int(&p, account_id);
+		db_par_text(&p, r[i].uidl);
+		db_par_uint(&p, r[i].list_size);
+		db_par_text(&p, r[i].reason == KNOWN_TOO_LARGE ? "too_large" :
+		    "failed");
+		db_par_uint(&p, r[i].size_limit);
+		/* Error text is ours, but quotes a server: keep it storable. */
+		db_par_text(&p, r[i].error != NULL &&
+		    db_text_ok(r[i].error) ? r[i].error : NULL);
+		if ((res = db_exec(db, INDEX_REFUSAL_RECORD, &p, false)) ==
+		    NULL)
+			return -1;
+		PQclear(res);
+	}
+	if (present != NULL) {
+		lens = xcalloc(npresent ? npresent : 1, sizeof(*lens));
+		for (i = 0; i < npresent; i++)
+			lens[i] = strlen(present[i]);
+		arr = db_array(db, DB_TEXTOID, (const void *const *)present,
+		    lens, npresent, &total);
+		free(lens); lens = NULL;
+		if (arr == NULL)
+			return -1;
+	}
+	db_par_init(&p);
+	db_par_int(&p, account_id);
+	if (arr != NULL)
+		db_par_bytes(&p, arr, total);
+	else
+		db_par_text(&p, NULL);
+	res = db_exec(db, INDEX_REFUSAL_PRUNE, &p, false);
+	free(arr); arr = NULL;
+	if (res == NULL)
 		return -1;
 	PQclear(res);
 	return 0;

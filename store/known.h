@@ -12,6 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Why a message was refused, in a table of refusals (db_refusals_load());
+ * KNOWN_ARCHIVED in the table of what is archived.
+ */
+enum known_refused {
+	KNOWN_ARCHIVED,
+	KNOWN_TOO_LARGE,	/* its bytes passed size_limit */
+	KNOWN_FAILED,		/* retrieved, not archived */
+};
+
 struct known_entry {
 	char *uidl;
 	unsigned char sha256[32];
@@ -19,6 +29,12 @@ struct known_entry {
 	uint64_t list_size;	/* LIST size when archived */
 	uint64_t size;		/* archived bytes */
 	bool server_deleted;	/* the server confirmed its deletion */
+	/* A refusal: why, the size bound then in force, how many polls in
+	 * a row refused it, and when the last did (Unix time). */
+	enum known_refused refused;
+	uint64_t size_limit;
+	unsigned failures;
+	int64_t last_refused;
 	struct known_entry *next; /* same bucket */
 };
 

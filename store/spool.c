@@ -172,21 +172,34 @@ spool_space_low(const struct spool *s)
 }
 
 int
+spool_dir_avail(const char *dir, const struct spool_sys *sys,
+    uint64_t *avail_r)
+{
+	int (*fn)(const char *, struct statvfs *) = statvfs;
+	struct statvfs st;
+
+	if (sys != NULL && sys->statvfs != NULL)
+		fn = sys->statvfs;
+	if (fn(dir, &st) == -1)
+		return -1;
+	*avail_r = (uint64_t)st.f_bavail * (st.f_frsize != 0 ? st.f_frsize :
+	    st.f_bsize);
+	return 0;
+}
+
+int
 spool_space_recheck(struct spool *s)
 {
-	struct statvfs st;
 	uint64_t avail;
 
 	if (s->min_free == 0) {
 		s->low = false;
 		return 0;
 	}
-	if (s->sys.statvfs(s->dir, &st) == -1) {
+	if (spool_dir_avail(s->dir, &s->sys, &avail) == -1) {
 		spool_fail(s, "statvfs of", errno);
 		return -1;
 	}
-	avail = (uint64_t)st.f_bavail * (st.f_frsize != 0 ? st.f_frsize :
-	    st.f_bsize);
 	s->low = avail < s->min_free;
 	return s->low ? 1 : 0;
 }

@@ -94,6 +94,14 @@ bool spool_space_low(const struct spool *s);
  * (spool_error() says why; spool_space_low() stays as it was).
  */
 int spool_space_recheck(struct spool *s);
+/*
+ * The bytes available to us on the file system that holds dir (statvfs:
+ * f_bavail blocks), through sys (NULL: the real system calls): what a
+ * session checks against spool_min_free before it receives another
+ * message.  0, or -1 with errno set.
+ */
+int spool_dir_avail(const char *dir, const struct spool_sys *sys,
+    uint64_t *avail_r);
 /* Whether the bytes outgrew memory and a temporary file holds the rest. */
 bool spool_on_disk(const struct spool *s);
 /* The last error, "" if none. */

@@ -10,6 +10,8 @@
  *            23503, a foreign key) fails only its own message, at once,
  *            with the SQLSTATE, in a batch with healthy ones, which are
  *            durable without waiting for the retry period
+ *   limit    a row the server cannot hold (SQLSTATE 54000, an index row
+ *            too big) fails only its own message, like a refused value
  *   sync     synchronous_commit: set on whatever the role and database
  *            defaults say; db_check_sync_commit() refuses a session where
  *            it is off; a commit in such a session still runs with it on
@@ -470,6 +472,66 @@ check_data(struct db *db, const char *ci)
 	PQfinish(side);
 }
 
+/*
+ * SQLSTATE class 54, program limit exceeded: a value the server takes but
+ * cannot index (here a partial index an operator added, whose key for one
+ * UIDL is 3,200 bytes of hex that does not compress, past btree's 2,704).
+ * It fails the same way at every attempt, so it must fail its message
+ * alone, like classes 22 and 23, not the batch after retry_seconds.
+ */
+static void
+check_limit(struct db *db, const char *ci)
+{
+	struct committer_params cp = {
+		.conninfo = ci,
+		.batch_max = 64,
+		.retry_seconds = 60,
+	};
+	struct citem *c[6], *plug;
+	struct committer *cm;
+	PGconn *side;
+	char uidl[32];
+	int64_t acct;
+	int i;
+
+	CHECK_OK(db_account_id(db, "limit", &acct), db);
+	side = side_open(ci);
+	CHECK(side_exec(side, "CREATE FUNCTION ingestd.test_wide(t text) "
+	    "RETURNS text IMMUTABLE LANGUAGE sql AS $$ SELECT string_agg("
+	    "md5(t || i::text), '') FROM generate_series(1, 100) AS i $$"));
+	CHECK(side_exec(side, "CREATE INDEX test_wide ON ingestd.delivery "
+	    "(ingestd.test_wide(uidl)) WHERE uidl = 'l-wide'"));
+	reset_answers();
+	cm = plugged(&cp, side, acct, &plug);
+	for (i = 0; i < 6; i++) {
+		snprintf(uidl, sizeof(uidl), i == 2 ? "l-wide" : "l%d", i);
+		c[i] = item(acct, uidl, 300 + i);
+		committer_submit(cm, &c[i]->it);
+	}
+	unplug(side);
+	CHECK(wait_answers(7, 120));
+	CHECK(plug->o.durable);
+	for (i = 0; i < 6; i++) {
+		snprintf(uidl, sizeof(uidl), i == 2 ? "l-wide" : "l%d", i);
+		if (i == 2) {
+			CHECK(c[i]->o.answered && !c[i]->o.durable);
+			CHECK(!archived(db, acct, uidl));
+		} else {
+			CHECK(c[i]->o.durable);
+			CHECK(archived(db, acct, uidl));
+		}
+	}
+	CHECK(strstr(c[2]->o.error, "SQLSTATE 54000") != NULL);
+	printf("  limit: refused alone: %s\n", c[2]->o.error);
+	committer_stop(&cm);
+	CHECK(side_exec(side, "DROP INDEX ingestd.test_wide"));
+	CHECK(side_exec(side, "DROP FUNCTION ingestd.test_wide(text)"));
+	for (i = 0; i < 6; i++)
+		item_free(&c[i]);
+	item_free(&plug);
+	PQfinish(side);
+}
+
 /* ---- synchronous_commit ---- */
 
 static void
@@ -816,6 +878,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	check_data(db, ci);
+	check_limit(db, ci);
 	check_sync(admin, argv[1], tag);
 	check_timeouts(db, ci);
 	check_readback(db, ci);

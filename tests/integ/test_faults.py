@@ -1086,3 +1086,57 @@ def test_endless_body_is_refused_at_the_cap(env):
     assert "bytes received" in p["error"], p
     fr.check_dele_proven(liar)
     fr.check_left(liar, fr.msgs(liar))
+
+
+def _retrs_by_poll(fr, name):
+    """The RETR commands of each connection that named the user, in
+    connection order."""
+    return [[e.text.upper() for e in evs if e.kind == "C" and
+             e.text.upper().startswith("RETR")]
+            for _, evs in sorted(fr.where[name].conns(name).items())]
+
+
+def test_restored_message_is_downloaded_once(env):
+    """A message archived, then gone from the server (a poll finds it
+    absent and marks its delivery gone), then back (the mailbox restored
+    from a backup), is downloaded once to prove it by its bytes and is then
+    known again: the polls after that prove it by TOP and download
+    nothing.  Under both policies: "after-archive" deletes it again."""
+    fr = FaultRun(env, "restore")
+    srv = fr.server()
+    keep = fr.mailbox(srv, files=_files("rk", 3), delete="never")
+    drain = fr.mailbox(srv, files=_files("rd", 3))
+    summ = fr.once()
+    assert summ[keep]["archived"] == 3 and summ[drain]["archived"] == 3, \
+        summ
+    # Someone else removes message 2 of keep; drain's were all deleted.
+    kdir = os.path.join(srv.dir, keep)
+    held = os.path.join(fr.dir, "held-m0002")
+    os.rename(os.path.join(kdir, "m0002"), held)
+    fr.once()
+    gone = {r["uidl"]: r["deleted"] for r in fr.deliveries(keep)}
+    assert gone["m0002"] is not None and gone["m0001"] is None, gone
+    # Both mailboxes restored.
+    os.rename(held, os.path.join(kdir, "m0002"))
+    ddir = os.path.join(srv.dir, drain)
+    for i, data in enumerate(_files("rd", 3), 1):
+        with open(os.path.join(ddir, "m%04d" % i), "wb") as fh:
+            fh.write(data)
+    n_before = {name: len(_retrs_by_poll(fr, name)) for name in (keep, drain)}
+    summ3 = fr.once()
+    summ4 = fr.once()
+    for name, want in ((keep, 1), (drain, 3)):
+        later = _retrs_by_poll(fr, name)[n_before[name]:]
+        assert len(later) == 2, "%s: %d polls: %s" % (name, len(later), later)
+        assert sum(len(r) for r in later) <= want and later[1] == [], \
+            "%s: downloaded again at each poll: %s%s" % (name, later,
+                                                         fr.context())
+    assert summ4[keep]["fetched"] == 0 and summ4[keep]["errors"] == 0, summ4
+    on_server = {r["uidl"]: r["deleted"] for r in fr.deliveries(keep)}
+    assert all(v is None for v in on_server.values()), on_server
+    assert len(fr.deliveries(keep)) == 3, fr.deliveries(keep)
+    # drain: downloaded once, deleted again by the same poll.
+    assert summ3[drain]["deleted"] == 3, summ3
+    assert srv.files_left(drain) == [], srv.files_left(drain)
+    assert len(fr.deliveries(drain)) == 3, fr.deliveries(drain)
+    assert all(r["deleted"] is not None for r in fr.deliveries(drain))

@@ -18,7 +18,8 @@ message whose compressed bytes outgrow 4 KiB must go to a file that cannot
 be written.  Those messages fail with an error naming the spool and the
 system's reason, are not deleted, and are archived by the next poll once
 the spool is writable again; the small ones are archived and deleted
-meanwhile.
+meanwhile.  They run with spool_min_free = 0, no floor, so that the spool
+does fill (test_spool_floor.py tests the pause under the floor).
 """
 
 import base64
@@ -544,7 +545,8 @@ def _spool_fault(env, prefix, options, reason):
     ar.snapshot()
     spool = os.path.join(ar.state, "spool")
     os.makedirs(spool, mode=0o700)
-    ar.write_config(workers=2, extra=dict(TIMEOUTS, spool_memory=4096))
+    ar.write_config(workers=2, extra=dict(TIMEOUTS, spool_memory=4096,
+                                          spool_min_free=0))
     _mount_tmpfs(spool, options)
     try:
         summ = ar.once(expect_rc=1)
@@ -644,7 +646,8 @@ def test_spool_full_under_run_recovers_when_space_returns(env):
     spool = os.path.join(ar.state, "spool")
     os.makedirs(spool, mode=0o700)
     ar.write_config(workers=2, poll_interval=1,
-                    extra=dict(TIMEOUTS, spool_memory=4096))
+                    extra=dict(TIMEOUTS, spool_memory=4096,
+                               spool_min_free=0))
     _mount_tmpfs(spool, "size=1m,mode=0700")
     d = None
     try:

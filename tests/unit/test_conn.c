@@ -62,7 +62,9 @@
 	X(test_tls_bad_record)                                          \
 	X(test_write_reset_plain)                                       \
 	X(test_write_reset_tls)                                         \
-	X(test_close_in_callback)
+	X(test_close_in_callback)                                       \
+	X(test_connect_next_address)                                    \
+	X(test_connect_every_address_fails)
 TESTS(TEST_DECLARE)
 
 /* ---- certificates ---- */
@@ -1807,6 +1809,102 @@ test_close_in_callback(void)
 	cl_done(&t);
 	srv_join(&s);
 	ASSERT_TRUE(s.ok);
+}
+
+
+static void
+loopback(struct sockaddr_storage *ss, socklen_t *len_r, unsigned short port)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(port);
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	*len_r = sizeof(*sin);
+}
+
+/* Starts a plain conn to first (NULL: an address socket() refuses), then
+ * to the more addresses in order. */
+static void
+cl_start_addrs(struct cl *t, const unsigned short *first,
+    const struct conn_addr *more, size_t nmore)
+{
+	struct conn_params p;
+	char err[256];
+
+	memset(t, 0, sizeof(*t));
+	memset(&p, 0, sizeof(p));
+	if (first != NULL)
+		loopback(&p.addr, &p.addrlen, *first);
+	else {
+		p.addr.ss_family = AF_UNSPEC;
+		p.addrlen = sizeof(p.addr);
+	}
+	p.more_addrs = more;
+	p.nmore = nmore;
+	p.host = "localhost";
+	p.connect_timeout_ms = 5000;
+	t->hook = hook_say;
+	t->ctx = "hello\r\n";
+	if ((t->l = loop_new(err, sizeof(err))) == NULL)
+		TEST_FAIL_("loop_new: %s", err);
+	t->c = conn_new(t->l, &p, cl_cb, t);
+}
+
+/*
+ * A name that resolves to several addresses (::1 and 127.0.0.1 for
+ * "localhost"): an address socket() refuses, then one that refuses the
+ * connection, then the one that listens.  The conn comes up on the last,
+ * and nothing of the failures reaches the owner.
+ */
+static void
+test_connect_next_address(void)
+{
+	struct conn_addr more[2];
+	unsigned short dead;
+	struct srv s;
+	struct cl t;
+	int fd;
+
+	fd = listen_socket(-1, &dead);	/* bound, not listening: RST */
+	srv_start(&s, NULL, srv_echo);
+	loopback(&more[0].addr, &more[0].addrlen, dead);
+	loopback(&more[1].addr, &more[1].addrlen, s.port);
+	cl_start_addrs(&t, NULL, more, 2);
+	cl_run(&t, &t.stop);
+	ASSERT_STREQ(t.data, "echo: hello\r\n");
+	ASSERT_STREQ(t.evs, "ULD");
+	ASSERT_STREQ(conn_error(t.c), "");
+	conn_close(t.c);
+	srv_join(&s);
+	ASSERT_TRUE(s.ok);
+	cl_done(&t);
+	close(fd);
+}
+
+/* Every address refuses: one error, naming each address in order. */
+static void
+test_connect_every_address_fails(void)
+{
+	struct conn_addr more[1];
+	unsigned short d1, d2;
+	char want[200];
+	struct cl t;
+	int fd1, fd2;
+
+	fd1 = listen_socket(-1, &d1);
+	fd2 = listen_socket(-1, &d2);
+	loopback(&more[0].addr, &more[0].addrlen, d2);
+	cl_start_addrs(&t, &d1, more, 1);
+	cl_run(&t, &t.end);
+	ASSERT_STREQ(t.evs, "E");
+	snprintf(want, sizeof(want), "connect to 127.0.0.1:%u: Connection "
+	    "refused; 127.0.0.1:%u: Connection refused", d1, d2);
+	expect_error(&t, CONN_EV_ERROR, want);
+	cl_done(&t);
+	close(fd1);
+	close(fd2);
 }
 
 TEST_MAIN(TESTS)

@@ -5,6 +5,7 @@
  * tested against a truth table written out independently of the code.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ingestd/plan.h"
@@ -30,7 +31,10 @@
 	X(test_msg_by_number)                                           \
 	X(test_empty_listing)                                           \
 	X(test_end_truth_table)                                         \
-	X(test_keep_fetching)
+	X(test_keep_fetching)                                           \
+	X(test_body_limit)                                              \
+	X(test_refused_truth_table)                                     \
+	X(test_refused_messages_are_skipped)
 TESTS(TEST_DECLARE)
 
 static const unsigned char HEAD[32] = { 1, 2, 3 };
@@ -638,6 +642,199 @@ test_keep_fetching(void)
 		ASSERT_TRUE(plan_keep_fetching(false, lost));
 		ASSERT_EQ(plan_keep_fetching(true, lost), lost == 0);
 	}
+}
+
+static void
+test_body_limit(void)
+{
+	static const struct {
+		uint64_t max, factor, slack, list, want;
+	} t[] = {
+		/* No relative bound: max_message_size alone. */
+		{ 1000, 0, 0, 10, 1000 },
+		{ 1000, 0, 500, 10, 1000 },
+		/* factor x LIST + slack, when below the cap. */
+		{ 1 << 20, 2, 1000, 1000, 3000 },
+		{ 1 << 20, 2, 1000, 0, 1000 },
+		{ 5000, 2, 1000, 10000, 5000 },
+		{ 3000, 2, 1000, 1000, 3000 },
+		/* A LIST size so large the product would overflow. */
+		{ 1 << 20, 4, 10, UINT64_MAX / 2, 1 << 20 },
+		{ 1 << 20, 1, 1, UINT64_MAX, 1 << 20 },
+	};
+	struct plan_params pp;
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		memset(&pp, 0, sizeof(pp));
+		pp.max_size = t[i].max;
+		pp.size_factor = t[i].factor;
+		pp.size_slack = t[i].slack;
+		ASSERT_EQ(plan_body_limit(&pp, t[i].list), t[i].want);
+	}
+}
+
+/*
+ * Whether a refusal still holds, written out case by case: a message too
+ * large is skipped until the bound that applies to it grows past the one
+ * that refused it; a message that failed is skipped only on an account
+ * whose server deletes at QUIT, after 3 polls in a row, and for a day
+ * after the last.
+ */
+static void
+test_refused_truth_table(void)
+{
+	static const struct {
+		enum known_refused why;
+		uint64_t rec_list, rec_limit;
+		unsigned failures;
+		int64_t age;		/* now - last_refused */
+		bool implicit;
+		uint64_t max, factor, slack, list;
+		bool skip;
+	} t[] = {
+		/* too large: the same cap, a lower one, a raised one */
+		{ KNOWN_TOO_LARGE, 1000, 65536, 1, 0, false,
+		    65536, 0, 0, 1000, true },
+		{ KNOWN_TOO_LARGE, 1000, 65536, 1, 999999, true,
+		    65536, 0, 0, 1000, true },
+		{ KNOWN_TOO_LARGE, 1000, 65536, 1, 0, false,
+		    32768, 0, 0, 1000, true },
+		{ KNOWN_TOO_LARGE, 1000, 65536, 1, 0, false,
+		    65537, 0, 0, 1000, false },
+		{ KNOWN_TOO_LARGE, 1000, 65536, 1, 0, false,
+		    1 << 20, 0, 0, 1000, false },
+		/* too large for its LIST size: the same, then more slack */
+		{ KNOWN_TOO_LARGE, 1000, 3000, 1, 0, false,
+		    1 << 20, 2, 1000, 1000, true },
+		{ KNOWN_TOO_LARGE, 1000, 3000, 1, 0, false,
+		    1 << 20, 2, 2000, 1000, false },
+		{ KNOWN_TOO_LARGE, 1000, 3000, 1, 0, false,
+		    1 << 20, 3, 1000, 1000, false },
+		/* listed with another size: another message */
+		{ KNOWN_TOO_LARGE, 1000, 65536, 1, 0, false,
+		    65536, 0, 0, 1001, false },
+		/* failed: only under implicit delete, from 3 in a row */
+		{ KNOWN_FAILED, 1000, 65536, 3, 0, true,
+		    65536, 0, 0, 1000, true },
+		{ KNOWN_FAILED, 1000, 65536, 7, 60, true,
+		    65536, 0, 0, 1000, true },
+		{ KNOWN_FAILED, 1000, 65536, 2, 0, true,
+		    65536, 0, 0, 1000, false },
+		{ KNOWN_FAILED, 1000, 65536, 1, 0, true,
+		    65536, 0, 0, 1000, false },
+		{ KNOWN_FAILED, 1000, 65536, 3, 0, false,
+		    65536, 0, 0, 1000, false },
+		{ KNOWN_FAILED, 1000, 65536, 50, 0, false,
+		    65536, 0, 0, 1000, false },
+		{ KNOWN_FAILED, 1000, 65536, 3, 86399, true,
+		    65536, 0, 0, 1000, true },
+		{ KNOWN_FAILED, 1000, 65536, 3, 86400, true,
+		    65536, 0, 0, 1000, false },
+		{ KNOWN_FAILED, 1000, 65536, 3, 0, true,
+		    65536, 0, 0, 999, false },
+		/* not a refusal at all */
+		{ KNOWN_ARCHIVED, 1000, 0, 9, 0, true,
+		    65536, 0, 0, 1000, false },
+	};
+	struct plan_params pp;
+	struct known_entry e;
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		memset(&pp, 0, sizeof(pp));
+		memset(&e, 0, sizeof(e));
+		e.uidl = "u";
+		e.refused = t[i].why;
+		e.list_size = t[i].rec_list;
+		e.size_limit = t[i].rec_limit;
+		e.failures = t[i].failures;
+		e.last_refused = 1800000000;
+		pp.now = e.last_refused + t[i].age;
+		pp.implicit_delete = t[i].implicit;
+		pp.max_size = t[i].max;
+		pp.size_factor = t[i].factor;
+		pp.size_slack = t[i].slack;
+		if (plan_refused(&pp, &e, t[i].list) != t[i].skip) {
+			fprintf(stderr, "row %zu\n", i);
+			ASSERT_EQ(plan_refused(&pp, &e, t[i].list), t[i].skip);
+		}
+	}
+}
+
+static void
+add_refused(struct known *k, const char *uidl, uint64_t list_size)
+{
+	struct known_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.uidl = (char *)uidl;
+	e.list_size = list_size;
+	e.refused = KNOWN_TOO_LARGE;
+	e.size_limit = 4096;
+	e.failures = 1;
+	known_add(k, &e);
+}
+
+/*
+ * Refused messages are never handed out, first, in the middle or last;
+ * a refused UIDL listed twice proves nothing and both are fetched; a
+ * refusal for another LIST size does not hold.
+ */
+static void
+test_refused_messages_are_skipped(void)
+{
+	struct known *k = known_new(), *r = known_new();
+	struct pop3_msg list[] = {
+		{ 1, 100, "big1" }, { 2, 10, "new" }, { 3, 100, "dup" },
+		{ 4, 100, "dup" }, { 5, 100, "resized" }, { 6, 100, "big2" },
+	};
+	struct plan_params pp = {
+		.known = k,
+		.refused = r,
+		.has_top = true,
+		.max_size = 4096,
+	};
+	struct plan *p;
+	struct plan_msg *m;
+	uint32_t want[] = { 2, 3, 4, 5 };
+	size_t i;
+
+	add_refused(r, "big1", 100);
+	add_refused(r, "dup", 100);
+	add_refused(r, "resized", 99);
+	add_refused(r, "big2", 100);
+	p = plan_new(&pp, list, 6);
+	ASSERT_EQ(plan_skipped(p), 2);
+	ASSERT_EQ(plan_msg(p, 1)->action, PLAN_SKIP);
+	ASSERT_STREQ(plan_msg(p, 1)->refused->uidl, "big1");
+	ASSERT_EQ(plan_msg(p, 6)->action, PLAN_SKIP);
+	for (i = 0; i < 4; i++) {
+		ASSERT_TRUE(!plan_exhausted(p));
+		m = plan_next(p);
+		ASSERT_TRUE(m != NULL);
+		ASSERT_EQ(m->num, want[i]);
+		ASSERT_EQ(m->action, PLAN_FETCH);
+	}
+	ASSERT_TRUE(plan_exhausted(p));
+	ASSERT_TRUE(plan_next(p) == NULL);
+	plan_free(&p);
+
+	/* The cap raised: nothing is skipped. */
+	pp.max_size = 8192;
+	p = plan_new(&pp, list, 6);
+	ASSERT_EQ(plan_skipped(p), 0);
+	ASSERT_EQ(plan_next(p)->num, 1);
+	plan_free(&p);
+
+	/* Everything refused: exhausted from the start. */
+	pp.max_size = 4096;
+	p = plan_new(&pp, list, 1);
+	ASSERT_TRUE(plan_exhausted(p));
+	ASSERT_TRUE(plan_next(p) == NULL);
+	plan_free(&p);
+	known_free(&k);
+	known_free(&r);
 }
 
 TEST_MAIN(TESTS)

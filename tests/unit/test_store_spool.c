@@ -33,6 +33,7 @@
 	X(test_mkstemp_fallback)                                         \
 	X(test_sweep_removes_crash_leftovers)                            \
 	X(test_free_space_floor)                                         \
+	X(test_dir_avail)                                                \
 	X(test_dir_left_empty)
 TESTS(TEST_DECLARE)
 
@@ -683,6 +684,30 @@ test_dir_left_empty(void)
 	dir_make();
 	ASSERT_EQ(dir_entries(), 0);
 	ASSERT_EQ(rmdir(tmpdir), 0);
+}
+
+/*
+ * What a session compares with spool_min_free before it receives another
+ * message: the bytes statvfs says are available to us, through the seam.
+ */
+static void
+test_dir_avail(void)
+{
+	uint64_t avail = 0;
+
+	fault_reset();
+	f.free_bytes = 5u << 20;
+	ASSERT_EQ(spool_dir_avail("/nonexistent", &fsys, &avail), 0);
+	ASSERT_EQ(avail, 5u << 20);
+	ASSERT_EQ(f.statvfs_calls, 1);
+	f.fail_statvfs_errno = EIO;
+	errno = 0;
+	ASSERT_EQ(spool_dir_avail("/nonexistent", &fsys, &avail), -1);
+	ASSERT_EQ(errno, EIO);
+	/* The real call, on a directory that exists. */
+	ASSERT_EQ(spool_dir_avail("/", NULL, &avail), 0);
+	ASSERT_EQ(spool_dir_avail("/nonexistent/dir", NULL, &avail), -1);
+	ASSERT_EQ(errno, ENOENT);
 }
 
 TEST_MAIN(TESTS)
