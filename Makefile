@@ -3,7 +3,7 @@
 VERSION    := 0.1.0
 BUILD      ?= build
 CC         ?= cc
-PKGS       := libssl libcrypto libpq libzstd libconfig
+PKGS       := libssl libcrypto libpq libzstd libconfig libcurl
 # pkg-config is asked once, when make starts, so these describe the machine
 # as it was then.  That is why the targets that install packages first
 # (unit, test, crashtest, bench, demo: see "Packages first" below) do their
@@ -33,7 +33,8 @@ endif
 
 LIB_SRC  := $(wildcard ingestd/base/*.c) \
             $(filter-out ingestd/main.c,$(wildcard ingestd/*.c)) \
-            $(wildcard pop3/*.c) $(wildcard store/*.c)
+            $(wildcard pop3/*.c) $(wildcard store/*.c) \
+            $(wildcard store/mime/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/migrations.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

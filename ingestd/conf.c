@@ -32,6 +32,7 @@
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
 #include "ingestd/retention.h"
+#include "ingestd/delete_policy.h"
 
 /*
  * The offset of field f of struct s, which must be as large as ctype: a
@@ -96,6 +97,8 @@ static const struct conf_setting top_settings[] = {
 	    .def = 1000, .min = 0, .max = 100000000,
 	    .doc = "Small messages stored before a zstd dictionary is "
 	    "trained; 0: no dictionaries" },
+	{ "ledger", CONF_T_GROUP, 0, .sub = CONF_SECTION_LEDGER,
+	    .doc = "Signed checkpoints of the tamper-evident ledger" },
 	{ "database", CONF_T_GROUP, 0, .sub = CONF_SECTION_DATABASE,
 	    .doc = "The archive's PostgreSQL database" },
 	{ "accounts", CONF_T_LIST, TOP(accounts, void *),
@@ -136,6 +139,27 @@ static const struct conf_setting retention_settings[] = {
 	    "applies to purge plans: a period (30d, 12w, 18m, 7y; 0d: none)" },
 };
 
+static const struct conf_setting ledger_settings[] = {
+	{ "signing_key", CONF_T_PATH, TOP(ledger_signing_key, char *),
+	    .def_doc = "none: no checkpoints",
+	    .doc = "Ed25519 private key (PEM) that signs checkpoints, made by "
+	    "ingestd ledger keygen" },
+	{ "key_name", CONF_T_STRING, TOP(ledger_key_name, char *),
+	    .def_doc = "none; required with signing_key",
+	    .doc = "The signed note's key name and the checkpoints' origin, "
+	    "e.g. archive.example.com/ingestd" },
+	{ "checkpoint_interval", CONF_T_INT,
+	    TOP(ledger_checkpoint_interval, int),
+	    .def = 300, .min = 0, .max = 7 * 86400,
+	    .doc = "Seconds between checkpoints in run, when the ledger grew; "
+	    "0: only ingestd ledger checkpoint" },
+	{ "checkpoint_command", CONF_T_PATH,
+	    TOP(ledger_checkpoint_command, char *),
+	    .def_doc = "none",
+	    .doc = "Program run with each new checkpoint on its standard "
+	    "input (no shell, no arguments)" },
+};
+
 static const struct conf_choice tls_choices[] = {
 	{ "implicit", CONF_TLS_IMPLICIT },
 	{ "starttls", CONF_TLS_STARTTLS },
@@ -147,6 +171,13 @@ static const struct conf_choice auth_choices[] = {
 	{ "user", CONF_AUTH_USER },
 	{ "apop", CONF_AUTH_APOP },
 	{ "plain", CONF_AUTH_PLAIN },
+	{ "xoauth2", CONF_AUTH_XOAUTH2 },
+	{ "oauthbearer", CONF_AUTH_OAUTHBEARER },
+	{ NULL, 0 }
+};
+static const struct conf_choice grant_choices[] = {
+	{ "refresh_token", CONF_GRANT_REFRESH_TOKEN },
+	{ "client_credentials", CONF_GRANT_CLIENT_CREDENTIALS },
 	{ NULL, 0 }
 };
 static const struct conf_choice delete_choices[] = {
@@ -186,11 +217,24 @@ static const struct conf_setting account_settings[] = {
 	    .doc = "File whose first line is the password" },
 	{ "auth", CONF_T_CHOICE, ACCOUNT(auth, int),
 	    .def = CONF_AUTH_AUTO, .choices = auth_choices,
-	    .doc = "Login: \"auto\" tries SASL PLAIN, then APOP, then USER" },
+	    .doc = "Login: \"auto\" tries SASL PLAIN, then APOP, then USER; "
+	    "with a token, SASL XOAUTH2, then OAUTHBEARER" },
+	{ "token_command", CONF_T_STRING, ACCOUNT(token_command, char *),
+	    .doc = "Command whose first output line is an OAuth 2.0 access "
+	    "token, run before each login; split at blanks, no shell unless "
+	    "it starts with sh -c" },
+	{ "token_timeout", CONF_T_INT, ACCOUNT(token_timeout, int),
+	    .def = 30, .min = 1, .max = 600,
+	    .doc = "Seconds token_command or a token request may take" },
+	{ "oauth", CONF_T_GROUP, 0, .sub = CONF_SECTION_OAUTH,
+	    .def_doc = "none",
+	    .doc = "OAuth 2.0 tokens that ingestd requests itself" },
 	{ "delete", CONF_T_CHOICE, ACCOUNT(delete, int),
 	    .def = CONF_DELETE_AFTER_ARCHIVE, .choices = delete_choices,
-	    .doc = "DELE each message once its commit has returned, or "
-	    "never" },
+	    .flags = CONF_F_OR_GROUP, .sub = CONF_SECTION_DELETE,
+	    .def_group = CONF_DELETE_POLICY,
+	    .doc = "DELE each message once its commit has returned, never, "
+	    "or as a policy group says (below)" },
 	{ "implicit_delete", CONF_T_BOOL, ACCOUNT(implicit_delete, bool),
 	    .def = false,
 	    .doc = "The server deletes retrieved messages at QUIT, as Gmail "
@@ -198,6 +242,62 @@ static const struct conf_setting account_settings[] = {
 	{ "enabled", CONF_T_BOOL, ACCOUNT(enabled, bool),
 	    .def = true,
 	    .doc = "Set to false to keep the account but not poll it" },
+};
+
+static const struct conf_setting oauth_settings[] = {
+	{ "token_url", CONF_T_STRING, ACCOUNT(oauth_token_url, char *),
+	    .doc = "The provider's token endpoint, an https:// URL; "
+	    "required" },
+	{ "client_id", CONF_T_STRING, ACCOUNT(oauth_client_id, char *),
+	    .doc = "The application's client id; required" },
+	{ "client_secret_file", CONF_T_FILE,
+	    ACCOUNT(oauth_client_secret_file, char *),
+	    .def_doc = "none (a public client)",
+	    .doc = "File whose first line is the client secret; required for "
+	    "client_credentials" },
+	{ "scope", CONF_T_STRING, ACCOUNT(oauth_scope, char *),
+	    .doc = "Scopes to ask for, blank-separated" },
+	{ "refresh_token_file", CONF_T_FILE,
+	    ACCOUNT(oauth_refresh_token_file, char *),
+	    .doc = "File holding the refresh token; a rotated one is written "
+	    "back to it before the new access token is used; required for "
+	    "refresh_token" },
+	{ "grant", CONF_T_CHOICE, ACCOUNT(oauth_grant, int),
+	    .def = CONF_GRANT_REFRESH_TOKEN, .choices = grant_choices,
+	    .doc = "One mailbox's refresh token, or one application token "
+	    "shared by every account with the same token_url, client_id and "
+	    "scope" },
+	{ "ca_file", CONF_T_FILE, ACCOUNT(oauth_ca_file, char *),
+	    .def_doc = "the system trust store",
+	    .doc = "CA certificates that verify the token endpoint" },
+};
+
+#define POLICY(f, ctype) FIELD(conf_account, policy.f, ctype)
+#define DAYS_MAX 36500
+
+/* delete = { ... }; each row's presence sets its rule (check_delete). */
+static const struct conf_setting delete_settings[] = {
+	{ "after_days", CONF_T_UINT, POLICY(after_days, unsigned),
+	    .def = 0, .min = 0, .max = DAYS_MAX, .def_doc = "unset",
+	    .doc = "Delete an archived message this many days after "
+	    "ingestd first saw it" },
+	{ "older_than_days", CONF_T_UINT, POLICY(older_than_days, unsigned),
+	    .def = 0, .min = 0, .max = DAYS_MAX, .def_doc = "unset",
+	    .doc = "Delete an archived message whose Date header is older "
+	    "than this many days; one without a known Date is kept" },
+	{ "bigger_than", CONF_T_SIZE, POLICY(bigger_than, size_t),
+	    .def = 0, .min = 0, .max = 1LL << 50, .def_doc = "unset",
+	    .doc = "Delete an archived message whose LIST size is larger" },
+	{ "keep_under", CONF_T_SIZE, POLICY(keep_under, size_t),
+	    .def = 0, .min = 0, .max = 1LL << 50, .def_doc = "unset",
+	    .doc = "Delete the oldest archived messages until the mailbox "
+	    "(STAT) is under this size" },
+	{ "max_messages", CONF_T_UINT, POLICY(max_messages, unsigned),
+	    .def = 0, .min = 0, .max = 100000000, .def_doc = "no cap",
+	    .doc = "Messages one poll deletes at most, the oldest first" },
+	{ "max_bytes", CONF_T_SIZE, POLICY(max_bytes, size_t),
+	    .def = 0, .min = 0, .max = 1LL << 50, .def_doc = "no cap",
+	    .doc = "Bytes (LIST sizes) one poll deletes at most" },
 };
 
 struct ctx {
@@ -215,7 +315,8 @@ struct ctx {
 typedef void check_fn(struct ctx *x, const config_setting_t *g,
     const char *gname, void *base);
 
-static check_fn check_top, check_database, check_account, check_retention;
+static check_fn check_top, check_database, check_ledger, check_account,
+    check_delete, check_retention;
 static void release_account(void *base);
 
 #define ROWS(t) .settings = (t), .n = sizeof(t) / sizeof((t)[0])
@@ -237,10 +338,16 @@ static const struct section {
 	    .size = sizeof(struct conf) },
 	[CONF_SECTION_RETENTION] = { ROWS(retention_settings),
 	    .size = sizeof(struct conf), .check = check_retention },
+	[CONF_SECTION_LEDGER] = { ROWS(ledger_settings),
+	    .size = sizeof(struct conf), .check = check_ledger },
 	[CONF_SECTION_ACCOUNT] = { ROWS(account_settings),
 	    .size = sizeof(struct conf_account), .noun = "account",
 	    .example = "{ name = ...; host = ...; ... }",
 	    .check = check_account, .release = release_account },
+	[CONF_SECTION_OAUTH] = { ROWS(oauth_settings),
+	    .size = sizeof(struct conf_account) },
+	[CONF_SECTION_DELETE] = { ROWS(delete_settings),
+	    .size = sizeof(struct conf_account), .check = check_delete },
 };
 
 const struct conf_setting *
@@ -452,6 +559,8 @@ get_choice(struct ctx *x, const struct conf_setting *r,
 	}
 	for (ch = r->choices; ch->name != NULL; ch++)
 		list_add(list, sizeof(list), ch->name, true);
+	if (r->flags & CONF_F_OR_GROUP)
+		list_add(list, sizeof(list), "a group { ... }", false);
 	err_at(x, s, "'%s' must be one of %s",
 	    setting_name(s, buf, sizeof(buf)), list);
 	return (int)r->def;
@@ -742,7 +851,13 @@ load_setting(struct ctx *x, const struct conf_setting *r,
 		put(base, r->offset, &b, sizeof(b));
 		break;
 	case CONF_T_CHOICE:
-		i = s != NULL ? get_choice(x, r, s) : (int)r->def;
+		if (s != NULL && (r->flags & CONF_F_OR_GROUP) &&
+		    config_setting_is_group(s)) {
+			i = r->def_group;
+			load_group(x, r->sub, s,
+			    setting_name(s, name, sizeof(name)), base);
+		} else
+			i = s != NULL ? get_choice(x, r, s) : (int)r->def;
 		put(base, r->offset, &i, sizeof(i));
 		break;
 	case CONF_T_GROUP:
@@ -896,6 +1011,73 @@ check_password(struct ctx *x, const config_setting_t *g, const char *gname,
 		    gname, gname);
 }
 
+/*
+ * A token source: token_command or oauth = { ... }, not both, and then no
+ * password, since a refused token must never fall back to one.  Returns 1
+ * if the account has one (the password is not asked for), else 0.
+ */
+static int
+check_token(struct ctx *x, const config_setting_t *g, const char *gname,
+    struct conf_account *a)
+{
+	const config_setting_t *tc, *oa, *at;
+	bool oauth_auth = a->auth == CONF_AUTH_XOAUTH2 ||
+	    a->auth == CONF_AUTH_OAUTHBEARER;
+
+	tc = config_setting_get_member(g, "token_command");
+	oa = config_setting_get_member(g, "oauth");
+	a->has_oauth = oa != NULL;
+	if (tc == NULL && oa == NULL) {
+		if (oauth_auth)
+			err_at(x, config_setting_get_member(g, "auth"),
+			    "'%s.auth' is an OAuth mechanism: it needs "
+			    "'%s.token_command' or '%s.oauth'", gname, gname,
+			    gname);
+		return 0;
+	}
+	if (tc != NULL && oa != NULL)
+		err_at(x, oa, "'%s.oauth': set 'token_command' or 'oauth', "
+		    "not both", gname);
+	if (tc != NULL && (a->token_command == NULL ||
+	    strspn(a->token_command, " \t") == strlen(a->token_command)))
+		err_at(x, tc, "'%s.token_command' is empty", gname);
+	if ((at = config_setting_get_member(g, "password")) != NULL ||
+	    (at = config_setting_get_member(g, "password_file")) != NULL)
+		err_at(x, at, "'%s.%s': an account with an OAuth token takes "
+		    "no password (a refused token never falls back to one)",
+		    gname, config_setting_name(at));
+	if (!oauth_auth && a->auth != CONF_AUTH_AUTO)
+		err_at(x, config_setting_get_member(g, "auth"),
+		    "'%s.auth': with an OAuth token, \"auto\", \"xoauth2\" "
+		    "or \"oauthbearer\"", gname);
+	if (oa == NULL)
+		return 1;
+	if (a->oauth_token_url == NULL || *a->oauth_token_url == '\0')
+		err_at(x, oa, "'%s.oauth.token_url' is required", gname);
+	else if (strncmp(a->oauth_token_url, "https://", 8) != 0)
+		err_at(x, config_setting_get_member(oa, "token_url"),
+		    "'%s.oauth.token_url' must be an https:// URL: the request "
+		    "carries secrets", gname);
+	if (a->oauth_client_id == NULL || *a->oauth_client_id == '\0')
+		err_at(x, oa, "'%s.oauth.client_id' is required", gname);
+	if (a->oauth_grant == CONF_GRANT_REFRESH_TOKEN &&
+	    a->oauth_refresh_token_file == NULL)
+		err_at(x, oa, "'%s.oauth.refresh_token_file' is required with "
+		    "grant = \"refresh_token\"", gname);
+	if (a->oauth_grant == CONF_GRANT_CLIENT_CREDENTIALS) {
+		if (a->oauth_client_secret_file == NULL)
+			err_at(x, oa, "'%s.oauth.client_secret_file' is "
+			    "required with grant = \"client_credentials\"",
+			    gname);
+		if (a->oauth_refresh_token_file != NULL)
+			err_at(x, config_setting_get_member(oa,
+			    "refresh_token_file"), "'%s.oauth."
+			    "refresh_token_file' is for grant = "
+			    "\"refresh_token\" only", gname);
+	}
+	return 1;
+}
+
 static void
 check_account(struct ctx *x, const config_setting_t *g, const char *gname,
     void *base)
@@ -912,7 +1094,41 @@ check_account(struct ctx *x, const config_setting_t *g, const char *gname,
 		    "'%s.tls' is \"none\", which sends the password in "
 		    "clear; it is refused unless allow_plaintext = true",
 		    gname);
-	check_password(x, g, gname, a);
+	if (check_token(x, g, gname, a) == 0)
+		check_password(x, g, gname, a);
+}
+
+/*
+ * delete = { ... }: a rule is set by its presence (0 is a value: after_days
+ * = 0 deletes once archived, max_messages = 0 deletes nothing), and a
+ * group with no rule at all is refused rather than taken for "never".
+ */
+static void
+check_delete(struct ctx *x, const config_setting_t *g, const char *gname,
+    void *base)
+{
+	static const struct {
+		const char *name;
+		unsigned rule;
+	} bits[] = {
+		{ "after_days", DELETE_R_AFTER_DAYS },
+		{ "older_than_days", DELETE_R_OLDER_THAN },
+		{ "bigger_than", DELETE_R_BIGGER_THAN },
+		{ "keep_under", DELETE_R_KEEP_UNDER },
+		{ "max_messages", DELETE_R_MAX_MESSAGES },
+		{ "max_bytes", DELETE_R_MAX_BYTES },
+	};
+	struct conf_account *a = base;
+	size_t i;
+
+	a->policy.rules = 0;
+	for (i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+		if (config_setting_get_member(g, bits[i].name) != NULL)
+			a->policy.rules |= bits[i].rule;
+	if ((a->policy.rules & DELETE_R_RULES) == 0)
+		err_at(x, g, "'%s' has no rule: give after_days, "
+		    "older_than_days, bigger_than or keep_under (or write "
+		    "delete = \"never\")", gname);
 }
 
 static void
@@ -931,6 +1147,30 @@ check_database(struct ctx *x, const config_setting_t *g, const char *gname,
 
 	if (c->conninfo != NULL && strstr(c->conninfo, "password") != NULL)
 		x->has_password = true;
+}
+
+/* A key name as signed notes allow it (store/note.h). */
+static void
+check_ledger(struct ctx *x, const config_setting_t *g, const char *gname,
+    void *base)
+{
+	const struct conf *c = base;
+	const char *p;
+
+	if (c->ledger_key_name != NULL) {
+		for (p = c->ledger_key_name; *p != '\0'; p++)
+			if ((unsigned char)*p <= 0x20 || *p == 0x7f ||
+			    *p == '+')
+				break;
+		if (*p != '\0' || strlen(c->ledger_key_name) > 256)
+			err_at(x, config_setting_get_member(g, "key_name"),
+			    "'%s.key_name' \"%s\" may hold no spaces, '+' or "
+			    "control characters, and at most 256 bytes", gname,
+			    c->ledger_key_name);
+	}
+	if (c->ledger_signing_key != NULL && c->ledger_key_name == NULL)
+		err_at(x, g, "'%s.key_name' is required with "
+		    "'%s.signing_key'", gname, gname);
 }
 
 static void

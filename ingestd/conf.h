@@ -26,11 +26,34 @@ enum conf_auth {
 	CONF_AUTH_USER,
 	CONF_AUTH_APOP,
 	CONF_AUTH_PLAIN,
+	CONF_AUTH_XOAUTH2,
+	CONF_AUTH_OAUTHBEARER,
+};
+
+enum conf_grant {
+	CONF_GRANT_REFRESH_TOKEN,
+	CONF_GRANT_CLIENT_CREDENTIALS,
 };
 
 enum conf_delete {
 	CONF_DELETE_AFTER_ARCHIVE,
 	CONF_DELETE_NEVER,
+	CONF_DELETE_POLICY,	/* delete = { ... }: see policy */
+};
+
+/*
+ * delete = { ... } (ingestd/delete_policy.h): which settings the group
+ * gave (enum delete_rule bits, set by the loader from their presence) and
+ * their values.
+ */
+struct conf_delete_policy {
+	unsigned rules;
+	unsigned after_days;
+	unsigned older_than_days;
+	size_t bigger_than;
+	size_t keep_under;
+	unsigned max_messages;
+	size_t max_bytes;
 };
 
 struct conf_account {
@@ -44,7 +67,20 @@ struct conf_account {
 	char *password;		/* from password or password_file */
 	char *password_file;	/* NULL: the password is in the config */
 	enum conf_auth auth;
+	/* OAuth 2.0 (ingestd/oauth.h): a token from token_command, or from
+	 * oauth = { ... } (has_oauth); never both, never with a password. */
+	char *token_command;
+	int token_timeout;	/* seconds for the command or the request */
+	bool has_oauth;
+	char *oauth_token_url;
+	char *oauth_client_id;
+	char *oauth_client_secret_file;
+	char *oauth_scope;
+	char *oauth_refresh_token_file;
+	enum conf_grant oauth_grant;
+	char *oauth_ca_file;	/* NULL: the system trust store */
 	enum conf_delete delete;
+	struct conf_delete_policy policy; /* CONF_DELETE_POLICY */
 	bool implicit_delete;	/* the server deletes at QUIT what was
 				 * retrieved, whatever CAPA says */
 	bool enabled;
@@ -77,6 +113,11 @@ struct conf {
 				 * dictionary before one is trained; 0: none */
 	unsigned purge_approvals; /* purge.approvals: 1, or 2 actors */
 	char *cooling_off;	/* retention.cooling_off, a period ("30d") */
+	/* ledger = { ... }: checkpoints of the ledger (cmd_ledger.c). */
+	char *ledger_signing_key;	/* PEM path; NULL: no checkpoints */
+	char *ledger_key_name;		/* key name and checkpoint origin */
+	int ledger_checkpoint_interval;	/* seconds; 0: only by command */
+	char *ledger_checkpoint_command; /* gets each checkpoint on stdin */
 	struct conf_account *accounts;
 	size_t naccounts;
 };
@@ -100,15 +141,21 @@ enum conf_type {
 enum conf_section {
 	CONF_SECTION_TOP,	/* struct conf */
 	CONF_SECTION_DATABASE,	/* database = { ... }: struct conf too */
-	CONF_SECTION_ACCOUNT,	/* each of accounts = ( ... ) */
+	CONF_SECTION_LEDGER,	/* ledger = { ... }: struct conf too */
 	CONF_SECTION_PURGE,	/* purge = { ... }: struct conf too */
 	CONF_SECTION_RETENTION,	/* retention = { ... }: struct conf too */
+	CONF_SECTION_ACCOUNT,	/* each of accounts = ( ... ) */
+	CONF_SECTION_OAUTH,	/* an account's oauth = { ... }: its struct */
+	CONF_SECTION_DELETE,	/* an account's delete = { ... } */
 	CONF_SECTION_COUNT,
 };
 
 enum conf_setting_flags {
 	CONF_F_REQUIRED = 1 << 0,	/* absent, "" or ( ) is refused */
 	CONF_F_SECRET = 1 << 1,		/* wiped when freed */
+	CONF_F_OR_GROUP = 1 << 2,	/* CONF_T_CHOICE: or a group of
+					 * section sub, which sets the
+					 * choice to def_group */
 };
 
 /* A name a CONF_T_CHOICE setting accepts, and the enum value it means. */
@@ -134,6 +181,8 @@ struct conf_setting {
 	long long min, max;	/* numbers */
 	const struct conf_choice *choices; /* ends with a NULL name */
 	enum conf_section sub;	/* CONF_T_GROUP and CONF_T_LIST */
+	int def_group;		/* CONF_F_OR_GROUP: the choice a group
+				 * means */
 	enum conf_setting_flags flags;
 	const char *doc;	/* what it is for, in one line */
 };

@@ -26,6 +26,7 @@
 
 #include "ingestd/cmd_retention.h"
 #include "ingestd/cmd_search.h"
+#include "ingestd/cmd_ledger.h"
 #include "ingestd/conf.h"
 #include "ingestd/conn.h"
 #include "ingestd/base/log.h"
@@ -40,6 +41,7 @@
 #include "store/migrations.h"
 #include "store/query.h"
 #include "store/reader.h"
+#include "store/reindex.h"
 #include "store/spool.h"
 #include "store/zstd.h"
 
@@ -59,6 +61,7 @@ struct opts {
 	const char *out_dir;
 	const char *account;
 	struct search_opts search;	/* search; text also export --query */
+	bool dry_run;		/* once --dry-run */
 };
 
 /* Everything a command needs once the database is reachable. */
@@ -77,8 +80,12 @@ usage(FILE *f)
 	    "usage: ingestd [-c FILE] [-v] COMMAND\n"
 	    "\n"
 	    "commands:\n"
-	    "  once                     poll every enabled account once, "
-	    "then exit\n"
+	    "  once [--dry-run]         poll every enabled account once, "
+	    "then exit;\n"
+	    "                           --dry-run: archive, print what each "
+	    "delete\n"
+	    "                           policy would delete, delete "
+	    "nothing\n"
 	    "  run                      poll every poll_interval until "
 	    "SIGTERM/SIGINT\n"
 	    "  check                    validate the config and reach the "
@@ -96,6 +103,11 @@ usage(FILE *f)
 	    "  search [--format table|jsonl] [--count] [--limit N] QUERY\n"
 	    "                           the deliveries QUERY finds "
 	    "(see ingestd(8))\n"
+	    "  reindex                  index the messages archived before "
+	    "indexing\n"
+	    "  ledger keygen|checkpoint|verify, prove, verify-proof\n"
+	    "                           the tamper-evident ledger (ingestd "
+	    "ledger -h)\n"
 	    "  policy add|list, hold add|list|release, purge "
 	    "--plan|--approve|--execute\n"
 	    "                           retention, legal holds and the "
@@ -127,6 +139,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "limit", required_argument, NULL, 'L' },
 		{ "count", no_argument, NULL, 'C' },
 		{ "explain", no_argument, NULL, 'E' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, verbosity = 0;
@@ -166,6 +179,9 @@ parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'E':
 			o->search.explain = true;
+			break;
+		case 'n':
+			o->dry_run = true;
 			break;
 		default:
 			usage(stderr);
@@ -214,6 +230,10 @@ parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (o->out_dir != NULL && strcmp(o->command, "export") != 0) {
 		fprintf(stderr, "ingestd: --out is for export only\n");
+		exit(EXIT_USAGE);
+	}
+	if (o->dry_run && strcmp(o->command, "once") != 0) {
+		fprintf(stderr, "ingestd: --dry-run is for once only\n");
 		exit(EXIT_USAGE);
 	}
 	if (o->account != NULL && strcmp(o->command, "export") != 0 &&
@@ -288,7 +308,7 @@ check_transport(const struct conf *c, bool polls)
 	}
 	for (i = 0; i < c->naccounts && del == NULL; i++)
 		if (c->accounts[i].enabled &&
-		    c->accounts[i].delete == CONF_DELETE_AFTER_ARCHIVE)
+		    c->accounts[i].delete != CONF_DELETE_NEVER)
 			del = &c->accounts[i];
 	if (polls && del != NULL && !c->insecure_transport)
 		fatalx("%s: 'database.conninfo': the link to PostgreSQL is not "
@@ -375,7 +395,7 @@ block_signals(void)
 
 /* once and run: committer, workers, scheduler. */
 static int
-cmd_poll(struct ctx *x, bool once)
+cmd_poll(struct ctx *x, bool once, bool dry_run)
 {
 	struct committer_params cp = {
 		.conninfo = x->conninfo,
@@ -385,6 +405,7 @@ cmd_poll(struct ctx *x, bool once)
 	struct worker **workers;
 	struct committer *cm;
 	struct dicts *dicts = NULL;
+	struct ledger_timer *lt;
 	struct sched *s;
 	char err[1024];
 	unsigned swept;
@@ -427,7 +448,22 @@ cmd_poll(struct ctx *x, bool once)
 		.spool_dir = x->spool_dir,
 		.summary = once ? stdout : NULL,
 		.dicts = dicts,
+		.dry_run = dry_run,
 	};
+	/* The ledger's checkpoints every ledger.checkpoint_interval. */
+	if (!once && (lt = ledger_timer_new(x->conf, x->db, err,
+	    sizeof(err))) != NULL) {
+		sp.tick = ledger_timer_fire;
+		sp.tick_arg = lt;
+		sp.tick_s = ledger_timer_interval(lt);
+	} else {
+		/* Capture matters more: the events wait for a checkpoint. */
+		if (!once && err[0] != '\0')
+			log_warnx("'ledger.signing_key': %s; no checkpoints "
+			    "until it can be read (ledger events are kept)",
+			    err);
+		lt = NULL;
+	}
 	if ((s = sched_new(&sp, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 	if (once)
@@ -435,6 +471,7 @@ cmd_poll(struct ctx *x, bool once)
 	else
 		sched_run(s);
 	sched_free(&s);
+	ledger_timer_free(&lt);
 	for (i = 0; i < x->conf->workers; i++)
 		worker_stop(&workers[i]);
 	free(workers); workers = NULL;
@@ -474,6 +511,43 @@ cmd_check(struct ctx *x)
 	return EXIT_OK;
 }
 
+/* After each batch: where a long backfill is (a terminal only). */
+static void
+reindex_progress(void *arg, const struct reindex_stats *st)
+{
+	const uint64_t *todo = arg;
+
+	progress_update(st->indexed + st->damaged, st->bytes, todo[0],
+	    todo[1]);
+}
+
+static int
+cmd_reindex(struct ctx *x)
+{
+	struct reindex_stats st;
+	uint64_t todo[2] = { 0, 0 };
+	char err[1024];
+	int rc = EXIT_OK;
+
+	/* Only for the time left: a failure here is not the run's. */
+	if (isatty(STDERR_FILENO) &&
+	    db_unindexed_count(x->db, &todo[0], &todo[1]) == -1)
+		log_debug("reindex: %s", db_error(x->db));
+	progress_start("reindex");
+	if (reindex_run(x->db, &st, reindex_progress, todo, err,
+	    sizeof(err)) == -1) {
+		log_warnx("reindex: %s", err);
+		rc = EXIT_FAILED;
+	}
+	progress_end();
+	printf("reindexed %" PRIu64 " messages: %" PRIu64 " with index "
+	    "refused, %" PRIu64 " damaged\n", st.indexed, st.refused,
+	    st.damaged);
+	if (st.damaged > 0)
+		rc = EXIT_FAILED;
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -490,6 +564,9 @@ main(int argc, char **argv)
 		rcmd = retention_cmd_parse(argc - ri, argv + ri);
 		argc = ri + 1;
 	}
+	/* The ledger's commands parse their own arguments. */
+	if (cmd_ledger_wants(argc, argv))
+		return cmd_ledger_main(argc, argv);
 	parse_args(argc, argv, &o);
 	if (rcmd == NULL && strcmp(o.command, "once") != 0 &&
 	    strcmp(o.command, "run") != 0 &&
@@ -497,7 +574,8 @@ main(int argc, char **argv)
 	    strcmp(o.command, "migrate") != 0 &&
 	    strcmp(o.command, "export") != 0 &&
 	    strcmp(o.command, "verify") != 0 &&
-	    strcmp(o.command, "search") != 0) {
+	    strcmp(o.command, "search") != 0 &&
+	    strcmp(o.command, "reindex") != 0) {
 		fprintf(stderr, "ingestd: unknown command \"%s\"\n", o.command);
 		usage(stderr);
 		return EXIT_USAGE;
@@ -517,8 +595,10 @@ main(int argc, char **argv)
 	}
 	/* A query is checked before anything else is done for it. */
 	if (o.search.text != NULL &&
-	    (q = search_parse(o.command, o.search.text)) == NULL)
+	    (q = search_parse(o.command, o.search.text)) == NULL) {
+		conf_free(&x.conf);
 		return EXIT_USAGE;
+	}
 	/* Before the database: a directory export may not write into is a
 	 * mistake to learn at once, not after starting a cluster. */
 	if (strcmp(o.command, "export") == 0 &&
@@ -529,9 +609,9 @@ main(int argc, char **argv)
 	    strcmp(o.command, "verify") == 0)
 		progress_start(o.command);
 	if (strcmp(o.command, "once") == 0)
-		rc = cmd_poll(&x, true);
+		rc = cmd_poll(&x, true, o.dry_run);
 	else if (strcmp(o.command, "run") == 0)
-		rc = cmd_poll(&x, false);
+		rc = cmd_poll(&x, false, false);
 	else if (strcmp(o.command, "migrate") == 0)
 		printf("database schema is at %s\n", migrations_count ?
 		    migrations[migrations_count - 1].name : "-");
@@ -564,9 +644,11 @@ main(int argc, char **argv)
 		progress_end();
 		printf("verified %" PRIu64 " messages: %" PRIu64 " damaged\n",
 		    n, bad);
+		ledger_record_verify(x.db, o.account, rc == EXIT_OK, n, bad);
 		if (bad > 0)
 			rc = EXIT_FAILED;
-	}
+	} else if (strcmp(o.command, "reindex") == 0)
+		rc = cmd_reindex(&x);
 	progress_end();
 	query_free(&q);
 	retention_cmd_free(&rcmd);

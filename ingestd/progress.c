@@ -130,6 +130,14 @@ progress_start(const char *what)
 }
 
 void
+progress_update(uint64_t done, uint64_t bytes, uint64_t total,
+    uint64_t total_bytes)
+{
+	if (progress_state.on)
+		progress_cb(NULL, done, bytes, total, total_bytes);
+}
+
+void
 progress_end(void)
 {
 	if (!progress_state.on)

@@ -35,5 +35,9 @@ void progress_format(const struct progress *p, char *buf, size_t len);
  */
 void progress_start(const char *what);
 void progress_end(void);
+/* For commands that do not read through store/reader.c (reindex): the
+ * counts so far; nothing unless progress_start() found a terminal. */
+void progress_update(uint64_t done, uint64_t bytes, uint64_t total,
+    uint64_t total_bytes);
 
 #endif

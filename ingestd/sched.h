@@ -30,6 +30,14 @@ struct sched_params {
 	/* zstd dictionaries, NULL for none.  Each poll compresses with the
 	 * current one; a finished poll may train one on this thread. */
 	struct dicts *dicts;
+	/* run only: tick(tick_arg) every tick_s seconds on this thread
+	 * (the ledger's checkpoints); NULL for none. */
+	void (*tick)(void *arg);
+	void *tick_arg;
+	unsigned tick_s;
+	/* once --dry-run: polls archive as usual but send no DELE; what
+	 * the delete policy would delete goes to summary. */
+	bool dry_run;
 };
 
 /* NULL with err filled (e.g. an unreadable CA file). */

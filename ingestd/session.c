@@ -9,6 +9,13 @@
  * durable == true, or after TOP proved that the message on the server is
  * the one archived earlier (same UIDL, same LIST size, same header hash).
  * A failure anywhere before that leaves the message on the server.
+ *
+ * Under a delete = { ... } policy (and for any policy under --dry-run) no
+ * DELE goes out as messages are proven: once every message has been
+ * fetched or verified and every commit answered, delete_policy_decide()
+ * chooses among the messages proven archived in this poll (committed, or
+ * proven by TOP) and only those get DELE, before QUIT.  Under --dry-run
+ * the choice is written to the result instead, and nothing is deleted.
  */
 #include "ingestd/session.h"
 
@@ -22,12 +29,15 @@
 #include <time.h>
 
 #include "ingestd/conn.h"
+#include "ingestd/delete_policy.h"
 #include "ingestd/base/log.h"
 #include "ingestd/loop.h"
 #include "ingestd/plan.h"
 #include "ingestd/base/xmalloc.h"
 #include "pop3/client.h"
+#include "pop3/parse.h"
 #include "store/commit.h"
+#include "store/facts.h"
 #include "store/hash.h"
 #include "store/known.h"
 #include "store/pipe.h"
@@ -100,6 +110,15 @@ struct session {
 	struct conn *conn;
 	struct pop3_client *pop3;
 	struct plan *plan;	/* from the listing on */
+
+	/* The delete policy, decided at the end of the transfer when
+	 * policy_end is set (see the top of this file). */
+	bool policy_end;
+	bool policy_done;
+	struct delete_policy policy;
+	struct delete_msg *pol;	/* in listing order */
+	unsigned char (*pol_sha)[32]; /* what each proven one is */
+	size_t npol;
 
 	unsigned inflight;	/* RETR/TOP queued and unanswered */
 	unsigned uncommitted;	/* submitted, not yet answered */
@@ -212,8 +231,12 @@ session_error(struct session *s, enum session_outcome o, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_warnx("mbox=%s %s while %s", s->acct->name, text,
-	    session_where(s, where, sizeof(where)));
+	if (o == SESSION_PERMANENT && s->job->quiet_permanent)
+		log_debug("mbox=%s %s while %s", s->acct->name, text,
+		    session_where(s, where, sizeof(where)));
+	else
+		log_warnx("mbox=%s %s while %s", s->acct->name, text,
+		    session_where(s, where, sizeof(where)));
 	if (r->outcome == SESSION_OK || (o == SESSION_PERMANENT &&
 	    r->outcome == SESSION_TEMPORARY)) {
 		if (r->outcome == SESSION_OK)
@@ -252,6 +275,159 @@ session_command(struct session *s, const struct plan_msg *m)
 	s->inflight++;
 }
 
+/* ---- the delete policy ---- */
+
+/* Where message num is in the listing, or -1 (the listing ascends). */
+static ssize_t
+policy_index(const struct session *s, uint32_t num)
+{
+	size_t lo = 0, hi = s->npol;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->pol[mid].num == num)
+			return (ssize_t)mid;
+		if (s->pol[mid].num < num)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* What the policy sees of the listing, before anything is proven. */
+static void
+policy_start(struct session *s, const struct pop3_msg *list, size_t n)
+{
+	struct facts *f = s->job->facts;
+	const struct plan_msg *m;
+	int64_t t;
+	size_t i;
+
+	s->pol = xcalloc(n ? n : 1, sizeof(*s->pol));
+	s->pol_sha = xcalloc(n ? n : 1, sizeof(*s->pol_sha));
+	s->npol = n;
+	for (i = 0; i < n; i++) {
+		s->pol[i].num = list[i].num;
+		s->pol[i].size = list[i].size;
+		m = plan_msg(s->plan, list[i].num);
+		if (f != NULL && m != NULL && m->uidl != NULL &&
+		    facts_seen(f, m->uidl, &t)) {
+			s->pol[i].has_first_seen = true;
+			s->pol[i].first_seen = t;
+		}
+	}
+}
+
+/*
+ * Message num is proven archived in this poll, as the message whose
+ * SHA-256 is sha256: committed, or its header matched by TOP.  Only these
+ * are ever candidates for the policy's DELE.
+ */
+static void
+policy_proven(struct session *s, uint32_t num, const unsigned char sha256[32])
+{
+	ssize_t i;
+	int64_t t;
+
+	if (!s->policy_end || (i = policy_index(s, num)) == -1)
+		return;
+	s->pol[i].archived = true;
+	memcpy(s->pol_sha[i], sha256, 32);
+	if (s->job->facts != NULL && facts_date(s->job->facts, sha256, &t)) {
+		s->pol[i].has_date = true;
+		s->pol[i].date = t;
+	}
+}
+
+static void
+dry_addf(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Appends a line to the result's dry-run text. */
+static void
+dry_addf(struct session *s, const char *fmt, ...)
+{
+	struct session_result *r = result(s);
+	size_t old = r->dry_run_text ? strlen(r->dry_run_text) : 0;
+	char line[768];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	r->dry_run_text = xreallocarray(r->dry_run_text, old + (size_t)n + 2,
+	    1);
+	memcpy(r->dry_run_text + old, line, (size_t)n);
+	r->dry_run_text[old + (size_t)n] = '\n';
+	r->dry_run_text[old + (size_t)n + 1] = '\0';
+}
+
+/*
+ * Every message fetched or verified and every commit answered: the policy
+ * chooses among what this poll proved archived, and DELE goes out for its
+ * choice (under --dry-run, the choice is written down instead).
+ */
+static void
+policy_decide(struct session *s)
+{
+	struct delete_totals t;
+	const struct plan_msg *m;
+	uint64_t mailbox = 0;
+	char why[256];
+	size_t i;
+
+	/* What the server counts the mailbox as: STAT, asked for under
+	 * keep_under; else what LIST said of each message. */
+	if (!pop3_client_stat(s->pop3, &mailbox))
+		for (i = 0; i < s->npol; i++)
+			mailbox += s->pol[i].size;
+	delete_policy_decide(&s->policy, s->pol, s->npol, mailbox,
+	    s->job->now, &t);
+	for (i = 0; i < s->npol; i++) {
+		log_debug("mbox=%s message %" PRIu32 ": %s", s->acct->name,
+		    s->pol[i].num, delete_policy_explain(&s->policy,
+		    &s->pol[i], s->job->now, why, sizeof(why)));
+		if (s->pol[i].reason == DELETE_KEEP)
+			continue;
+		m = plan_msg(s->plan, s->pol[i].num);
+		if (s->job->dry_run) {
+			dry_addf(s, "dry-run account=%s uidl=%s size=%" PRIu64
+			    " %s reason=\"%s\"", s->acct->name,
+			    m != NULL && m->uidl != NULL ? m->uidl : "-",
+			    s->pol[i].size, s->pol[i].capped ?
+			    "kept" : "delete",
+			    delete_policy_explain(&s->policy, &s->pol[i],
+			    s->job->now, why, sizeof(why)));
+			continue;
+		}
+		if (!delete_policy_deletes(&s->pol[i]) || m == NULL)
+			continue;
+		/* The decision's own invariant, checked where DELE goes. */
+		ASSERT(s->pol[i].archived);
+		log_debug("mbox=%s uidl=%s DELE: %s", s->acct->name,
+		    m->uidl != NULL ? m->uidl : "-",
+		    delete_policy_explain(&s->policy, &s->pol[i], s->job->now,
+		    why, sizeof(why)));
+		session_dele(s, m, s->pol_sha[i]);
+	}
+	if (s->job->dry_run)
+		dry_addf(s, "dry-run account=%s would delete %zu messages "
+		    "(%" PRIu64 " bytes), %zu more kept by caps; mailbox %"
+		    PRIu64 " -> %" PRIu64 " bytes", s->acct->name, t.deleted,
+		    t.deleted_bytes, t.capped, mailbox, t.remaining);
+	else if (t.deleted > 0 || t.capped > 0)
+		log_info("mbox=%s delete policy: %zu messages (%" PRIu64
+		    " bytes) to delete, %zu kept by caps", s->acct->name,
+		    t.deleted, t.deleted_bytes, t.capped);
+}
+
 /* ---- POP3 engine events ---- */
 
 static void
@@ -279,15 +455,27 @@ on_ready(void *arg, const struct pop3_msg *list, size_t n)
 {
 	struct session *s = arg;
 	struct session_result *r = result(s);
+	const struct pop3_expire *ex = pop3_client_expire(s->pop3);
+	const struct pop3_login_delay *ld = pop3_client_login_delay(s->pop3);
 	struct plan_params pp = {
 		.known = s->job->known,
 		.refused = s->job->refused,
 		.delete_archived = s->acct->delete ==
-		    CONF_DELETE_AFTER_ARCHIVE,
+		    CONF_DELETE_AFTER_ARCHIVE && !s->job->dry_run,
 		.has_top = pop3_client_has_top(s->pop3),
 		.implicit_delete = session_implicit_delete(s),
 		.now = (int64_t)time(NULL),
 	};
+
+	/* What this login's CAPA said, for the scheduler and dashboards;
+	 * an EXPIRE we cannot read is taken as 0, as plan.h does. */
+	r->login_at = time(NULL);
+	if (ex->kind == POP3_EXPIRE_NEVER)
+		snprintf(r->expire, sizeof(r->expire), "NEVER");
+	else if (ex->kind != POP3_EXPIRE_NONE)
+		snprintf(r->expire, sizeof(r->expire), "%" PRIu32,
+		    ex->kind == POP3_EXPIRE_DAYS ? ex->days : 0);
+	r->login_delay = ld->present ? (int64_t)ld->seconds : -1;
 
 	session_size_params(s, &pp);
 	r->listed = n;
@@ -297,6 +485,12 @@ on_ready(void *arg, const struct pop3_msg *list, size_t n)
 		log_info("mbox=%s %" PRIu64 " messages refused earlier are "
 		    "left on the server (see the view ingestd.refusals)",
 		    s->acct->name, r->skipped);
+	s->policy_end = s->job->dry_run ||
+	    s->acct->delete == CONF_DELETE_POLICY;
+	if (s->policy_end) {
+		delete_policy_from_conf(s->acct, &s->policy);
+		policy_start(s, list, n);
+	}
 	/* The plan keeps pointing into what it hands over here: the result
 	 * outlives the plan (session_free() frees the plan first). */
 	r->present = plan_take_present(s->plan, &r->npresent,
@@ -359,6 +553,8 @@ body_start(struct session *s, enum body_kind kind, uint32_t num)
 		.spool_mem = s->job->conf->spool_mem,
 		.level = s->job->conf->zstd_level,
 		.dict = s->job->dict,
+		/* Indexed in the transaction that stores it (DESIGN.md). */
+		.index = true,
 	};
 
 	s->body.kind = kind;
@@ -474,6 +670,7 @@ finish_top(struct session *s, uint32_t num)
 		return;
 	switch (plan_verified(s->plan, m, head)) {
 	case PLAN_KEEP:
+		policy_proven(s, m->num, m->known->sha256);
 		break;
 	case PLAN_DELETE:
 		session_dele(s, m, m->known->sha256);
@@ -620,6 +817,8 @@ on_failed(void *arg, enum pop3_fail why, const char *text)
 	struct session *s = arg;
 	enum session_outcome o = SESSION_TEMPORARY;
 
+	if (why == POP3_FAIL_AUTH)
+		result(s)->auth_refused = true;
 	switch (why) {
 	case POP3_FAIL_AUTH:
 	case POP3_FAIL_PERM:
@@ -772,11 +971,30 @@ session_pump(struct session *s)
 	 * their answers: they arrive first, in order, and a refused DELE is
 	 * simply not applied. */
 	if ((s->stop_fetching || plan_exhausted(s->plan)) &&
+	    s->inflight == 0 && s->uncommitted == 0 && s->policy_end &&
+	    !s->policy_done) {
+		s->policy_done = true;
+		/* A poll that stopped early has not proven all it could. */
+		if (!s->stop_fetching)
+			policy_decide(s);
+	}
+	if ((s->stop_fetching || plan_exhausted(s->plan)) &&
 	    s->inflight == 0 && s->uncommitted == 0 &&
 	    (s->deles == 0 || pop3_client_pipelining(s->pop3))) {
 		if (plan_end(implicit, s->retrieved, s->archived) ==
 		    PLAN_END_ABANDON) {
 			session_abandon(s);
+			return;
+		}
+		/* A dry run deletes nothing, and QUIT would have such a
+		 * server delete what was retrieved: no QUIT, no UPDATE. */
+		if (implicit && s->job->dry_run && s->retrieved > 0) {
+			log_info("mbox=%s dry run: the server deletes "
+			    "retrieved messages at QUIT (%s); closing without "
+			    "QUIT",
+			    s->acct->name, s->acct->implicit_delete ?
+			    "implicit_delete" : "EXPIRE 0");
+			session_end(s);
 			return;
 		}
 		set_phase(s, SP_QUIT);
@@ -867,6 +1085,8 @@ session_free(void *arg)
 	pipe_head_release(&s->body.top);
 	plan_free(&s->plan);
 	free(s->marked); s->marked = NULL;
+	free(s->pol); s->pol = NULL;
+	free(s->pol_sha); s->pol_sha = NULL;
 	free(s); s = NULL;
 	job->session = NULL;
 	job->finished(job);
@@ -912,6 +1132,7 @@ on_commit_answered(void *arg)
 		result(s)->archived++;
 		if (it->blob_existed)
 			result(s)->deduplicated++;
+		policy_proven(s, pc->num, it->res.sha256);
 		if (s->phase == SP_TRANSFER &&
 		    plan_delete_archived(s->plan) &&
 		    (m = plan_msg(s->plan, pc->num)) != NULL)
@@ -943,6 +1164,12 @@ session_drain(void *arg)
 	session_pump(s);
 }
 
+/* conf.h's login methods are passed to pop3/ as they are. */
+_Static_assert((int)CONF_AUTH_PLAIN == (int)POP3_AUTH_PLAIN &&
+    (int)CONF_AUTH_XOAUTH2 == (int)POP3_AUTH_XOAUTH2 &&
+    (int)CONF_AUTH_OAUTHBEARER == (int)POP3_AUTH_OAUTHBEARER,
+    "enum conf_auth and enum pop3_auth differ");
+
 void
 session_start(void *arg)
 {
@@ -953,9 +1180,14 @@ session_start(void *arg)
 	struct pop3_client_params pp = {
 		.user = a->user,
 		.password = a->password,
+		.token = job->token,
+		.host = a->host,
+		.port = (unsigned)a->port,
 		.auth = (enum pop3_auth)a->auth,
 		.starttls = a->tls == CONF_TLS_STARTTLS,
 		.md5 = hash_md5,
+		.stat = a->delete == CONF_DELETE_POLICY &&
+		    (a->policy.rules & DELETE_R_KEEP_UNDER) != 0,
 	};
 	struct conn_params cp = {
 		.addr = job->addr,
@@ -989,6 +1221,7 @@ session_result_release(struct session_result *r)
 	free(r->deleted_v); r->deleted_v = NULL;
 	free(r->present); r->present = NULL;
 	free(r->present_mem); r->present_mem = NULL;
+	free(r->dry_run_text); r->dry_run_text = NULL;
 	for (i = 0; i < r->nrefusals; i++) {
 		free((char *)r->refusals[i].uidl);
 		free((char *)r->refusals[i].error);

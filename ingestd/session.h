@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "ingestd/conf.h"
 #include "ingestd/conn.h"
@@ -34,6 +35,10 @@ struct session_result {
 	char error[512];	/* the first error, with context */
 	uint64_t listed, fetched, archived, deduplicated, deleted, bytes;
 	uint64_t errors;	/* messages that failed (RETR/DELE -ERR,...) */
+	bool auth_refused;	/* the server refused the login */
+	bool needs_reauth;	/* the OAuth grant needs the operator (set by
+				 * the scheduler: token endpoint or a refused
+				 * fresh token) */
 	/* What the server confirmed deleted (+OK to QUIT). */
 	struct db_deleted *deleted_v;
 	size_t ndeleted;
@@ -47,6 +52,14 @@ struct session_result {
 	struct db_refusal *refusals;
 	size_t nrefusals;
 	uint64_t skipped;	/* refused earlier, left alone (PLAN_SKIP) */
+	/* What CAPA said after login (pop3/parse.h); login_at is 0 if the
+	 * session never logged in. */
+	time_t login_at;
+	char expire[16];	/* "NEVER", days, or "" if not advertised */
+	int64_t login_delay;	/* seconds; -1 if not advertised */
+	/* The delete policy's verdicts under --dry-run, a line each; NULL
+	 * if none. */
+	char *dry_run_text;
 };
 
 /* A poll to run, prepared by the scheduler on the main thread (address
@@ -64,11 +77,22 @@ struct session_job {
 	struct conn_tls *tls;		/* NULL for tls = "none" */
 	struct known *known;		/* owned by the job */
 	struct known *refused;		/* its refusals; owned by the job */
+	/* First-seen times and Dates for the delete policy; owned by the
+	 * job, NULL when the account has no delete = { ... }. */
+	struct facts *facts;
+	bool dry_run;			/* decide, print, send no DELE */
+	/* The account already needs the operator, and the scheduler has
+	 * said so: a permanent failure is logged at debug level only. */
+	bool quiet_permanent;
+	int64_t now;			/* the policy's clock: Unix time */
 	struct committer *committer;
 	const char *spool_dir;
 	/* The zstd dictionary to compress with, NULL for none; it stays
 	 * alive until the workers have stopped. */
 	const struct zdict *dict;
+	/* The OAuth access token to log in with, or NULL for the password;
+	 * the scheduler's, alive until finished() has run. */
+	const char *token;
 	struct session_result result;
 	/* Called on the worker thread when the session has ended and every
 	 * commit it submitted has been answered. */

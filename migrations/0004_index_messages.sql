@@ -78,3 +78,138 @@ CREATE INDEX message_part_part_sha256
 
 -- larger:/smaller: compare the archived size.
 CREATE INDEX blob_size ON ingestd.blob (size);
+
+-- The stable views of the index (columns are only ever added).  A
+-- delivery whose message is not indexed yet (archived before this
+-- version; see archive_totals.unindexed and `ingestd reindex`) still has
+-- its row in messages, with NULL header fields and indexed false.
+
+CREATE VIEW ingestd.messages AS
+SELECT a.name AS account,
+       d.uidl,
+       encode(d.sha256, 'hex') AS sha256,
+       b.size,
+       d.archived_at,
+       d.server_deleted_at,
+       m.date,
+       m.date_raw,
+       m.message_id,
+       m.in_reply_to,
+       m.refs AS "references",
+       m.subject,
+       (SELECT x.address FROM ingestd.message_address x
+	 WHERE x.sha256 = d.sha256 AND x.role = 'from'
+	 ORDER BY x.pos LIMIT 1) AS "from",
+       (SELECT string_agg(x.address, ', ' ORDER BY x.pos)
+	  FROM ingestd.message_address x
+	 WHERE x.sha256 = d.sha256 AND x.role = 'to') AS "to",
+       (SELECT string_agg(x.address, ', ' ORDER BY x.pos)
+	  FROM ingestd.message_address x
+	 WHERE x.sha256 = d.sha256 AND x.role = 'cc') AS cc,
+       m.list_id,
+       m.auto_submitted,
+       m.has_attachment,
+       m.flags,
+       m.sha256 IS NOT NULL AS indexed
+  FROM ingestd.delivery d
+  JOIN ingestd.account a ON a.id = d.account_id
+  JOIN ingestd.blob b ON b.sha256 = d.sha256
+  LEFT JOIN ingestd.message m ON m.sha256 = d.sha256;
+COMMENT ON VIEW ingestd.messages IS
+    'Stable.  One row per message archived from a mailbox (as deliveries), '
+    'with the header fields the index holds.';
+COMMENT ON COLUMN ingestd.messages.date IS
+    'The Date header, parsed (UTC); NULL if absent or unparseable '
+    '(see flags).';
+COMMENT ON COLUMN ingestd.messages.date_raw IS
+    'The Date header as written, unfolded.';
+COMMENT ON COLUMN ingestd.messages.message_id IS
+    'Message-ID without its angle brackets.';
+COMMENT ON COLUMN ingestd.messages.subject IS
+    'Subject, RFC 2047 encoded words decoded to UTF-8.';
+COMMENT ON COLUMN ingestd.messages."from" IS
+    'The first From address, lower-cased.';
+COMMENT ON COLUMN ingestd.messages."to" IS
+    'The To addresses, lower-cased, comma-separated (Cc is not included).';
+COMMENT ON COLUMN ingestd.messages.cc IS
+    'The Cc addresses, lower-cased, comma-separated.';
+COMMENT ON COLUMN ingestd.messages.list_id IS
+    'The id inside List-Id''s angle brackets.';
+COMMENT ON COLUMN ingestd.messages.has_attachment IS
+    'A part is an attachment (Content-Disposition: attachment, or a file '
+    'name).';
+COMMENT ON COLUMN ingestd.messages.flags IS
+    'What the indexer found wrong (header_truncated, bad_date, '
+    'unknown_charset, index_refused, ...); the archived bytes are '
+    'complete whatever the flags say.';
+COMMENT ON COLUMN ingestd.messages.indexed IS
+    'The message has index rows; false only for messages archived before '
+    'indexing, until `ingestd reindex`.';
+
+CREATE VIEW ingestd.addresses AS
+SELECT encode(x.sha256, 'hex') AS sha256,
+       x.role,
+       x.address,
+       x.domain,
+       x.name
+  FROM ingestd.message_address x;
+COMMENT ON VIEW ingestd.addresses IS
+    'Stable.  Every address of every indexed message, with its role: '
+    'from, sender, reply-to, to, cc, bcc, delivered-to, x-original-to, '
+    'return-path.  Join messages on sha256.';
+COMMENT ON COLUMN ingestd.addresses.address IS
+    'local@domain, lower-cased.';
+COMMENT ON COLUMN ingestd.addresses.domain IS
+    'The part after the last @, lower-cased; empty if none.';
+COMMENT ON COLUMN ingestd.addresses.name IS
+    'Display name, RFC 2047 decoded; NULL if none.';
+
+CREATE VIEW ingestd.attachments AS
+SELECT encode(p.sha256, 'hex') AS sha256,
+       p.path,
+       p.content_type,
+       p.filename,
+       p.size,
+       encode(p.part_sha256, 'hex') AS part_sha256
+  FROM ingestd.message_part p
+ WHERE p.attachment;
+COMMENT ON VIEW ingestd.attachments IS
+    'Stable.  Every attachment (Content-Disposition: attachment, or a file '
+    'name) of every indexed message.  Join messages on sha256.';
+COMMENT ON COLUMN ingestd.attachments.path IS
+    'The part''s IMAP section number: 1, 2.1, ...';
+COMMENT ON COLUMN ingestd.attachments.filename IS
+    'File name, RFC 2231 and 2047 decoded; NULL if none.';
+COMMENT ON COLUMN ingestd.attachments.size IS
+    'Decoded size in bytes (after base64 or quoted-printable).';
+COMMENT ON COLUMN ingestd.attachments.part_sha256 IS
+    'SHA-256 of the decoded content, lowercase hex: the same file in '
+    'different messages has the same part_sha256.';
+
+CREATE OR REPLACE VIEW ingestd.archive_totals AS
+SELECT t.messages,
+       t.bytes,
+       t.blobs,
+       t.unique_bytes,
+       t.stored_bytes,
+       t.bytes::float8 / nullif(t.unique_bytes, 0) AS dedup_ratio,
+       t.unique_bytes::float8 / nullif(t.stored_bytes, 0)
+	   AS compression_ratio,
+       t.unindexed
+  FROM (SELECT (SELECT count(*) FROM ingestd.delivery) AS messages,
+	       (SELECT coalesce(sum(b.size), 0)
+		  FROM ingestd.delivery d
+		  JOIN ingestd.blob b ON b.sha256 = d.sha256) AS bytes,
+	       (SELECT count(*) FROM ingestd.blob) AS blobs,
+	       (SELECT coalesce(sum(size), 0) FROM ingestd.blob)
+		   AS unique_bytes,
+	       (SELECT coalesce(sum(stored_size), 0) FROM ingestd.blob)
+		   AS stored_bytes,
+	       (SELECT count(*) FROM ingestd.blob b
+		 WHERE NOT EXISTS (SELECT 1 FROM ingestd.message m
+				    WHERE m.sha256 = b.sha256))
+		   AS unindexed) t;
+COMMENT ON COLUMN ingestd.archive_totals.unindexed IS
+    'Distinct messages stored without index rows (archived before '
+    'indexing): 0 after `ingestd reindex`, and always 0 for messages '
+    'archived since.';

@@ -22,7 +22,9 @@
 --   search_sql(query)       the statement and its parameters, for EXPLAIN
 --
 -- A syntax error raises SQLSTATE 42601 with the message
--- "column N: what was expected" (N counts characters from 1).
+-- "column N: what was expected" (N counts characters from 1).  The entry
+-- points run with search_path = pg_catalog, so that no object of the
+-- caller's schemas can stand in for a function the statement calls.
 
 -- from:alice and from:alice@ look at the part before the '@'.
 CREATE INDEX message_address_local
@@ -525,9 +527,14 @@ BEGIN
 		sql := pos_sqls[1];
 		RETURN;
 	END IF;
-	sql := '(' || coalesce(array_to_string(pos_sqls, ' INTERSECT '), '');
+	/* As compile_and(): positive terms as a chain of IN. */
 	IF array_length(pos_sqls, 1) IS NULL THEN
-		sql := sql || '(SELECT d.id FROM ingestd.delivery d)';
+		sql := '((SELECT d.id FROM ingestd.delivery d)';
+	ELSIF array_length(pos_sqls, 1) = 1 THEN
+		sql := '(' || pos_sqls[1];
+	ELSE
+		sql := '((SELECT d.id FROM ingestd.delivery d WHERE d.id IN '
+		    || array_to_string(pos_sqls, ' AND d.id IN ') || ')';
 	END IF;
 	FOREACH s IN ARRAY neg_sqls LOOP
 		sql := sql || ' EXCEPT ' || s;
@@ -562,7 +569,8 @@ $f$;
 -- The set of delivery ids a query selects, as SQL, and its parameters.
 CREATE FUNCTION ingestd.search_sql(query text, OUT sql text,
     OUT params text[])
-LANGUAGE plpgsql IMMUTABLE AS $f$
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
 	t record;
 	r record;
@@ -587,13 +595,16 @@ CREATE FUNCTION ingestd.search(query text)
 RETURNS TABLE (account text, uidl text, sha256 text, size bigint,
     archived_at timestamptz, date timestamptz, "from" text, "to" text,
     cc text, subject text, message_id text, attachments jsonb)
-LANGUAGE plpgsql STABLE AS $f$
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
 	s record;
 BEGIN
 	SELECT * INTO s FROM ingestd.search_sql(query);
+	/* As query_compile(): the matches first, on their own. */
 	RETURN QUERY EXECUTE
-	    'SELECT c.name, d.uidl, encode(d.sha256, ''hex''), b.size,'
+	    'WITH hits AS MATERIALIZED ' || s.sql ||
+	    ' SELECT c.name, d.uidl, encode(d.sha256, ''hex''), b.size,'
 	    ' d.archived_at, m.date,'
 	    ' (SELECT string_agg(x.address, '', '' ORDER BY x.pos)'
 	    '  FROM ingestd.message_address x'
@@ -614,7 +625,7 @@ BEGIN
 	    ' JOIN ingestd.account c ON c.id = d.account_id'
 	    ' JOIN ingestd.blob b ON b.sha256 = d.sha256'
 	    ' LEFT JOIN ingestd.message m ON m.sha256 = d.sha256'
-	    ' WHERE d.id IN ' || s.sql ||
+	    ' WHERE d.id IN (SELECT h.id FROM hits h)'
 	    ' ORDER BY d.archived_at, d.id'
 	    USING s.params;
 END
@@ -625,7 +636,8 @@ COMMENT ON FUNCTION ingestd.search(text) IS
     'A syntax error raises 42601 "column N: ...".';
 
 CREATE FUNCTION ingestd.search_count(query text)
-RETURNS bigint LANGUAGE plpgsql STABLE AS $f$
+RETURNS bigint LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
 	s record;
 	n bigint;

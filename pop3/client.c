@@ -42,11 +42,13 @@ static const char *const state_names[] = {
 	[P3_STLS] = "STLS",
 	[P3_TLS] = "TLS handshake",
 	[P3_AUTH] = "AUTH PLAIN",
+	[P3_OAUTH] = "AUTH OAuth",
 	[P3_USER] = "USER",
 	[P3_PASS] = "PASS",
 	[P3_APOP] = "APOP",
 	[P3_UIDL] = "UIDL",
 	[P3_LIST] = "LIST",
+	[P3_STAT] = "STAT",
 	[P3_READY] = "ready",
 	[P3_RETR] = "RETR",
 	[P3_BODY] = "body",
@@ -97,12 +99,21 @@ struct pop3_client {
 	unsigned caps;
 	bool capa_ok;		/* CAPA answered +OK */
 	struct pop3_expire expire; /* as the latest CAPA says */
+	struct pop3_login_delay login_delay; /* likewise */
 	bool capa_user;		/* the CAPA in flight follows the login */
 	bool tls_done;
 	char *timestamp;	/* the greeting's, for APOP; freed after auth */
 	bool plain_initial;	/* AUTH PLAIN carried the initial response */
 	bool plain_answered;	/* the continuation was answered */
+	const char *oauth_mech;	/* "XOAUTH2" or "OAUTHBEARER" in P3_OAUTH */
+	char *oauth_resp;	/* its response, until sent; wiped */
+	size_t oauth_resplen;
+	bool oauth_challenged;	/* the error challenge was answered */
+	char *wide_line;	/* POP3_SASL_LINE_MAX octets in P3_OAUTH */
+	char oauth_detail[160];	/* what the error challenge said */
 	bool list_sent;		/* LIST went out together with UIDL */
+	bool stat_ok;		/* STAT answered "+OK count size" */
+	uint64_t stat_size;
 	bool uidl_ok;
 
 	struct list_ent *list;
@@ -129,6 +140,7 @@ struct pop3_client {
 static int fail(struct pop3_client *, enum pop3_fail, const char *, ...)
     LOG_PRINTF(3, 4);
 static void start_listing(struct pop3_client *);
+static void end_oauth(struct pop3_client *);
 static void send_line(struct pop3_client *, const char *, const char *, ...)
     LOG_PRINTF(3, 4);
 
@@ -430,6 +442,7 @@ send_capa(struct pop3_client *c)
 	c->caps = 0;
 	c->capa_ok = false;
 	c->expire = (struct pop3_expire){ .kind = POP3_EXPIRE_NONE };
+	c->login_delay = (struct pop3_login_delay){ .present = false };
 	c->multi = false;
 	send_line(c, NULL, "CAPA");
 	set_state(c, P3_CAPA);
@@ -443,11 +456,14 @@ send_capa(struct pop3_client *c)
  * round trip is spent only when it can tell something.  Whether a server
  * deletes what was retrieved at QUIT is what decides whether QUIT is safe
  * (ingestd/plan.h), so it is worth one round trip on such servers.
+ * "LOGIN-DELAY n USER" (section 6.8) likewise: the scheduler spaces
+ * logins by this user's value.
  */
 static void
 after_login(struct pop3_client *c)
 {
-	if (!c->expire.per_user) {
+	end_oauth(c);
+	if (!c->expire.per_user && !c->login_delay.per_user) {
 		start_listing(c);
 		return;
 	}
@@ -505,11 +521,128 @@ send_apop(struct pop3_client *c)
 	return 0;
 }
 
+/* Back to status lines of POP3_LINE_MAX, the output to its usual size. */
+static void
+end_oauth(struct pop3_client *c)
+{
+	if (c->wide_line == NULL)
+		return;
+	pop3_line_narrow(&c->line);
+	free(c->wide_line);
+	c->wide_line = NULL;
+}
+
+/*
+ * Appends resp and CRLF to the output, which grows for it when a token is
+ * longer than OUT_CAP: only while logging in, when nothing else waits.
+ */
+static void
+send_long(struct pop3_client *c, const char *shown, const char *prefix,
+    const char *resp, size_t n)
+{
+	size_t plen = strlen(prefix), need = plen + n + 2, used;
+	struct buf nb;
+	int r;
+
+	used = buf_used(&c->out);
+	if (c->out.cap - used < need) {
+		/* Room for the commands that may follow before it is sent. */
+		buf_init(&nb, used + need + OUT_CAP);
+		r = buf_append(&nb, buf_peek(&c->out), used);
+		ASSERT(r == 0);
+		wipe(c->out.data, c->out.data != NULL ? c->out.cap : 0);
+		buf_release(&c->out);
+		c->out = nb;
+	}
+	log_trace("pop3: C: %s", shown);
+	r = buf_append(&c->out, prefix, plen);
+	ASSERT(r == 0);
+	r = buf_append(&c->out, resp, n);
+	ASSERT(r == 0);
+	r = buf_append(&c->out, "\r\n", 2);
+	ASSERT(r == 0);
+}
+
+/*
+ * AUTH with a bearer token.  RFC 5034 section 4: the initial response
+ * goes on the AUTH line only if the whole line, CRLF included, fits in
+ * 255 octets; otherwise the server's "+ " asks for it (Exchange Online
+ * refuses the long one-line form).
+ */
+static int
+start_oauth(struct pop3_client *c)
+{
+	bool x = (c->caps & POP3_CAPA_SASL_XOAUTH2) != 0;
+	bool ob = (c->caps & POP3_CAPA_SASL_OAUTHBEARER) != 0;
+	char shown[64], prefix[32];
+	size_t n;
+
+	switch (c->params.auth) {
+	case POP3_AUTH_AUTO:
+		if (x || !c->capa_ok)
+			c->oauth_mech = "XOAUTH2";
+		else if (ob)
+			c->oauth_mech = "OAUTHBEARER";
+		else
+			return fail(c, POP3_FAIL_NO_AUTH,
+			    "server offers neither SASL XOAUTH2 nor "
+			    "OAUTHBEARER, and a token never falls back to a "
+			    "password");
+		break;
+	case POP3_AUTH_XOAUTH2:
+	case POP3_AUTH_OAUTHBEARER:
+		c->oauth_mech = c->params.auth == POP3_AUTH_XOAUTH2 ?
+		    "XOAUTH2" :
+		    "OAUTHBEARER";
+		/* Without CAPA we cannot know: let the server say. */
+		if (c->capa_ok &&
+		    !(c->params.auth == POP3_AUTH_XOAUTH2 ? x : ob))
+			return fail(c, POP3_FAIL_NO_AUTH,
+			    "server does not offer SASL %s", c->oauth_mech);
+		break;
+	default:
+		return fail(c, POP3_FAIL_NO_AUTH,
+		    "an OAuth token is configured, which only SASL XOAUTH2 "
+		    "and OAUTHBEARER can carry");
+	}
+	if (strcmp(c->oauth_mech, "OAUTHBEARER") == 0)
+		c->oauth_resp = pop3_sasl_oauthbearer(c->params.user,
+		    c->params.host, c->params.port, c->params.token, &n);
+	else
+		c->oauth_resp = pop3_sasl_xoauth2(c->params.user,
+		    c->params.token, &n);
+	if (c->oauth_resp == NULL)
+		return fail(c, POP3_FAIL_AUTH,
+		    "the user name or the token cannot be sent: a token is "
+		    "1 to %d octets without blanks or control characters",
+		    POP3_TOKEN_MAX);
+	c->oauth_resplen = n;
+	c->oauth_challenged = false;
+	c->oauth_detail[0] = '\0';
+	c->wide_line = xmalloc(POP3_SASL_LINE_MAX);
+	pop3_line_widen(&c->line, c->wide_line, POP3_SASL_LINE_MAX);
+	snprintf(shown, sizeof(shown), "AUTH %s", c->oauth_mech);
+	if (strlen("AUTH  \r\n") + strlen(c->oauth_mech) + n <= AUTH_LINE_MAX) {
+		snprintf(prefix, sizeof(prefix), "AUTH %s ", c->oauth_mech);
+		snprintf(shown, sizeof(shown), "AUTH %s ****", c->oauth_mech);
+		send_long(c, shown, prefix, c->oauth_resp, n);
+		wipe(c->oauth_resp, n);
+		free(c->oauth_resp);
+		c->oauth_resp = NULL;
+	} else
+		send_line(c, NULL, "%s", shown);
+	set_state(c, P3_OAUTH);
+	return 0;
+}
+
 static int
 start_auth(struct pop3_client *c)
 {
 	const char *user = c->params.user, *pw = c->params.password;
 	bool plain, apop, userpass;
+
+	if (c->params.token != NULL)
+		return start_oauth(c);
 
 	/* A CR or LF would let the credentials inject commands. */
 	if (strlen(user) > POP3_CRED_MAX || strlen(pw) > POP3_CRED_MAX)
@@ -547,6 +680,10 @@ start_auth(struct pop3_client *c)
 		if (userpass)
 			break;
 		return fail(c, POP3_FAIL_NO_AUTH, "server does not offer USER");
+	case POP3_AUTH_XOAUTH2:
+	case POP3_AUTH_OAUTHBEARER:
+		return fail(c, POP3_FAIL_NO_AUTH,
+		    "SASL XOAUTH2 and OAUTHBEARER need a token");
 	}
 	send_line(c, NULL, "USER %s", user);
 	set_state(c, P3_USER);
@@ -618,6 +755,7 @@ st_capa(struct pop3_client *c, const char *line, size_t len)
 	if (!c->capa_user)
 		(void)pop3_parse_capa(line, len, &c->caps);
 	(void)pop3_parse_capa_expire(line, len, &c->expire);
+	(void)pop3_parse_capa_login_delay(line, len, &c->login_delay);
 	return 0;
 }
 
@@ -659,6 +797,62 @@ st_auth(struct pop3_client *c, const char *line, size_t len)
 	send_line(c, "****", "%s", resp);
 	wipe(resp, sizeof(resp));
 	c->plain_answered = true;
+	return 0;
+}
+
+static int
+st_oauth(struct pop3_client *c, const char *line, size_t len)
+{
+	unsigned char *json;
+	struct pop3_status st;
+	long n;
+
+	if (pop3_parse_status(line, len, &st) == POP3_PARSE_OK) {
+		if (st.ok) {
+			after_login(c);
+			return 0;
+		}
+		/* The token is never logged; what the server said of it is. */
+		return fail(c, err_class(&st, POP3_FAIL_AUTH),
+		    "AUTH %s refused: -ERR \"%s\"%s%s%s", c->oauth_mech,
+		    quote(c, st.text, st.textlen),
+		    c->oauth_detail[0] != '\0' ? " (challenge: " : "",
+		    c->oauth_detail, c->oauth_detail[0] != '\0' ? ")" : "");
+	}
+	if (!pop3_parse_continuation(line, len) || c->oauth_challenged)
+		return fail(c, POP3_FAIL_PROTOCOL,
+		    "unexpected reply to AUTH %s: \"%s\"", c->oauth_mech,
+		    quote(c, line, len));
+	if (c->oauth_resp != NULL) {
+		/* The server asks for the response the AUTH line lacked. */
+		send_long(c, "****", "", c->oauth_resp, c->oauth_resplen);
+		wipe(c->oauth_resp, c->oauth_resplen);
+		free(c->oauth_resp);
+		c->oauth_resp = NULL;
+		return 0;
+	}
+	/*
+	 * The error challenge: base64 JSON.  XOAUTH2 wants an empty line
+	 * back, OAUTHBEARER the dummy "\1" (RFC 7628 section 3.2.3); the
+	 * server then sends its -ERR.
+	 */
+	c->oauth_challenged = true;
+	line += len > 1 ? 2 : 1;
+	len -= len > 1 ? 2 : 1;
+	json = xmalloc(len / 4 * 3 + 3);
+	if ((n = pop3_base64_decode(line, len, json)) == -1)
+		snprintf(c->oauth_detail, sizeof(c->oauth_detail),
+		    "not base64");
+	else
+		pop3_sasl_oauth_error(json, (size_t)n, c->oauth_detail,
+		    sizeof(c->oauth_detail));
+	free(json);
+	log_debug("pop3: AUTH %s error challenge: %s", c->oauth_mech,
+	    c->oauth_detail[0] != '\0' ? c->oauth_detail : "(empty)");
+	if (strcmp(c->oauth_mech, "XOAUTH2") == 0)
+		send_line(c, NULL, "%s", "");
+	else
+		send_line(c, NULL, "AQ==");
 	return 0;
 }
 
@@ -860,6 +1054,11 @@ st_list(struct pop3_client *c, const char *line, size_t len)
 	}
 	if (multi_end(&line, &len)) {
 		c->multi = false;
+		if (c->params.stat) {
+			send_line(c, NULL, "STAT");
+			set_state(c, P3_STAT);
+			return 0;
+		}
 		return finish_listing(c);
 	}
 	if (pop3_parse_list_item(line, len, &num, &size) != POP3_PARSE_OK)
@@ -876,6 +1075,23 @@ st_list(struct pop3_client *c, const char *line, size_t len)
 	c->list[c->nlist].size = size;
 	c->nlist++;
 	return 0;
+}
+
+/*
+ * STAT after LIST: what the server counts the maildrop as.  A refusal or
+ * an unreadable answer leaves it unknown; the poll goes on.
+ */
+static int
+st_stat(struct pop3_client *c, const char *line, size_t len)
+{
+	struct pop3_status st;
+	uint32_t count;
+
+	if (status(c, line, len, &st) == -1)
+		return -1;
+	c->stat_ok = st.ok && pop3_parse_stat(st.text, st.textlen, &count,
+	    &c->stat_size) == POP3_PARSE_OK;
+	return finish_listing(c);
 }
 
 static int
@@ -974,7 +1190,7 @@ st_quit(struct pop3_client *c, const char *line, size_t len)
 static int
 dispatch(struct pop3_client *c)
 {
-	const char *line = c->line.buf;
+	const char *line = pop3_line_text(&c->line);
 	size_t len = c->line.len;
 
 	if (memchr(line, '\0', len) != NULL)
@@ -992,6 +1208,8 @@ dispatch(struct pop3_client *c)
 		return st_stls(c, line, len);
 	case P3_AUTH:
 		return st_auth(c, line, len);
+	case P3_OAUTH:
+		return st_oauth(c, line, len);
 	case P3_USER:
 		return st_user(c, line, len);
 	case P3_PASS:
@@ -1002,6 +1220,8 @@ dispatch(struct pop3_client *c)
 		return st_uidl(c, line, len);
 	case P3_LIST:
 		return st_list(c, line, len);
+	case P3_STAT:
+		return st_stat(c, line, len);
 	case P3_READY:
 		return st_ready(c, line, len);
 	case P3_RETR:
@@ -1025,7 +1245,8 @@ pop3_client_new(const struct pop3_client_params *params,
 {
 	struct pop3_client *c;
 
-	ASSERT(params->user != NULL && params->password != NULL);
+	ASSERT(params->user != NULL &&
+	    (params->password != NULL || params->token != NULL));
 	ASSERT(cb->ready != NULL && cb->failed != NULL && cb->done != NULL);
 	ASSERT(!params->starttls || cb->start_tls != NULL);
 	c = xcalloc(1, sizeof(*c));
@@ -1060,6 +1281,10 @@ pop3_client_free(struct pop3_client **cp)
 	buf_release(&c->out);
 	free(c->scratch);
 	free(c->timestamp);
+	if (c->oauth_resp != NULL)
+		wipe(c->oauth_resp, c->oauth_resplen);
+	free(c->oauth_resp);
+	free(c->wide_line);
 	free(c->list);
 	free(c->uids);
 	free(c->arena);
@@ -1092,9 +1317,10 @@ pop3_client_feed(struct pop3_client *c, const char *p, size_t n)
 			r = pop3_line_feed(&c->line, p, n, &used);
 			if (r == POP3_PARSE_INVALID)
 				return fail(c, POP3_FAIL_PROTOCOL,
-				    "line longer than %d octets while %s: "
-				    "\"%s\"", POP3_LINE_MAX, c->what,
-				    quote(c, c->line.buf, c->line.len));
+				    "line longer than %zu octets while %s: "
+				    "\"%s\"", c->line.max, c->what,
+				    quote(c, pop3_line_text(&c->line),
+				    c->line.len));
 			if (r == POP3_PARSE_OK && dispatch(c) == -1)
 				return -1;
 			break;
@@ -1127,6 +1353,11 @@ pop3_client_sent(struct pop3_client *c, size_t n)
 	/* Sent lines may have held the password. */
 	wipe(c->out.data + c->out.off, n);
 	buf_consume(&c->out, n);
+	/* Grown for a long token: back to the usual size once sent. */
+	if (c->out.cap > OUT_CAP && buf_used(&c->out) == 0) {
+		buf_release(&c->out);
+		buf_init(&c->out, OUT_CAP);
+	}
 	flush(c);
 }
 
@@ -1180,6 +1411,21 @@ bool
 pop3_client_has_top(const struct pop3_client *c)
 {
 	return (c->caps & POP3_CAPA_TOP) != 0;
+}
+
+bool
+pop3_client_stat(const struct pop3_client *c, uint64_t *size_r)
+{
+	if (!c->stat_ok)
+		return false;
+	*size_r = c->stat_size;
+	return true;
+}
+
+const struct pop3_login_delay *
+pop3_client_login_delay(const struct pop3_client *c)
+{
+	return &c->login_delay;
 }
 
 const struct pop3_expire *

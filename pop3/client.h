@@ -5,7 +5,8 @@
  * pop3_client_cb.  Tests and fuzzers drive it with plain buffers.
  *
  * Sequence: greeting -> CAPA -> [STLS -> (owner does TLS) -> CAPA] ->
- * AUTH PLAIN | APOP | USER/PASS -> [CAPA] -> UIDL -> LIST -> ready().
+ * AUTH PLAIN | AUTH XOAUTH2 | AUTH OAUTHBEARER | APOP | USER/PASS ->
+ * [CAPA] -> UIDL -> LIST -> ready().
  * CAPA is issued again after login only when the first one said "EXPIRE
  * ... USER" (RFC 2449 section 6.7), to learn this user's value.  After ready()
  * the owner queues RETR/TOP/DELE and finally QUIT; the client pipelines them
@@ -21,12 +22,15 @@
 
 struct pop3_client;
 struct pop3_expire;
+struct pop3_login_delay;
 
 enum pop3_auth {
 	POP3_AUTH_AUTO,		/* best the server offers: PLAIN, APOP, USER */
 	POP3_AUTH_USER,
 	POP3_AUTH_APOP,
 	POP3_AUTH_PLAIN,
+	POP3_AUTH_XOAUTH2,     /* these two need a token, and take no */
+	POP3_AUTH_OAUTHBEARER, /* password */
 };
 
 enum pop3_cmd {
@@ -38,7 +42,8 @@ enum pop3_cmd {
 /* Why a session failed; the owner maps these to retry policy. */
 enum pop3_fail {
 	POP3_FAIL_PROTOCOL,	/* malformed or unexpected response */
-	POP3_FAIL_AUTH,		/* credentials refused ([AUTH] or plain -ERR) */
+	POP3_FAIL_AUTH,		/* credentials refused ([AUTH] or plain -ERR);
+				 * with a token: the token was refused */
 	POP3_FAIL_TEMP,		/* [IN-USE], [LOGIN-DELAY], [SYS/TEMP]: later */
 	POP3_FAIL_PERM,		/* [SYS/PERM] or a refused command we need */
 	POP3_FAIL_NO_STLS,	/* STLS required but not offered or refused */
@@ -53,11 +58,13 @@ enum pop3_state {
 	P3_STLS,
 	P3_TLS,		/* owner runs the handshake; input is discarded */
 	P3_AUTH,	/* AUTH PLAIN */
+	P3_OAUTH,	/* AUTH XOAUTH2 or AUTH OAUTHBEARER */
 	P3_USER,
 	P3_PASS,
 	P3_APOP,
 	P3_UIDL,
 	P3_LIST,
+	P3_STAT,	/* only with params.stat: after LIST */
 	P3_READY,	/* listed; no command in flight */
 	P3_RETR,	/* status line of RETR or TOP */
 	P3_BODY,	/* body of RETR or TOP */
@@ -77,6 +84,17 @@ struct pop3_msg {
 struct pop3_client_params {
 	const char *user;
 	const char *password;	/* borrowed; must outlive the client */
+	/*
+	 * An OAuth 2.0 access token, borrowed like the password, or NULL.
+	 * With a token only XOAUTH2 and OAUTHBEARER are spoken and the
+	 * password is never sent: auth POP3_AUTH_AUTO picks XOAUTH2 if CAPA
+	 * lists it (Gmail and Outlook list it, and Outlook documents only
+	 * it for POP), else OAUTHBEARER, else (no CAPA) tries XOAUTH2;
+	 * POP3_AUTH_USER, _APOP and _PLAIN fail with POP3_FAIL_NO_AUTH.
+	 */
+	const char *token;
+	const char *host; /* for OAUTHBEARER's host and port, or NULL */
+	unsigned port;
 	enum pop3_auth auth;
 	bool starttls;		/* issue STLS after CAPA; fail if not offered */
 	/* MD5 for APOP, from the owner, so pop3/ needs no crypto library */
@@ -90,6 +108,9 @@ struct pop3_client_params {
 	 * with a terminating NUL) fail the session with POP3_FAIL_PERM.
 	 * 0: POP3_LISTING_BYTES_DEFAULT. */
 	size_t max_listing_bytes;
+	/* Send STAT after the listing, for pop3_client_stat(): what the
+	 * server counts the mailbox as (the delete policy's keep_under). */
+	bool stat;
 };
 
 /*
@@ -172,11 +193,23 @@ bool pop3_client_has_top(const struct pop3_client *c);
  */
 const struct pop3_expire *pop3_client_expire(const struct pop3_client *c);
 /*
+ * What CAPA said of LOGIN-DELAY (pop3/parse.h), this user's value where
+ * the server gave one after login; valid after ready(), owned by the
+ * client.
+ */
+const struct pop3_login_delay *pop3_client_login_delay(
+    const struct pop3_client *c);
+/*
  * Whether the server deletes every message retrieved in this session when
  * QUIT enters the UPDATE state, DELE or not: EXPIRE 0 (or unreadable).
  * Then QUIT is safe only once everything retrieved is archived.
  */
 bool pop3_client_expires_at_quit(const struct pop3_client *c);
+/*
+ * The maildrop size STAT gave (params.stat), valid after ready(); false
+ * if STAT was not asked for, refused, or unreadable.
+ */
+bool pop3_client_stat(const struct pop3_client *c, uint64_t *size_r);
 /* The current state; P3_FAILED after failed(), P3_DONE after done(). */
 enum pop3_state pop3_client_state(const struct pop3_client *c);
 /*

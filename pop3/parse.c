@@ -2,48 +2,72 @@
 
 #include <string.h>
 
-void
-pop3_line_init(struct pop3_line *l)
+/* Starts a new line in whichever buffer is in use. */
+static void
+line_reset(struct pop3_line *l)
 {
 	l->len = 0;
 	l->complete = false;
-	l->buf[0] = '\0';
+	(l->wide != NULL ? l->wide : l->buf)[0] = '\0';
+}
+
+void
+pop3_line_init(struct pop3_line *l)
+{
+	l->wide = NULL;
+	l->max = POP3_LINE_MAX;
+	line_reset(l);
+}
+
+void
+pop3_line_widen(struct pop3_line *l, char *wide, size_t max)
+{
+	l->wide = wide;
+	l->max = max;
+	line_reset(l);
+}
+
+void
+pop3_line_narrow(struct pop3_line *l)
+{
+	pop3_line_init(l);
 }
 
 enum pop3_parse
 pop3_line_feed(struct pop3_line *l, const char *p, size_t n, size_t *used_r)
 {
+	char *buf = l->wide != NULL ? l->wide : l->buf;
 	const char *lf;
 	size_t take, room;
 
 	if (l->complete)
-		pop3_line_init(l);
+		line_reset(l);
 	/*
-	 * Octets before the LF may number POP3_LINE_MAX - 1 at most.  The
+	 * Octets before the LF may number l->max - 1 at most.  The
 	 * check is made on what is stored, not on what one call brings, so
 	 * the verdict is the same however the input is split.
 	 */
-	room = POP3_LINE_MAX - 1 - l->len;
+	room = l->max - 1 - l->len;
 	lf = memchr(p, '\n', n);
 	take = lf != NULL ? (size_t)(lf - p) : n;
 	if (take > room) {
 		/* Keep what fits, so an error can quote the line's start. */
-		memcpy(l->buf + l->len, p, room);
+		memcpy(buf + l->len, p, room);
 		l->len += room;
-		l->buf[l->len] = '\0';
+		buf[l->len] = '\0';
 		*used_r = room;
 		return POP3_PARSE_INVALID;
 	}
-	memcpy(l->buf + l->len, p, take);
+	memcpy(buf + l->len, p, take);
 	l->len += take;
 	if (lf == NULL) {
 		*used_r = n;
 		return POP3_PARSE_NEED_MORE;
 	}
 	*used_r = take + 1;
-	if (l->len > 0 && l->buf[l->len - 1] == '\r')
+	if (l->len > 0 && buf[l->len - 1] == '\r')
 		l->len--;
-	l->buf[l->len] = '\0';
+	buf[l->len] = '\0';
 	l->complete = true;
 	return POP3_PARSE_OK;
 }
@@ -206,6 +230,10 @@ pop3_parse_capa(const char *line, size_t len, unsigned *caps)
 		while (next_token(line, len, &pos, &tok, &toklen))
 			if (word_eq(tok, toklen, "PLAIN"))
 				*caps |= POP3_CAPA_SASL_PLAIN;
+			else if (word_eq(tok, toklen, "XOAUTH2"))
+				*caps |= POP3_CAPA_SASL_XOAUTH2;
+			else if (word_eq(tok, toklen, "OAUTHBEARER"))
+				*caps |= POP3_CAPA_SASL_OAUTHBEARER;
 		return POP3_PARSE_OK;
 	}
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -249,6 +277,39 @@ pop3_parse_capa_expire(const char *line, size_t len, struct pop3_expire *e)
 	}
 	if (next_token(line, len, &pos, &tok, &toklen))
 		e->kind = POP3_EXPIRE_UNKNOWN;
+	return true;
+}
+
+bool
+pop3_parse_capa_login_delay(const char *line, size_t len,
+    struct pop3_login_delay *d)
+{
+	const char *tok;
+	size_t toklen, pos = 0, i;
+	uint64_t v = 0;
+
+	if (memchr(line, '\0', len) != NULL ||
+	    !next_token(line, len, &pos, &tok, &toklen) ||
+	    !word_eq(tok, toklen, "LOGIN-DELAY"))
+		return false;
+	*d = (struct pop3_login_delay){ .present = false };
+	if (!next_token(line, len, &pos, &tok, &toklen))
+		return true;
+	for (i = 0; i < toklen; i++) {
+		if (tok[i] < '0' || tok[i] > '9')
+			return true;
+		if (v < UINT32_MAX)
+			v = v * 10 + (uint64_t)(tok[i] - '0');
+	}
+	if (next_token(line, len, &pos, &tok, &toklen)) {
+		if (!word_eq(tok, toklen, "USER"))
+			return true;
+		d->per_user = true;
+	}
+	if (next_token(line, len, &pos, &tok, &toklen))
+		return true;
+	d->present = true;
+	d->seconds = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 	return true;
 }
 
@@ -297,6 +358,27 @@ parse_msgnum(const char *line, size_t len, size_t *pos, uint32_t *num_r)
 		(*pos)++;
 	*num_r = (uint32_t)v;
 	return true;
+}
+
+enum pop3_parse
+pop3_parse_stat(const char *text, size_t len, uint32_t *count_r,
+    uint64_t *size_r)
+{
+	size_t pos = 0;
+	uint64_t count, size;
+
+	if (memchr(text, '\0', len) != NULL ||
+	    !parse_num(text, len, &pos, UINT32_MAX, &count) ||
+	    pos == len || !is_blank(text[pos]))
+		return POP3_PARSE_INVALID;
+	while (pos < len && is_blank(text[pos]))
+		pos++;
+	if (!parse_num(text, len, &pos, INT64_MAX, &size) ||
+	    (pos < len && !is_blank(text[pos])))
+		return POP3_PARSE_INVALID;
+	*count_r = (uint32_t)count;
+	*size_r = size;
+	return POP3_PARSE_OK;
 }
 
 enum pop3_parse

@@ -26,20 +26,49 @@ enum pop3_parse {
 	POP3_PARSE_INVALID,
 };
 
-/* Embedded by its owner; the fields are read directly after POP3_PARSE_OK. */
+/*
+ * Longest line in octets, including CRLF, while a SASL exchange is under
+ * way: a server's OAuth error challenge ("+ " and base64 JSON) may be
+ * longer than a status line, and RFC 5034 sets no limit on it.
+ */
+#define POP3_SASL_LINE_MAX 16384
+
+/*
+ * Embedded by its owner; after POP3_PARSE_OK the line is read with
+ * pop3_line_text() and len.
+ */
 struct pop3_line {
-	size_t len;		/* octets in buf, line ending excluded */
-	bool complete;		/* buf holds a whole line */
+	size_t len;		/* octets in the line, ending excluded */
+	bool complete;		/* it holds a whole line */
+	char *wide;		/* NULL, or the owner's buffer of max octets
+				 * used instead of buf (pop3_line_widen()) */
+	size_t max;		/* POP3_LINE_MAX, or the wide buffer's size */
 	char buf[POP3_LINE_MAX]; /* NUL-terminated once complete */
 };
 
 void pop3_line_init(struct pop3_line *l);
 
 /*
+ * Lets lines of up to max octets (CRLF included) through, stored in the
+ * owner's buffer wide, which must hold max octets and outlive the use;
+ * pop3_line_narrow() goes back to POP3_LINE_MAX.  Both drop any partial
+ * line, so call them between lines.
+ */
+void pop3_line_widen(struct pop3_line *l, char *wide, size_t max);
+void pop3_line_narrow(struct pop3_line *l);
+
+/* The line's octets, NUL-terminated once complete. */
+static inline const char *
+pop3_line_text(const struct pop3_line *l)
+{
+	return l->wide != NULL ? l->wide : l->buf;
+}
+
+/*
  * Consumes bytes of p[0, n) up to and including the first LF.  Returns
  * POP3_PARSE_OK with the line in l->buf, l->len (the next call starts a new
  * line), POP3_PARSE_NEED_MORE after consuming all of p, or
- * POP3_PARSE_INVALID once the line is known to exceed POP3_LINE_MAX; after
+ * POP3_PARSE_INVALID once the line is known to exceed l->max; after
  * that only pop3_line_init() makes the reader usable again.  *used_r is the
  * number of bytes consumed.  The result does not depend on how the input is
  * split across calls.
@@ -89,6 +118,8 @@ enum pop3_capa_flags {
 	POP3_CAPA_RESP_CODES = 1 << 5,
 	POP3_CAPA_AUTH_RESP_CODE = 1 << 6,
 	POP3_CAPA_SASL_PLAIN = 1 << 7,	/* "SASL" lists PLAIN */
+	POP3_CAPA_SASL_XOAUTH2 = 1 << 8, /* ... XOAUTH2 */
+	POP3_CAPA_SASL_OAUTHBEARER = 1 << 9, /* ... OAUTHBEARER (RFC 7628) */
 };
 
 /*
@@ -134,6 +165,25 @@ bool pop3_parse_capa_expire(const char *line, size_t len,
 bool pop3_expire_at_quit(const struct pop3_expire *e);
 
 /*
+ * RFC 2449 section 6.8, "LOGIN-DELAY n [USER]": the least number of
+ * seconds between two logins to a mailbox.
+ */
+struct pop3_login_delay {
+	bool present;		/* advertised, with a value we could read */
+	uint32_t seconds;	/* larger values capped */
+	bool per_user;		/* "USER": the value after login may differ */
+};
+
+/*
+ * If the CAPA line is a LOGIN-DELAY capability, fills *d and returns true;
+ * otherwise leaves *d alone and returns false.  A value that is not
+ * digits, or extra words, leave d->present false: an unreadable delay is
+ * not taken for none by the caller, which keeps the one it had.
+ */
+bool pop3_parse_capa_login_delay(const char *line, size_t len,
+    struct pop3_login_delay *d);
+
+/*
  * A LIST item "num size", where anything after the size and a blank is
  * ignored (RFC 1939 leaves it open).  num is 1..UINT32_MAX, size is at
  * most INT64_MAX (what the archive can store).  Otherwise
@@ -141,6 +191,15 @@ bool pop3_expire_at_quit(const struct pop3_expire *e);
  */
 enum pop3_parse pop3_parse_list_item(const char *line, size_t len,
     uint32_t *num_r, uint64_t *size_r);
+
+/*
+ * The text of STAT's +OK, "count size" (RFC 1939 section 5: the number
+ * of messages and the size of the maildrop in octets), where anything
+ * after the size and a blank is ignored.  count is 0..UINT32_MAX, size at
+ * most INT64_MAX.  Otherwise POP3_PARSE_INVALID.
+ */
+enum pop3_parse pop3_parse_stat(const char *text, size_t len,
+    uint32_t *count_r, uint64_t *size_r);
 
 /*
  * A UIDL item "num uid".  The uid is one or more octets 0x21-0x7E (RFC 1939)

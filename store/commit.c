@@ -33,6 +33,7 @@
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
 #include "store/db.h"
+#include "store/mime/meta.h"
 #include "store/spool.h"
 
 #define COMMIT_BATCH_DEFAULT	64
@@ -105,6 +106,7 @@ static void
 committer_release(struct commit_item *it, bool durable)
 {
 	spool_free(&it->res.spool);
+	mime_meta_free(&it->res.meta);
 	it->done(it, durable);
 }
 
@@ -152,6 +154,8 @@ committer_row(const struct commit_item *it, struct db_commit_row *row)
 	row->stored_size = it->res.stored_size;
 	row->dict_id = it->res.dict_id;
 	row->spool = it->res.spool;
+	row->meta = it->index_refused ? NULL : it->res.meta;
+	row->index_refused = it->index_refused;
 }
 
 static void committer_batch(struct committer *cm,
@@ -168,8 +172,24 @@ static void
 committer_split(struct committer *cm, struct commit_item **batch,
     struct db_commit_row *rows, size_t n)
 {
+	char hex[65];
 	size_t half;
 
+	if (n == 1 && batch[0]->res.meta != NULL && !batch[0]->index_refused) {
+		/*
+		 * The index rows may be what the server refused (a limit of
+		 * text search, a parser's mistake): the message goes again
+		 * with a row that says so, which a later reindex may redo.
+		 * Its blob and delivery are what must not be lost.
+		 */
+		pipe_hex(batch[0]->res.sha256, hex);
+		log_warnx("committer: message %s: %s (SQLSTATE %s); storing it "
+		    "without its index rows", hex,
+		    db_error(cm->db), db_sqlstate(cm->db));
+		batch[0]->index_refused = true;
+		committer_batch(cm, batch, rows, 1);
+		return;
+	}
 	if (n == 1) {
 		snprintf(batch[0]->error, sizeof(batch[0]->error), "%s "
 		    "(SQLSTATE %s)", db_error(cm->db), db_sqlstate(cm->db));
@@ -344,6 +364,7 @@ void
 committer_submit(struct committer *cm, struct commit_item *it)
 {
 	it->next = NULL;
+	it->index_refused = false;
 	committer_now(&it->queued_at);
 	pthread_mutex_lock(&cm->mu);
 	ASSERT(!cm->stopping);

@@ -7,7 +7,9 @@
  * One message's fault never fails another: a message that cannot be
  * stored (its spool unreadable, its bytes not reading back as received, a
  * value PostgreSQL refuses) fails alone and at once, and the messages
- * batched with it are committed without it.
+ * batched with it are committed without it.  Its index never costs a
+ * message its archiving: index rows the server refuses are replaced by a
+ * row that says so (flag index_refused), and the message is stored.
  */
 #ifndef STORE_COMMIT_H
 #define STORE_COMMIT_H
@@ -38,6 +40,9 @@ struct commit_item {
 	 * may say true for rows this item itself stored. */
 	bool blob_existed;
 	bool delivery_existed;
+	/* Set by the committer: the server refused res.meta's index rows,
+	 * and the message was stored with a row saying so instead. */
+	bool index_refused;
 	struct commit_item *next;	/* the committer's queue */
 	struct timespec queued_at;	/* the committer's: when submitted */
 };

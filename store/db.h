@@ -19,6 +19,7 @@
 #include "store/known.h"
 
 struct db;
+struct mime_meta;
 struct spool;
 
 /* ---- the connection: db.c ---- */
@@ -110,6 +111,13 @@ int db_migrate(struct db *db, int *applied_r);
 int db_account_id(struct db *db, const char *name, int64_t *id_r);
 
 /*
+ * Records whether the account needs the operator to renew its OAuth grant
+ * (account_status.needs_reauth; migration 0006): set keeps the time it
+ * was first found so, clear forgets it.  0, or -1 with db_error().
+ */
+int db_account_reauth(struct db *db, int64_t account_id, bool needs);
+
+/*
  * Adds to k what is archived for the account: every delivery that has a
  * UIDL (one without cannot be looked up by one), server-deleted or not.
  */
@@ -131,6 +139,13 @@ struct db_commit_row {
 	uint64_t stored_size;		/* compressed bytes in the spool */
 	int64_t dict_id;		/* zstd dictionary, 0 for none */
 	struct spool *spool;		/* read, never freed */
+	/*
+	 * The message's index rows, written with its blob when the blob is
+	 * new: meta's (NULL: none), or with index_refused a minimal row that
+	 * says the server would not take meta's.
+	 */
+	const struct mime_meta *meta;
+	bool index_refused;
 	/* Out. */
 	bool blob_existed;
 	bool delivery_existed;
@@ -228,6 +243,47 @@ struct db_poll {
  * three above is refused by the schema. */
 int db_poll_record(struct db *db, const struct db_poll *p);
 
+/* ---- delete policies and RFC 2449 signals: db_policy.c ---- */
+
+struct facts;
+
+/*
+ * Adds to f the account's first-seen time of each UIDL (uidl_seen) and the
+ * Date, from the index (ingestd.message), of each message still on the
+ * server that has one.
+ */
+int db_facts_load(struct db *db, int64_t account_id, struct facts *f);
+
+/*
+ * After a poll with a complete listing present[] (UIDLs, as the archive
+ * spells them): each one gets a first-seen time of now unless it has one,
+ * except those ingestd deleted (d, confirmed by QUIT); every other UIDL of
+ * the account loses its time, so a reused UIDL starts a new clock.
+ */
+int db_seen_update(struct db *db, int64_t account_id,
+    const char *const *present, size_t n, const struct db_deleted *d,
+    size_t nd);
+
+/*
+ * Records what CAPA said after the login at time at: expire as the server
+ * wrote it ("NEVER" or digits; NULL: not advertised), login_delay in
+ * seconds (-1: not advertised).
+ */
+int db_capa_record(struct db *db, int64_t account_id, const char *expire,
+    int64_t login_delay, time_t at);
+/*
+ * The latest LOGIN-DELAY recorded for the account and when its login was;
+ * *login_delay_r = -1 when there is none.
+ */
+int db_capa_load(struct db *db, int64_t account_id, int64_t *login_delay_r,
+    time_t *at_r);
+/*
+ * The outcome ("ok", "temporary", "permanent"; "" if never polled) and
+ * error ("" if none) of the account's latest poll, into the buffers.
+ */
+int db_last_poll(struct db *db, int64_t account_id, char *outcome,
+    size_t outcomelen, char *error, size_t errorlen);
+
 /* ---- export and verify: db_read.c ---- */
 
 /* One archived message, for export and verify. */
@@ -259,6 +315,33 @@ int db_each_blob(struct db *db,
  */
 int db_blob_read(struct db *db, const char *sha256_hex,
     int (*cb)(void *arg, const void *p, size_t n), void *arg);
+
+/* ---- the message index, for reindex: db_index.c ---- */
+
+/* One message's index rows; see struct db_commit_row's meta. */
+struct db_index_row {
+	unsigned char sha256[32];
+	const struct mime_meta *meta;
+	bool refused;
+};
+
+/*
+ * In one transaction: for each row, the message's index rows replace any
+ * an older parser wrote; rows a parser of this version wrote (a concurrent
+ * commit, another reindex) are kept.  Safe to repeat.
+ */
+int db_index_store(struct db *db, const struct db_index_row *rows,
+    size_t n);
+
+/*
+ * Calls cb for each blob without index rows of this parser version, in
+ * hash order, a page at a time (cb may use db); m->account is NULL.  cb
+ * returns 0 to go on, -1 to stop (then -1 too).
+ */
+int db_each_unindexed(struct db *db,
+    int (*cb)(void *arg, const struct db_message *m), void *arg);
+/* How many blobs db_each_unindexed() would give, and their bytes. */
+int db_unindexed_count(struct db *db, uint64_t *n_r, uint64_t *bytes_r);
 
 /* ---- dictionaries, and the blobs they are trained on: db_dict.c ---- */
 
@@ -329,5 +412,93 @@ enum db_transport {
  */
 int db_conninfo_transport(const char *conninfo, enum db_transport *t_r,
     char *what, size_t whatlen, char *err, size_t errlen);
+
+/* ---- the ledger: db_ledger.c ---- */
+
+/* Events sequenced per transaction. */
+#define DB_LEDGER_BATCH 5000
+
+/*
+ * Gives every pending ledger event its leaf, in event order, under an
+ * advisory lock (so several nodes sharing the database never interleave):
+ * entry bytes, leaf hash and the complete subtrees it completes, in
+ * transactions of at most DB_LEDGER_BATCH events.  *added_r counts the
+ * events sequenced, *size_r is the tree size after, root its root.
+ */
+int db_ledger_sequence(struct db *db, uint64_t *added_r, uint64_t *size_r,
+    unsigned char root[32]);
+
+/*
+ * Records an event of kind with fields (key/value pairs, in order; see
+ * store/ledger.h) as ingestd.ledger_append() does: inside the transaction
+ * the caller has open on db (BEGIN ... this ... COMMIT), so the event
+ * commits or rolls back with what it records; outside one, on its own.
+ * kind and keys are [a-z0-9_-]{1,64}.  0 or -1.
+ */
+struct ledger_field;
+int db_ledger_append(struct db *db, const char *kind,
+    const struct ledger_field *fields, size_t n);
+
+/* A merkle_get_fn (store/merkle.h) over the stored tree; arg is the db. */
+int db_ledger_get(void *db, unsigned level, uint64_t index,
+    unsigned char out[32]);
+
+int db_ledger_checkpoint_store(struct db *db, uint64_t size,
+    const unsigned char root[32], const char *note);
+
+struct db_ledger_checkpoint {
+	int64_t id;
+	uint64_t size;
+	char root_hex[65];
+	char *note;
+};
+
+/*
+ * The stored checkpoints by tree size (latest_only: the newest stored
+ * one); *cps_r is freed with db_ledger_checkpoints_free().
+ */
+int db_ledger_checkpoints(struct db *db, bool latest_only,
+    struct db_ledger_checkpoint **cps_r, size_t *n_r);
+void db_ledger_checkpoints_free(struct db_ledger_checkpoint **cps, size_t n);
+
+/* A leaf as stored: its entry and the columns copied from it. */
+struct db_ledger_row {
+	uint64_t idx;
+	const unsigned char *entry;
+	size_t entry_len;
+	const char *leaf_hash_hex;
+	const char *kind, *sha256_hex, *account, *uidl, *size, *at;
+};
+
+/* Calls cb for every leaf in index order, a page at a time; cb returns 0
+ * to go on, -1 to stop (then -1). */
+int db_ledger_each(struct db *db,
+    int (*cb)(void *arg, const struct db_ledger_row *r), void *arg);
+
+/* The ingest leaves of message sha256_hex below tree_size, in order. */
+int db_ledger_message_leaves(struct db *db, const char *sha256_hex,
+    uint64_t tree_size,
+    int (*cb)(void *arg, uint64_t idx, const unsigned char *entry,
+	size_t n), void *arg);
+
+/*
+ * Checks the stored subtrees of a tree of size leaves: each is the hash of
+ * its children (so, the leaves being right, every proof is), and each
+ * level holds exactly the complete subtrees it should.  cb is called once
+ * per finding (at most 100 bad nodes are named).  0, or -1 if the
+ * database failed.
+ */
+int db_ledger_check_nodes(struct db *db, uint64_t size,
+    void (*cb)(void *arg, const char *what), void *arg);
+
+/*
+ * Compares the ledger with the archive: deliveries without their ingest
+ * entry (or whose entry says otherwise), ingest entries whose delivery is
+ * gone without a purge's tombstone, and deletions outside a purge.  cb is
+ * called once per finding with the message's sha256 and what is wrong.
+ */
+int db_ledger_audit(struct db *db,
+    void (*cb)(void *arg, const char *sha256_hex, const char *what),
+    void *arg);
 
 #endif

@@ -32,16 +32,12 @@
 #include "store/spool.h"
 #include "store/zstd.h"
 
-/* The OIDs of types text and bytea, for binary arrays of them. */
-#define DB_TEXTOID	25
-#define DB_BYTEAOID	17
-
 /*
  * Whether s can be stored as text in a UTF8 database: valid UTF-8 without
  * control characters.  A server that sends anything else as a UIDL must not
  * make the whole batch fail at the database, again and again.
  */
-static bool
+bool
 db_text_ok(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -105,6 +101,23 @@ db_account_id(struct db *db, const char *name, int64_t *id_r)
 		return -1;
 	}
 	*id_r = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+int
+db_account_reauth(struct db *db, int64_t account_id, bool needs)
+{
+	struct db_params p;
+	PGresult *res;
+
+	if (db_ready(db) == -1)
+		return -1;
+	db_par_init(&p);
+	db_par_int(&p, account_id);
+	db_par_text(&p, needs ? "true" : "false");
+	if ((res = db_exec(db, INDEX_ACCOUNT_REAUTH, &p, false)) == NULL)
+		return -1;
 	PQclear(res);
 	return 0;
 }
@@ -457,6 +470,7 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 	    db_prepare(db, INDEX_BLOB_INSERT) == -1 ||
 	    db_prepare(db, INDEX_CHUNK_INSERT) == -1 ||
 	    db_prepare(db, INDEX_DELIVERY_INSERT) == -1 ||
+	    db_prepare(db, INDEX_MESSAGE_INSERT) == -1 ||
 	    db_prepare(db, INDEX_SYNC_COMMIT_LOCAL) == -1)
 		return -1;
 	fresh = xcalloc(n, sizeof(*fresh));
@@ -493,6 +507,12 @@ db_commit_messages(struct db *db, struct db_commit_row *rows, size_t n)
 			(void)db_pl_sync(db);
 			goto fail;
 		}
+		/* A new blob's index rows, with it: never one without the
+		 * other.  An older blob's are reindex's to write. */
+		if (fresh[i] && (row->meta != NULL || row->index_refused) &&
+		    db_index_send(db, row->sha256, row->meta,
+		    row->index_refused) == -1)
+			goto fail;
 		db_par_init(&p);
 		db_par_int(&p, row->account_id);
 		db_par_text(&p, row->uidl);
@@ -528,13 +548,11 @@ out:
 }
 
 /*
- * A one-dimensional array in PostgreSQL's binary form: header (ndim,
- * has-nulls, element type), the dimension (size, lower bound), then each
- * element as length and bytes, -1 for NULL.  No quoting to get wrong.
- * NULL elems[i] is SQL NULL.  Returns the caller's buffer, or NULL with
- * the error set if it would not fit a parameter.
+ * The binary form: header (ndim, has-nulls, element type), the dimension
+ * (size, lower bound), then each element as length and bytes, -1 for
+ * NULL.  No quoting to get wrong.
  */
-static unsigned char *
+unsigned char *
 db_array(struct db *db, uint32_t elemtype, const void *const *elems,
     const size_t *lens, size_t n, size_t *total_r)
 {

@@ -26,7 +26,7 @@ struct zdec;
 
 /* Compressed bytes per blob_chunk row; see the migration. */
 #define DB_CHUNK	(1024 * 1024)
-#define DB_MAXPARAMS	12
+#define DB_MAXPARAMS	28
 
 /* A command sent in pipeline mode, awaiting its result. */
 struct db_pending {
@@ -69,6 +69,11 @@ struct db {
 	char error[1024];
 };
 
+/*
+ * Whether s can be stored as text in a UTF8 database: valid UTF-8 without
+ * control characters (db_archive.c).
+ */
+bool db_text_ok(const char *s);
 /* Frees the read-back decompressors and digest (db_close). */
 void db_rb_release(struct db *db);
 
@@ -106,6 +111,31 @@ void db_par_uint(struct db_params *p, uint64_t x);
 void db_par_text(struct db_params *p, const char *s);
 /* bytea, sent in binary. */
 void db_par_bytes(struct db_params *p, const void *b, size_t n);
+
+/* Element types of binary arrays (pg_type OIDs). */
+#define DB_BOOLOID	16
+#define DB_BYTEAOID	17
+#define DB_INT8OID	20
+#define DB_TEXTOID	25
+
+/*
+ * A one-dimensional array of elemtype in PostgreSQL's binary form, for
+ * db_par_bytes(): elems[i] of lens[i] bytes each (NULL for SQL NULL; an
+ * int8 is 8 bytes big-endian, a bool 1 byte).  Returns the caller's
+ * buffer, or NULL with the error set if it would not fit a parameter.
+ */
+unsigned char *db_array(struct db *db, uint32_t elemtype,
+    const void *const *elems, const size_t *lens, size_t n,
+    size_t *total_r);
+
+/*
+ * Queues INDEX_MESSAGE_INSERT (prepared already) for a message's index
+ * rows in the pipeline: meta's, or with refused the minimal row that says
+ * the server refused them (db_index.c).  0, or -1 with the error set.
+ */
+struct mime_meta;
+int db_index_send(struct db *db, const unsigned char sha256[32],
+    const struct mime_meta *meta, bool refused);
 
 /* The big-endian 64-bit integer at p: a bigint column in binary. */
 uint64_t db_be64(const char *p);

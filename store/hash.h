@@ -1,6 +1,7 @@
 /*
- * Message digests.  hash.c is the only user of OpenSSL EVP, so the rest of
- * the tree sees plain functions and an opaque context.
+ * Message digests.  hash.c is the only user of OpenSSL's EVP digests (and
+ * sign.c of its EVP keys), so the rest of the tree sees plain functions
+ * and an opaque context.
  *
  * SHA-256 is incremental so a message can be hashed as it streams past; the
  * caller embeds struct hash_sha256 and drives it with init/update/final.

@@ -9,11 +9,12 @@
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
 #include "store/hash.h"
+#include "store/mime/parser.h"
 #include "store/spool.h"
 #include "store/zstd.h"
 
 /*
- * The chain is hash -> zstd -> sink.  Every stage consumes all it is given
+ * The chain is [index ->] hash -> zstd -> sink.  Every stage consumes all it is given
  * before returning: the sink writes to the spool synchronously, and the
  * spool's file writes are the one bounded blocking I/O a worker may do.  So
  * no stage here returns 0 ("full"), and the session's backpressure comes
@@ -42,6 +43,17 @@ struct hstage {
 	uint64_t size;
 };
 
+/*
+ * Feeds the indexer, and passes every byte on unchanged: the index is
+ * learned from exactly the bytes archived, and can never alter them.  The
+ * parser never fails, so neither does this stage.
+ */
+struct istage {
+	struct pipe_stage st;
+	struct mime_parser *parser;
+	struct mime_meta *meta;	/* once finished, until handed over */
+};
+
 /* The end of the chain: appends to the spool. */
 struct sink {
 	struct pipe_stage st;
@@ -49,6 +61,7 @@ struct sink {
 };
 
 struct pipe {
+	struct istage *index;	/* NULL unless pipe_params.index */
 	struct hstage *hash;
 	struct pipe_stage *zstd;
 	struct sink *sink;
@@ -244,6 +257,50 @@ static const struct pipe_ops hstage_ops = {
 };
 
 static ssize_t
+istage_write(struct pipe_stage *st, const void *p, size_t n)
+{
+	struct istage *ix = (struct istage *)st;
+
+	mime_parser_feed(ix->parser, p, n);
+	if (pipe_stage_pass(st, p, n) == -1)
+		return -1;
+	return (ssize_t)n;
+}
+
+static int
+istage_finish(struct pipe_stage *st)
+{
+	struct istage *ix = (struct istage *)st;
+
+	ix->meta = mime_parser_finish(ix->parser);
+	mime_parser_free(&ix->parser);
+	return pipe_stage_finish_next(st);
+}
+
+static void
+istage_abort(struct pipe_stage *st)
+{
+	st->next->ops->abort(st->next);
+}
+
+static void
+istage_free(struct pipe_stage *st)
+{
+	struct istage *ix = (struct istage *)st;
+
+	mime_parser_free(&ix->parser);
+	mime_meta_free(&ix->meta);
+	free(ix);
+}
+
+static const struct pipe_ops istage_ops = {
+	.write = istage_write,
+	.finish = istage_finish,
+	.abort = istage_abort,
+	.free = istage_free,
+};
+
+static ssize_t
 sink_write(struct pipe_stage *st, const void *p, size_t n)
 {
 	struct sink *s = (struct sink *)st;
@@ -300,15 +357,28 @@ pipe_new(const struct pipe_params *params)
 	p->hash->st.ops = &hstage_ops;
 	p->hash->st.next = p->zstd;
 	pipe_head_init(&p->hash->hh);
+	if (params->index) {
+		p->index = xcalloc(1, sizeof(*p->index));
+		p->index->st.ops = &istage_ops;
+		p->index->st.next = &p->hash->st;
+		p->index->parser = mime_parser_new();
+	}
 	p->dict_id = params->dict != NULL ? zdict_id(params->dict) : 0;
 	p->state = PIPE_OPEN;
 	return p;
 }
 
+/* Where bytes enter the chain. */
+static struct pipe_stage *
+pipe_head(struct pipe *p)
+{
+	return p->index != NULL ? &p->index->st : &p->hash->st;
+}
+
 static void
 pipe_fail(struct pipe *p)
 {
-	struct pipe_stage *head = &p->hash->st;
+	struct pipe_stage *head = pipe_head(p);
 
 	(void)snprintf(p->error, sizeof(p->error), "%s",
 	    head->error[0] != '\0' ? head->error : "pipe: stage failed");
@@ -320,7 +390,7 @@ pipe_fail(struct pipe *p)
 int
 pipe_write(struct pipe *p, const void *data, size_t n)
 {
-	struct pipe_stage *head = &p->hash->st;
+	struct pipe_stage *head = pipe_head(p);
 	const char *c = data;
 	ssize_t w;
 
@@ -342,7 +412,7 @@ pipe_write(struct pipe *p, const void *data, size_t n)
 int
 pipe_finish(struct pipe *p, struct pipe_result *r)
 {
-	struct pipe_stage *head = &p->hash->st;
+	struct pipe_stage *head = pipe_head(p);
 
 	ASSERT(p->state != PIPE_DONE);
 	if (p->state == PIPE_FAILED)
@@ -358,6 +428,10 @@ pipe_finish(struct pipe *p, struct pipe_result *r)
 	r->stored_size = spool_size(p->spool);
 	r->dict_id = p->dict_id;
 	r->spool = p->spool;
+	if (p->index != NULL) {
+		r->meta = p->index->meta;
+		p->index->meta = NULL;
+	}
 	p->spool = NULL;
 	p->sink->spool = NULL;
 	p->state = PIPE_DONE;
@@ -378,7 +452,9 @@ pipe_free(struct pipe **pp)
 	if (p == NULL)
 		return;
 	if (p->state == PIPE_OPEN)
-		p->hash->st.ops->abort(&p->hash->st);
+		pipe_head(p)->ops->abort(pipe_head(p));
+	if (p->index != NULL)
+		p->index->st.ops->free(&p->index->st);
 	p->hash->st.ops->free(&p->hash->st);
 	p->zstd->ops->free(p->zstd);
 	p->sink->st.ops->free(&p->sink->st);

@@ -1,8 +1,8 @@
 /*
  * The message pipeline: unstuffed body bytes in, a finished archive record
- * out.  Internally a chain of stages (hash -> zstd -> spool), each with the
- * same small interface, so a stage can be tested alone and none ever holds
- * a whole message:
+ * out.  Internally a chain of stages ([index ->] hash -> zstd -> spool),
+ * each with the same small interface, so a stage can be tested alone and
+ * none ever holds a whole message:
  *
  *   write(st, p, n)  consumes bytes, passing what it produces to st->next;
  *                    returns n, or -1 on error (st keeps the error text)
@@ -20,6 +20,7 @@
 
 #include "store/hash.h"
 
+struct mime_meta;
 struct pipe_stage;
 struct spool;
 struct spool_sys;
@@ -62,6 +63,9 @@ struct pipe_result {
 	uint64_t stored_size;		/* compressed bytes in the spool */
 	int64_t dict_id;		/* zstd dictionary used, 0 for none */
 	struct spool *spool;		/* owned by the result's holder */
+	/* What the indexer learned of it (pipe_params.index), or NULL;
+	 * owned by the result's holder (mime_meta_free()). */
+	struct mime_meta *meta;
 };
 
 struct pipe_params {
@@ -71,6 +75,12 @@ struct pipe_params {
 	int level;		/* zstd level */
 	const struct zdict *dict; /* borrowed; NULL for none */
 	const struct spool_sys *spool_sys; /* NULL: the real system calls */
+	/*
+	 * Parse the message for the index (store/mime/) from the same bytes:
+	 * pipe_result.meta.  Costs at most a header block and the kept text
+	 * in memory, however large the message.
+	 */
+	bool index;
 };
 
 struct pipe;

@@ -4,9 +4,10 @@
  * tree's shape chooses them and numbers their parameters, and the values
  * go only into the parameter list.
  *
- * Each term is a set of delivery ids; AND is INTERSECT (then EXCEPT for
- * its negated terms), OR is UNION.  A set operation over index-driven
- * leaves plans as one index scan per term; an OR of EXISTS would not.
+ * Each term is a set of delivery ids; AND is a chain of "d.id IN (term)"
+ * (then EXCEPT for its negated terms), OR is UNION.  Over index-driven
+ * leaves these plan as an index scan per term, or a probe by key per row
+ * of the most selective one; an OR of EXISTS would not.
  * Terms about the message (addresses, text, dates, parts, size) select
  * SHA-256s through their index and reach the deliveries through
  * delivery_sha256.  A negation with no positive term beside it subtracts
@@ -30,6 +31,12 @@
 #define SQL_BY_SHA_CLOSE "))"
 
 #define SQL_ALL "(SELECT d.id FROM ingestd.delivery d)"
+
+/* An AND of terms: "(SELECT ... WHERE d.id IN (t1) AND d.id IN (t2))". */
+#define SQL_AND_OPEN "(SELECT d.id FROM ingestd.delivery d WHERE "
+#define SQL_AND_FIRST "d.id IN "
+#define SQL_AND_NEXT " AND d.id IN "
+#define SQL_AND_CLOSE ")"
 
 /* "$N::date" as midnight UTC of that day. */
 #define SQL_DAY(n) "(($" n "::date)::timestamp AT TIME ZONE 'UTC')"
@@ -57,8 +64,14 @@ static const char sql_rows_head[] =
     " JOIN ingestd.account c ON c.id = d.account_id"
     " JOIN ingestd.blob b ON b.sha256 = d.sha256"
     " LEFT JOIN ingestd.message m ON m.sha256 = d.sha256"
-    " WHERE d.id IN ";
+    " WHERE d.id IN (SELECT h.id FROM hits h)";
 /* clang-format on */
+/*
+ * The matches are computed first, on their own (MATERIALIZED): were the
+ * query flattened into the joins that fetch the columns, the planner could
+ * hash every delivery to join a handful.
+ */
+static const char sql_rows_with[] = "WITH hits AS MATERIALIZED ";
 static const char
     sql_rows_tail[] = " ORDER BY d.archived_at, d.id LIMIT $?::bigint";
 static const char sql_count_head[] = "SELECT count(*) FROM ";
@@ -245,24 +258,36 @@ compile_leaf(struct compiler *c, const struct query_node *n)
 }
 
 /*
- * The kids of an AND (or a lone NOT, as an AND of one): the positive
- * ones intersected, then each negated one subtracted.
+ * The kids of an AND (or a lone NOT, as an AND of one): the deliveries
+ * in every positive one, then each negated one subtracted.  Two or more
+ * positive terms are a chain of "d.id IN (term)": the planner turns it
+ * into semi-joins, starts from the term it expects fewest rows of and
+ * probes the others by key, so a broad term (after: of years) next to a
+ * selective one (from:) costs a probe per match, not a read of all it
+ * matches, as INTERSECT would.
  */
 static void
 compile_and(struct compiler *c, struct query_node *const *kids, size_t n)
 {
-	size_t i, pos = 0;
+	size_t i, pos = 0, npos = 0;
 
+	for (i = 0; i < n; i++)
+		npos += kids[i]->kind != QUERY_NOT;
 	sb_puts(&c->sb, "(");
+	if (npos == 0)
+		sb_puts(&c->sb, SQL_ALL);
+	if (npos > 1)
+		sb_puts(&c->sb, SQL_AND_OPEN);
 	for (i = 0; i < n; i++) {
 		if (kids[i]->kind == QUERY_NOT)
 			continue;
-		if (pos++ > 0)
-			sb_puts(&c->sb, " INTERSECT ");
+		if (npos > 1)
+			sb_puts(&c->sb,
+			    pos++ > 0 ? SQL_AND_NEXT : SQL_AND_FIRST);
 		compile(c, kids[i]);
 	}
-	if (pos == 0)
-		sb_puts(&c->sb, SQL_ALL);
+	if (npos > 1)
+		sb_puts(&c->sb, SQL_AND_CLOSE);
 	for (i = 0; i < n; i++) {
 		if (kids[i]->kind != QUERY_NOT)
 			continue;
@@ -314,8 +339,10 @@ query_compile(const struct query *q, enum query_sql_mode mode,
 	c.sb.p[0] = '\0';
 	switch (mode) {
 	case QUERY_SQL_ROWS:
-		sb_puts(&c.sb, sql_rows_head);
+		sb_puts(&c.sb, sql_rows_with);
 		compile(&c, q->root);
+		sb_puts(&c.sb, " ");
+		sb_puts(&c.sb, sql_rows_head);
 		sb_frag(&c.sb, sql_rows_tail, param(&c, NULL));
 		break;
 	case QUERY_SQL_COUNT:

@@ -84,6 +84,9 @@ struct reader {
 	uint64_t count, bad;
 	/* Progress: messages and bytes read, and the totals if known. */
 	uint64_t done, done_bytes, total, total_bytes;
+	/* reader_stream(): where the bytes go. */
+	int (*tap)(void *arg, const void *p, size_t n);
+	void *tap_arg;
 };
 
 /* name as one safe file name component; the caller frees it. */
@@ -138,6 +141,10 @@ reader_out(void *arg, const void *p, size_t n)
 
 	hash_sha256_update(&r->h, p, n);
 	r->size += n;
+	if (r->tap != NULL && r->tap(r->tap_arg, p, n) == -1) {
+		snprintf(r->why, sizeof(r->why), "its reader stopped");
+		return -1;
+	}
 	if (r->fd != -1 && reader_write_all(r->fd, p, n) == -1) {
 		snprintf(r->why, sizeof(r->why), "writing %s: %s", r->path,
 		    strerror(errno));
@@ -989,5 +996,92 @@ out:
 		close(r.acct_fd);
 	reader_decs_free(&r);
 	free(r.acct_path); r.acct_path = NULL;
+	return rc;
+}
+
+struct reader *
+reader_new(struct db *db)
+{
+	struct reader *r = xcalloc(1, sizeof(*r));
+
+	r->db = db;
+	r->fd = -1;
+	r->out_fd = -1;
+	r->acct_fd = -1;
+	return r;
+}
+
+int
+reader_stream(struct reader *r, const struct db_message *m,
+    int (*cb)(void *arg, const void *p, size_t n), void *arg, char *why,
+    size_t whylen)
+{
+	int rc;
+
+	r->tap = cb;
+	r->tap_arg = arg;
+	rc = reader_blob(r, m);
+	r->tap = NULL;
+	r->tap_arg = NULL;
+	if (rc != 0)
+		snprintf(why, whylen, "%s", r->why);
+	return rc;
+}
+
+void
+reader_free(struct reader **rp)
+{
+	struct reader *r = *rp;
+
+	if (r == NULL)
+		return;
+	reader_decs_free(r);
+	free(r);
+	*rp = NULL;
+}
+struct reader_each {
+	struct reader r;
+	void (*cb)(void *arg, const char *sha256_hex, const char *why);
+	void *arg;
+	uint64_t ok, bad;
+	bool lost;
+};
+
+static int
+reader_each_one(void *arg, const struct db_message *m)
+{
+	struct reader_each *v = arg;
+
+	switch (reader_blob(&v->r, m)) {
+	case 0:
+		v->ok++;
+		return 0;
+	case -1:
+		v->bad++;
+		v->cb(v->arg, m->sha256_hex, v->r.why);
+		return 0;
+	default:
+		v->lost = true;
+		return -1;
+	}
+}
+
+int
+reader_verify_each(struct db *db,
+    void (*cb)(void *arg, const char *sha256_hex, const char *why),
+    void *arg, uint64_t *ok_r, uint64_t *bad_r, char *err, size_t errlen)
+{
+	struct reader_each v = {
+		.r = { .db = db, .fd = -1, .acct_fd = -1 },
+		.cb = cb,
+		.arg = arg,
+	};
+	int rc;
+
+	if ((rc = db_each_blob(db, reader_each_one, &v)) == -1)
+		snprintf(err, errlen, "%s", v.lost ? v.r.why : db_error(db));
+	*ok_r = v.ok;
+	*bad_r = v.bad;
+	reader_decs_free(&v.r);
 	return rc;
 }

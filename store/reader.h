@@ -120,4 +120,29 @@ typedef void reader_progress_cb(void *arg, uint64_t done, uint64_t bytes,
     uint64_t total, uint64_t total_bytes);
 void reader_set_progress(reader_progress_cb *cb, void *arg);
 
+/*
+ * One blob at a time, for whoever else reads the archive back (reindex):
+ * reader_stream() decompresses blob m and hands its bytes to cb as they
+ * come, then checks its SHA-256 and size as export does.  Returns 0 if
+ * the blob is sound (cb saw exactly its bytes); -1 with why filled if it
+ * is damaged or cb returned -1 (what cb saw is then not the message); -2
+ * if the database went away.  Dictionaries are loaded once per reader.
+ */
+struct reader;
+struct db_message;
+struct reader *reader_new(struct db *db);
+int reader_stream(struct reader *r, const struct db_message *m,
+    int (*cb)(void *arg, const void *p, size_t n), void *arg, char *why,
+    size_t whylen);
+void reader_free(struct reader **r);
+
+/*
+ * Like reader_verify() of every blob, but tells cb the verdict of each
+ * damaged blob (its SHA-256 and what is wrong) instead of logging it, for
+ * callers that report damage their own way (ledger verify).
+ */
+int reader_verify_each(struct db *db,
+    void (*cb)(void *arg, const char *sha256_hex, const char *why),
+    void *arg, uint64_t *ok_r, uint64_t *bad_r, char *err, size_t errlen);
+
 #endif

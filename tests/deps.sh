@@ -19,7 +19,7 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential pkg-config
-	libssl-dev libpq-dev libzstd-dev libconfig-dev
+	libssl-dev libpq-dev libzstd-dev libconfig-dev libcurl4-openssl-dev
 	# integration tests and demo: a private PostgreSQL and Dovecot
 	postgresql
 	dovecot-core dovecot-pop3d

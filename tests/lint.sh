@@ -173,7 +173,10 @@ resolve() {
 owners_of() {
 	case $1 in
 	'<libconfig.h>') echo ingestd/conf.c ;;
-	'<openssl/evp.h>') echo store/hash.c ;;
+	'<curl/'*) echo ingestd/oauth_http.c ;;
+	'<iconv.h>') echo store/mime/charset.c ;;
+	'<openssl/evp.h>') echo store/hash.c store/sign.c ;;
+	'<openssl/pem.h>') echo store/sign.c ;;
 	'<openssl/'*) echo ingestd/conn.c ;;
 	'<zstd.h>' | '<zdict.h>' | '<zstd_errors.h>') echo store/zstd.c ;;
 	'<libpq-fe.h>' | '<libpq/'* | '<postgres_ext.h>') echo 'store/db*.c' ;;

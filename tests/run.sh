@@ -2,6 +2,7 @@
 # make test: every tier in turn, each printing its own results, then one
 # closing line "N passed, N failed" over all of them.
 #
+#   symbols  no global symbol of ours shadows one of a linked library
 #   unit     tests/unit/run.sh over the unit binaries (no services)
 #   fuzz     the fuzz corpora replayed through each target
 #   fake     the fault-injecting POP3 server's own self-tests
@@ -43,6 +44,7 @@ tier() {
 	report+=$(printf '%-6s %5d passed, %d failed' "$name" "$np" "$nf")$'\n'
 }
 
+tier symbols bash "$top/tests/symbols.sh" "$build"
 tier unit bash "$top/tests/unit/run.sh" "$@"
 tier fuzz env BUILD="$build" bash "$top/tests/fuzz/run.sh" replay
 tier fake python3 "$top/tests/fake/test_fakepop3.py"

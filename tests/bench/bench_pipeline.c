@@ -18,9 +18,13 @@
  *              counted (the committer reads the spool to send it anyway)
  *   sha256     EVP SHA-256 alone over the same messages
  *   zstd       ZSTD_compressStream2 alone, same level, same frames
+ *   index+pipe the same with the indexer (store/mime/) parsing each
+ *              message as it passes, as a session's pipe does
  *   overhead   pipe time / (sha256 time + zstd time)
  *   +read-back (pipe time + read-back time) / pipe time: the CPU a message
  *              costs with read-back, against without
+ *   +index     index+pipe time / pipe time: the CPU a message costs with
+ *              indexing, against without
  *
  * Unlike the code under store/, this file calls OpenSSL EVP and libzstd
  * directly: measuring the raw libraries is its purpose.  The raw zstd run
@@ -42,6 +46,7 @@
 
 #include "ingestd/base/xmalloc.h"
 #include "pop3/dot.h"
+#include "store/mime/meta.h"
 #include "store/hash.h"
 #include "store/pipe.h"
 #include "store/spool.h"
@@ -271,8 +276,8 @@ readback(struct readback *rb, const struct pipe_result *r)
  * read back (timed apart, in rb->t, and not in *t_r).
  */
 static int
-run_pipe(const char *dir, int level, uint64_t total, bool dot, double *t_r,
-    uint64_t *stored_r, uint64_t *nmsg_r, struct readback *rb)
+run_pipe(const char *dir, int level, uint64_t total, bool dot, bool index,
+    double *t_r, uint64_t *stored_r, uint64_t *nmsg_r, struct readback *rb)
 {
 	struct pipe_params pp;
 	struct pipe_result r;
@@ -289,6 +294,7 @@ run_pipe(const char *dir, int level, uint64_t total, bool dot, double *t_r,
 	pp.spool_dir = dir;
 	pp.spool_mem = SPOOL_MEM;
 	pp.level = level;
+	pp.index = index;
 	FOR_EACH_MESSAGE(m, total, done, idx) {
 		t0 = now();
 		pp.size_hint = m->len;
@@ -342,6 +348,7 @@ run_pipe(const char *dir, int level, uint64_t total, bool dot, double *t_r,
 		stored += r.stored_size;
 		t0 = now();
 		spool_free(&r.spool);
+		mime_meta_free(&r.meta);
 		t += now() - t0;
 	}
 	*t_r = t;
@@ -427,10 +434,10 @@ run_zstd(uint64_t total, int level)
 int
 main(int argc, char **argv)
 {
-	uint64_t mib = 1024, total, stored, stored2, n, n2;
+	uint64_t mib = 1024, total, stored, stored2, stored3, n, n2, n3;
 	struct readback rb;
 	const char *dir;
-	double tp, td, ts, tz;
+	double tp, td, ti, ts, tz;
 	int level = 3;
 
 	if (argc > 1)
@@ -454,13 +461,17 @@ main(int argc, char **argv)
 	rb.dec = zdec_new(NULL, 0);
 	hash_sha256_init(&rb.h);
 	rb.piece = xmalloc(DB_PIECE);
-	if (run_pipe(dir, level, total, false, &tp, &stored, &n, &rb) == -1 ||
-	    run_pipe(dir, level, total, true, &td, &stored2, &n2, NULL) == -1)
+	if (run_pipe(dir, level, total, false, false, &tp, &stored, &n,
+	    &rb) == -1 ||
+	    run_pipe(dir, level, total, true, false, &td, &stored2, &n2,
+	    NULL) == -1 ||
+	    run_pipe(dir, level, total, false, true, &ti, &stored3, &n3,
+	    NULL) == -1)
 		return 1;
 	zdec_free(&rb.dec);
 	hash_sha256_release(&rb.h);
 	free(rb.piece);
-	if (n2 != n || stored2 != stored) {
+	if (n2 != n || stored2 != stored || n3 != n || stored3 != stored) {
 		fprintf(stderr, "bench_pipeline: the dot run stored %" PRIu64
 		    " bytes of %" PRIu64 " messages, the plain one %" PRIu64
 		    " of %" PRIu64 "\n", stored2, n2, stored, n);
@@ -475,10 +486,12 @@ main(int argc, char **argv)
 	    CHUNK / 1024, 100.0 * (double)stored / (double)total);
 	printf("pipe      sha256+zstd+spool      %8.1f MB/s\n", MBS(tp));
 	printf("dot+pipe  unstuff+sha256+zstd+spool %5.1f MB/s\n", MBS(td));
+	printf("index+pipe mime+sha256+zstd+spool %4.1f MB/s\n", MBS(ti));
 	printf("read-back zdec+sha256 (committer) %4.1f MB/s\n", MBS(rb.t));
 	printf("sha256    EVP alone              %8.1f MB/s\n", MBS(ts));
 	printf("zstd      ZSTD_compressStream2   %8.1f MB/s\n", MBS(tz));
 	printf("overhead  pipe/(sha256+zstd)     %8.3f\n", tp / (ts + tz));
 	printf("+read-back (pipe+read-back)/pipe %8.3f\n", (tp + rb.t) / tp);
+	printf("+index    (index+pipe)/pipe      %8.3f\n", ti / tp);
 	return 0;
 }

@@ -21,6 +21,13 @@ if [ ! -x "$build/ingestd" ] || [ ! -x "$build/tests/bench/rusage_run" ] ||
 	make --no-print-directory BUILD="$build" all
 fi
 mkdir -p "$build/bench"
+# Search latency per operator over a generated archive of
+# BENCH_SEARCH_DELIVERIES (default 1,000,000) messages; BENCH_SEARCH=0
+# skips it.  Its report is kept in build/bench/search.txt.
+if [ "${BENCH_SEARCH:-1}" != 0 ]; then
+	INGESTD="$build/ingestd" python3 tests/bench/bench_search.py \
+		--report "$build/bench/search.txt"
+fi
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
 exec env BUILD="$build" python3 tests/bench/bench.py \
 	--report "$build/bench/report.txt" ${BENCH_ARGS:-} "$@"

@@ -2,7 +2,9 @@
 """fakepop3: a scriptable, fault-injecting POP3/POP3S server for tests.
 
 Correct by default (RFC 1939, RFC 2449 CAPA/PIPELINING/RESP-CODES,
-RFC 2595 STLS, RFC 3206 AUTH/SYS codes, RFC 5034 AUTH PLAIN); each mailbox
+RFC 2595 STLS, RFC 3206 AUTH/SYS codes, RFC 5034 AUTH PLAIN, and with
+OAUTH the bearer-token mechanisms XOAUTH2 and RFC 7628 OAUTHBEARER); each
+mailbox
 can be given faults by a scenario (see tests/fake/README.md for the
 directive syntax).  Standard library only; asyncio, one thread.
 
@@ -55,6 +57,11 @@ __all__ = [
 CMDS = ("GREETING", "CAPA", "STLS", "USER", "PASS", "APOP", "AUTH", "STAT",
         "LIST", "UIDL", "RETR", "TOP", "DELE", "RSET", "NOOP", "QUIT")
 LINE_LIMIT = 64 * 1024          # longest command line accepted
+AUTH_LINE_MAX = 255             # RFC 5034: an AUTH line with its CRLF
+OAUTH_MECHS = ("XOAUTH2", "OAUTHBEARER")
+# What the error challenge of a refused token says (RFC 7628 3.2.2).
+OAUTH_CHALLENGE = {"status": "401", "schemes": "bearer",
+                   "scope": "https://mail.example/"}
 CHUNK = 64 * 1024               # file read size
 DELETED_FILE = ".fakepop3-deleted.json"
 
@@ -330,7 +337,11 @@ _SPECS = {
     "UIDL-BINARY": (1, 1, None, "any"),
     "TOP-EXTRA": (0, 0, "req", "any"),
     "EXPIRE": (0, 0, "req", "any"),
+    "LOGIN-DELAY": (0, 0, "req", "any"),
+    "STAT-SIZE": (1, 1, None, "any"),
     "DELETE-RETRIEVED": (0, 0, None, "any"),
+    "OAUTH": (1, 2, None, "global"),
+    "TOKEN": (1, 1, None, "user"),
 }
 _SELECTOR_DIRECTIVES = ("REPLY", "RAW", "ERR", "DELAY", "CUT", "STALL",
                         "DRIP", "GARBAGE", "LONG-LINE", "NO-TERMINATOR")
@@ -556,6 +567,18 @@ class Scenario:
                 num(v, "size")
         elif d.name == "UIDL-LONG":
             num(a[0], "length")
+        elif d.name == "OAUTH":
+            for m in a:
+                if m.upper() not in OAUTH_MECHS:
+                    raise ScenarioError("%s: OAUTH mechanisms are XOAUTH2 "
+                                        "and OAUTHBEARER, not %r"
+                                        % (d.where, m))
+        elif d.name == "STAT-SIZE":
+            try:
+                parse_size(a[0])
+            except ValueError:
+                raise ScenarioError("%s: STAT-SIZE needs a size, e.g. 80M"
+                                    % d.where)
         elif d.name == "UIDL-BINARY":
             if not 1 <= num(a[0], "length") <= 500:
                 raise ScenarioError("%s: UIDL-BINARY length must be 1 to "
@@ -835,7 +858,8 @@ class _Session:
         self.deleted = set()
         self.retrieved = set()      # RETR answered +OK
         self.mdir = None
-        self.sasl = False
+        self.sasl = None            # pending SASL step: PLAIN, XOAUTH2,
+        # OAUTHBEARER, or ERR-<mech> after an error challenge
         self.closed = False
         self.drip = None
         self.ts = "<%d.%d.%d@fakepop3.invalid>" % (os.getpid(), conn,
@@ -1020,9 +1044,11 @@ class _Session:
         if text.endswith(b"\r"):
             text = text[:-1]
         self.log("C", _printable(text))
+        self.line_len = len(line)
         if self.sasl:
-            self.sasl = False
-            await self.command("AUTH", None, lambda: self.sasl_response(text))
+            mode, self.sasl = self.sasl, None
+            await self.command("AUTH", None,
+                               lambda: self.sasl_step(mode, text))
             return
         words = text.split(b" ")
         cmd = words[0].decode("latin-1").upper()
@@ -1217,12 +1243,15 @@ class _Session:
             caps.append("UIDL")
         caps += ["PIPELINING", "RESP-CODES", "AUTH-RESP-CODE"]
         if plain_ok and not self.authed:
-            caps.append("SASL PLAIN")
+            caps.append(" ".join(["SASL", "PLAIN"] + self.oauth_mechs()))
         if self.stls_available():
             caps.append("STLS")
         d = self.find("EXPIRE")
         if d:
             caps.append("EXPIRE " + self._text(d))
+        d = self.find("LOGIN-DELAY")
+        if d:
+            caps.append("LOGIN-DELAY " + self._text(d))
         caps.append("IMPLEMENTATION fakepop3")
         removed = {d.args[0].upper() for d in self._active()
                    if d.name == "NO-CAPA"}
@@ -1309,17 +1338,90 @@ class _Session:
         return self.login(lambda c: hashlib.md5(
             (self.ts + c.password).encode("utf-8")).hexdigest() == digest)
 
+    def oauth_mechs(self):
+        """The OAuth mechanisms the OAUTH directive offers."""
+        d = self.find("OAUTH")
+        return [m.upper() for m in d.args] if d else []
+
     def c_auth(self, args):
         if not args:
-            return _Resp("+OK SASL mechanisms follow", [b"PLAIN" + self.eol])
-        if args[0].upper() != "PLAIN":
+            return _Resp("+OK SASL mechanisms follow",
+                         [b"".join(m.encode() + self.eol for m in
+                                   ["PLAIN"] + self.oauth_mechs())])
+        mech = args[0].upper()
+        if mech != "PLAIN" and mech not in self.oauth_mechs():
             return _Resp("-ERR unsupported SASL mechanism")
         if self.plaintext_refused():
             return _Resp("-ERR [AUTH] plaintext login refused; use STLS")
+        if mech in OAUTH_MECHS and self.line_len > AUTH_LINE_MAX:
+            # As Exchange Online: the initial response must not make the
+            # line longer than RFC 5034 allows.
+            self.log("E", "AUTH line of %d octets refused" % self.line_len)
+            return _Resp("-ERR [AUTH] AUTH line longer than %d octets"
+                         % AUTH_LINE_MAX)
         if len(args) == 1:
-            self.sasl = True
+            self.sasl = mech
             return _Resp("+ ")
-        return self.sasl_response(args[1].encode("latin-1"))
+        return self.sasl_step(mech, args[1].encode("latin-1"))
+
+    def sasl_step(self, mode, data):
+        if mode == "PLAIN":
+            return self.sasl_response(data)
+        if mode.startswith("ERR-"):
+            want = b"" if mode == "ERR-XOAUTH2" else b"AQ=="
+            if data != want:
+                self.log("E", "wrong answer to the %s error challenge"
+                         % mode[4:])
+                return _Resp("-ERR [AUTH] wrong answer to the challenge")
+            return _Resp("-ERR [AUTH] Invalid credentials")
+        return self.oauth_response(mode, data)
+
+    def oauth_response(self, mech, data):
+        """XOAUTH2: user=U ^A auth=Bearer T ^A ^A.  OAUTHBEARER (RFC 7628):
+        n,a=U, ^A host=H ^A port=P ^A auth=Bearer T ^A ^A."""
+        if data == b"*":
+            return _Resp("-ERR [AUTH] authentication cancelled")
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return _Resp("-ERR [AUTH] invalid base64")
+        fields = raw.split(b"\x01")
+        user = None
+        if mech == "OAUTHBEARER":
+            gs2 = fields.pop(0).split(b",") if fields else []
+            if len(gs2) != 3 or gs2[0] != b"n" or \
+                    not gs2[1].startswith(b"a=") or gs2[2] != b"":
+                return _Resp("-ERR [AUTH] malformed GS2 header")
+            user = gs2[1][2:].replace(b"=2C", b",").replace(b"=3D", b"=")
+        if len(fields) < 3 or fields[-2:] != [b"", b""]:
+            return _Resp("-ERR [AUTH] malformed %s response" % mech)
+        kv = {}
+        for f in fields[:-2]:
+            k, sep, v = f.partition(b"=")
+            if not sep:
+                return _Resp("-ERR [AUTH] malformed %s response" % mech)
+            kv[k.decode("latin-1")] = v
+        if mech == "XOAUTH2":
+            user = kv.get("user")
+        auth = kv.get("auth", b"")
+        if user is None or not auth.startswith(b"Bearer "):
+            return _Resp("-ERR [AUTH] malformed %s response" % mech)
+        token = auth[7:].decode("latin-1")
+        self.identify(user.decode("utf-8", "replace"))
+        extra = "".join(" %s=%s" % (k, kv[k].decode("latin-1"))
+                        for k in ("host", "port") if k in kv)
+        conf = self.conf
+        if conf is not None and token in self.tokens():
+            self.log("E", "%s token accepted%s" % (mech, extra))
+            return self.login(lambda c: True)
+        self.log("E", "%s token refused%s" % (mech, extra))
+        self.sasl = "ERR-" + mech
+        return _Resp("+ " + base64.b64encode(json.dumps(
+            OAUTH_CHALLENGE, separators=(",", ":")).encode()).decode())
+
+    def tokens(self):
+        """The bearer tokens TOKEN accepts for the identified user."""
+        return {d.args[0] for d in self._active() if d.name == "TOKEN"}
 
     def sasl_response(self, data):
         if data == b"*":
@@ -1426,7 +1528,9 @@ class _Session:
 
     def c_stat(self, args):
         live = list(self.live())
-        return _Resp("+OK %d %d" % (len(live), sum(m.rsize for m in live)))
+        d = self.find("STAT-SIZE")
+        size = parse_size(d.args[0]) if d else sum(m.rsize for m in live)
+        return _Resp("+OK %d %d" % (len(live), size))
 
     def _listing(self, fmt):
         eol = self.eol

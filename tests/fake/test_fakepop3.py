@@ -397,6 +397,82 @@ def auth_plain_initial_response_and_continuation():
 
 
 @test
+def auth_oauth_xoauth2_and_oauthbearer():
+    """OAUTH offers XOAUTH2 and OAUTHBEARER; TOKEN is what they accept,
+    in one line or two steps; a longer AUTH line than 255 octets is
+    refused; a refused token gets the base64 JSON error challenge, which
+    the client answers with an empty line (XOAUTH2) or AQ== (OAUTHBEARER)
+    before the -ERR."""
+    import base64
+    import json
+
+    def xo(user, tok):
+        return base64.b64encode(b"user=%s\x01auth=Bearer %s\x01\x01"
+                                % (user, tok)).decode()
+
+    def ob(user, tok):
+        return base64.b64encode(b"n,a=%s,\x01host=localhost\x01port=1"
+                                b"\x01auth=Bearer %s\x01\x01"
+                                % (user, tok)).decode()
+
+    with Env() as e:
+        e.put("alice", "m1", MSG1)
+        long_tok = "L" * 10240
+        srv = e.serve("OAUTH XOAUTH2 OAUTHBEARER\nUSER alice pw\n"
+                      "TOKEN good\nTOKEN %s\n" % long_tok)
+        p = Pop(srv.port)
+        check("SASL PLAIN XOAUTH2 OAUTHBEARER" in p.multi("CAPA").decode(),
+              "CAPA lists the OAuth mechanisms")
+        eq(p.cmd("AUTH XOAUTH2 " + xo(b"alice", b"good"))[:3], "+OK")
+        eq(p.cmd("STAT"), "+OK 1 %d" % len(MSG1))
+        p.cmd("QUIT")
+        p = Pop(srv.port)
+        eq(p.cmd("AUTH OAUTHBEARER " + ob(b"alice", b"good"))[:3], "+OK")
+        p.cmd("QUIT")
+        # Two steps, a 10 KiB token; the one-line form is refused.
+        p = Pop(srv.port)
+        check(p.cmd("AUTH XOAUTH2 " + xo(b"alice", long_tok.encode()))
+              .startswith("-ERR [AUTH] AUTH line longer"), "long AUTH line")
+        eq(p.cmd("AUTH XOAUTH2"), "+ ")
+        eq(p.cmd(xo(b"alice", long_tok.encode()))[:3], "+OK")
+        p.cmd("QUIT")
+        # A refused token: challenge, answer, -ERR.
+        for mech, resp, answer in (("XOAUTH2", xo(b"alice", b"bad"), ""),
+                                   ("OAUTHBEARER", ob(b"alice", b"bad"),
+                                    "AQ==")):
+            p = Pop(srv.port)
+            ch = p.cmd("AUTH %s %s" % (mech, resp))
+            check(ch.startswith("+ "), "error challenge: %r" % ch)
+            eq(json.loads(base64.b64decode(ch[2:]))["status"], "401")
+            check(p.cmd(answer).startswith("-ERR [AUTH]"), "-ERR after it")
+            check(p.cmd("STAT").startswith("-ERR"), "not logged in")
+            p.cmd("QUIT")
+        p = Pop(srv.port)
+        eq(p.cmd("AUTH XOAUTH2 " + xo(b"alice", b"bad"))[:2], "+ ")
+        check(p.cmd("bogus").startswith("-ERR [AUTH] wrong answer"),
+              "a wrong answer to the challenge")
+        p.cmd("QUIT")
+        evs = [x.text for x in fakepop3.read_transcript(srv.transcript_path)
+               if x.kind == "E"]
+        check("XOAUTH2 token accepted" in evs, evs)
+        check("OAUTHBEARER token accepted host=localhost port=1" in evs, evs)
+        check("XOAUTH2 token refused" in evs, evs)
+    # Without OAUTH the mechanisms are neither listed nor accepted.
+    with Env() as e:
+        srv = e.serve("USER alice pw\nTOKEN good\n")
+        p = Pop(srv.port)
+        check("XOAUTH2" not in p.multi("CAPA").decode(), "not offered")
+        check(p.cmd("AUTH XOAUTH2 " + xo(b"alice", b"good"))
+              .startswith("-ERR unsupported"), "not accepted")
+        p.cmd("QUIT")
+    try:
+        Scenario.parse("OAUTH CRAM-MD5\n")
+        check(False, "OAUTH CRAM-MD5 accepted")
+    except ScenarioError:
+        pass
+
+
+@test
 def deletions_only_at_quit():
     with Env() as e:
         for i in range(1, 4):
@@ -915,6 +991,37 @@ def expire_zero_deletes_retrieved_at_quit():
         eq(e.files("alice"), ["m4"], "EXPIRE 30 keeps it")
         check(any("expire retrieved" in ev.text for ev in srv.events()),
               "the expiry is in the transcript")
+
+
+@test
+def login_delay_in_capa_and_stat_size():
+    with Env() as e:
+        e.put("alice", "m1", MSG1)
+        srv = e.serve('LOGIN-DELAY "900 USER"\nUSER alice pw\n'
+                      "LOGIN-DELAY 3600\n")
+        p = Pop(srv.port)
+        capa = p.multi("CAPA").decode()
+        check("LOGIN-DELAY 900 USER\r\n" in capa, "before login: " + capa)
+        p.login("alice", "pw")
+        capa = p.multi("CAPA").decode()
+        check("LOGIN-DELAY 3600\r\n" in capa, "after login: " + capa)
+        check("LOGIN-DELAY 900" not in capa, "the user's replaces it")
+        p.cmd("QUIT")
+        # Advertised only: a second login at once is let in.
+        p = Pop(srv.port)
+        p.login("alice", "pw")
+        p.cmd("QUIT")
+        # STAT-SIZE: what STAT says, not LIST's sum.
+        srv3 = e.serve("USER alice pw\nSTAT-SIZE 80M\n")
+        p = Pop(srv3.port)
+        p.login("alice", "pw")
+        eq(p.cmd("STAT"), "+OK 1 %d" % (80 << 20), "STAT-SIZE")
+        eq(p.multi("LIST"), b"1 %d\r\n" % len(MSG1), "LIST is true")
+        p.cmd("QUIT")
+        srv2 = e.serve("USER bob pw\n")
+        p = Pop(srv2.port)
+        check("LOGIN-DELAY" not in p.multi("CAPA").decode(), "not by default")
+        p.cmd("QUIT")
 
 
 @test

@@ -15,7 +15,9 @@
  *           (default, 1, 2, 128), bit 6 DELE after each body instead of
  *           all at once, bit 7 TOP instead of RETR
  *   byte 1: bit 0 body() refuses message 2, bit 1 max_msgs = 3, bit 2 a
- *           listing budget of 64 bytes of UIDLs
+ *           listing budget of 64 bytes of UIDLs, bit 3 a bearer token
+ *           (bit 4: one of 300 octets, past the one-line AUTH), bit 5
+ *           auth XOAUTH2 or (byte 0 bit 0) OAUTHBEARER
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -236,6 +238,8 @@ static const struct pop3_client_cb owner_cb = {
 	.failed = cb_failed,
 };
 
+static char long_token[301];
+
 static void
 session(const uint8_t *data, size_t size, uint32_t step, struct owner *o)
 {
@@ -247,6 +251,8 @@ session(const uint8_t *data, size_t size, uint32_t step, struct owner *o)
 	size_t pos = 0, piece;
 	int r;
 
+	if (long_token[0] == '\0')
+		memset(long_token, 't', sizeof(long_token) - 1);
 	memset(o, 0, sizeof(*o));
 	o->cfg0 = data[0];
 	o->cfg1 = data[1];
@@ -257,6 +263,13 @@ session(const uint8_t *data, size_t size, uint32_t step, struct owner *o)
 	params.pipeline_window = windows[(o->cfg0 >> 4) & 3];
 	params.max_msgs = (o->cfg1 & 2) ? 3 : 0;
 	params.max_listing_bytes = (o->cfg1 & 4) ? 64 : 0;
+	if (o->cfg1 & 8)
+		params.token = (o->cfg1 & 16) ? long_token : "tok";
+	if (o->cfg1 & 32)
+		params.auth = (o->cfg0 & 1) ? POP3_AUTH_OAUTHBEARER :
+		    POP3_AUTH_XOAUTH2;
+	params.host = "pop.example";
+	params.port = 995;
 	o->c = pop3_client_new(&params, &owner_cb, o);
 	data += 2;
 	size -= 2;

@@ -68,6 +68,22 @@ parse_line(const char *line, size_t len, uint64_t *h)
 		hash(h, &ex.kind, sizeof(ex.kind));
 		hash(h, &ex.days, sizeof(ex.days));
 	}
+	{
+		struct pop3_login_delay ld = { false, 7, false };
+
+		if (pop3_parse_capa_login_delay(line, len, &ld))
+			CHECK(memchr(line, '\0', len) == NULL &&
+			    (ld.present || ld.seconds == 0));
+		else
+			CHECK(!ld.present && ld.seconds == 7 && !ld.per_user);
+		hash(h, &ld.seconds, sizeof(ld.seconds));
+	}
+	r = pop3_parse_stat(line, len, &num, &size);
+	if (r == POP3_PARSE_OK) {
+		CHECK(line[0] >= '0' && line[0] <= '9');
+		CHECK(size <= INT64_MAX);
+		hash(h, &size, sizeof(size));
+	}
 	r = pop3_parse_list_item(line, len, &num, &size);
 	if (r == POP3_PARSE_OK) {
 		CHECK(num > 0);

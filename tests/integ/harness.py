@@ -980,10 +980,16 @@ def _conf_str(s):
 
 
 def _conf_value(v):
+    if isinstance(v, dict):  # a group: oauth = { ... }
+        return "{ %s }" % " ".join("%s = %s;" % (k, _conf_value(x))
+                                   for k, x in v.items())
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, dict):  # a group, e.g. delete = { after_days = 3; }
+        return "{ %s }" % " ".join("%s = %s;" % (k, _conf_value(x))
+                                   for k, x in v.items())
     return _conf_str(v)
 
 

@@ -112,7 +112,7 @@ class Fixture:
         return "\n".join(out)
 
 
-def big_sql(n, accounts=50):
+def big_sql(n, accounts=500):
     """n generated messages, one delivery each (every tenth has a second
     in another account), with five addresses, a text part, and every 500th
     an attachment: selective values exist for every operator (see
@@ -127,18 +127,18 @@ INSERT INTO ingestd.account (name)
   SELECT 'acct' || a FROM generate_series(0, {acc} - 1) a;
 INSERT INTO ingestd.blob (sha256, size, stored_size, chunks)
   SELECT {sha}, 1000 + (g * 7919) % 200000, 100, 0
-    FROM generate_series(1, {n}) g;
+    FROM generate_series(1::bigint, {n}) g;
 INSERT INTO ingestd.delivery (account_id, uidl, sha256, list_size,
     head_sha256, archived_at)
   SELECT (SELECT min(id) FROM ingestd.account) + g % {acc}, 'b' || g, {sha},
          0, sha256('h'::bytea),
          timestamptz '2020-01-01 00:00:00+00' + g * interval '37 minutes'
-    FROM generate_series(1, {n}) g
+    FROM generate_series(1::bigint, {n}) g
   UNION ALL
   SELECT (SELECT min(id) FROM ingestd.account) + (g + 1) % {acc}, 'c' || g,
          {sha}, 0, sha256('h'::bytea),
          timestamptz '2020-01-01 00:00:00+00' + g * interval '37 minutes'
-    FROM generate_series(10, {n}, 10) g;
+    FROM generate_series(10::bigint, {n}, 10) g;
 INSERT INTO ingestd.message (sha256, parser_version, date, message_id,
     subject, list_id, has_attachment, subject_fts, fts)
   SELECT {sha}, 1, timestamptz '2015-01-01 00:00:00+00' + g * interval
@@ -149,23 +149,23 @@ INSERT INTO ingestd.message (sha256, parser_version, date, message_id,
          to_tsvector('simple', 's' || (g % 3000) || ' t' || (g % 7)),
          to_tsvector('simple', 'w' || (g % 5000) || ' x' || (g % 4999)
              || ' k' || (g % 500) || ' common words')
-    FROM generate_series(1, {n}) g;
+    FROM generate_series(1::bigint, {n}) g;
 INSERT INTO ingestd.message_address (sha256, role, pos, address, domain)
   SELECT {sha}, r.role, 0,
          'user' || ((g * r.k) % 9000) || '@dom' || ((g * r.k) % 3000)
              || '.example',
          'dom' || ((g * r.k) % 3000) || '.example'
-    FROM generate_series(1, {n}) g,
+    FROM generate_series(1::bigint, {n}) g,
          (VALUES ('from', 1), ('to', 3), ('cc', 7), ('bcc', 11),
                  ('delivered-to', 13)) r(role, k);
 INSERT INTO ingestd.message_part (sha256, path, content_type, disposition,
     filename, size, part_sha256, attachment)
   SELECT {sha}, '1', 'text/plain', NULL, NULL, 100, NULL, false
-    FROM generate_series(1, {n}) g
+    FROM generate_series(1::bigint, {n}) g
   UNION ALL
   SELECT {sha}, '2', 'application/pdf', 'attachment', 'file' || g || '.pdf',
          1000, sha256(('part' || g)::bytea), true
-    FROM generate_series(500, {n}, 500) g;
+    FROM generate_series(500::bigint, {n}, 500) g;
 COMMIT;
 VACUUM ANALYZE;
 """.format(n=n, acc=accounts, sha=sha)

@@ -319,6 +319,13 @@ def test_cli_and_sql_agree(env):
         if crow != srow:
             diffs.append("%r:\n  cli %s\n  sql %s" % (q, crow, srow))
     assert not diffs, "\n".join(diffs)
+    # ingestd.search_count() counts what ingestd.search() returns.
+    want = expected(fx)
+    rows = s.psql_rows(
+        "SELECT v.n, ingestd.search_count(v.q) FROM (VALUES %s) v(n, q)"
+        " ORDER BY v.n;" % ", ".join("(%d, $Q$%s$Q$)" % (i, q)
+                                     for i, q in enumerate(queries)))
+    assert [int(r[1]) for r in rows] == [len(want[q]) for q in queries]
     for q, msg in BAD:
         rc, _, err = s.cli(q)
         assert rc == 2, "search %r exited %d, not 2: %s" % (q, rc, err)
@@ -404,7 +411,8 @@ def test_cli_formats(env):
 def test_explain_uses_indexes(env):
     """Over 30,000 generated messages (33,000 deliveries), ANALYZEd, the
     plan of every operator and of AND, OR and NOT combinations scans no
-    big table sequentially.  A negation with no positive term beside it
+    big table sequentially, as the CLI runs them (rows and --count) and
+    as ingestd.search() builds them.  A negation with no positive term beside it
     subtracts from every delivery: counting its matches may scan delivery,
     and only delivery."""
     s = SearchDB(env, searchfix.big_sql(30000), prefix="explain")
@@ -441,6 +449,16 @@ def test_explain_uses_indexes(env):
         seq = [t for t in re.findall(r"Seq Scan on (\w+)", out) if t in big]
         if seq:
             bad.append("--count %r: Seq Scan on %s\n%s" % (q, seq, out))
+        # ingestd.search()'s statement, its parameters in place.
+        plan = "\n".join(r[0] for r in s.psql_rows(
+            "SELECT 'EXPLAIN SELECT count(*) FROM ' || replace(sql, '$1',"
+            " '(' || quote_literal(params::text) || '::text[])') || ' s'"
+            " FROM ingestd.search_sql($Q$%s$Q$) \\gexec" % q))
+        seq = [t for t in re.findall(r"Seq Scan on (\w+)", plan)
+               if t in big]
+        if seq or "Index" not in plan:
+            bad.append("ingestd.search_sql(%r): Seq Scan on %s\n%s" % (
+                q, seq, plan))
     assert not bad, "\n".join(bad)
     # Nearly every delivery: counting them reads delivery alone (listing
     # them reads the whole archive, and may well scan it).
@@ -489,7 +507,9 @@ def indexed_archive(env):
     shas = {acct: [sha256_hex(x) for _, x in ar.expected[acct]]
             for acct in (a, b)}
     # a's first message (also in b), and a's last: subject "matter 17".
-    sql = []
+    # These rows replace what the indexer wrote, so that the test names
+    # every field it searches.
+    sql = ["DELETE FROM ingestd.message;"]
     for i, h in enumerate(sorted(set(shas[a] + shas[b]))):
         hit = h in (shas[a][0], shas[a][3])
         sql.append(searchfix.message_sql(

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ingestd/conf.h"
+#include "ingestd/delete_policy.h"
 #include "ingestd/base/xmalloc.h"
 
 #define TESTS(X)                                                         \
@@ -27,6 +28,7 @@
 	X(test_unknown_top_level_key)                                    \
 	X(test_unknown_account_key)                                      \
 	X(test_unknown_database_key)                                     \
+	X(test_ledger_settings)                                          \
 	X(test_wrong_type)                                               \
 	X(test_out_of_range)                                             \
 	X(test_size_suffixes)                                            \
@@ -44,6 +46,9 @@
 	X(test_no_accounts)                                              \
 	X(test_not_a_config_file)                                        \
 	X(test_small_error_buffer)                                       \
+	X(test_oauth_settings)                                           \
+	X(test_oauth_refused)                                            \
+	X(test_delete_policy)                                            \
 	X(test_settings_tables)                                          \
 	X(test_readme_lists_settings)                                    \
 	X(test_manual_lists_settings)                                    \
@@ -564,6 +569,41 @@ test_unknown_database_key(void)
 }
 
 static void
+test_ledger_settings(void)
+{
+	struct conf *c;
+	const char *err;
+
+	/* The key need not exist yet: ledger keygen writes it. */
+	write_conf("ledger = { signing_key = \"/nonexistent/ledger.key\";\n"
+	    "  key_name = \"archive.example.com/ingestd\"; };\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	c = load_ok();
+	ASSERT_STREQ(c->ledger_signing_key, "/nonexistent/ledger.key");
+	ASSERT_STREQ(c->ledger_key_name, "archive.example.com/ingestd");
+	ASSERT_EQ(c->ledger_checkpoint_interval, 300);
+	ASSERT_TRUE(c->ledger_checkpoint_command == NULL);
+	conf_free(&c);
+
+	write_conf("ledger = { signing_key = \"/k\"; };\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'ledger.key_name' is required with "
+	    "'ledger.signing_key'");
+
+	write_conf("ledger = {\n  key_name = \"a b\"; };\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_AT(err, 2);
+	ASSERT_CONTAINS(err, "'ledger.key_name' \"a b\" may hold no spaces");
+
+	write_conf("ledger = {\n  checkpoint_interval = -1; };\n"
+	    "accounts = ( { " ACCOUNT " } );\n");
+	err = load_refused();
+	ASSERT_CONTAINS(err, "'ledger.checkpoint_interval' is -1");
+}
+
+static void
 test_wrong_type(void)
 {
 	const char *err;
@@ -733,6 +773,65 @@ test_out_of_range(void)
 	conf_free(&c);
 }
 
+/* delete = { ... }: rules by presence, sizes with suffixes, errors. */
+static void
+test_delete_policy(void)
+{
+	const struct conf_account *a;
+	const char *err;
+	struct conf *c;
+
+	write_conf("accounts = ( { " ACCOUNT "\n"
+	    "  delete = { after_days = 14; keep_under = \"80M\";\n"
+	    "    max_messages = 0; max_bytes = 1000; }; },\n"
+	    "  { name = \"b\"; host = \"h\"; user = \"u\"; password = \"p\";"
+	    " delete = { older_than_days = 365; bigger_than = \"5K\"; }; },\n"
+	    "  { name = \"c\"; host = \"h\"; user = \"u\"; password = \"p\";"
+	    " delete = \"never\"; } );\n");
+	c = load_ok();
+	a = &c->accounts[0];
+	ASSERT_EQ(a->delete, CONF_DELETE_POLICY);
+	ASSERT_EQ(a->policy.rules, DELETE_R_AFTER_DAYS | DELETE_R_KEEP_UNDER |
+	    DELETE_R_MAX_MESSAGES | DELETE_R_MAX_BYTES);
+	ASSERT_EQ(a->policy.after_days, 14);
+	ASSERT_EQ(a->policy.keep_under, 80 * 1024 * 1024);
+	ASSERT_EQ(a->policy.max_messages, 0);
+	ASSERT_EQ(a->policy.max_bytes, 1000);
+	a = &c->accounts[1];
+	ASSERT_EQ(a->delete, CONF_DELETE_POLICY);
+	ASSERT_EQ(a->policy.rules, DELETE_R_OLDER_THAN | DELETE_R_BIGGER_THAN);
+	ASSERT_EQ(a->policy.older_than_days, 365);
+	ASSERT_EQ(a->policy.bigger_than, 5 * 1024);
+	ASSERT_EQ(c->accounts[2].delete, CONF_DELETE_NEVER);
+	ASSERT_EQ(c->accounts[2].policy.rules, 0);
+	conf_free(&c);
+
+	/* A group with caps alone deletes nothing: refused, not "never". */
+	err = refuse_account(ACCOUNT "\n    delete = { max_messages = 5; };");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[0].delete' has no rule: give "
+	    "after_days, older_than_days, bigger_than or keep_under");
+	err = refuse_account(ACCOUNT "\n    delete = { };");
+	ASSERT_CONTAINS(err, "'accounts[0].delete' has no rule");
+
+	err = refuse_account(ACCOUNT "\n    delete = {\n"
+	    "      keep_under = \"80MB\"; };");
+	ASSERT_AT(err, 4);
+	ASSERT_CONTAINS(err, "'accounts[0].delete.keep_under' must be a whole "
+	    "number of bytes, or one ending in K, M or G");
+	err = refuse_account(ACCOUNT "\n    delete = { after_days = -1; };");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "'accounts[0].delete.after_days' is -1; it must "
+	    "be from 0 to 36500");
+	err = refuse_account(ACCOUNT "\n    delete = { after_day = 3; };");
+	ASSERT_AT(err, 3);
+	ASSERT_CONTAINS(err, "unknown setting 'accounts[0].delete.after_day'; "
+	    "the settings here are after_days, older_than_days");
+	err = refuse_account(ACCOUNT "\n    delete = { bigger_than = 1.5; };");
+	ASSERT_CONTAINS(err, "'accounts[0].delete.bigger_than' must be a whole "
+	    "number");
+}
+
 static void
 test_invalid_choice(void)
 {
@@ -751,7 +850,7 @@ test_invalid_choice(void)
 	err = refuse_account(ACCOUNT "\n\n    delete = \"always\";");
 	ASSERT_AT(err, 4);
 	ASSERT_CONTAINS(err, "'accounts[0].delete' must be one of "
-	    "\"after-archive\", \"never\"");
+	    "\"after-archive\", \"never\", a group { ... }");
 
 	/* Choices are exact: no case folding. */
 	err = refuse_account(ACCOUNT " tls = \"IMPLICIT\";");
@@ -1260,6 +1359,117 @@ test_small_error_buffer(void)
 	ASSERT_EQ(strlen(small), sizeof(small) - 1);
 }
 
+#define OACCOUNT                                                         \
+	"name = \"o\"; host = \"h\"; user = \"box@example.com\"; "
+
+static void
+test_oauth_settings(void)
+{
+	const char *rt = write_file("o.rt", 0600, "rt\n");
+	const char *cs = write_file("o.cs", 0600, "cs\n");
+	struct conf *c;
+
+	write_conf("accounts = (\n"
+	    "  { " OACCOUNT "token_command = \"sh -c 'pass mail'\"; },\n"
+	    "  { name = \"p\"; host = \"h\"; user = \"u\";\n"
+	    "    auth = \"xoauth2\";\n"
+	    "    oauth = { token_url = \"https://login.example/token\";\n"
+	    "      client_id = \"app\"; refresh_token_file = \"%s\";\n"
+	    "      scope = \"pop offline_access\"; }; },\n"
+	    "  { name = \"q\"; host = \"h\"; user = \"u\"; token_timeout = 5;\n"
+	    "    auth = \"oauthbearer\";\n"
+	    "    oauth = { token_url = \"https://login.example/token\";\n"
+	    "      client_id = \"app\"; client_secret_file = \"%s\";\n"
+	    "      grant = \"client_credentials\"; ca_file = \"%s\"; }; }\n"
+	    ");\n", rt, cs, cs);
+	c = load_ok();
+	ASSERT_EQ(c->naccounts, 3);
+	ASSERT_STREQ(c->accounts[0].token_command, "sh -c 'pass mail'");
+	ASSERT_TRUE(c->accounts[0].password == NULL);
+	ASSERT_TRUE(!c->accounts[0].has_oauth);
+	ASSERT_EQ(c->accounts[0].token_timeout, 30);
+	ASSERT_TRUE(c->accounts[1].has_oauth);
+	ASSERT_EQ(c->accounts[1].auth, CONF_AUTH_XOAUTH2);
+	ASSERT_EQ(c->accounts[1].oauth_grant, CONF_GRANT_REFRESH_TOKEN);
+	ASSERT_STREQ(c->accounts[1].oauth_refresh_token_file, rt);
+	ASSERT_STREQ(c->accounts[1].oauth_scope, "pop offline_access");
+	ASSERT_TRUE(c->accounts[1].oauth_client_secret_file == NULL);
+	ASSERT_EQ(c->accounts[2].auth, CONF_AUTH_OAUTHBEARER);
+	ASSERT_EQ(c->accounts[2].oauth_grant, CONF_GRANT_CLIENT_CREDENTIALS);
+	ASSERT_EQ(c->accounts[2].token_timeout, 5);
+	ASSERT_STREQ(c->accounts[2].oauth_ca_file, cs);
+	conf_free(&c);
+}
+
+static void
+test_oauth_refused(void)
+{
+	static const struct {
+		const char *acct;
+		int line;
+		const char *msg;
+	} cases[] = {
+		{ "token_command = \"t\";\n  password = \"p\";", 3,
+		  "'accounts[0].password': an account with an OAuth token "
+		  "takes no password" },
+		{ "token_command = \"  \";", 2,
+		  "'accounts[0].token_command' is empty" },
+		{ "auth = \"xoauth2\"; password = \"p\";", 2,
+		  "'accounts[0].auth' is an OAuth mechanism: it needs "
+		  "'accounts[0].token_command' or 'accounts[0].oauth'" },
+		{ "token_command = \"t\"; auth = \"plain\";", 2,
+		  "'accounts[0].auth': with an OAuth token, \"auto\", "
+		  "\"xoauth2\" or \"oauthbearer\"" },
+		{ "token_command = \"t\";\n  oauth = { client_id = \"c\"; };",
+		  3,
+		  "'accounts[0].oauth': set 'token_command' or 'oauth', not "
+		  "both" },
+		{ "oauth = { client_id = \"c\";\n"
+		  "  refresh_token_file = \"%s\"; };", 2,
+		  "'accounts[0].oauth.token_url' is required" },
+		{ "oauth = { token_url = \"http://x/t\"; client_id = \"c\";\n"
+		  "  refresh_token_file = \"%s\"; };", 2,
+		  "'accounts[0].oauth.token_url' must be an https:// URL" },
+		{ "oauth = { token_url = \"https://x/t\"; };", 2,
+		  "'accounts[0].oauth.client_id' is required" },
+		{ "oauth = { token_url = \"https://x/t\";\n"
+		  "  client_id = \"c\"; };", 2,
+		  "'accounts[0].oauth.refresh_token_file' is required with "
+		  "grant = \"refresh_token\"" },
+		{ "oauth = { token_url = \"https://x/t\"; client_id = \"c\";\n"
+		  "  grant = \"client_credentials\"; };", 2,
+		  "'accounts[0].oauth.client_secret_file' is required with "
+		  "grant = \"client_credentials\"" },
+		{ "oauth = { token_url = \"https://x/t\"; client_id = \"c\";\n"
+		  "  grant = \"device\"; refresh_token_file = \"%s\"; };", 3,
+		  "'accounts[0].oauth.grant'" },
+		{ "oauth = { token_url = \"https://x/t\"; client_id = \"c\";\n"
+		  "  refresh_token_file = \"%s\"; secret = \"x\"; };", 3,
+		  "'accounts[0].oauth.secret'" },
+		{ "oauth = { token_url = \"https://x/t\"; client_id = \"c\";\n"
+		  "  refresh_token_file = \"/nonexistent/rt\"; };", 3,
+		  "/nonexistent/rt" },
+	};
+	const char *rt = write_file("r.rt", 0600, "rt\n");
+	char acct[512];
+	const char *err, *at;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* "%s" in a case stands for the refresh token file. */
+		if ((at = strstr(cases[i].acct, "%s")) != NULL)
+			snprintf(acct, sizeof(acct), "%.*s%s%s",
+			    (int)(at - cases[i].acct), cases[i].acct, rt,
+			    at + 2);
+		else
+			snprintf(acct, sizeof(acct), "%s", cases[i].acct);
+		write_conf("accounts = (\n  { " OACCOUNT "%s }\n);\n", acct);
+		err = load_refused();
+		ASSERT_AT(err, cases[i].line);
+		ASSERT_CONTAINS(err, cases[i].msg);
+	}
+}
+
 /* The sections as README.md and ingestd.8 mark their tables. */
 static const struct {
 	enum conf_section id;
@@ -1267,9 +1477,12 @@ static const struct {
 } documented[] = {
 	{ CONF_SECTION_TOP, "top" },
 	{ CONF_SECTION_DATABASE, "database" },
+	{ CONF_SECTION_LEDGER, "ledger" },
 	{ CONF_SECTION_ACCOUNT, "accounts" },
 	{ CONF_SECTION_PURGE, "purge" },
 	{ CONF_SECTION_RETENTION, "retention" },
+	{ CONF_SECTION_OAUTH, "oauth" },
+	{ CONF_SECTION_DELETE, "delete" },
 };
 
 /* The value of number, bool or choice row r's field in base. */
@@ -1380,6 +1593,10 @@ fmt_accepts(const struct conf_setting *r, char *buf, size_t len)
 			snprintf(buf + n, len - n, "%s\"%s\"", n ? ", " : "",
 			    ch->name);
 		}
+		if (r->flags & CONF_F_OR_GROUP) {
+			n = strlen(buf);
+			snprintf(buf + n, len - n, ", { ... }");
+		}
 		break;
 	case CONF_T_GROUP:
 		snprintf(buf, len, "{ ... }");
@@ -1406,7 +1623,7 @@ test_settings_tables(void)
 	for (id = 0; id < CONF_SECTION_COUNT; id++) {
 		t = conf_settings(id, &n);
 		ASSERT_TRUE(t != NULL && n > 0);
-		base = id == CONF_SECTION_ACCOUNT ?
+		base = id >= CONF_SECTION_ACCOUNT ?
 		    (const void *)&c->accounts[0] : (const void *)c;
 		for (k = 0; k < n; k++) {
 			r = &t[k];

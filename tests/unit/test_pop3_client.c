@@ -28,6 +28,10 @@
 	X(test_expire_zero_no_second_capa)                               \
 	X(test_expire_user_capa_after_login)                             \
 	X(test_expire_user_capa_after_login_pipelined)                   \
+	X(test_login_delay)                                              \
+	X(test_stat_when_asked)                                          \
+	X(test_stat_refused_or_unreadable)                               \
+	X(test_login_delay_user_capa_after_login)                        \
 	X(test_expire_user_kept_when_capa_after_login_fails)             \
 	X(test_expire_reset_by_capa_after_stls)                          \
 	X(test_session_pipelined_plain)                                  \
@@ -63,6 +67,13 @@
 	X(test_optional_callbacks_null)                                  \
 	X(test_state_names)                                              \
 	X(test_secrets_not_logged)                                       \
+	X(test_oauth_encodings)                                                \
+	X(test_oauth_mechanism_choice)                                         \
+	X(test_oauth_255_octets)                                               \
+	X(test_oauth_error_challenge)                                          \
+	X(test_oauth_long_token_and_challenge)                                 \
+	X(test_oauth_no_password_fallback)                                     \
+	X(test_oauth_token_not_logged)                                         \
 	X(test_queue_after_quit_is_bug)
 
 TESTS(TEST_DECLARE)
@@ -294,7 +305,15 @@ expire_event(struct sim *s)
 		[POP3_EXPIRE_DAYS] = "days", [POP3_EXPIRE_UNKNOWN] = "unknown",
 	};
 	const struct pop3_expire *e = pop3_client_expire(s->c);
+	const struct pop3_login_delay *d = pop3_client_login_delay(s->c);
 
+	uint64_t size;
+
+	if (d->present)
+		str_addf(&s->ev, "login-delay %" PRIu32 "%s\n", d->seconds,
+		    d->per_user ? " user" : "");
+	if (pop3_client_stat(s->c, &size))
+		str_addf(&s->ev, "stat %" PRIu64 "\n", size);
 	ASSERT_EQ(pop3_client_expires_at_quit(s->c), pop3_expire_at_quit(e));
 	if (e->kind == POP3_EXPIRE_NONE)
 		return;
@@ -709,6 +728,132 @@ test_expire_user_capa_after_login_pipelined(void)
 		    "done\n",
 		.out = "CAPA\r\nAUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n"
 		    "CAPA\r\nUIDL\r\nLIST\r\nRETR 1\r\nQUIT\r\n",
+	};
+
+	run(&sc);
+}
+
+/* LOGIN-DELAY without USER: the server's value, no CAPA after login. */
+static void
+test_login_delay(void)
+{
+	static const struct script sc = {
+		.params = USER_PARAMS,
+		.policy = OWN_RETR_QUIT,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nLOGIN-DELAY 900\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK bye\r\n") },
+		.events = "ready 0\n"
+		    "login-delay 900\n"
+		    "done\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nUIDL\r\n"
+		    "LIST\r\nQUIT\r\n",
+	};
+
+	run(&sc);
+}
+
+#define STAT_PARAMS                                                      \
+	{                                                                \
+		.user = "alice", .password = "s3cret",                   \
+		.auth = POP3_AUTH_AUTO, .md5 = md5, .stat = true,        \
+	}
+
+/* Asked for, STAT follows LIST; its size may differ from LIST's sum. */
+static void
+test_stat_when_asked(void)
+{
+	static const struct script sc = {
+		.params = STAT_PARAMS,
+		.policy = OWN_RETR_QUIT,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\n1 a\r\n.\r\n"
+		    "+OK\r\n1 3\r\n.\r\n"
+		    "+OK 1 81920 octets\r\n"
+		    "+OK\r\nhi\r\n.\r\n"
+		    "+OK bye\r\n") },
+		.events = "ready 1\n"
+		    "stat 81920\n"
+		    "  1 3 a\n"
+		    "body RETR 1 [hi\r\n]\n"
+		    "end RETR 1\n"
+		    "done\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nUIDL\r\n"
+		    "LIST\r\nSTAT\r\nRETR 1\r\nQUIT\r\n",
+	};
+
+	run(&sc);
+}
+
+/* A STAT refused, or answered with nonsense, leaves the size unknown. */
+static void
+test_stat_refused_or_unreadable(void)
+{
+	static const struct script refused = {
+		.params = STAT_PARAMS,
+		.policy = OWN_NOTHING,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK\r\n.\r\n"
+		    "-ERR no\r\n") },
+		.events = "ready 0\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nUIDL\r\n"
+		    "LIST\r\nSTAT\r\n",
+	};
+	static const struct script junk = {
+		.params = STAT_PARAMS,
+		.policy = OWN_NOTHING,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK maildrop has 0 messages\r\n") },
+		.events = "ready 0\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nUIDL\r\n"
+		    "LIST\r\nSTAT\r\n",
+	};
+
+	run(&refused);
+	run(&junk);
+}
+
+/*
+ * "LOGIN-DELAY 900 USER" before login: this user's value comes from CAPA
+ * after login (RFC 2449 section 6.8), here 3600; EXPIRE alongside.
+ */
+static void
+test_login_delay_user_capa_after_login(void)
+{
+	static const struct script sc = {
+		.params = USER_PARAMS,
+		.policy = OWN_RETR_QUIT,
+		.segs = { SEG("+OK POP3 ready\r\n"
+		    "+OK\r\nUSER\r\nLOGIN-DELAY 900 USER\r\nUIDL\r\n.\r\n"
+		    "+OK\r\n"
+		    "+OK logged in\r\n"
+		    "+OK\r\nUIDL\r\nLOGIN-DELAY 3600\r\nEXPIRE 5\r\n"
+		    ".\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK\r\n.\r\n"
+		    "+OK bye\r\n") },
+		.events = "ready 0\n"
+		    "login-delay 3600\n"
+		    "expire days 5\n"
+		    "done\n",
+		.out = "CAPA\r\nUSER alice\r\nPASS s3cret\r\nCAPA\r\n"
+		    "UIDL\r\nLIST\r\nQUIT\r\n",
 	};
 
 	run(&sc);
@@ -1947,6 +2092,428 @@ test_secrets_not_logged(void)
 	ASSERT_TRUE(strstr(log.p, "AGFsaWNlAHMzY3JldA==") == NULL);
 	ASSERT_TRUE(strstr(log.p, "df1bfe9e886db35880f8c62728a2f7e9") ==
 	    NULL);
+	free(log.p);
+}
+
+/* ---- OAuth 2.0: XOAUTH2 and OAUTHBEARER ---- */
+
+static void
+test_oauth_encodings(void)
+{
+	unsigned char dec[128];
+	char detail[160], *r;
+	const char *json;
+	size_t n;
+	long d;
+
+	r = pop3_sasl_xoauth2("alice", "tok", &n);
+	ASSERT_TRUE(r != NULL);
+	/* base64("user=alice\1auth=Bearer tok\1\1") */
+	ASSERT_STREQ(r, "dXNlcj1hbGljZQFhdXRoPUJlYXJlciB0b2sBAQ==");
+	ASSERT_EQ(n, strlen(r));
+	d = pop3_base64_decode(r, n, dec);
+	ASSERT_EQ(d, 28);
+	ASSERT_MEMEQ(dec, "user=alice\001auth=Bearer tok\001\001", 28);
+	free(r);
+	/* RFC 7628 section 4.1's example, with the saslname escaped. */
+	r = pop3_sasl_oauthbearer("a,b=c", "server.example.com", 143,
+	    "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==", &n);
+	ASSERT_TRUE(r != NULL);
+	d = pop3_base64_decode(r, n, dec);
+	ASSERT_TRUE(d > 0);
+	ASSERT_EQ((size_t)d,
+	    strlen(
+		"n,a=a=2Cb=3Dc,\001host=server.example."
+		"com\001port=143\001auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlz"
+		"dGEuY29tCg==\001\001"));
+	ASSERT_MEMEQ(dec,
+	    "n,a=a=2Cb=3Dc,\001host=server.example.com\001"
+	    "port=143\001auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29t"
+	    "Cg==\001\001",
+	    (size_t)d);
+	free(r);
+	r = pop3_sasl_oauthbearer("bob", NULL, 0, "t", &n);
+	d = pop3_base64_decode(r, n, dec);
+	ASSERT_MEMEQ(dec, "n,a=bob,\001auth=Bearer t\001\001", (size_t)d);
+	free(r);
+	/* Tokens that would break the line or the SASL fields. */
+	ASSERT_TRUE(pop3_sasl_xoauth2("alice", "", &n) == NULL);
+	ASSERT_TRUE(pop3_sasl_xoauth2("alice", "a\r\nQUIT", &n) == NULL);
+	ASSERT_TRUE(pop3_sasl_xoauth2("alice", "a\001b", &n) == NULL);
+	ASSERT_TRUE(pop3_sasl_xoauth2("alice", "a b", &n) == NULL);
+	ASSERT_TRUE(pop3_sasl_xoauth2("al\nice", "ab", &n) == NULL);
+	ASSERT_TRUE(
+	    pop3_sasl_oauthbearer("al\001ice", NULL, 0, "ab", &n) == NULL);
+	ASSERT_EQ(pop3_base64_decode("Zm9v!", 5, dec), -1);
+	ASSERT_EQ(pop3_base64_decode("Zg=a", 4, dec), -1);
+	ASSERT_EQ(pop3_base64_decode("Zg=", 3, dec), -1);
+	ASSERT_EQ(pop3_base64_decode("Zg==", 4, dec), 1);
+	json = "{\"status\":\"401\",\"schemes\":\"bearer\",\"scope\":"
+	    "\"https://mail.google.com/\"}";
+	pop3_sasl_oauth_error((const unsigned char *)json, strlen(json),
+	    detail, sizeof(detail));
+	ASSERT_STREQ(detail,
+	    "status=401 schemes=bearer scope=https://mail.google.com/");
+	json = " { \"status\" : 400 , \"other\": \"x y\", \"error\": "
+	    "\"invalid\\ntoken\" }";
+	pop3_sasl_oauth_error((const unsigned char *)json, strlen(json),
+	    detail, sizeof(detail));
+	ASSERT_STREQ(detail, "status=400 error=invalidntoken");
+	pop3_sasl_oauth_error((const unsigned char *)"not json", 8, detail,
+	    sizeof(detail));
+	ASSERT_STREQ(detail, "");
+	pop3_sasl_oauth_error((const unsigned char *)"{\"status\":\"4", 12,
+	    detail, sizeof(detail));
+	ASSERT_STREQ(detail, "");
+	pop3_sasl_oauth_error(
+	    (const unsigned char
+		    *)"{\"status\":\"401\",\"scope\":\"aaaaaaaaaaaaaaaaaaaa\"}",
+	    47, detail, 20);
+	ASSERT_EQ(strlen(detail), 19);
+}
+
+#define XO_TOK "dXNlcj1hbGljZQFhdXRoPUJlYXJlciB0b2sBAQ=="
+/* base64("n,a=alice,\1host=pop.example\1port=995\1auth=Bearer tok\1\1") */
+#define OB_TOK                                                                 \
+	"bixhPWFsaWNlLAFob3N0PXBvcC5leGFtcGxlAXBvcnQ9OTk1AWF1dGg9Q"            \
+	"mVhcmVyIHRvawEB"
+#define OAUTH_PARAMS(a)                                                        \
+	{                                                                      \
+		.user = "alice", .password = "s3cret", .token = "tok",         \
+		.host = "pop.example", .port = 995, .auth = (a), .md5 = md5,   \
+	}
+#define AFTER "+OK\r\n.\r\n+OK\r\n.\r\n+OK\r\n"
+#define AFTER_OUT "UIDL\r\nLIST\r\nQUIT\r\n"
+
+static void
+test_oauth_mechanism_choice(void)
+{
+	static const struct script scripts[] = {
+		/* auto prefers XOAUTH2, even over PLAIN and a password. */
+		{ .params = OAUTH_PARAMS(POP3_AUTH_AUTO),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK <1.2@x>\r\n+OK\r\nUSER\r\n"
+			"SASL PLAIN OAUTHBEARER XOAUTH2\r\n.\r\n"
+			"+OK\r\n" AFTER) },
+		    .events = "ready 0\ndone\n",
+		    .out = "CAPA\r\nAUTH XOAUTH2 " XO_TOK "\r\n" AFTER_OUT },
+		/* OAUTHBEARER when it is the only one. */
+		{ .params = OAUTH_PARAMS(POP3_AUTH_AUTO),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK\r\n+OK\r\nSASL oauthbearer\r\n.\r\n"
+				  "+OK\r\n" AFTER) },
+		    .events = "ready 0\ndone\n",
+		    .out = "CAPA\r\nAUTH OAUTHBEARER " OB_TOK
+			   "\r\n" AFTER_OUT },
+		/* No CAPA: try XOAUTH2 and let the server say. */
+		{ .params = OAUTH_PARAMS(POP3_AUTH_AUTO),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK\r\n-ERR\r\n+OK\r\n" AFTER) },
+		    .events = "ready 0\ndone\n",
+		    .out = "CAPA\r\nAUTH XOAUTH2 " XO_TOK "\r\n" AFTER_OUT },
+		/* Asked for by name. */
+		{ .params = OAUTH_PARAMS(POP3_AUTH_OAUTHBEARER),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK\r\n+OK\r\nSASL XOAUTH2 OAUTHBEARER\r\n"
+				  ".\r\n+OK\r\n" AFTER) },
+		    .events = "ready 0\ndone\n",
+		    .out = "CAPA\r\nAUTH OAUTHBEARER " OB_TOK
+			   "\r\n" AFTER_OUT },
+		{ .params = OAUTH_PARAMS(POP3_AUTH_XOAUTH2),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK\r\n+OK\r\nSASL OAUTHBEARER\r\n.\r\n") },
+		    .events = "failed NO_AUTH: server does not offer SASL "
+			      "XOAUTH2\n",
+		    .out = "CAPA\r\n" },
+		/* A refusal with [AUTH] or none is an AUTH failure;
+		 * [SYS/TEMP] stays temporary. */
+		{ .params = OAUTH_PARAMS(POP3_AUTH_AUTO),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n"
+				  "-ERR [AUTH] Invalid credentials\r\n") },
+		    .events =
+			"failed AUTH: AUTH XOAUTH2 refused: -ERR \"[AUTH] "
+			"Invalid credentials\"\n",
+		    .out = "CAPA\r\nAUTH XOAUTH2 " XO_TOK "\r\n" },
+		{ .params = OAUTH_PARAMS(POP3_AUTH_AUTO),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n"
+				  "-ERR [SYS/TEMP] busy\r\n") },
+		    .events = "failed TEMP: AUTH XOAUTH2 refused: -ERR "
+			      "\"[SYS/TEMP] busy\"\n",
+		    .out = "CAPA\r\nAUTH XOAUTH2 " XO_TOK "\r\n" },
+		/* One challenge only: a second "+" is a protocol error. */
+		{ .params = OAUTH_PARAMS(POP3_AUTH_AUTO),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n"
+				  "+ e30=\r\n+ e30=\r\n") },
+		    .events = "failed PROTOCOL: unexpected reply to AUTH "
+			      "XOAUTH2: \"+ e30=\"\n",
+		    .out = "CAPA\r\nAUTH XOAUTH2 " XO_TOK "\r\n\r\n" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++)
+		run(&scripts[i]);
+}
+
+/* The 255-octet rule counts the whole AUTH line, CRLF included. */
+static void
+test_oauth_255_octets(void)
+{
+	static char tok[200], resp[400], out[1024];
+	struct script sc = {
+		.params = {
+			.user = "alice", .token = tok,
+			.auth = POP3_AUTH_XOAUTH2,
+		},
+		.policy = OWN_FETCH,
+		.events = "ready 0\ndone\n",
+		.out = out,
+	};
+	char *r;
+	size_t n;
+
+	/* "user=alice\1auth=Bearer " 154 "\1\1": 179 octets, 240 in
+	 * base64, and "AUTH XOAUTH2 " + 240 + CRLF is 255. */
+	memset(tok, 'a', 154);
+	r = pop3_sasl_xoauth2("alice", tok, &n);
+	ASSERT_EQ(n, 240);
+	snprintf(resp, sizeof(resp), "%s", r);
+	free(r);
+	snprintf(out, sizeof(out), "CAPA\r\nAUTH XOAUTH2 %s\r\n" AFTER_OUT,
+	    resp);
+	ASSERT_EQ(strlen("AUTH XOAUTH2 \r\n") + n, 255);
+	sc.segs[0] = (struct seg)SEG("+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n"
+				     "+OK\r\n" AFTER);
+	run(&sc);
+	/* Two more octets of token make 244: AUTH alone, then the
+	 * response. */
+	tok[154] = tok[155] = 'a';
+	r = pop3_sasl_xoauth2("alice", tok, &n);
+	ASSERT_EQ(n, 244);
+	snprintf(out, sizeof(out), "CAPA\r\nAUTH XOAUTH2\r\n%s\r\n" AFTER_OUT,
+	    r);
+	free(r);
+	sc.segs[0] = (struct seg)SEG("+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n"
+				     "+ \r\n+OK\r\n" AFTER);
+	run(&sc);
+	sc.segs[0] = (struct seg)SEG("+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n"
+				     "+\r\n+OK\r\n" AFTER);
+	run(&sc);
+}
+
+/*
+ * A refused token: the server's "+ base64(JSON)" is answered with an
+ * empty line (XOAUTH2) or "AQ==" (OAUTHBEARER), and its -ERR fails the
+ * login with what the challenge said.
+ */
+static void
+test_oauth_error_challenge(void)
+{
+	/* {"status":"401","schemes":"bearer",
+	 * "scope":"https://mail.google.com/"} */
+#define CHAL                                                                   \
+	"eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJo"         \
+	"dHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ=="
+	static const struct script scripts[] = {
+		{ .params = OAUTH_PARAMS(POP3_AUTH_XOAUTH2),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG(
+			"+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n"
+			"+ " CHAL
+			"\r\n-ERR [AUTH] Authentication failed\r\n") },
+		    .events =
+			"failed AUTH: AUTH XOAUTH2 refused: -ERR \"[AUTH] "
+			"Authentication failed\" (challenge: status=401 "
+			"schemes=bearer scope=https://mail.google.com/)\n",
+		    .out = "CAPA\r\nAUTH XOAUTH2 " XO_TOK "\r\n\r\n" },
+		{ .params = OAUTH_PARAMS(POP3_AUTH_OAUTHBEARER),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK\r\n+OK\r\nSASL OAUTHBEARER\r\n.\r\n"
+				  "+ " CHAL "\r\n-ERR [AUTH] no\r\n") },
+		    .events =
+			"failed AUTH: AUTH OAUTHBEARER refused: -ERR "
+			"\"[AUTH] no\" (challenge: status=401 schemes=bearer "
+			"scope=https://mail.google.com/)\n",
+		    .out = "CAPA\r\nAUTH OAUTHBEARER " OB_TOK "\r\nAQ==\r\n" },
+		/* A challenge that is not base64 is said so. */
+		{ .params = OAUTH_PARAMS(POP3_AUTH_XOAUTH2),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n"
+				  "+ %%%\r\n-ERR\r\n") },
+		    .events = "failed AUTH: AUTH XOAUTH2 refused: -ERR \"\" "
+			      "(challenge: not base64)\n",
+		    .out = "CAPA\r\nAUTH XOAUTH2 " XO_TOK "\r\n\r\n" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++)
+		run(&scripts[i]);
+#undef CHAL
+}
+
+/*
+ * A 10 KiB token goes in two steps, through an output far past the usual
+ * command buffer, and a 10 KiB error challenge line parses.
+ */
+static void
+test_oauth_long_token_and_challenge(void)
+{
+	static char tok[10241], out[16384], in[16384], json[8000];
+	static char chal[12000], events[512];
+	struct script sc = {
+		.params = {
+			.user = "alice", .token = tok,
+			.auth = POP3_AUTH_AUTO,
+		},
+		.policy = OWN_FETCH,
+		.events = "ready 0\ndone\n",
+		.out = out,
+	};
+	char *r;
+	size_t n, i;
+	int k;
+
+	for (i = 0; i < 10240; i++)
+		tok[i] = "abcdefghijklmnopqrstuvwxyz0123456789-._~+/"[i % 42];
+	r = pop3_sasl_xoauth2("alice", tok, &n);
+	ASSERT_TRUE(n > 13000);
+	snprintf(out, sizeof(out), "CAPA\r\nAUTH XOAUTH2\r\n%s\r\n" AFTER_OUT,
+	    r);
+	free(r);
+	k = snprintf(in, sizeof(in),
+	    "+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n"
+	    "+ \r\n+OK\r\n" AFTER);
+	sc.segs[0] = (struct seg){ in, (size_t)k };
+	run(&sc);
+
+	/* The same refused, with a challenge line of over 10 KiB. */
+	k = snprintf(json, sizeof(json), "{\"status\":\"401\",\"scope\":\"");
+	memset(json + k, 's', 7500);
+	k += 7500;
+	k += snprintf(json + k, sizeof(json) - (size_t)k, "\"}");
+	n = pop3_base64(json, (size_t)k, chal);
+	ASSERT_TRUE(n > 10000);
+	r = pop3_sasl_xoauth2("alice", tok, &n);
+	snprintf(out, sizeof(out), "CAPA\r\nAUTH XOAUTH2\r\n%s\r\n\r\n", r);
+	free(r);
+	k = snprintf(in, sizeof(in),
+	    "+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n"
+	    "+ \r\n+ %s\r\n-ERR [AUTH] expired\r\n",
+	    chal);
+	sc.segs[0] = (struct seg){ in, (size_t)k };
+	/* The detail keeps what fits in 159 octets. */
+	k = snprintf(events, sizeof(events),
+	    "failed AUTH: AUTH XOAUTH2 "
+	    "refused: -ERR \"[AUTH] expired\" (challenge: status=401 scope=");
+	memset(events + k, 's', 159 - 17);
+	snprintf(events + k + 159 - 17, 8, ")\n");
+	sc.events = events;
+	run(&sc);
+	/* Status lines stay bounded once logged in. */
+	k = snprintf(in, sizeof(in),
+	    "+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n"
+	    "+ \r\n+OK\r\n+OK %0600d\r\n",
+	    0);
+	sc.segs[0] = (struct seg){ in, (size_t)k };
+	sc.events =
+	    "failed PROTOCOL: line longer than 512 octets while "
+	    "UIDL: \"+OK 000000000000000000000000000000000000000000000000000"
+	    "00000000000000000000000000000000000000000...\"\n";
+	r = pop3_sasl_xoauth2("alice", tok, &n);
+	snprintf(out, sizeof(out), "CAPA\r\nAUTH XOAUTH2\r\n%s\r\nUIDL\r\n", r);
+	free(r);
+	run(&sc);
+}
+
+/* A token never falls back to a password, whatever the server offers. */
+static void
+test_oauth_no_password_fallback(void)
+{
+	static const struct script scripts[] = {
+		{ .params = OAUTH_PARAMS(POP3_AUTH_AUTO),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK <1.2@x>\r\n+OK\r\nUSER\r\nSASL PLAIN\r\n"
+				  ".\r\n") },
+		    .events =
+			"failed NO_AUTH: server offers neither SASL "
+			"XOAUTH2 nor OAUTHBEARER, and a token never falls back "
+			"to a password\n",
+		    .out = "CAPA\r\n" },
+		{ .params = OAUTH_PARAMS(POP3_AUTH_PLAIN),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG(
+			"+OK\r\n+OK\r\nSASL PLAIN XOAUTH2\r\n.\r\n") },
+		    .events =
+			"failed NO_AUTH: an OAuth token is configured, "
+			"which only SASL XOAUTH2 and OAUTHBEARER can carry\n",
+		    .out = "CAPA\r\n" },
+		/* Refused: the session fails; no USER/PASS follows. */
+		{ .params = OAUTH_PARAMS(POP3_AUTH_AUTO),
+		    .policy = OWN_FETCH,
+		    .segs = { SEG("+OK\r\n+OK\r\nUSER\r\nSASL XOAUTH2 PLAIN\r\n"
+				  ".\r\n-ERR [AUTH] no\r\n") },
+		    .events =
+			"failed AUTH: AUTH XOAUTH2 refused: -ERR \"[AUTH] "
+			"no\"\n",
+		    .out = "CAPA\r\nAUTH XOAUTH2 " XO_TOK "\r\n" },
+	};
+	static const struct pop3_client_params xo_nopw = {
+		.user = "alice",
+		.password = "s3cret",
+		.auth = POP3_AUTH_XOAUTH2,
+	};
+	static const struct script need_token = {
+		.params = xo_nopw,
+		.policy = OWN_FETCH,
+		.segs = { SEG("+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n") },
+		.events = "failed NO_AUTH: SASL XOAUTH2 and OAUTHBEARER need a "
+			  "token\n",
+		.out = "CAPA\r\n",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++)
+		run(&scripts[i]);
+	run(&need_token);
+}
+
+static void
+test_oauth_token_not_logged(void)
+{
+	static const struct pop3_client_params p = {
+		.user = "alice",
+		.token = "SECRETTOKENabc",
+		.auth = POP3_AUTH_AUTO,
+	};
+	struct script one = {
+		.params = p,
+		.policy = OWN_FETCH,
+		.segs = { SEG(
+		    "+OK\r\n+OK\r\nSASL XOAUTH2\r\n.\r\n+OK\r\n" AFTER) },
+		.events = "ready 0\ndone\n",
+	};
+	struct script two = {
+		.params = p,
+		.policy = OWN_FETCH,
+		.segs = { SEG("+OK\r\n-ERR\r\n+ \r\n+OK\r\n" AFTER) },
+		.events = "ready 0\ndone\n",
+	};
+	struct str log = { 0 };
+	char *r;
+	size_t n;
+
+	two.params.auth = POP3_AUTH_XOAUTH2;
+	traced(&one, &log);
+	traced(&two, &log);
+	r = pop3_sasl_xoauth2("alice", "SECRETTOKENabc", &n);
+	ASSERT_TRUE(log.p != NULL);
+	ASSERT_TRUE(strstr(log.p, "C: AUTH XOAUTH2 ****") != NULL);
+	ASSERT_TRUE(strstr(log.p, "SECRETTOKEN") == NULL);
+	ASSERT_TRUE(strstr(log.p, r) == NULL);
+	ASSERT_TRUE(strstr(log.p, "-> AUTH OAuth") != NULL);
+	free(r);
 	free(log.p);
 }
 

@@ -22,6 +22,8 @@
 	X(test_continuation)                                             \
 	X(test_capa)                                                     \
 	X(test_capa_expire)                                              \
+	X(test_capa_login_delay)                                         \
+	X(test_stat)                                                     \
 	X(test_capa_expire_replay)                                       \
 	X(test_list_items)                                               \
 	X(test_uidl_items)                                               \
@@ -373,6 +375,90 @@ test_capa_expire(void)
 	ASSERT_EQ(pop3_parse_capa("EXPIRE 0 USER", 13, &caps),
 	    POP3_PARSE_OK);
 	ASSERT_EQ(caps, 0);
+}
+
+/* Parses one LOGIN-DELAY line; "-" if it is not one. */
+static const char *
+login_delay_of(const char *line, size_t len, char *out, size_t size)
+{
+	struct pop3_login_delay d = { true, 7, true };
+
+	if (!pop3_parse_capa_login_delay(line, len, &d)) {
+		ASSERT_TRUE(d.present && d.seconds == 7 && d.per_user);
+		snprintf(out, size, "-");
+	} else if (!d.present)
+		snprintf(out, size, "unreadable");
+	else
+		snprintf(out, size, "%" PRIu32 "%s", d.seconds,
+		    d.per_user ? " user" : "");
+	return out;
+}
+
+#define CHECK_LOGIN_DELAY(line, want)                                    \
+	do {                                                             \
+		char got_[64];                                           \
+		ASSERT_STREQ(login_delay_of(line, sizeof(line) - 1, got_, \
+		    sizeof(got_)), want);                                \
+	} while (0)
+
+static void
+test_capa_login_delay(void)
+{
+	CHECK_LOGIN_DELAY("LOGIN-DELAY 900", "900");
+	CHECK_LOGIN_DELAY("login-delay 0", "0");
+	CHECK_LOGIN_DELAY("LOGIN-DELAY 900 USER", "900 user");
+	CHECK_LOGIN_DELAY("LOGIN-DELAY\t60\t", "60");
+	CHECK_LOGIN_DELAY("LOGIN-DELAY 99999999999999999999", "4294967295");
+	CHECK_LOGIN_DELAY("LOGIN-DELAY", "unreadable");
+	CHECK_LOGIN_DELAY("LOGIN-DELAY -5", "unreadable");
+	CHECK_LOGIN_DELAY("LOGIN-DELAY 5m", "unreadable");
+	CHECK_LOGIN_DELAY("LOGIN-DELAY 5 SOON", "unreadable");
+	CHECK_LOGIN_DELAY("LOGIN-DELAY 5 USER X", "unreadable");
+	CHECK_LOGIN_DELAY("EXPIRE 5", "-");
+	CHECK_LOGIN_DELAY("LOGIN-DELAYS 5", "-");
+	CHECK_LOGIN_DELAY("LOGIN-DELAY 5\0", "-");
+}
+
+static void
+test_stat(void)
+{
+	static const struct {
+		const char *text;
+		bool ok;
+		uint32_t count;
+		uint64_t size;
+	} v[] = {
+		{ "2 320", true, 2, 320 },
+		{ "0 0", true, 0, 0 },
+		{ "2  320 octets", true, 2, 320 },
+		{ "4294967295 9223372036854775807", true, 4294967295u,
+		    9223372036854775807ull },
+		{ "4294967296 1", false, 0, 0 },
+		{ "1 9223372036854775808", false, 0, 0 },
+		{ "2", false, 0, 0 },
+		{ "2 ", false, 0, 0 },
+		{ "", false, 0, 0 },
+		{ "two 320", false, 0, 0 },
+		{ "2 320x", false, 0, 0 },
+		{ "-2 320", false, 0, 0 },
+	};
+	uint32_t count;
+	uint64_t size;
+	size_t i;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		enum pop3_parse r = pop3_parse_stat(v[i].text,
+		    strlen(v[i].text), &count, &size);
+
+		if ((r == POP3_PARSE_OK) != v[i].ok)
+			TEST_FAIL_("STAT \"%s\": %d", v[i].text, (int)r);
+		if (v[i].ok) {
+			ASSERT_EQ(count, v[i].count);
+			ASSERT_EQ(size, v[i].size);
+		}
+	}
+	ASSERT_EQ(pop3_parse_stat("1 2\0", 4, &count, &size),
+	    POP3_PARSE_INVALID);
 }
 
 /*

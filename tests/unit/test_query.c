@@ -394,10 +394,9 @@ test_compile_leaves(void)
 			   "lower($1::text) AND a.role = 'from'"),
 		    "A@B.c" },
 		{ "deliveredto:b.c",
-		    BY_SHA(
-			"SELECT a.sha256 FROM "
-			"ingestd.message_address a WHERE a.domain = "
-			"lower($1::text) AND a.role = 'delivered-to'"),
+		    BY_SHA("SELECT a.sha256 FROM "
+			   "ingestd.message_address a WHERE a.domain = "
+			   "lower($1::text) AND a.role = 'delivered-to'"),
 		    "b.c" },
 		{ "addr:alice",
 		    BY_SHA(
@@ -425,10 +424,9 @@ test_compile_leaves(void)
 			   "$1::text)"),
 		    "x" },
 		{ "after:2024-01-02",
-		    BY_SHA(
-			"SELECT m.sha256 FROM "
-			"ingestd.message m WHERE m.date >= "
-			"(($1::date)::timestamp AT TIME ZONE 'UTC')"),
+		    BY_SHA("SELECT m.sha256 FROM "
+			   "ingestd.message m WHERE m.date >= "
+			   "(($1::date)::timestamp AT TIME ZONE 'UTC')"),
 		    "2024-01-02" },
 		{ "received-before:2024-01-02",
 		    "(SELECT d.id FROM "
@@ -476,6 +474,7 @@ test_compile_leaves(void)
 	BY_SHA("SELECT m.sha256 FROM ingestd.message m WHERE m.fts @@ "        \
 	       "phraseto_tsquery('simple', $" #n "::text)")
 #define ALL "(SELECT d.id FROM ingestd.delivery d)"
+#define AND "(SELECT d.id FROM ingestd.delivery d WHERE d.id IN "
 
 static void
 test_compile_shapes(void)
@@ -483,17 +482,22 @@ test_compile_shapes(void)
 	static const struct {
 		const char *q, *sql, *params;
 	} cases[] = {
-		{ "a b", "(" W(1) " INTERSECT " W(2) ")", "a|b" },
+		{ "a b", "(" AND W(1) " AND d.id IN " W(2) "))", "a|b" },
+		{ "a b c",
+		    "(" AND W(1) " AND d.id IN " W(2) " AND d.id IN " W(3) "))",
+		    "a|b|c" },
 		{ "a OR b", "(" W(1) " UNION " W(2) ")", "a|b" },
 		{ "-a", "(" ALL " EXCEPT " W(1) ")", "a" },
-		{ "a -b c", "(" W(1) " INTERSECT " W(2) " EXCEPT " W(3) ")",
+		{ "a -b c",
+		    "(" AND W(1) " AND d.id IN " W(2) ") EXCEPT " W(3) ")",
 		    "a|c|b" },
 		{ "-a -b", "(" ALL " EXCEPT " W(1) " EXCEPT " W(2) ")", "a|b" },
 		{ "--a", "(" ALL " EXCEPT (" ALL " EXCEPT " W(1) "))", "a" },
 		{ "a OR -b", "(" W(1) " UNION (" ALL " EXCEPT " W(2) "))",
 		    "a|b" },
 		{ "(a OR b) c",
-		    "((" W(1) " UNION " W(2) ") INTERSECT " W(3) ")", "a|b|c" },
+		    "(" AND "(" W(1) " UNION " W(2) ") AND d.id IN " W(3) "))",
+		    "a|b|c" },
 		{ "-(a OR b) c", "(" W(1) " EXCEPT (" W(2) " UNION " W(3) "))",
 		    "c|a|b" },
 	};
@@ -524,8 +528,11 @@ test_compile_modes(void)
 	free(sql);
 	compile("has:attachment a", QUERY_SQL_ROWS, &sql, params,
 	    sizeof(params));
-	ASSERT_TRUE(strncmp(sql, "SELECT c.name, d.uidl, ", 23) == 0);
-	ASSERT_TRUE(strstr(sql, " WHERE d.id IN ((SELECT d.id") != NULL);
+	ASSERT_TRUE(strncmp(sql, "WITH hits AS MATERIALIZED (" AND,
+			27 + strlen(AND)) == 0);
+	ASSERT_TRUE(strstr(sql, ") SELECT c.name, d.uidl, ") != NULL);
+	ASSERT_TRUE(
+	    strstr(sql, " WHERE d.id IN (SELECT h.id FROM hits h)") != NULL);
 	ASSERT_TRUE(strstr(sql,
 			" ORDER BY d.archived_at, d.id LIMIT "
 			"$2::bigint") != NULL);

@@ -1,0 +1,274 @@
+#include "store/mime/text.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingestd/base/xmalloc.h"
+#include "store/mime/meta.h"
+#include "store/mime/utf8.h"
+
+/*
+ * Distinct words remembered for the budget (a power of two, sized to the
+ * text); past half of it each further word counts in full.
+ */
+#define SEEN_MAX 65536
+
+void
+mime_text_init(struct mime_text *t)
+{
+	mime_strbuf_init(&t->head, MIME_TEXT_MAX);
+	mime_strbuf_init(&t->names, MIME_TEXT_MAX / 4);
+	mime_strbuf_init(&t->body, MIME_TEXT_MAX);
+	t->cut = false;
+}
+
+void
+mime_text_release(struct mime_text *t)
+{
+	mime_strbuf_release(&t->head);
+	mime_strbuf_release(&t->names);
+	mime_strbuf_release(&t->body);
+}
+
+static void
+add_line(struct mime_text *t, struct mime_strbuf *sb, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0)
+		return;
+	if (n + 1 > sb->max - sb->len) {
+		t->cut = true;
+		return;
+	}
+	mime_strbuf_add(sb, s, n);
+	mime_strbuf_addc(sb, '\n');
+}
+
+void
+mime_text_head(struct mime_text *t, const char *s)
+{
+	add_line(t, &t->head, s);
+}
+
+void
+mime_text_name(struct mime_text *t, const char *s)
+{
+	add_line(t, &t->names, s);
+}
+
+void
+mime_text_body(void *vt, const char *p, size_t n)
+{
+	struct mime_text *t = vt;
+	size_t i, s = 0;
+
+	if (n == 0)
+		return;
+	if (t->body.full) {
+		t->cut = true;
+		return;
+	}
+	/* NUL becomes a space (PostgreSQL text has none); CR goes. */
+	for (i = 0; i < n; i++) {
+		if (p[i] != '\0' && p[i] != '\r')
+			continue;
+		if (!mime_strbuf_add_utf8(&t->body, p + s, i - s) ||
+		    (p[i] == '\0' && !mime_strbuf_addc(&t->body, ' '))) {
+			t->cut = true;
+			return;
+		}
+		s = i + 1;
+	}
+	if (!mime_strbuf_add_utf8(&t->body, p + s, n - s))
+		t->cut = true;
+}
+
+void
+mime_text_body_end(struct mime_text *t)
+{
+	if (t->body.len > 0 && t->body.p[t->body.len - 1] != '\n' &&
+	    !mime_strbuf_addc(&t->body, '\n'))
+		t->cut = true;
+}
+
+/*
+ * Whether a code point is a letter in every locale PostgreSQL's parser may
+ * use (a few common alphabets and syllabaries, all assigned).  Any other
+ * non-ASCII character may split a word into lexemes.
+ */
+static bool
+surely_letter(uint32_t cp)
+{
+	return (cp >= 0xC0 && cp <= 0x24F && cp != 0xD7 && cp != 0xF7) ||
+	    (cp >= 0x391 && cp <= 0x3A1) || (cp >= 0x3A3 && cp <= 0x3CE) ||
+	    (cp >= 0x400 && cp <= 0x45F) || (cp >= 0x5D0 && cp <= 0x5EA) ||
+	    (cp >= 0x621 && cp <= 0x63A) || (cp >= 0x641 && cp <= 0x64A) ||
+	    (cp >= 0xE01 && cp <= 0xE30) || (cp >= 0x3041 && cp <= 0x3096) ||
+	    (cp >= 0x30A1 && cp <= 0x30FA) || (cp >= 0x4E00 && cp <= 0x9FEA) ||
+	    (cp >= 0xAC00 && cp <= 0xD7A3);
+}
+
+size_t
+mime_text_word_cost(const char *w, size_t n, bool first)
+{
+	const unsigned char *u = (const unsigned char *)w;
+	size_t i, bytes = n, seps = 0, lexemes;
+	bool wide = false;
+	uint32_t cp;
+	int len;
+
+	for (i = 0; i < n; i += (size_t)len) {
+		len = 1;
+		if (u[i] < 0x80) {
+			if (!((u[i] >= 'a' && u[i] <= 'z') ||
+				(u[i] >= 'A' && u[i] <= 'Z') ||
+				(u[i] >= '0' && u[i] <= '9')))
+				seps++;
+			continue;
+		}
+		wide = true;
+		len = mime_utf8_seq(u + i, n - i);
+		if (len <= 1) {
+			len = 1;
+			seps++;
+			continue;
+		}
+		cp = len == 2 ? (u[i] & 0x1Fu) :
+		    len == 3  ? (u[i] & 0x0Fu) :
+				(u[i] & 0x07u);
+		for (int k = 1; k < len; k++)
+			cp = cp << 6 | (u[i + k] & 0x3Fu);
+		if (!surely_letter(cp))
+			seps++;
+	}
+	/*
+	 * A word with separators yields its parts (at most seps + 1), itself
+	 * and, as a URL or e-mail address, a host and a path: at most
+	 * 2 * seps + 4 lexemes of at most three times its bytes; lower-casing
+	 * may lengthen non-ASCII by half.
+	 */
+	lexemes = seps > 0 ? 2 * seps + 4 : 1;
+	if (seps > 0)
+		bytes *= 3;
+	if (wide)
+		bytes += (bytes + 1) / 2;
+	/*
+	 * Each distinct lexeme also costs its alignment, position count and
+	 * first position (5 bytes), each further occurrence a position (2).
+	 */
+	return first ? bytes + 5 * lexemes : 2 * lexemes;
+}
+
+struct budget {
+	uint64_t *seen;
+	size_t slots;
+	size_t nseen;
+	size_t used;
+	bool cut;
+};
+
+static uint64_t
+word_key(const char *w, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+	size_t i;
+	unsigned char c;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)w[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		h = (h ^ c) * 1099511628211ULL;
+	}
+	return h == 0 ? 1 : h;
+}
+
+/* Whether the word was seen before; remembers it if there is room. */
+static bool
+seen(struct budget *b, const char *w, size_t n)
+{
+	uint64_t k = word_key(w, n);
+	size_t i = (size_t)(k & (b->slots - 1));
+
+	while (b->seen[i] != 0) {
+		if (b->seen[i] == k)
+			return true;
+		i = (i + 1) & (b->slots - 1);
+	}
+	if (b->nseen < b->slots / 2) {
+		b->seen[i] = k;
+		b->nseen++;
+	}
+	return false;
+}
+
+static bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+	    c == '\v';
+}
+
+/*
+ * Copies p[0, n) to out word by word while the budget and MIME_TEXT_MAX
+ * allow; words PostgreSQL would drop are left out.
+ */
+static void
+copy(struct budget *b, const char *p, size_t n, struct mime_strbuf *out)
+{
+	size_t i = 0, s, cost;
+
+	while (i < n && !b->cut) {
+		if (is_space(p[i])) {
+			if (!mime_strbuf_addc(out, p[i]))
+				b->cut = true;
+			i++;
+			continue;
+		}
+		s = i;
+		while (i < n && !is_space(p[i]))
+			i++;
+		if (i - s > TEXT_WORD_MAX)
+			continue;
+		cost = mime_text_word_cost(p + s, i - s,
+		    !seen(b, p + s, i - s));
+		if (b->used + cost > TEXT_TSV_BUDGET ||
+		    i - s > out->max - out->len) {
+			b->cut = true;
+			break;
+		}
+		b->used += cost;
+		mime_strbuf_add(out, p + s, i - s);
+	}
+}
+
+char *
+mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r)
+{
+	struct mime_strbuf out;
+	struct budget b;
+	size_t words;
+	char *s;
+
+	memset(&b, 0, sizeof(b));
+	/* At most one word in two bytes. */
+	words = (t->head.len + t->names.len + t->body.len) / 2 + 1;
+	for (b.slots = 64; b.slots < 2 * words && b.slots < SEEN_MAX;)
+		b.slots *= 2;
+	b.seen = xcalloc(b.slots, sizeof(*b.seen));
+	mime_utf8_trim(&t->body);
+	mime_strbuf_init(&out, MIME_TEXT_MAX);
+	copy(&b, t->head.p != NULL ? t->head.p : "", t->head.len, &out);
+	copy(&b, t->names.p != NULL ? t->names.p : "", t->names.len, &out);
+	copy(&b, t->body.p != NULL ? t->body.p : "", t->body.len, &out);
+	free(b.seen);
+	/* No trailing line break. */
+	while (out.len > 0 && is_space(out.p[out.len - 1]))
+		out.p[--out.len] = '\0';
+	*cut_r = t->cut || b.cut;
+	*len_r = out.len;
+	s = mime_strbuf_take(&out);
+	return s;
+}
