@@ -351,6 +351,35 @@ ledger_record_verify(struct db *db, const char *account, bool complete,
 		    db_error(db));
 }
 
+void
+ledger_record_export(struct db *db, const char *account, const char *query,
+    bool complete, uint64_t deliveries, uint64_t written, uint64_t bad,
+    const char *manifest_sha256, const char *sums_sha256)
+{
+	unsigned char digest[32];
+	char qhex[65] = "", dels[24], wrs[24], bads[24];
+	struct ledger_field f[8] = {
+		{ "account", account != NULL ? account : "" },
+		{ "query_sha256", qhex },
+		{ "complete", complete ? "yes" : "no" },
+		{ "deliveries", dels },
+		{ "messages", wrs },
+		{ "damaged", bads },
+		{ "manifest_sha256", manifest_sha256 },
+		{ "sums_sha256", sums_sha256 },
+	};
+
+	if (query != NULL) {
+		hash_sha256(query, strlen(query), digest);
+		pipe_hex(digest, qhex);
+	}
+	snprintf(dels, sizeof(dels), "%" PRIu64, deliveries);
+	snprintf(wrs, sizeof(wrs), "%" PRIu64, written);
+	snprintf(bads, sizeof(bads), "%" PRIu64, bad);
+	if (db_ledger_append(db, "export", f, 8) == -1)
+		log_warnx("ledger: recording the export: %s", db_error(db));
+}
+
 struct ledger_timer {
 	const struct conf *conf;
 	struct db *db;

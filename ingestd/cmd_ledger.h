@@ -33,6 +33,15 @@ int cmd_ledger_main(int argc, char **argv);
  */
 void ledger_record_verify(struct db *db, const char *account, bool complete,
     uint64_t ok, uint64_t bad);
+/*
+ * An export, as an event of the ledger: what was asked (the account, or
+ * the query's SHA-256: no personal data in entries), how many messages,
+ * and the SHA-256 of its manifest and of its SHA256SUMS ("" for none), so
+ * that a set of files handed over can be shown to be the one exported.
+ */
+void ledger_record_export(struct db *db, const char *account,
+    const char *query, bool complete, uint64_t deliveries, uint64_t written,
+    uint64_t bad, const char *manifest_sha256, const char *sums_sha256);
 
 /*
  * For run: a checkpoint every ledger.checkpoint_interval seconds when the

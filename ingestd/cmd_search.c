@@ -12,6 +12,7 @@
 
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
+#include "ingestd/cmd_ledger.h"
 #include "ingestd/progress.h"
 #include "store/db.h"
 #include "store/json.h"
@@ -239,6 +240,8 @@ cmd_export_query(struct db *db, int out_fd, const char *out_dir,
 		log_warnx("export: %s", err);
 		rc = 1;
 	}
+	ledger_record_export(db, NULL, text, rc == 0, st.deliveries,
+	    st.written, st.bad, st.manifest_sha256, st.sums_sha256);
 	query_sql_release(&sql);
 	progress_end();
 	printf("exported %" PRIu64 " messages (%" PRIu64 " deliveries) to "

@@ -633,6 +633,8 @@ main(int argc, char **argv)
 		progress_end();
 		printf("exported %" PRIu64 " messages to %s: %" PRIu64
 		    " damaged\n", n, o.out_dir, bad);
+		ledger_record_export(x.db, o.account, NULL, rc == EXIT_OK, n,
+		    n, bad, "", "");
 		if (bad > 0)
 			rc = EXIT_FAILED;
 	} else if (strcmp(o.command, "verify") == 0) {

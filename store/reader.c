@@ -970,6 +970,7 @@ reader_export_query(struct db *db, int dir_fd, const char *dir_name,
 	    errlen) == -1)
 		goto fail_sums;
 	fprintf(f, "%s  manifest.jsonl\n", hex);
+	snprintf(st->manifest_sha256, sizeof(st->manifest_sha256), "%s", hex);
 	if (reader_hash_file(dir_fd, dir_name, "query.json", hex, err,
 	    errlen) == -1)
 		goto fail_sums;
@@ -977,6 +978,9 @@ reader_export_query(struct db *db, int dir_fd, const char *dir_name,
 	if (reader_close_file(f, dir_name, "SHA256SUMS", err, errlen) == -1)
 		goto out;
 	f = NULL;
+	if (reader_hash_file(dir_fd, dir_name, "SHA256SUMS", st->sums_sha256,
+	    err, errlen) == -1)
+		goto out;
 	if (fsync(dir_fd) == -1) {
 		snprintf(err, errlen, "syncing %s: %s", dir_name,
 		    strerror(errno));

@@ -85,6 +85,10 @@ struct reader_export_stats {
 	uint64_t messages;	/* distinct blobs among them */
 	uint64_t written;	/* of those, written and verified */
 	uint64_t bad;		/* damaged, reported, not written */
+	/* Lowercase hex SHA-256 of manifest.jsonl and of SHA256SUMS (which
+	 * covers every file), "" unless the export completed. */
+	char manifest_sha256[65];
+	char sums_sha256[65];
 };
 
 /*

@@ -29,11 +29,13 @@ def ledger_config(ar, key, extra=""):
                 % (key, "archive.test/ingestd", extra))
 
 
-def setup(env, prefix, n=4, command=None):
+def setup(env, prefix, n=4, command=None, delete="never"):
     ar = Archive(env, prefix)
     gen = mailgen.MailGen(4100 + n)
     msgs = [gen.message(kind="plain", size=2000 + 500 * i) for i in range(n)]
-    acct = ar.mailbox(msgs)
+    # Kept on the server: the leaves are then the ingests alone (a
+    # deletion adds its own event; see test_server_gone_and_exports).
+    acct = ar.mailbox(msgs, delete=delete)
     ar.snapshot()
     ar.write_config()
     key = os.path.join(ar.dir, "ledger.key")
@@ -317,7 +319,7 @@ def test_run_checkpoints_on_its_timer(env):
     os.chmod(cmd, 0o755)
     ar = Archive(env, "lrun")
     gen = mailgen.MailGen(4200)
-    acct = ar.mailbox([gen.message() for _ in range(3)])
+    acct = ar.mailbox([gen.message() for _ in range(3)], delete="never")
     ar.snapshot()
     ar.write_config(poll_interval=1)
     key = os.path.join(ar.dir, "ledger.key")
@@ -387,3 +389,50 @@ def test_other_events_and_since(env):
     open(since, "w").write(forged)
     rc, out, err = ar.run("ledger", "verify", "--since", since)
     assert rc == 1 and "does not verify" in out, ar.context()
+
+
+def _pending(ar, kind):
+    """The fields of the ledger events of kind not yet sequenced, as
+    dicts, in order."""
+    rows = ar.sql("SELECT array_to_json(fields) FROM ledger_pending "
+                  "WHERE kind = '%s' ORDER BY id;" % kind)
+    out = []
+    for (fields,) in rows:
+        f = json.loads(fields)
+        out.append(dict(zip(f[0::2], f[1::2])))
+    return out
+
+
+def test_server_gone_and_exports(env):
+    """A message deleted from the server after its commit is an event of
+    the ledger (migration 0010), and so is an export, with the SHA-256 of
+    its manifest and of its SHA256SUMS."""
+    ar, acct, key, vkey = setup(env, "lgone", n=3, delete="after-archive")
+    ar.check_drained(acct)
+    gone = _pending(ar, "server-gone")
+    want = sorted((r["uidl"], r["sha256"]) for r in ar.deliveries(acct))
+    assert sorted((g["uidl"], g["sha256"]) for g in gone) == want, gone
+    assert all(g["account"] == acct and g["at"] for g in gone), gone
+
+    out = os.path.join(ar.dir, "byquery")
+    q = "account:" + acct
+    ar.ok("export", "--query", q, "--out", out)
+    ex = _pending(ar, "export")
+    assert len(ex) == 1, ex
+    with open(os.path.join(out, "manifest.jsonl"), "rb") as f:
+        manifest = hashlib.sha256(f.read()).hexdigest()
+    with open(os.path.join(out, "SHA256SUMS"), "rb") as f:
+        sums = hashlib.sha256(f.read()).hexdigest()
+    assert ex[0] == {
+        "account": "", "query_sha256": hashlib.sha256(q.encode()).hexdigest(),
+        "complete": "yes", "deliveries": "3", "messages": "3",
+        "damaged": "0", "manifest_sha256": manifest, "sums_sha256": sums,
+    }, ex
+    export(ar, acct)
+    ex = _pending(ar, "export")
+    assert len(ex) == 2 and ex[1]["account"] == acct and \
+        ex[1]["messages"] == "3" and ex[1]["manifest_sha256"] == "", ex
+    # Both kinds sequence and verify like the others.
+    ar.ok("ledger", "checkpoint")
+    rc, out = ledger_verify(ar)
+    assert rc == 0, ar.context()
