@@ -14,9 +14,10 @@
 #include "store/zstd.h"
 
 /*
- * The chain is [index ->] hash -> zstd -> sink.  Every stage consumes all it is given
- * before returning: the sink writes to the spool synchronously, and the
- * spool's file writes are the one bounded blocking I/O a worker may do.  So
+ * The chain is [index ->] hash -> zstd -> sink.  Every stage consumes all
+ * it is given before returning: the sink writes to the spool
+ * synchronously, and the spool's file writes are the one bounded blocking
+ * I/O a worker may do.  So
  * no stage here returns 0 ("full"), and the session's backpressure comes
  * from the commit queue, not from this chain.
  */
