@@ -20,6 +20,7 @@
 
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
+#include "ingestd/cmdline.h"
 #include "ingestd/conf.h"
 #include "ingestd/pgembed.h"
 #include "store/b64.h"
@@ -67,23 +68,13 @@ static const char *const ledger_cmds[] = { "ledger", "prove",
 bool
 cmd_ledger_wants(int argc, char **argv)
 {
-	int i;
+	int i = cmdline_command(argc, argv);
 	size_t k;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 ||
-		    strcmp(argv[i], "--config") == 0) {
-			i++;
-			continue;
-		}
-		if (argv[i][0] == '-')
-			continue;
-		for (k = 0; k < sizeof(ledger_cmds) / sizeof(ledger_cmds[0]);
-		    k++)
-			if (strcmp(argv[i], ledger_cmds[k]) == 0)
-				return true;
-		return false;
-	}
+	for (k = 0; i > 0 && k < sizeof(ledger_cmds) / sizeof(ledger_cmds[0]);
+	    k++)
+		if (strcmp(argv[i], ledger_cmds[k]) == 0)
+			return true;
 	return false;
 }
 

@@ -21,6 +21,7 @@
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
 #include "ingestd/cmd_search.h"
+#include "ingestd/cmdline.h"
 #include "ingestd/conf.h"
 #include "ingestd/retention.h"
 #include "store/db.h"
@@ -150,22 +151,11 @@ usage_error(const char *fmt, ...)
 int
 retention_cmd_index(int argc, char **argv)
 {
-	int i;
+	int i = cmdline_command(argc, argv);
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 ||
-		    strcmp(argv[i], "--config") == 0) {
-			i++;
-			continue;
-		}
-		if (argv[i][0] == '-')
-			continue;
-		if (strcmp(argv[i], "policy") == 0 ||
-		    strcmp(argv[i], "hold") == 0 ||
-		    strcmp(argv[i], "purge") == 0)
-			return i;
-		return 0;
-	}
+	if (i > 0 && (strcmp(argv[i], "policy") == 0 ||
+	    strcmp(argv[i], "hold") == 0 || strcmp(argv[i], "purge") == 0))
+		return i;
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ingestd/base/fdio.h"
 #include "ingestd/base/log.h"
 #include "ingestd/base/xmalloc.h"
 #include "store/db.h"
@@ -116,23 +117,6 @@ reader_dirname(const char *name)
 	return out;
 }
 
-static int
-reader_write_all(int fd, const unsigned char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= w;
-	}
-	return 0;
-}
-
 /* Decompressed bytes: hashed, counted, and written when exporting. */
 static int
 reader_out(void *arg, const void *p, size_t n)
@@ -145,7 +129,7 @@ reader_out(void *arg, const void *p, size_t n)
 		snprintf(r->why, sizeof(r->why), "its reader stopped");
 		return -1;
 	}
-	if (r->fd != -1 && reader_write_all(r->fd, p, n) == -1) {
+	if (r->fd != -1 && fd_write_all(r->fd, p, n) == -1) {
 		snprintf(r->why, sizeof(r->why), "writing %s: %s", r->path,
 		    strerror(errno));
 		r->write_failed = true;

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "ingestd/base/fdio.h"
 #include "ingestd/base/xmalloc.h"
 
 /* A PEM private key is a few hundred bytes; refuse to read more. */
@@ -18,23 +19,6 @@
 struct sign_key {
 	EVP_PKEY *pkey;
 };
-
-static int
-sign_write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 int
 sign_keygen(const char *path, unsigned char pub[SIGN_PUBLIC_LEN],
@@ -67,7 +51,7 @@ sign_keygen(const char *path, unsigned char pub[SIGN_PUBLIC_LEN],
 	}
 	/* The umask may have taken bits; it can only have taken some. */
 	if (fchmod(fd, 0600) == -1 ||
-	    sign_write_all(fd, pem, (size_t)pemlen) == -1 ||
+	    fd_write_all(fd, pem, (size_t)pemlen) == -1 ||
 	    fsync(fd) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		close(fd);
