@@ -109,7 +109,7 @@ psql_demo() {
 }
 
 echo
-echo "== what the archive holds (SQL views deliveries, blobs, polls)"
+echo "== what the archive holds (SQL views deliveries, blobs, messages, polls; ingestd.search())"
 psql_demo <<'SQL'
 SET search_path = ingestd, public;
 \echo 'Messages per mailbox (deliveries):'
@@ -134,6 +134,14 @@ SELECT (SELECT count(*) FROM deliveries) AS deliveries,
        pg_size_pretty((SELECT sum(size) FROM deliveries)) AS received,
        pg_size_pretty((SELECT sum(size) FROM blobs)) AS distinct,
        pg_size_pretty((SELECT sum(stored_size) FROM blobs)) AS stored;
+\echo 'The index: who wrote, when, about what (view messages, newest first):'
+SELECT account, date::timestamp(0) AS date, "from",
+       left(subject, 40) AS subject, has_attachment
+  FROM messages ORDER BY date DESC NULLS LAST, account LIMIT 8;
+\echo 'A search, as `ingestd search` runs it: has:attachment'
+SELECT account, "from", left(subject, 30) AS subject,
+       jsonb_array_length(attachments) AS attachments
+  FROM ingestd.search('has:attachment') ORDER BY account LIMIT 8;
 \echo 'Latest polls:'
 SELECT account, started_at::timestamp(0) AS started, outcome, listed,
        fetched, archived, deduplicated, deleted, bytes, error
