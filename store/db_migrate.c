@@ -19,8 +19,8 @@
 #include "store/migrations.h"
 
 int
-db_create_database(const char *conninfo_admin, const char *dbname,
-    char *err, size_t errlen)
+db_create_database(const char *conninfo_admin, const char *dbname, char *err,
+    size_t errlen)
 {
 	struct db_params p;
 	struct db *db;
@@ -42,8 +42,8 @@ db_create_database(const char *conninfo_admin, const char *dbname,
 		goto out;
 	}
 	/* An identifier cannot be a parameter: quote it the libpq way. */
-	if ((ident = PQescapeIdentifier(db->conn, dbname,
-	    strlen(dbname))) == NULL) {
+	if ((ident = PQescapeIdentifier(db->conn, dbname, strlen(dbname))) ==
+	    NULL) {
 		db_connerr(db, "CREATE DATABASE");
 		goto fail;
 	}
@@ -57,7 +57,8 @@ db_create_database(const char *conninfo_admin, const char *dbname,
 fail:
 	snprintf(err, errlen, "%s", db_error(db));
 out:
-	free(sql); sql = NULL;
+	free(sql);
+	sql = NULL;
 	if (ident != NULL)
 		PQfreemem(ident);
 	db_close(&db);
@@ -107,7 +108,23 @@ db_names_free(char ***names, size_t n)
 		return;
 	for (i = 0; i < n; i++)
 		free((*names)[i]);
-	free(*names); *names = NULL;
+	free(*names);
+	*names = NULL;
+}
+
+/*
+ * The first migration compiled in that names[0, n) lacks; NULL when none
+ * is pending.
+ */
+static const char *
+db_first_pending(char *const *names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < migrations_count; i++)
+		if (!db_name_in(names, n, migrations[i].name))
+			return migrations[i].name;
+	return NULL;
 }
 
 int
@@ -115,28 +132,58 @@ db_migrate(struct db *db, int *applied_r)
 {
 	struct db_params p;
 	PGresult *res;
-	char **names = NULL, label[128];
+	char **names = NULL, label[128], *role = NULL;
+	const char *pending;
 	size_t i, j, n = 0;
-	bool known;
+	bool known, exists, may;
 
 	*applied_r = 0;
 	if (db_ready(db) == -1)
 		return -1;
-	if (db_simple(db, "BEGIN", "BEGIN") == -1 ||
-	    db_simple(db, "migration timeouts",
-	    index_migration_no_timeouts) == -1 ||
-	    db_simple(db, "create schema_migrations",
-	    index_migration_bootstrap) == -1 ||
-	    (names = db_applied(db, &n)) == NULL ||
-	    db_simple(db, "COMMIT", "COMMIT") == -1)
+	/*
+	 * First without DDL, which a role that only uses the archive may not
+	 * run (CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even
+	 * when the schema exists): nothing pending, nothing to do.
+	 */
+	if ((res = db_exec(db, INDEX_MIGRATION_STATE, NULL, false)) == NULL)
+		return -1;
+	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	may = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	role = xstrdup(PQgetvalue(res, 0, 2));
+	PQclear(res);
+	if (exists && (names = db_applied(db, &n)) == NULL)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		for (j = 0, known = false; j < migrations_count; j++)
 			known |= strcmp(migrations[j].name, names[i]) == 0;
 		if (!known)
 			log_warnx("database: migration %s is newer than this "
-			    "ingestd", names[i]);
+				  "ingestd",
+			    names[i]);
 	}
+	if ((pending = db_first_pending(names, n)) == NULL) {
+		db_names_free(&names, n);
+		free(role);
+		role = NULL;
+		return 0;
+	}
+	if (!may) {
+		db_seterr(db,
+		    "migrations %.4s.. are pending, and role %s may "
+		    "not apply them: run `ingestd migrate` as the schema "
+		    "owner (README, Database roles)",
+		    pending, role);
+		goto fail;
+	}
+	db_names_free(&names, n);
+	if (db_simple(db, "BEGIN", "BEGIN") == -1 ||
+	    db_simple(db, "migration timeouts", index_migration_no_timeouts) ==
+		-1 ||
+	    db_simple(db, "create schema_migrations",
+		index_migration_bootstrap) == -1 ||
+	    (names = db_applied(db, &n)) == NULL ||
+	    db_simple(db, "COMMIT", "COMMIT") == -1)
+		goto fail;
 	for (i = 0; i < migrations_count; i++) {
 		if (db_name_in(names, n, migrations[i].name))
 			continue;
@@ -147,9 +194,9 @@ db_migrate(struct db *db, int *applied_r)
 		db_names_free(&names, n);
 		if (db_simple(db, "BEGIN", "BEGIN") == -1 ||
 		    db_simple(db, "migration timeouts",
-		    index_migration_no_timeouts) == -1 ||
-		    (res = db_exec(db, INDEX_MIGRATION_LOCK, NULL,
-		    false)) == NULL)
+			index_migration_no_timeouts) == -1 ||
+		    (res = db_exec(db, INDEX_MIGRATION_LOCK, NULL, false)) ==
+			NULL)
 			goto fail;
 		PQclear(res);
 		if ((names = db_applied(db, &n)) == NULL)
@@ -164,20 +211,23 @@ db_migrate(struct db *db, int *applied_r)
 		db_par_init(&p);
 		db_par_text(&p, migrations[i].name);
 		if (db_simple(db, label, migrations[i].sql) == -1 ||
-		    (res = db_exec(db, INDEX_MIGRATION_INSERT, &p,
-		    false)) == NULL)
+		    (res = db_exec(db, INDEX_MIGRATION_INSERT, &p, false)) ==
+			NULL)
 			goto fail;
 		PQclear(res);
 		if (db_simple(db, "COMMIT", "COMMIT") == -1)
 			goto fail;
-		log_info("database: applied migration %s",
-		    migrations[i].name);
+		log_info("database: applied migration %s", migrations[i].name);
 		(*applied_r)++;
 	}
 	db_names_free(&names, n);
+	free(role);
+	role = NULL;
 	return 0;
 fail:
 	db_names_free(&names, n);
+	free(role);
+	role = NULL;
 	db_rollback(db);
 	return -1;
 }
