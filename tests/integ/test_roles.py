@@ -75,6 +75,11 @@ def test_each_role_does_only_its_part(env):
         reader = roles.make("reader")
         cust = roles.make("custodian")
         purger = roles.make("purger")
+        key = os.path.join(ar.dir, "ledger.key")
+        ar.extra_conf = ('ledger = { signing_key = "%s"; key_name = '
+                         '"archive.test/ingestd"; };\n' % key)
+        _as(ar, None)
+        ar.ok("ledger", "keygen", "--out", key)
 
         # The archiver archives and indexes, and the ledger has the events.
         _as(ar, arch)
@@ -91,6 +96,12 @@ def test_each_role_does_only_its_part(env):
         assert ar.sql("SELECT count(*) FROM hold_member m JOIN hold h "
                       "ON h.id = m.hold_id WHERE h.name = 'standing';") \
             == [["2"]]
+
+        # It sequences the ledger and signs checkpoints (run does).
+        ar.ok("ledger", "checkpoint")
+        assert ar.sql("SELECT count(*) FROM ledger WHERE kind = 'ingest';") \
+            == [["3"]]
+        assert ar.sql("SELECT count(*) FROM ledger_pending;") == [["0"]]
 
         # ... and may change nothing it wrote, nor any hold, policy or
         # ledger row.
@@ -141,6 +152,7 @@ def test_each_role_does_only_its_part(env):
         out = ar.ok("search", "account:" + a)
         assert len([l for l in out.splitlines() if a in l]) == 2, out
         ar.ok("verify")
+        ar.ok("ledger", "verify")
         rc, err = _psql_as(ar, reader, "SELECT count(*) FROM "
                            "ingestd.deliveries")
         assert rc == 0, err
