@@ -12,8 +12,8 @@
  * because COMMIT returned), so never inherit synchronous_commit = off from
  * a role or database default.  The timeouts keep a lock held elsewhere
  * from blocking a statement forever.  ingestd.os_user is the actor's OS
- * user, which rows record next to session_user (migrations 0009, 0011).  set_config() rather than SET,
- * because SET takes no parameters.
+ * user, which rows record next to session_user (migrations 0009, 0011).
+ * set_config() rather than SET, because SET takes no parameters.
  */
 const char index_session_setup[] =
     "SELECT pg_catalog.set_config('synchronous_commit', 'on', false),"
