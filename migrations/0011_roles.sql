@@ -63,6 +63,13 @@ BEGIN
 		IF pg_catalog.pg_has_role(r, 'ingestd_reader', 'MEMBER') THEN
 			CONTINUE;
 		END IF;
+		IF NOT coalesce(may, false) THEN
+			RAISE EXCEPTION 'role % is not a member of ingestd_reader, '
+			    'and role % may not make it one: have a role with '
+			    'CREATEROLE run GRANT ingestd_reader TO %, then '
+			    'migrate again (README, Database roles)', r,
+			    current_user, r USING ERRCODE = '42501';
+		END IF;
 		BEGIN
 			EXECUTE format('GRANT ingestd_reader TO %I', r);
 		EXCEPTION WHEN unique_violation THEN

@@ -40,21 +40,58 @@ class Roles:
         self.made.append(name)
         return name
 
+    def owner(self, createrole):
+        """A login role, not a superuser, that owns the test's database
+        (so the schema it migrates)."""
+        name = self.ar.env.unique("owner")
+        self.ar.pg.psql('CREATE ROLE "%s" LOGIN %s; '
+                        'ALTER DATABASE "%s" OWNER TO "%s";'
+                        % (name, "CREATEROLE" if createrole else "",
+                           self.ar.dbname, name), dbname="postgres")
+        self.owner_name = name
+        return name
+
     def drop(self):
+        o = getattr(self, "owner_name", None)
+        if o is not None:
+            su = self.ar.pg.superuser
+            self.ar.pg.psql('REASSIGN OWNED BY "%s" TO "%s"; '
+                            'DROP OWNED BY "%s";' % (o, su, o),
+                            dbname=self.ar.dbname)
+            self.ar.pg.psql('REASSIGN OWNED BY "%s" TO "%s"; '
+                            'DROP ROLE "%s";' % (o, su, o),
+                            dbname="postgres")
         for name in self.made:
             self.ar.pg.psql('DROP ROLE IF EXISTS "%s"' % name,
                             dbname="postgres")
 
 
 def _as(ar, role):
-    """Point ar's config at role (None: the owner)."""
-    owner = ar.conninfo
-    if role is not None:
-        ar.conninfo = _conninfo(ar, role)
+    """Point ar's config at role."""
+    su = ar.conninfo
+    ar.conninfo = _conninfo(ar, role)
     try:
         ar.configure()
     finally:
-        ar.conninfo = owner
+        ar.conninfo = su
+
+
+ENSURE_GROUPS = """
+DO $$
+DECLARE r text;
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ingestd_reader')
+  THEN
+    CREATE ROLE ingestd_reader NOLOGIN;
+  END IF;
+  FOREACH r IN ARRAY ARRAY['ingestd_archiver', 'ingestd_custodian',
+      'ingestd_purger'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+      EXECUTE format('CREATE ROLE %I NOLOGIN IN ROLE ingestd_reader', r);
+    END IF;
+  END LOOP;
+END $$;
+"""
 
 
 def test_each_role_does_only_its_part(env):
@@ -63,14 +100,20 @@ def test_each_role_does_only_its_part(env):
     loose = raw("loose one")
     a = ar.mailbox(held)
     b = ar.mailbox([loose])
-    _as(ar, None)
-    ar.ok("migrate")
-    # A standing hold, made by the owner before anything is archived: the
-    # archiver's commits must add to it (a trigger it may not write for).
-    ar.ok("hold", "add", "standing", "--reason", "before", "--query",
-          "account:" + a)
     roles = Roles(ar)
     try:
+        # The owner, not a superuser, may create roles: 0011 creates the
+        # groups if they are missing.
+        owner = roles.owner(createrole=True)
+        _as(ar, owner)
+        ar.ok("migrate")
+        assert ar.sql("SELECT nspowner::regrole::text FROM pg_namespace "
+                      "WHERE nspname = 'ingestd';") == [[owner]]
+        # A standing hold, made before anything is archived: the
+        # archiver's commits must add to it (a trigger it may not write
+        # for).
+        ar.ok("hold", "add", "standing", "--reason", "before", "--query",
+              "account:" + a)
         arch = roles.make("archiver")
         reader = roles.make("reader")
         cust = roles.make("custodian")
@@ -78,7 +121,7 @@ def test_each_role_does_only_its_part(env):
         key = os.path.join(ar.dir, "ledger.key")
         ar.extra_conf = ('ledger = { signing_key = "%s"; key_name = '
                          '"archive.test/ingestd"; };\n' % key)
-        _as(ar, None)
+        _as(ar, owner)
         ar.ok("ledger", "keygen", "--out", key)
 
         # The archiver archives and indexes, and the ledger has the events.
@@ -124,12 +167,15 @@ def test_each_role_does_only_its_part(env):
             "UPDATE ingestd.ledger_pending SET kind = kind",
             "DELETE FROM ingestd.ledger_checkpoint",
             "UPDATE ingestd.hold SET reason = 'x'",
+            "DELETE FROM ingestd.hold",
+            "TRUNCATE ingestd.hold",
             "DELETE FROM ingestd.hold_member",
             "TRUNCATE ingestd.hold_scope",
             "INSERT INTO ingestd.hold_release (hold_id, reason) "
             "SELECT id, 'x' FROM ingestd.hold",
             "UPDATE ingestd.policy_version SET keep = '0d'",
             "DELETE FROM ingestd.policy_version",
+            "TRUNCATE ingestd.policy_version",
             "TRUNCATE ingestd.retention_event",
             "SELECT ingestd.hold_release('standing', 'x')",
             "SELECT ingestd.policy_add('p', '0d', 'archive', NULL, "
@@ -209,10 +255,14 @@ def test_each_role_does_only_its_part(env):
 def test_pending_migrations_refuse_a_role_that_may_not_apply_them(env):
     ar = Ret(env, "rolep")
     a = ar.mailbox([raw("pending one")])
-    _as(ar, None)
-    ar.ok("migrate")
     roles = Roles(ar)
     try:
+        # An owner without CREATEROLE migrates once the groups exist (an
+        # administrator made them, README, Database roles).
+        ar.pg.psql(ENSURE_GROUPS, dbname="postgres")
+        owner = roles.owner(createrole=False)
+        _as(ar, owner)
+        ar.ok("migrate")
         arch = roles.make("archiver")
         # As if this ingestd were newer than the schema.
         last = ar.sql("SELECT max(name) FROM schema_migrations;")[0][0]
@@ -225,5 +275,12 @@ def test_pending_migrations_refuse_a_role_that_may_not_apply_them(env):
                 "them: run `ingestd migrate` as the schema owner" % arch) \
             in err, ar.context()
         assert ar.deliveries() == [] and a
+        rc, out, err = ar.run("migrate")
+        assert rc == 3 and "migrations 0011.. are pending" in err, \
+            ar.context()
+        # Nothing pending: the archiver starts without any DDL.
+        ar.sql("INSERT INTO schema_migrations (name) VALUES ('%s');" % last)
+        ar.once()
+        assert len(ar.deliveries()) == 1
     finally:
         roles.drop()
