@@ -104,23 +104,23 @@ COMMENT ON COLUMN ingestd.poll.actor_os IS
 -- can redirect.  Every function is executable by PUBLIC by default:
 -- these only by their role.
 ALTER FUNCTION ingestd.policy_add(text, text, text, text, interval)
-    SECURITY DEFINER SET search_path = pg_catalog, ingestd;
+    SECURITY DEFINER SET search_path = pg_catalog, ingestd, pg_temp;
 ALTER FUNCTION ingestd.hold_add(text, text, text[], text[], date, date)
-    SECURITY DEFINER SET search_path = pg_catalog, ingestd;
+    SECURITY DEFINER SET search_path = pg_catalog, ingestd, pg_temp;
 ALTER FUNCTION ingestd.hold_release(text, text)
-    SECURITY DEFINER SET search_path = pg_catalog, ingestd;
+    SECURITY DEFINER SET search_path = pg_catalog, ingestd, pg_temp;
 ALTER FUNCTION ingestd.purge_plan_record(text, timestamptz, integer)
-    SECURITY DEFINER SET search_path = pg_catalog, ingestd;
+    SECURITY DEFINER SET search_path = pg_catalog, ingestd, pg_temp;
 ALTER FUNCTION ingestd.purge_approve(text)
-    SECURITY DEFINER SET search_path = pg_catalog, ingestd;
+    SECURITY DEFINER SET search_path = pg_catalog, ingestd, pg_temp;
 ALTER FUNCTION ingestd.purge_execute_batch(text, bigint, integer)
-    SECURITY DEFINER SET search_path = pg_catalog, ingestd;
+    SECURITY DEFINER SET search_path = pg_catalog, ingestd, pg_temp;
 ALTER FUNCTION ingestd.ledger_append(text, text[])
-    SECURITY DEFINER SET search_path = pg_catalog, ingestd;
+    SECURITY DEFINER SET search_path = pg_catalog, ingestd, pg_temp;
 -- The standing holds' trigger, which the archiver's inserts fire: it
 -- reads the holds and adds hold_member rows the archiver may not write.
 ALTER FUNCTION ingestd.hold_standing()
-    SECURITY DEFINER SET search_path = pg_catalog, ingestd;
+    SECURITY DEFINER SET search_path = pg_catalog, ingestd, pg_temp;
 
 REVOKE EXECUTE ON FUNCTION
     ingestd.policy_add(text, text, text, text, interval),
@@ -173,3 +173,44 @@ GRANT UPDATE (expire, login_delay, seen_at)
 GRANT DELETE ON ingestd.refusal, ingestd.uidl_seen, ingestd.ledger_pending
     TO ingestd_archiver;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA ingestd TO ingestd_archiver;
+
+-- The actors in the stable views, as columns added at the end.
+CREATE OR REPLACE VIEW ingestd.deliveries AS
+SELECT a.name AS account,
+       d.uidl,
+       encode(d.sha256, 'hex') AS sha256,
+       b.size,
+       d.archived_at,
+       d.server_deleted_at,
+       d.actor_role,
+       d.actor_os
+  FROM ingestd.delivery d
+  JOIN ingestd.account a ON a.id = d.account_id
+  JOIN ingestd.blob b ON b.sha256 = d.sha256;
+COMMENT ON COLUMN ingestd.deliveries.actor_role IS
+    'The PostgreSQL role that archived it; NULL if archived before roles '
+    'were recorded.';
+COMMENT ON COLUMN ingestd.deliveries.actor_os IS
+    'The OS user of the ingestd that archived it; NULL likewise.';
+
+CREATE OR REPLACE VIEW ingestd.polls AS
+SELECT a.name AS account,
+       p.started_at,
+       p.finished_at,
+       p.finished_at - p.started_at AS duration,
+       p.outcome,
+       p.error,
+       p.listed,
+       p.fetched,
+       p.archived,
+       p.deduplicated,
+       p.deleted,
+       p.bytes,
+       p.actor_role,
+       p.actor_os
+  FROM ingestd.poll p
+  JOIN ingestd.account a ON a.id = p.account_id;
+COMMENT ON COLUMN ingestd.polls.actor_role IS
+    'The PostgreSQL role that polled; NULL before roles were recorded.';
+COMMENT ON COLUMN ingestd.polls.actor_os IS
+    'The OS user of the ingestd that polled; NULL likewise.';

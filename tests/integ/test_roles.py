@@ -133,6 +133,9 @@ def test_each_role_does_only_its_part(env):
                       "FROM delivery;")
         assert rows == [[arch, "t"]], rows
         assert ar.sql("SELECT DISTINCT actor_role FROM poll;") == [[arch]]
+        assert ar.sql("SELECT DISTINCT actor_role, actor_os <> '' FROM "
+                      "deliveries UNION SELECT DISTINCT actor_role, "
+                      "actor_os <> '' FROM polls;") == [[arch, "t"]]
         assert ar.sql("SELECT count(*) FROM message;") == [["3"]]
         assert ar.sql("SELECT count(*) FROM ledger_pending "
                       "WHERE kind = 'ingest';") == [["3"]]
