@@ -230,14 +230,16 @@ static int
 db_setup(PGconn *conn, unsigned statement_s, unsigned lock_s, char *msg,
     size_t msglen)
 {
-	char st[16], lk[16], m[512], who[128];
+	char st[16], lk[16], m[512], who[128], pwbuf[1024];
 	const char *vals[3] = { st, lk, who };
-	struct passwd *pw;
+	struct passwd pwd, *pw = NULL;
 	PGresult *res;
 
 	snprintf(st, sizeof(st), "%us", statement_s);
 	snprintf(lk, sizeof(lk), "%us", lock_s);
-	if ((pw = getpwuid(geteuid())) != NULL)
+	/* getpwuid_r: sessions open in several threads at once. */
+	if (getpwuid_r(geteuid(), &pwd, pwbuf, sizeof(pwbuf), &pw) == 0 &&
+	    pw != NULL)
 		snprintf(who, sizeof(who), "%s", pw->pw_name);
 	else
 		snprintf(who, sizeof(who), "uid %u", (unsigned)geteuid());

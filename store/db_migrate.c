@@ -19,8 +19,8 @@
 #include "store/migrations.h"
 
 int
-db_create_database(const char *conninfo_admin, const char *dbname, char *err,
-    size_t errlen)
+db_create_database(const char *conninfo_admin, const char *dbname,
+    char *err, size_t errlen)
 {
 	struct db_params p;
 	struct db *db;
@@ -42,8 +42,8 @@ db_create_database(const char *conninfo_admin, const char *dbname, char *err,
 		goto out;
 	}
 	/* An identifier cannot be a parameter: quote it the libpq way. */
-	if ((ident = PQescapeIdentifier(db->conn, dbname, strlen(dbname))) ==
-	    NULL) {
+	if ((ident = PQescapeIdentifier(db->conn, dbname,
+	    strlen(dbname))) == NULL) {
 		db_connerr(db, "CREATE DATABASE");
 		goto fail;
 	}
@@ -57,8 +57,7 @@ db_create_database(const char *conninfo_admin, const char *dbname, char *err,
 fail:
 	snprintf(err, errlen, "%s", db_error(db));
 out:
-	free(sql);
-	sql = NULL;
+	free(sql); sql = NULL;
 	if (ident != NULL)
 		PQfreemem(ident);
 	db_close(&db);
@@ -108,8 +107,7 @@ db_names_free(char ***names, size_t n)
 		return;
 	for (i = 0; i < n; i++)
 		free((*names)[i]);
-	free(*names);
-	*names = NULL;
+	free(*names); *names = NULL;
 }
 
 /*
@@ -158,29 +156,25 @@ db_migrate(struct db *db, int *applied_r)
 			known |= strcmp(migrations[j].name, names[i]) == 0;
 		if (!known)
 			log_warnx("database: migration %s is newer than this "
-				  "ingestd",
-			    names[i]);
+			    "ingestd", names[i]);
 	}
 	if ((pending = db_first_pending(names, n)) == NULL) {
 		db_names_free(&names, n);
-		free(role);
-		role = NULL;
+		free(role); role = NULL;
 		return 0;
 	}
 	if (!may) {
-		db_seterr(db,
-		    "migrations %.4s.. are pending, and role %s may "
+		db_seterr(db, "migrations %.4s.. are pending, and role %s may "
 		    "not apply them: run `ingestd migrate` as the schema "
-		    "owner (README, Database roles)",
-		    pending, role);
+		    "owner (README, Database roles)", pending, role);
 		goto fail;
 	}
 	db_names_free(&names, n);
 	if (db_simple(db, "BEGIN", "BEGIN") == -1 ||
-	    db_simple(db, "migration timeouts", index_migration_no_timeouts) ==
-		-1 ||
+	    db_simple(db, "migration timeouts",
+	    index_migration_no_timeouts) == -1 ||
 	    db_simple(db, "create schema_migrations",
-		index_migration_bootstrap) == -1 ||
+	    index_migration_bootstrap) == -1 ||
 	    (names = db_applied(db, &n)) == NULL ||
 	    db_simple(db, "COMMIT", "COMMIT") == -1)
 		goto fail;
@@ -194,9 +188,9 @@ db_migrate(struct db *db, int *applied_r)
 		db_names_free(&names, n);
 		if (db_simple(db, "BEGIN", "BEGIN") == -1 ||
 		    db_simple(db, "migration timeouts",
-			index_migration_no_timeouts) == -1 ||
-		    (res = db_exec(db, INDEX_MIGRATION_LOCK, NULL, false)) ==
-			NULL)
+		    index_migration_no_timeouts) == -1 ||
+		    (res = db_exec(db, INDEX_MIGRATION_LOCK, NULL,
+		    false)) == NULL)
 			goto fail;
 		PQclear(res);
 		if ((names = db_applied(db, &n)) == NULL)
@@ -211,23 +205,22 @@ db_migrate(struct db *db, int *applied_r)
 		db_par_init(&p);
 		db_par_text(&p, migrations[i].name);
 		if (db_simple(db, label, migrations[i].sql) == -1 ||
-		    (res = db_exec(db, INDEX_MIGRATION_INSERT, &p, false)) ==
-			NULL)
+		    (res = db_exec(db, INDEX_MIGRATION_INSERT, &p,
+		    false)) == NULL)
 			goto fail;
 		PQclear(res);
 		if (db_simple(db, "COMMIT", "COMMIT") == -1)
 			goto fail;
-		log_info("database: applied migration %s", migrations[i].name);
+		log_info("database: applied migration %s",
+		    migrations[i].name);
 		(*applied_r)++;
 	}
 	db_names_free(&names, n);
-	free(role);
-	role = NULL;
+	free(role); role = NULL;
 	return 0;
 fail:
 	db_names_free(&names, n);
-	free(role);
-	role = NULL;
+	free(role); role = NULL;
 	db_rollback(db);
 	return -1;
 }
