@@ -202,6 +202,10 @@ def test_each_role_does_only_its_part(env):
         assert len([l for l in out.splitlines() if a in l]) == 2, out
         ar.ok("verify")
         ar.ok("ledger", "verify")
+        out = ar.ok("export", "--out", os.path.join(ar.dir, "export"))
+        assert "exported 3 messages" in out, out
+        sha = ar.deliveries()[0]["sha256"]
+        ar.ok("prove", sha, "--out", os.path.join(ar.dir, "proof.json"))
         rc, err = _psql_as(ar, reader, "SELECT count(*) FROM "
                            "ingestd.deliveries")
         assert rc == 0, err
@@ -223,10 +227,13 @@ def test_each_role_does_only_its_part(env):
               "subject:held")
         ar.ok("policy", "add", "loose", "--keep", "0d", "--match",
               "account:" + b)
+        ar.ok("hold", "release", "by-query", "--reason", "not needed")
+        assert ar.sql("SELECT released_by_role FROM holds "
+                      "WHERE name = 'by-query';") == [[cust]]
         ev = ar.sql("SELECT kind, actor_role, actor_os FROM retention_events "
                     "WHERE actor_role = '%s' ORDER BY id;" % cust)
         assert [e[0] for e in ev] == ["hold-added", "hold-added",
-                                      "policy-version"], ev
+                                      "policy-version", "hold-released"], ev
         assert all(e[2] != "" for e in ev), ev
         assert ar.sql("SELECT entry LIKE '%% role=%s %%' FROM "
                       "retention_events WHERE kind = 'hold-added' "
