@@ -25,6 +25,10 @@
 -- the owner with a fixed search_path and record session_user (which a
 -- client cannot change once connected) and ingestd.os_user as the actor.
 --
+-- A later migration that adds a table or column the daemon writes, or a
+-- function a role calls that must run as the owner, grants it here too:
+-- only SELECT for ingestd_reader is a default privilege.
+--
 -- Roles belong to the cluster, grants to a database: several archives in
 -- one cluster share the four roles, each database granting them its own
 -- objects.  A role that exists already is left as it is.  Creating one
