@@ -218,3 +218,45 @@ COMMENT ON COLUMN ingestd.polls.actor_role IS
     'The PostgreSQL role that polled; NULL before roles were recorded.';
 COMMENT ON COLUMN ingestd.polls.actor_os IS
     'The OS user of the ingestd that polled; NULL likewise.';
+
+-- Message bytes and what a delivery is never change, whoever asks, the
+-- owner included: blob and blob_chunk refuse UPDATE, blob_chunk refuses
+-- DELETE and TRUNCATE outside a purge (which removes chunks with their
+-- blob), and a delivery's identity and actor are never rewritten (what
+-- the archiver may update is listed above).  Triggers ENABLE ALWAYS, so
+-- session_replication_role = replica does not skip them.  A superuser
+-- is not stopped (it could disable them as well): ingestd verify and
+-- ledger verify, against checkpoints kept outside, detect what it does.
+CREATE FUNCTION ingestd.archive_refuse()
+RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+	IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+	     WHERE r.rolname = current_user) THEN
+		RETURN CASE WHEN TG_LEVEL = 'ROW' AND TG_OP = 'DELETE' THEN OLD
+		    WHEN TG_LEVEL = 'ROW' THEN NEW END;
+	END IF;
+	IF TG_OP IN ('DELETE', 'TRUNCATE') AND
+	    coalesce(current_setting('ingestd.purge', true), '') <> '' THEN
+		RETURN CASE WHEN TG_LEVEL = 'ROW' THEN OLD END;
+	END IF;
+	RAISE EXCEPTION '%: % is refused: archived messages are never '
+	    'rewritten, and leave the archive only through ingestd purge',
+	    TG_TABLE_NAME, TG_OP USING ERRCODE = '42501';
+END
+$f$;
+CREATE TRIGGER blob_immutable BEFORE UPDATE ON ingestd.blob
+    FOR EACH ROW EXECUTE FUNCTION ingestd.archive_refuse();
+CREATE TRIGGER blob_chunk_immutable BEFORE UPDATE OR DELETE
+    ON ingestd.blob_chunk
+    FOR EACH ROW EXECUTE FUNCTION ingestd.archive_refuse();
+CREATE TRIGGER blob_chunk_no_truncate BEFORE TRUNCATE ON ingestd.blob_chunk
+    FOR EACH STATEMENT EXECUTE FUNCTION ingestd.archive_refuse();
+CREATE TRIGGER delivery_identity_immutable
+    BEFORE UPDATE OF id, account_id, uidl, sha256, archived_at,
+    actor_role, actor_os ON ingestd.delivery
+    FOR EACH ROW EXECUTE FUNCTION ingestd.archive_refuse();
+ALTER TABLE ingestd.blob ENABLE ALWAYS TRIGGER blob_immutable;
+ALTER TABLE ingestd.blob_chunk ENABLE ALWAYS TRIGGER blob_chunk_immutable;
+ALTER TABLE ingestd.blob_chunk ENABLE ALWAYS TRIGGER blob_chunk_no_truncate;
+ALTER TABLE ingestd.delivery
+    ENABLE ALWAYS TRIGGER delivery_identity_immutable;

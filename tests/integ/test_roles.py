@@ -195,6 +195,22 @@ def test_each_role_does_only_its_part(env):
                            "server_deleted_at = server_deleted_at")
         assert rc == 0, err
 
+        # Even the owner may not rewrite message bytes or a delivery's
+        # identity, nor remove chunks outside a purge (triggers).
+        for sql in ["UPDATE ingestd.blob_chunk SET data = data",
+                    "UPDATE ingestd.blob SET size = size",
+                    "DELETE FROM ingestd.blob_chunk",
+                    "TRUNCATE ingestd.blob_chunk",
+                    "UPDATE ingestd.delivery SET uidl = uidl",
+                    "UPDATE ingestd.delivery SET archived_at = now()",
+                    "UPDATE ingestd.delivery SET actor_role = 'x'"]:
+            rc, err = _psql_as(ar, owner, sql)
+            assert rc != 0 and "is refused" in err, \
+                "owner: %s: exit %d, %s" % (sql, rc, err)
+        rc, err = _psql_as(ar, owner, "UPDATE ingestd.delivery SET "
+                           "server_deleted_at = server_deleted_at")
+        assert rc == 0, err
+
         # The reader searches, verifies and reads the views; writes
         # nothing.
         _as(ar, reader)
