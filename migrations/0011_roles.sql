@@ -230,14 +230,14 @@ COMMENT ON COLUMN ingestd.polls.actor_os IS
 CREATE FUNCTION ingestd.archive_refuse()
 RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
+	IF TG_OP IN ('DELETE', 'TRUNCATE') AND
+	    coalesce(current_setting('ingestd.purge', true), '') <> '' THEN
+		RETURN CASE WHEN TG_LEVEL = 'ROW' THEN OLD END;
+	END IF;
 	IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r
 	     WHERE r.rolname = current_user) THEN
 		RETURN CASE WHEN TG_LEVEL = 'ROW' AND TG_OP = 'DELETE' THEN OLD
 		    WHEN TG_LEVEL = 'ROW' THEN NEW END;
-	END IF;
-	IF TG_OP IN ('DELETE', 'TRUNCATE') AND
-	    coalesce(current_setting('ingestd.purge', true), '') <> '' THEN
-		RETURN CASE WHEN TG_LEVEL = 'ROW' THEN OLD END;
 	END IF;
 	RAISE EXCEPTION '%: % is refused: archived messages are never '
 	    'rewritten, and leave the archive only through ingestd purge',
