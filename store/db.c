@@ -13,10 +13,12 @@
 #include "store/db.h"
 
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -220,20 +222,28 @@ db_sync_commit_read(PGconn *conn, char *msg, size_t msglen)
 }
 
 /*
- * Sets up a session: synchronous_commit on, the timeouts.  0, or -1 with
- * msg filled.
+ * Sets up a session: synchronous_commit on, the timeouts, and the OS user
+ * that the rows this session writes record as their actor, with the
+ * PostgreSQL role (migrations 0009, 0011).  0, or -1 with msg filled.
  */
 static int
 db_setup(PGconn *conn, unsigned statement_s, unsigned lock_s, char *msg,
     size_t msglen)
 {
-	char st[16], lk[16], m[512];
-	const char *vals[2] = { st, lk };
+	char st[16], lk[16], m[512], who[128], pwbuf[1024];
+	const char *vals[3] = { st, lk, who };
+	struct passwd pwd, *pw = NULL;
 	PGresult *res;
 
 	snprintf(st, sizeof(st), "%us", statement_s);
 	snprintf(lk, sizeof(lk), "%us", lock_s);
-	res = PQexecParams(conn, index_session_setup, 2, NULL, vals, NULL,
+	/* getpwuid_r: sessions open in several threads at once. */
+	if (getpwuid_r(geteuid(), &pwd, pwbuf, sizeof(pwbuf), &pw) == 0 &&
+	    pw != NULL)
+		snprintf(who, sizeof(who), "%s", pw->pw_name);
+	else
+		snprintf(who, sizeof(who), "uid %u", (unsigned)geteuid());
+	res = PQexecParams(conn, index_session_setup, 3, NULL, vals, NULL,
 	    NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		db_oneline(m, sizeof(m), PQresultErrorMessage(res));

@@ -101,7 +101,10 @@ int db_create_database(const char *conninfo_admin, const char *dbname,
  * ingestd.schema_migrations, each in its own transaction under an advisory
  * lock, so concurrent ingestd processes are safe; *applied_r counts them.
  * Without the session's timeouts: a migration may rightly take long, or
- * wait long for another process's.
+ * wait long for another process's.  With none pending it runs no DDL, so
+ * a role that may not migrate (README, Database roles) gets through; with
+ * some pending, such a role gets -1 and an error naming the first and
+ * `ingestd migrate`.
  */
 int db_migrate(struct db *db, int *applied_r);
 

@@ -110,25 +110,46 @@ db_names_free(char ***names, size_t n)
 	free(*names); *names = NULL;
 }
 
+/*
+ * The first migration compiled in that names[0, n) lacks; NULL when none
+ * is pending.
+ */
+static const char *
+db_first_pending(char *const *names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < migrations_count; i++)
+		if (!db_name_in(names, n, migrations[i].name))
+			return migrations[i].name;
+	return NULL;
+}
+
 int
 db_migrate(struct db *db, int *applied_r)
 {
 	struct db_params p;
 	PGresult *res;
-	char **names = NULL, label[128];
+	char **names = NULL, label[128], *role = NULL;
+	const char *pending;
 	size_t i, j, n = 0;
-	bool known;
+	bool known, exists, may;
 
 	*applied_r = 0;
 	if (db_ready(db) == -1)
 		return -1;
-	if (db_simple(db, "BEGIN", "BEGIN") == -1 ||
-	    db_simple(db, "migration timeouts",
-	    index_migration_no_timeouts) == -1 ||
-	    db_simple(db, "create schema_migrations",
-	    index_migration_bootstrap) == -1 ||
-	    (names = db_applied(db, &n)) == NULL ||
-	    db_simple(db, "COMMIT", "COMMIT") == -1)
+	/*
+	 * First without DDL, which a role that only uses the archive may not
+	 * run (CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even
+	 * when the schema exists): nothing pending, nothing to do.
+	 */
+	if ((res = db_exec(db, INDEX_MIGRATION_STATE, NULL, false)) == NULL)
+		return -1;
+	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	may = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	role = xstrdup(PQgetvalue(res, 0, 2));
+	PQclear(res);
+	if (exists && (names = db_applied(db, &n)) == NULL)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		for (j = 0, known = false; j < migrations_count; j++)
@@ -137,6 +158,26 @@ db_migrate(struct db *db, int *applied_r)
 			log_warnx("database: migration %s is newer than this "
 			    "ingestd", names[i]);
 	}
+	if ((pending = db_first_pending(names, n)) == NULL) {
+		db_names_free(&names, n);
+		free(role); role = NULL;
+		return 0;
+	}
+	if (!may) {
+		db_seterr(db, "migrations %.4s.. are pending, and role %s may "
+		    "not apply them: run `ingestd migrate` as the schema "
+		    "owner (README, Database roles)", pending, role);
+		goto fail;
+	}
+	db_names_free(&names, n);
+	if (db_simple(db, "BEGIN", "BEGIN") == -1 ||
+	    db_simple(db, "migration timeouts",
+	    index_migration_no_timeouts) == -1 ||
+	    db_simple(db, "create schema_migrations",
+	    index_migration_bootstrap) == -1 ||
+	    (names = db_applied(db, &n)) == NULL ||
+	    db_simple(db, "COMMIT", "COMMIT") == -1)
+		goto fail;
 	for (i = 0; i < migrations_count; i++) {
 		if (db_name_in(names, n, migrations[i].name))
 			continue;
@@ -175,9 +216,11 @@ db_migrate(struct db *db, int *applied_r)
 		(*applied_r)++;
 	}
 	db_names_free(&names, n);
+	free(role); role = NULL;
 	return 0;
 fail:
 	db_names_free(&names, n);
+	free(role); role = NULL;
 	db_rollback(db);
 	return -1;
 }

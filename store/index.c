@@ -11,13 +11,15 @@
  * Every session: durability is the whole point (a session sends DELE
  * because COMMIT returned), so never inherit synchronous_commit = off from
  * a role or database default.  The timeouts keep a lock held elsewhere
- * from blocking a statement forever.  set_config() rather than SET,
- * because SET takes no parameters.
+ * from blocking a statement forever.  ingestd.os_user is the actor's OS
+ * user, which rows record next to session_user (migrations 0009, 0011).
+ * set_config() rather than SET, because SET takes no parameters.
  */
 const char index_session_setup[] =
     "SELECT pg_catalog.set_config('synchronous_commit', 'on', false),"
     " pg_catalog.set_config('statement_timeout', $1::text, false),"
-    " pg_catalog.set_config('lock_timeout', $2::text, false)";
+    " pg_catalog.set_config('lock_timeout', $2::text, false),"
+    " pg_catalog.set_config('ingestd.os_user', $3::text, false)";
 
 /* What the SET above left, as a pooler may have lost it. */
 const char index_sync_commit_show[] =
@@ -227,6 +229,27 @@ const struct index_stmt index_stmts[INDEX_COUNT] = {
 		"INSERT INTO ingestd.schema_migrations (name) "
 		"VALUES ($1::text)",
 		1 },
+	/*
+	 * Read before any DDL, from the catalogs alone (which need no
+	 * privilege): whether schema_migrations exists, and whether this
+	 * role may migrate: it owns the schema (or is a member of its owner,
+	 * or a superuser), or, with no schema yet, may create one.  A role
+	 * granted only ingestd_archiver, ingestd_reader, ... (migration
+	 * 0011) may not.
+	 */
+	[INDEX_MIGRATION_STATE] = {
+		"migration_state", "SELECT migration state",
+		"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+		"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+		"  WHERE n.nspname = 'ingestd'"
+		"   AND c.relname = 'schema_migrations'),"
+		" coalesce((SELECT pg_catalog.pg_has_role(current_user,"
+		"   n.nspowner, 'USAGE') FROM pg_catalog.pg_namespace n"
+		"  WHERE n.nspname = 'ingestd'),"
+		"  pg_catalog.has_database_privilege("
+		"   pg_catalog.current_database(), 'CREATE')),"
+		" current_user::text",
+		0 },
 	[INDEX_DATABASE_SELECT] = {
 		"database_select", "SELECT pg_database",
 		"SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1::text",
