@@ -732,7 +732,8 @@ cmd_verify(struct lctx *x, const struct lopts *o)
 			vs.ncps++;
 		}
 	}
-	qsort(vs.cps, vs.ncps, sizeof(*vs.cps), vcp_cmp);
+	if (vs.ncps > 0)
+		qsort(vs.cps, vs.ncps, sizeof(*vs.cps), vcp_cmp);
 	/* The empty tree. */
 	check_roots(&vs);
 	if (db_ledger_each(x->db, verify_leaf, &vs) == -1) {

@@ -78,7 +78,8 @@ delete_policy_decide(const struct delete_policy *p, struct delete_msg *msgs,
 	}
 	/* Oldest first: keep_under takes them in this order, and so do the
 	 * caps. */
-	qsort(order, n, sizeof(*order), cmp_key);
+	if (n > 0)
+		qsort(order, n, sizeof(*order), cmp_key);
 	if (p->rules & DELETE_R_KEEP_UNDER) {
 		for (k = 0; k < n; k++) {
 			struct delete_msg *m = &msgs[order[k].i];

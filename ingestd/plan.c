@@ -215,7 +215,8 @@ plan_new(const struct plan_params *params, const struct pop3_msg *list,
 		u += strlen(u) + 1;
 	}
 	p->complete = p->nsorted == n;
-	qsort(p->sorted, p->nsorted, sizeof(*p->sorted), cmp_str);
+	if (p->nsorted > 0)
+		qsort(p->sorted, p->nsorted, sizeof(*p->sorted), cmp_str);
 	for (i = 0; i < n; i++)
 		p->msgs[i].action = plan_one(p, &p->msgs[i]);
 	plan_skip(p);

@@ -100,7 +100,9 @@ facts_seen(struct facts *f, const char *uidl, int64_t *t_r)
 	size_t lo = 0, hi;
 
 	if (!f->seen_sorted) {
-		qsort(f->seen, f->nseen, sizeof(*f->seen), cmp_seen);
+		/* qsort() may not be given NULL, even for nothing. */
+		if (f->nseen > 0)
+			qsort(f->seen, f->nseen, sizeof(*f->seen), cmp_seen);
 		f->seen_sorted = true;
 	}
 	/* The first entry for uidl: the earliest time. */
@@ -125,11 +127,14 @@ facts_date(struct facts *f, const unsigned char sha256[32], int64_t *t_r)
 	struct date_ent key = { .t = 0 }, *hit;
 
 	if (!f->dates_sorted) {
-		qsort(f->dates, f->ndates, sizeof(*f->dates), cmp_date);
+		if (f->ndates > 0)
+			qsort(f->dates, f->ndates, sizeof(*f->dates),
+			    cmp_date);
 		f->dates_sorted = true;
 	}
 	memcpy(key.sha256, sha256, 32);
-	hit = bsearch(&key, f->dates, f->ndates, sizeof(*f->dates), cmp_date);
+	hit = f->ndates == 0 ? NULL : bsearch(&key, f->dates, f->ndates,
+	    sizeof(*f->dates), cmp_date);
 	if (hit == NULL)
 		return false;
 	*t_r = hit->t;

@@ -638,8 +638,8 @@ reader_verify_holder(void *arg, const struct db_message *m)
 	struct reader_verify *v = arg;
 	struct reader_damaged *d;
 
-	d = bsearch(m->sha256_hex, v->damaged, v->ndamaged,
-	    sizeof(*v->damaged), reader_damaged_cmp);
+	d = v->ndamaged == 0 ? NULL : bsearch(m->sha256_hex, v->damaged,
+	    v->ndamaged, sizeof(*v->damaged), reader_damaged_cmp);
 	if (d != NULL) {
 		d->held = true;
 		log_warnx("verify: damaged blob %s of account %s: %s", d->hex,
@@ -896,7 +896,8 @@ reader_export_query(struct db *db, int dir_fd, const char *dir_name,
 	st->deliveries = q.deliveries;
 
 	/* Each distinct blob once, in hash order. */
-	qsort(q.hits, q.nhits, sizeof(*q.hits), reader_hit_cmp);
+	if (q.nhits > 0)
+		qsort(q.hits, q.nhits, sizeof(*q.hits), reader_hit_cmp);
 	for (i = n = 0; i < q.nhits; i++) {
 		if (n > 0 && strcmp(q.hits[n - 1].hex, q.hits[i].hex) == 0) {
 			free(q.hits[i].account); q.hits[i].account = NULL;
