@@ -1,5 +1,6 @@
 /* fuzz-sources: store/note.c store/b64.c store/sign.c store/hash.c */
 /* fuzz-sources: ingestd/base/xmalloc.c ingestd/base/log.c */
+/* fuzz-sources: ingestd/base/fdio.c */
 /* fuzz-pkgs: libcrypto */
 /*
  * store/note: the input is a signed note checked against a fixed key

@@ -1,5 +1,5 @@
 /* fuzz-sources: store/ledger.c store/json.c store/merkle.c store/note.c */
-/* fuzz-sources: store/b64.c store/sign.c store/hash.c */
+/* fuzz-sources: store/b64.c store/sign.c store/hash.c ingestd/base/fdio.c */
 /* fuzz-sources: ingestd/base/xmalloc.c ingestd/base/log.c */
 /* fuzz-pkgs: libcrypto */
 /*
