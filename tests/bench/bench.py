@@ -161,6 +161,23 @@ class CpuLedger:
         self.outside = max(0.0, proc - own - kthreads - servers)
 
 
+def index_share(pg, dbname):
+    """The search index's size (message, message_address, message_part
+    with their indexes and TOAST) against the stored bytes' (blob_chunk),
+    as a report line."""
+    idx, chunks = (int(x) for x in pg.psql(
+        "SELECT sum(pg_total_relation_size(c.oid)) FILTER (WHERE "
+        "c.relname <> 'blob_chunk'), sum(pg_total_relation_size(c.oid)) "
+        "FILTER (WHERE c.relname = 'blob_chunk') FROM pg_class c JOIN "
+        "pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = "
+        "'ingestd' AND c.relname IN ('message', 'message_address', "
+        "'message_part', 'blob_chunk')", dbname=dbname)[0])
+    return ("search index (message, message_address, message_part and "
+            "their indexes): %.1f MB, %.1f %% of blob_chunk's %.1f MB "
+            "(pg_total_relation_size)" % (idx / MB, 100.0 * idx / chunks
+                                          if chunks else 0, chunks / MB))
+
+
 def children_named(master, name):
     n = 0
     for pid, (ppid, _, _) in _all_stats().items():
@@ -1062,19 +1079,7 @@ class Bench:
         # The search index (message, message_address, message_part, with
         # their indexes and TOAST) against the stored bytes (blob_chunk).
         try:
-            idx, chunks = (int(x) for x in self.pg.psql(
-                "SELECT sum(pg_total_relation_size(c.oid)) FILTER (WHERE "
-                "c.relname <> 'blob_chunk'), sum(pg_total_relation_size("
-                "c.oid)) FILTER (WHERE c.relname = 'blob_chunk') FROM "
-                "pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace "
-                "WHERE s.nspname = 'ingestd' AND c.relname IN ('message', "
-                "'message_address', 'message_part', 'blob_chunk')",
-                dbname=db)[0])
-            lines.append("search index (message, message_address, "
-                         "message_part and their indexes): %.1f MB, %.1f %% "
-                         "of blob_chunk's %.1f MB (pg_total_relation_size)"
-                         % (idx / MB, 100.0 * idx / chunks if chunks else 0,
-                            chunks / MB))
+            lines.append(index_share(self.pg, db))
         except (harness.HarnessError, TypeError, ValueError):
             pass
         lines.append("target: stored bytes at most 30 % of raw bytes "
