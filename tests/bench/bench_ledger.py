@@ -131,7 +131,7 @@ class FakeServer:
 
 
 def timed(cmd, timeout=3600):
-    """(seconds, CPU seconds of the process, rc, stdout, stderr)."""
+    """(seconds, rc, stdout, stderr) of a command run to its end."""
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          start_new_session=True)
