@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: ingestd against fetchmail, mpop and getmail6 on a private
-# Dovecot, plus the pipeline micro-benchmark and the memory scenarios.
+# Dovecot, plus the pipeline micro-benchmark and the memory scenarios,
+# search latency (bench_search.py) and the ledger's cost (bench_ledger.py).
 #
 #   bash tests/bench/run.sh [bench.py options]
 #   make bench BENCH_ARGS="--quick"        # about a minute
@@ -27,6 +28,15 @@ mkdir -p "$build/bench"
 if [ "${BENCH_SEARCH:-1}" != 0 ]; then
 	INGESTD="$build/ingestd" python3 tests/bench/bench_search.py \
 		--report "$build/bench/search.txt"
+fi
+# The ledger's and the standing holds' cost: ingest with them on and off,
+# checkpoint and proof times over BENCH_LEDGER_ENTRIES (default 1,000,000)
+# ledger entries; BENCH_LEDGER=0 skips it.  Report: build/bench/ledger.txt.
+if [ "${BENCH_LEDGER:-1}" != 0 ]; then
+	lq=
+	case " ${BENCH_ARGS:-} " in *" --quick "*) lq=--quick ;; esac
+	INGESTD="$build/ingestd" python3 tests/bench/bench_ledger.py \
+		--report "$build/bench/ledger.txt" ${lq:+"$lq"}
 fi
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
 exec env BUILD="$build" python3 tests/bench/bench.py \
