@@ -169,27 +169,49 @@ struct budget {
 	bool cut;
 };
 
+/*
+ * The word's key: a hash of its bytes with ASCII letters folded to lower
+ * case, eight bytes at a time.  w[0, room) may be read (room >= n).
+ */
 static uint64_t
-word_key(const char *w, size_t n)
+word_key(const char *w, size_t n, size_t room)
 {
-	uint64_t h = 1469598103934665603ULL;
-	size_t i;
-	unsigned char c;
+	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL, hi = 0x8080808080808080ULL;
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ n, x, y, upper;
+	size_t i, k;
 
-	for (i = 0; i < n; i++) {
-		c = (unsigned char)w[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c - 'A' + 'a');
-		h = (h ^ c) * 1099511628211ULL;
+	for (i = 0; i < n; i += 8) {
+		k = n - i < 8 ? n - i : 8;
+		x = 0;
+		if (room - i >= 8) {
+			/* Eight bytes at once, those past the word masked. */
+			memcpy(&x, w + i, 8);
+			if (k < 8)
+				x &= ~(~0ULL << (8 * k));
+		} else
+			memcpy(&x, w + i, k);
+		/* 'A' to 'Z' (and no byte past 0x7F) to lower case. */
+		y = x & lo7;
+		upper = (y + 0x3f3f3f3f3f3f3f3fULL) &
+		    ~(y + 0x2525252525252525ULL) & ~x & hi;
+		x |= upper >> 2;
+		h = (h ^ x) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
 	}
+	h ^= h >> 29;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 32;
 	return h == 0 ? 1 : h;
 }
 
-/* Whether the word was seen before; remembers it if there is room. */
+/*
+ * Whether the word w[0, n) was seen before; remembers it if there is
+ * room.  w[0, room) may be read.
+ */
 static bool
-seen(struct budget *b, const char *w, size_t n)
+seen(struct budget *b, const char *w, size_t n, size_t room)
 {
-	uint64_t k = word_key(w, n);
+	uint64_t k = word_key(w, n, room);
 	size_t i = (size_t)(k & (b->slots - 1));
 
 	while (b->seen[i] != 0) {
@@ -211,6 +233,90 @@ is_space(char c)
 	    c == '\v';
 }
 
+/* Byte classes for copy(). */
+enum {
+	C_ALNUM, /* an ASCII letter or digit */
+	C_SEP,	 /* other ASCII that is no space: a separator */
+	C_SPACE,
+	C_WIDE /* past 0x7F */
+};
+
+/* Of ASCII; C_ALNUM unless listed. */
+static const unsigned char ctab[128] = {
+	[0] = C_SEP,
+	[1] = C_SEP,
+	[2] = C_SEP,
+	[3] = C_SEP,
+	[4] = C_SEP,
+	[5] = C_SEP,
+	[6] = C_SEP,
+	[7] = C_SEP,
+	[8] = C_SEP,
+	[9] = C_SPACE,
+	[10] = C_SPACE,
+	[11] = C_SPACE,
+	[12] = C_SPACE,
+	[13] = C_SPACE,
+	[14] = C_SEP,
+	[15] = C_SEP,
+	[16] = C_SEP,
+	[17] = C_SEP,
+	[18] = C_SEP,
+	[19] = C_SEP,
+	[20] = C_SEP,
+	[21] = C_SEP,
+	[22] = C_SEP,
+	[23] = C_SEP,
+	[24] = C_SEP,
+	[25] = C_SEP,
+	[26] = C_SEP,
+	[27] = C_SEP,
+	[28] = C_SEP,
+	[29] = C_SEP,
+	[30] = C_SEP,
+	[31] = C_SEP,
+	[32] = C_SPACE,
+	[33] = C_SEP,
+	[34] = C_SEP,
+	[35] = C_SEP,
+	[36] = C_SEP,
+	[37] = C_SEP,
+	[38] = C_SEP,
+	[39] = C_SEP,
+	[40] = C_SEP,
+	[41] = C_SEP,
+	[42] = C_SEP,
+	[43] = C_SEP,
+	[44] = C_SEP,
+	[45] = C_SEP,
+	[46] = C_SEP,
+	[47] = C_SEP,
+	[58] = C_SEP,
+	[59] = C_SEP,
+	[60] = C_SEP,
+	[61] = C_SEP,
+	[62] = C_SEP,
+	[63] = C_SEP,
+	[64] = C_SEP,
+	[91] = C_SEP,
+	[92] = C_SEP,
+	[93] = C_SEP,
+	[94] = C_SEP,
+	[95] = C_SEP,
+	[96] = C_SEP,
+	[123] = C_SEP,
+	[124] = C_SEP,
+	[125] = C_SEP,
+	[126] = C_SEP,
+	[127] = C_SEP,
+};
+
+static int
+cclass(unsigned char c)
+{
+	return c < 0x80 ? ctab[c] : C_WIDE;
+}
+
 /*
  * Copies p[0, n) to out word by word while the budget and MIME_TEXT_MAX
  * allow; words PostgreSQL would drop are left out.
@@ -218,22 +324,39 @@ is_space(char c)
 static void
 copy(struct budget *b, const char *p, size_t n, struct mime_strbuf *out)
 {
-	size_t i = 0, s, cost;
+	const unsigned char *u = (const unsigned char *)p;
+	size_t i = 0, s, cost, seps, lexemes;
+	bool wide, first;
+	unsigned char c;
 
 	while (i < n && !b->cut) {
-		if (is_space(p[i])) {
-			if (!mime_strbuf_addc(out, p[i]))
+		if (cclass(u[i]) == C_SPACE) {
+			s = i;
+			while (i < n && cclass(u[i]) == C_SPACE)
+				i++;
+			if (!mime_strbuf_add(out, p + s, i - s))
 				b->cut = true;
-			i++;
 			continue;
 		}
 		s = i;
-		while (i < n && !is_space(p[i]))
+		seps = 0;
+		wide = false;
+		while (i < n && (c = cclass(u[i])) != C_SPACE) {
+			seps += c == C_SEP;
+			wide |= c == C_WIDE;
 			i++;
+		}
 		if (i - s > TEXT_WORD_MAX)
 			continue;
-		cost = mime_text_word_cost(p + s, i - s,
-		    !seen(b, p + s, i - s));
+		first = !seen(b, p + s, i - s, n - s);
+		if (wide)
+			cost = mime_text_word_cost(p + s, i - s, first);
+		else {
+			/* mime_text_word_cost() of an ASCII word. */
+			lexemes = seps > 0 ? 2 * seps + 4 : 1;
+			cost = seps > 0 ? 3 * (i - s) : i - s;
+			cost = first ? cost + 5 * lexemes : 2 * lexemes;
+		}
 		if (b->used + cost > TEXT_TSV_BUDGET ||
 		    i - s > out->max - out->len) {
 			b->cut = true;
