@@ -319,52 +319,96 @@ cclass(unsigned char c)
 
 /*
  * Copies p[0, n) to out word by word while the budget and MIME_TEXT_MAX
- * allow; words PostgreSQL would drop are left out.
+ * allow; words PostgreSQL would drop are left out.  What is kept goes to
+ * out in spans, between the words left out.
  */
 static void
 copy(struct budget *b, const char *p, size_t n, struct mime_strbuf *out)
 {
 	const unsigned char *u = (const unsigned char *)p;
-	size_t i = 0, s, cost, seps, lexemes;
+	size_t i = 0, s, span = 0, left, len, cost, seps, lexemes;
 	bool wide, first;
 	unsigned char c;
 
-	while (i < n && !b->cut) {
+	if (b->cut)
+		return;
+	/* The room in out past the span p[span, i). */
+	left = out->max - out->len;
+	while (i < n) {
 		if (cclass(u[i]) == C_SPACE) {
 			s = i;
 			while (i < n && cclass(u[i]) == C_SPACE)
 				i++;
-			if (!mime_strbuf_add(out, p + s, i - s))
+			if (i - s > left) {
+				/* As much as fits. */
+				i = s + left;
 				b->cut = true;
+				break;
+			}
+			left -= i - s;
 			continue;
 		}
 		s = i;
 		seps = 0;
 		wide = false;
-		while (i < n && (c = cclass(u[i])) != C_SPACE) {
+		while (i < n && (c = (unsigned char)cclass(u[i])) != C_SPACE) {
 			seps += c == C_SEP;
 			wide |= c == C_WIDE;
 			i++;
 		}
-		if (i - s > TEXT_WORD_MAX)
+		len = i - s;
+		if (len > TEXT_WORD_MAX) {
+			mime_strbuf_add(out, p + span, s - span);
+			span = i;
 			continue;
-		first = !seen(b, p + s, i - s, n - s);
+		}
+		first = !seen(b, p + s, len, n - s);
 		if (wide)
-			cost = mime_text_word_cost(p + s, i - s, first);
+			cost = mime_text_word_cost(p + s, len, first);
 		else {
 			/* mime_text_word_cost() of an ASCII word. */
 			lexemes = seps > 0 ? 2 * seps + 4 : 1;
-			cost = seps > 0 ? 3 * (i - s) : i - s;
+			cost = seps > 0 ? 3 * len : len;
 			cost = first ? cost + 5 * lexemes : 2 * lexemes;
 		}
-		if (b->used + cost > TEXT_TSV_BUDGET ||
-		    i - s > out->max - out->len) {
+		if (b->used + cost > TEXT_TSV_BUDGET || len > left) {
+			i = s;
 			b->cut = true;
 			break;
 		}
 		b->used += cost;
-		mime_strbuf_add(out, p + s, i - s);
+		left -= len;
 	}
+	mime_strbuf_add(out, p + span, i - span);
+}
+
+/*
+ * Text of at most this many bytes cannot pass TEXT_TSV_BUDGET: a word of k
+ * bytes costs at most 14.5k + 21 (mime_text_word_cost()), and there is at
+ * most one word in two bytes, plus one for each of the three pieces.
+ */
+#define TEXT_SURE_MAX ((TEXT_TSV_BUDGET - 64) / 25)
+
+/* copy() of text within TEXT_SURE_MAX: only words too long are left out. */
+static void
+copy_all(const char *p, size_t n, struct mime_strbuf *out)
+{
+	size_t i = 0, s, span = 0;
+
+	if (n > TEXT_WORD_MAX) {
+		while (i < n) {
+			while (i < n && is_space(p[i]))
+				i++;
+			s = i;
+			while (i < n && !is_space(p[i]))
+				i++;
+			if (i - s > TEXT_WORD_MAX) {
+				mime_strbuf_add(out, p + span, s - span);
+				span = i;
+			}
+		}
+	}
+	mime_strbuf_add(out, p + span, n - span);
 }
 
 char *
@@ -378,15 +422,23 @@ mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r)
 	memset(&b, 0, sizeof(b));
 	/* At most one word in two bytes. */
 	words = (t->head.len + t->names.len + t->body.len) / 2 + 1;
-	for (b.slots = 64; b.slots < 2 * words && b.slots < SEEN_MAX;)
-		b.slots *= 2;
-	b.seen = xcalloc(b.slots, sizeof(*b.seen));
 	mime_utf8_trim(&t->body);
 	mime_strbuf_init(&out, MIME_TEXT_MAX);
-	copy(&b, t->head.p != NULL ? t->head.p : "", t->head.len, &out);
-	copy(&b, t->names.p != NULL ? t->names.p : "", t->names.len, &out);
-	copy(&b, t->body.p != NULL ? t->body.p : "", t->body.len, &out);
-	free(b.seen);
+	if (t->head.len + t->names.len + t->body.len <= TEXT_SURE_MAX) {
+		copy_all(t->head.p != NULL ? t->head.p : "", t->head.len, &out);
+		copy_all(t->names.p != NULL ? t->names.p : "", t->names.len,
+		    &out);
+		copy_all(t->body.p != NULL ? t->body.p : "", t->body.len, &out);
+	} else {
+		for (b.slots = 64; b.slots < 2 * words && b.slots < SEEN_MAX;)
+			b.slots *= 2;
+		b.seen = xcalloc(b.slots, sizeof(*b.seen));
+		copy(&b, t->head.p != NULL ? t->head.p : "", t->head.len, &out);
+		copy(&b, t->names.p != NULL ? t->names.p : "", t->names.len,
+		    &out);
+		copy(&b, t->body.p != NULL ? t->body.p : "", t->body.len, &out);
+		free(b.seen);
+	}
 	/* No trailing line break. */
 	while (out.len > 0 && is_space(out.p[out.len - 1]))
 		out.p[--out.len] = '\0';
