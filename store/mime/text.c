@@ -389,24 +389,29 @@ copy(struct budget *b, const char *p, size_t n, struct mime_strbuf *out)
  */
 #define TEXT_SURE_MAX ((TEXT_TSV_BUDGET - 64) / 25)
 
-/* copy() of text within TEXT_SURE_MAX: only words too long are left out. */
+/*
+ * copy() of text within TEXT_SURE_MAX: only words too long are left out.
+ * A word past TEXT_WORD_MAX fills the TEXT_WORD_MAX + 1 bytes from its
+ * start, so from a word's start (i) the window is looked at backwards for
+ * white space, which usually comes at once, and the scan goes on past it.
+ */
 static void
 copy_all(const char *p, size_t n, struct mime_strbuf *out)
 {
-	size_t i = 0, s, span = 0;
+	size_t i = 0, j, span = 0;
 
-	if (n > TEXT_WORD_MAX) {
-		while (i < n) {
-			while (i < n && is_space(p[i]))
-				i++;
-			s = i;
-			while (i < n && !is_space(p[i]))
-				i++;
-			if (i - s > TEXT_WORD_MAX) {
-				mime_strbuf_add(out, p + span, s - span);
-				span = i;
-			}
+	while (n - i > TEXT_WORD_MAX) {
+		for (j = i + TEXT_WORD_MAX + 1; j > i && !is_space(p[j - 1]);)
+			j--;
+		if (j > i) {
+			i = j;
+			continue;
 		}
+		/* p[i, i + TEXT_WORD_MAX] is one word: leave it out. */
+		mime_strbuf_add(out, p + span, i - span);
+		for (i += TEXT_WORD_MAX + 1; i < n && !is_space(p[i]);)
+			i++;
+		span = i;
 	}
 	mime_strbuf_add(out, p + span, n - span);
 }
