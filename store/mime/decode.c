@@ -163,6 +163,37 @@ b64_flush(struct mime_decoder *d, struct out *o)
 	d->nq = 0;
 }
 
+/*
+ * Decodes the whole quanta at the start of p[0, n) that fit in o, up to
+ * the first byte that is no base64 digit; returns the bytes taken.
+ */
+static size_t
+b64_quanta(const unsigned char *p, size_t n, struct out *o)
+{
+	unsigned char *w = (unsigned char *)o->buf + o->n;
+	size_t q = n / 4, room = (OUT_MAX - o->n) / 3, i = 0;
+	unsigned int a, b, c, e;
+
+	if (q > room)
+		q = room;
+	for (; q > 0; q--, i += 4) {
+		/* Digit values plus one: 0 is no digit. */
+		a = b64tab[p[i]];
+		b = b64tab[p[i + 1]];
+		c = b64tab[p[i + 2]];
+		e = b64tab[p[i + 3]];
+		if (a == 0 || b == 0 || c == 0 || e == 0)
+			break;
+		a = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (e - 1);
+		w[0] = (unsigned char)(a >> 16);
+		w[1] = (unsigned char)(a >> 8);
+		w[2] = (unsigned char)a;
+		w += 3;
+	}
+	o->n = (size_t)(w - (unsigned char *)o->buf);
+	return i;
+}
+
 static void
 b64_feed(struct mime_decoder *d, const unsigned char *p, size_t n,
     struct out *o)
@@ -172,18 +203,8 @@ b64_feed(struct mime_decoder *d, const unsigned char *p, size_t n,
 
 	for (i = 0; i < n; i++) {
 		/* Whole quanta of four digits, the usual case, at once. */
-		while (d->nq == 0 && !d->padded && n - i >= 4 &&
-		    o->n + 3 <= OUT_MAX) {
-			int a = b64val(p[i]), b = b64val(p[i + 1]),
-			    c = b64val(p[i + 2]), e = b64val(p[i + 3]);
-
-			if ((a | b | c | e) < 0)
-				break;
-			o->buf[o->n++] = (char)(a << 2 | b >> 4);
-			o->buf[o->n++] = (char)(b << 4 | c >> 2);
-			o->buf[o->n++] = (char)(c << 6 | e);
-			i += 4;
-		}
+		if (d->nq == 0 && !d->padded)
+			i += b64_quanta(p + i, n - i, o);
 		if (i >= n)
 			break;
 		v = b64val(p[i]);
