@@ -396,15 +396,50 @@ copy(struct budget *b, const char *p, size_t n, struct mime_strbuf *out)
 	mime_strbuf_add(out, p + span, i - span);
 }
 
-/*
- * Text of at most this many bytes cannot pass TEXT_TSV_BUDGET: a word of k
- * bytes costs at most 14.5k + 21 (mime_text_word_cost()), and there is at
- * most one word in two bytes, plus one for each of the three pieces.
- */
-#define TEXT_SURE_MAX ((TEXT_TSV_BUDGET - 64) / 25)
+/* The bytes of p[0, n) at or below ' ' (white space among them). */
+static size_t
+count_low(const char *p, size_t n)
+{
+	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL, hi = 0x8080808080808080ULL;
+	uint64_t x, t;
+	size_t i = 0, c = 0;
+
+	for (; n - i >= 8; i += 8) {
+		memcpy(&x, p + i, 8);
+		/* High bit set in each byte past ' '. */
+		t = ((x & lo7) + 0x5f5f5f5f5f5f5f5fULL) | x;
+		c += (size_t)((((~t & hi) >> 7) * 0x0101010101010101ULL) >> 56);
+	}
+	for (; i < n; i++)
+		c += (unsigned char)p[i] <= ' ';
+	return c;
+}
 
 /*
- * copy() of text within TEXT_SURE_MAX: only words too long are left out.
+ * Whether the text cannot pass TEXT_TSV_BUDGET whatever its words: a word
+ * of k bytes costs at most 14.5k + 21 (mime_text_word_cost()), and each
+ * word but the first of each piece follows a byte of white space, so with
+ * T bytes of which c are at or below ' ' the cost is at most
+ * 14.5(T - c) + 21(c + 3).  Such a text is also well within MIME_TEXT_MAX.
+ */
+static bool
+text_sure(const struct mime_text *t)
+{
+	const struct mime_strbuf *sb[3] = { &t->head, &t->names, &t->body };
+	uint64_t total = 0, low = 0;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		total += sb[i]->len;
+		if (sb[i]->len > 0)
+			low += count_low(sb[i]->p, sb[i]->len);
+	}
+	return 29 * (total - low) + 42 * (low + 3) <=
+	    2 * (uint64_t)TEXT_TSV_BUDGET;
+}
+
+/*
+ * copy() of text_sure() text: only words too long are left out.
  * A word past TEXT_WORD_MAX fills the TEXT_WORD_MAX + 1 bytes from its
  * start, so from a word's start (i) the window is looked at backwards for
  * white space, which usually comes at once, and the scan goes on past it.
@@ -443,7 +478,7 @@ mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r)
 	words = (t->head.len + t->names.len + t->body.len) / 2 + 1;
 	mime_utf8_trim(&t->body);
 	mime_strbuf_init(&out, MIME_TEXT_MAX);
-	if (t->head.len + t->names.len + t->body.len <= TEXT_SURE_MAX) {
+	if (text_sure(t)) {
 		copy_all(t->head.p != NULL ? t->head.p : "", t->head.len, &out);
 		copy_all(t->names.p != NULL ? t->names.p : "", t->names.len,
 		    &out);
