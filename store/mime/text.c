@@ -201,7 +201,11 @@ word_key(const char *w, size_t n, size_t room)
 			/* Eight bytes at once, those past the word masked. */
 			memcpy(&x, w + i, 8);
 			if (k < 8)
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+				x &= ~(~0ULL >> (8 * k));
+#else
 				x &= ~(~0ULL << (8 * k));
+#endif
 		} else
 			memcpy(&x, w + i, k);
 		/* 'A' to 'Z' (and no byte past 0x7F) to lower case. */
