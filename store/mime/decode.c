@@ -1,5 +1,6 @@
 #include "store/mime/decode.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -163,6 +164,58 @@ b64_flush(struct mime_decoder *d, struct out *o)
 	d->nq = 0;
 }
 
+/*
+ * The digit values shifted to their place in a quantum's 24 bits, one
+ * table per place; anything that is no digit sets bit 31.
+ */
+#define B64V(c)                                                                \
+	((c) >= 'A' && (c) <= 'Z'	 ? (c) - 'A' :                         \
+		(c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26 :                    \
+		(c) >= '0' && (c) <= '9' ? (c) - '0' + 52 :                    \
+		(c) == '+'		 ? 62 :                                \
+		(c) == '/'		 ? 63 :                                \
+					   -1)
+#define B64S(c, s) (B64V(c) < 0 ? 0x80000000u : (uint32_t)B64V(c) << (s))
+#define R4(f, i) f(i) f((i) + 1) f((i) + 2) f((i) + 3)
+#define R16(f, i) R4(f, i) R4(f, (i) + 4) R4(f, (i) + 8) R4(f, (i) + 12)
+#define R64(f, i) R16(f, i) R16(f, (i) + 16) R16(f, (i) + 32) R16(f, (i) + 48)
+#define R256(f) R64(f, 0) R64(f, 64) R64(f, 128) R64(f, 192)
+#define B64S18(c) B64S(c, 18),
+#define B64S12(c) B64S(c, 12),
+#define B64S6(c) B64S(c, 6),
+#define B64S0(c) B64S(c, 0),
+static const uint32_t b64d0[256] = { R256(B64S18) };
+static const uint32_t b64d1[256] = { R256(B64S12) };
+static const uint32_t b64d2[256] = { R256(B64S6) };
+static const uint32_t b64d3[256] = { R256(B64S0) };
+
+/*
+ * Decodes the whole quanta at the start of p[0, n) that fit in o, up to
+ * the first byte that is no base64 digit; returns the bytes taken.
+ */
+static size_t
+b64_quanta(const unsigned char *p, size_t n, struct out *o)
+{
+	unsigned char *w = (unsigned char *)o->buf + o->n;
+	size_t q = n / 4, room = (OUT_MAX - o->n) / 3, i = 0;
+	uint32_t x;
+
+	if (q > room)
+		q = room;
+	for (; q > 0; q--, i += 4) {
+		x = b64d0[p[i]] | b64d1[p[i + 1]] | b64d2[p[i + 2]] |
+		    b64d3[p[i + 3]];
+		if (x & 0x80000000u)
+			break;
+		w[0] = (unsigned char)(x >> 16);
+		w[1] = (unsigned char)(x >> 8);
+		w[2] = (unsigned char)x;
+		w += 3;
+	}
+	o->n = (size_t)(w - (unsigned char *)o->buf);
+	return i;
+}
+
 static void
 b64_feed(struct mime_decoder *d, const unsigned char *p, size_t n,
     struct out *o)
@@ -172,18 +225,8 @@ b64_feed(struct mime_decoder *d, const unsigned char *p, size_t n,
 
 	for (i = 0; i < n; i++) {
 		/* Whole quanta of four digits, the usual case, at once. */
-		while (d->nq == 0 && !d->padded && n - i >= 4 &&
-		    o->n + 3 <= OUT_MAX) {
-			int a = b64val(p[i]), b = b64val(p[i + 1]),
-			    c = b64val(p[i + 2]), e = b64val(p[i + 3]);
-
-			if ((a | b | c | e) < 0)
-				break;
-			o->buf[o->n++] = (char)(a << 2 | b >> 4);
-			o->buf[o->n++] = (char)(b << 4 | c >> 2);
-			o->buf[o->n++] = (char)(c << 6 | e);
-			i += 4;
-		}
+		if (d->nq == 0 && !d->padded)
+			i += b64_quanta(p + i, n - i, o);
 		if (i >= n)
 			break;
 		v = b64val(p[i]);

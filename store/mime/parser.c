@@ -852,6 +852,60 @@ long_data(struct mime_parser *mp, const char *p, size_t n)
 	line_data(mp, p, n);
 }
 
+/*
+ * Where the first line of p[0, n) that may be a boundary starts: one
+ * starting with "--", or that may yet (a lone '-' at the end); n if none.
+ * p starts a line.
+ */
+static size_t
+boundary_candidate(const char *p, size_t n)
+{
+	const char *d, *e = p + n, *q = p;
+
+	if (n > 0 && p[0] == '-' && (n == 1 || p[1] == '-'))
+		return 0;
+	while (q < e && (d = memchr(q, '-', (size_t)(e - q))) != NULL) {
+		if (d > p && d[-1] == '\n' && (d + 1 == e || d[1] == '-'))
+			return (size_t)(d - p);
+		q = d + 1;
+	}
+	return n;
+}
+
+/*
+ * The whole lines at the start of p[0, n) that cannot be boundaries, in a
+ * body, preamble or epilogue, at once: what whole_line() would do to each
+ * of them, with their contents (and the breaks between them) passed on in
+ * one piece.  Returns the bytes taken.
+ */
+static size_t
+body_run(struct mime_parser *mp, const char *p, size_t n)
+{
+	const char *lf;
+	size_t end, last, data;
+
+	end = boundary_candidate(p, n);
+	if (end == 0)
+		return 0;
+	/* Whole lines only. */
+	lf = memrchr(p, '\n', end);
+	if (lf == NULL)
+		return 0;
+	end = (size_t)(lf - p) + 1;
+	/* The start of the last line, whose break is held back. */
+	last = end - 1;
+	data = last > 0 && p[last - 1] == '\r' ? last - 1 : last;
+	line_begin(mp);
+	line_data(mp, p, data);
+	lf = data > 0 ? memrchr(p, '\n', data) : NULL;
+	mp->linelen = lf != NULL ? data - (size_t)(lf - p) - 1 : data;
+	if (data < last)
+		line_end(mp, "\r\n", 2);
+	else
+		line_end(mp, "\n", 1);
+	return end;
+}
+
 struct mime_parser *
 mime_parser_new(void)
 {
@@ -876,6 +930,13 @@ mime_parser_feed(struct mime_parser *mp, const void *vp, size_t n)
 	if (mp->finished || n == 0)
 		return;
 	while (n > 0) {
+		if (!mp->longline && mp->nline == 0 && mp->st != E_HEADER) {
+			k = body_run(mp, p, n);
+			p += k;
+			n -= k;
+			if (n == 0)
+				break;
+		}
 		lf = memchr(p, '\n', n);
 		k = lf != NULL ? (size_t)(lf - p) : n;
 		if (mp->longline) {

@@ -72,6 +72,20 @@ mime_text_body(void *vt, const char *p, size_t n)
 	}
 	/* NUL becomes a space (PostgreSQL text has none); CR goes. */
 	for (i = 0; i < n; i++) {
+		/* Eight bytes at a time while there is neither. */
+		while (n - i >= 8) {
+			uint64_t x, y;
+
+			memcpy(&x, p + i, 8);
+			y = x ^ 0x0d0d0d0d0d0d0d0dULL;
+			if ((((x - 0x0101010101010101ULL) & ~x) |
+				((y - 0x0101010101010101ULL) & ~y)) &
+			    0x8080808080808080ULL)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
 		if (p[i] != '\0' && p[i] != '\r')
 			continue;
 		if (!mime_strbuf_add_utf8(&t->body, p + s, i - s) ||
@@ -169,27 +183,53 @@ struct budget {
 	bool cut;
 };
 
+/*
+ * The word's key: a hash of its bytes with ASCII letters folded to lower
+ * case, eight bytes at a time.  w[0, room) may be read (room >= n).
+ */
 static uint64_t
-word_key(const char *w, size_t n)
+word_key(const char *w, size_t n, size_t room)
 {
-	uint64_t h = 1469598103934665603ULL;
-	size_t i;
-	unsigned char c;
+	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL, hi = 0x8080808080808080ULL;
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ n, x, y, upper;
+	size_t i, k;
 
-	for (i = 0; i < n; i++) {
-		c = (unsigned char)w[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c - 'A' + 'a');
-		h = (h ^ c) * 1099511628211ULL;
+	for (i = 0; i < n; i += 8) {
+		k = n - i < 8 ? n - i : 8;
+		x = 0;
+		if (room - i >= 8) {
+			/* Eight bytes at once, those past the word masked. */
+			memcpy(&x, w + i, 8);
+			if (k < 8)
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+				x &= ~(~0ULL >> (8 * k));
+#else
+				x &= ~(~0ULL << (8 * k));
+#endif
+		} else
+			memcpy(&x, w + i, k);
+		/* 'A' to 'Z' (and no byte past 0x7F) to lower case. */
+		y = x & lo7;
+		upper = (y + 0x3f3f3f3f3f3f3f3fULL) &
+		    ~(y + 0x2525252525252525ULL) & ~x & hi;
+		x |= upper >> 2;
+		h = (h ^ x) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
 	}
+	h ^= h >> 29;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 32;
 	return h == 0 ? 1 : h;
 }
 
-/* Whether the word was seen before; remembers it if there is room. */
+/*
+ * Whether the word w[0, n) was seen before; remembers it if there is
+ * room.  w[0, room) may be read.
+ */
 static bool
-seen(struct budget *b, const char *w, size_t n)
+seen(struct budget *b, const char *w, size_t n, size_t room)
 {
-	uint64_t k = word_key(w, n);
+	uint64_t k = word_key(w, n, room);
 	size_t i = (size_t)(k & (b->slots - 1));
 
 	while (b->seen[i] != 0) {
@@ -211,37 +251,222 @@ is_space(char c)
 	    c == '\v';
 }
 
+/* Byte classes for copy(). */
+enum {
+	C_ALNUM, /* an ASCII letter or digit */
+	C_SEP,	 /* other ASCII that is no space: a separator */
+	C_SPACE,
+	C_WIDE /* past 0x7F */
+};
+
+/* Of ASCII; C_ALNUM unless listed. */
+static const unsigned char ctab[128] = {
+	[0] = C_SEP,
+	[1] = C_SEP,
+	[2] = C_SEP,
+	[3] = C_SEP,
+	[4] = C_SEP,
+	[5] = C_SEP,
+	[6] = C_SEP,
+	[7] = C_SEP,
+	[8] = C_SEP,
+	[9] = C_SPACE,
+	[10] = C_SPACE,
+	[11] = C_SPACE,
+	[12] = C_SPACE,
+	[13] = C_SPACE,
+	[14] = C_SEP,
+	[15] = C_SEP,
+	[16] = C_SEP,
+	[17] = C_SEP,
+	[18] = C_SEP,
+	[19] = C_SEP,
+	[20] = C_SEP,
+	[21] = C_SEP,
+	[22] = C_SEP,
+	[23] = C_SEP,
+	[24] = C_SEP,
+	[25] = C_SEP,
+	[26] = C_SEP,
+	[27] = C_SEP,
+	[28] = C_SEP,
+	[29] = C_SEP,
+	[30] = C_SEP,
+	[31] = C_SEP,
+	[32] = C_SPACE,
+	[33] = C_SEP,
+	[34] = C_SEP,
+	[35] = C_SEP,
+	[36] = C_SEP,
+	[37] = C_SEP,
+	[38] = C_SEP,
+	[39] = C_SEP,
+	[40] = C_SEP,
+	[41] = C_SEP,
+	[42] = C_SEP,
+	[43] = C_SEP,
+	[44] = C_SEP,
+	[45] = C_SEP,
+	[46] = C_SEP,
+	[47] = C_SEP,
+	[58] = C_SEP,
+	[59] = C_SEP,
+	[60] = C_SEP,
+	[61] = C_SEP,
+	[62] = C_SEP,
+	[63] = C_SEP,
+	[64] = C_SEP,
+	[91] = C_SEP,
+	[92] = C_SEP,
+	[93] = C_SEP,
+	[94] = C_SEP,
+	[95] = C_SEP,
+	[96] = C_SEP,
+	[123] = C_SEP,
+	[124] = C_SEP,
+	[125] = C_SEP,
+	[126] = C_SEP,
+	[127] = C_SEP,
+};
+
+static int
+cclass(unsigned char c)
+{
+	return c < 0x80 ? ctab[c] : C_WIDE;
+}
+
 /*
  * Copies p[0, n) to out word by word while the budget and MIME_TEXT_MAX
- * allow; words PostgreSQL would drop are left out.
+ * allow; words PostgreSQL would drop are left out.  What is kept goes to
+ * out in spans, between the words left out.
  */
 static void
 copy(struct budget *b, const char *p, size_t n, struct mime_strbuf *out)
 {
-	size_t i = 0, s, cost;
+	const unsigned char *u = (const unsigned char *)p;
+	size_t i = 0, s, span = 0, left, len, cost, seps, lexemes;
+	bool wide, first;
+	unsigned char c;
 
-	while (i < n && !b->cut) {
-		if (is_space(p[i])) {
-			if (!mime_strbuf_addc(out, p[i]))
+	if (b->cut)
+		return;
+	/* The room in out past the span p[span, i). */
+	left = out->max - out->len;
+	while (i < n) {
+		if (cclass(u[i]) == C_SPACE) {
+			s = i;
+			while (i < n && cclass(u[i]) == C_SPACE)
+				i++;
+			if (i - s > left) {
+				/* As much as fits. */
+				i = s + left;
 				b->cut = true;
-			i++;
+				break;
+			}
+			left -= i - s;
 			continue;
 		}
 		s = i;
-		while (i < n && !is_space(p[i]))
+		seps = 0;
+		wide = false;
+		while (i < n && (c = (unsigned char)cclass(u[i])) != C_SPACE) {
+			seps += c == C_SEP;
+			wide |= c == C_WIDE;
 			i++;
-		if (i - s > TEXT_WORD_MAX)
+		}
+		len = i - s;
+		if (len > TEXT_WORD_MAX) {
+			mime_strbuf_add(out, p + span, s - span);
+			span = i;
 			continue;
-		cost = mime_text_word_cost(p + s, i - s,
-		    !seen(b, p + s, i - s));
-		if (b->used + cost > TEXT_TSV_BUDGET ||
-		    i - s > out->max - out->len) {
+		}
+		first = !seen(b, p + s, len, n - s);
+		if (wide)
+			cost = mime_text_word_cost(p + s, len, first);
+		else {
+			/* mime_text_word_cost() of an ASCII word. */
+			lexemes = seps > 0 ? 2 * seps + 4 : 1;
+			cost = seps > 0 ? 3 * len : len;
+			cost = first ? cost + 5 * lexemes : 2 * lexemes;
+		}
+		if (b->used + cost > TEXT_TSV_BUDGET || len > left) {
+			i = s;
 			b->cut = true;
 			break;
 		}
 		b->used += cost;
-		mime_strbuf_add(out, p + s, i - s);
+		left -= len;
 	}
+	mime_strbuf_add(out, p + span, i - span);
+}
+
+/* The bytes of p[0, n) at or below ' ' (white space among them). */
+static size_t
+count_low(const char *p, size_t n)
+{
+	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL, hi = 0x8080808080808080ULL;
+	uint64_t x, t;
+	size_t i = 0, c = 0;
+
+	for (; n - i >= 8; i += 8) {
+		memcpy(&x, p + i, 8);
+		/* High bit set in each byte past ' '. */
+		t = ((x & lo7) + 0x5f5f5f5f5f5f5f5fULL) | x;
+		c += (size_t)((((~t & hi) >> 7) * 0x0101010101010101ULL) >> 56);
+	}
+	for (; i < n; i++)
+		c += (unsigned char)p[i] <= ' ';
+	return c;
+}
+
+/*
+ * Whether the text cannot pass TEXT_TSV_BUDGET whatever its words: a word
+ * of k bytes costs at most 14.5k + 21 (mime_text_word_cost()), and each
+ * word but the first of each piece follows a byte of white space, so with
+ * T bytes of which c are at or below ' ' the cost is at most
+ * 14.5(T - c) + 21(c + 3).  Such a text is also well within MIME_TEXT_MAX.
+ */
+static bool
+text_sure(const struct mime_text *t)
+{
+	const struct mime_strbuf *sb[3] = { &t->head, &t->names, &t->body };
+	uint64_t total = 0, low = 0;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		total += sb[i]->len;
+		if (sb[i]->len > 0)
+			low += count_low(sb[i]->p, sb[i]->len);
+	}
+	return 29 * (total - low) + 42 * (low + 3) <=
+	    2 * (uint64_t)TEXT_TSV_BUDGET;
+}
+
+/*
+ * copy() of text_sure() text: only words too long are left out.
+ * A word past TEXT_WORD_MAX fills the TEXT_WORD_MAX + 1 bytes from its
+ * start, so from a word's start (i) the window is looked at backwards for
+ * white space, which usually comes at once, and the scan goes on past it.
+ */
+static void
+copy_all(const char *p, size_t n, struct mime_strbuf *out)
+{
+	size_t i = 0, j, span = 0;
+
+	while (n - i > TEXT_WORD_MAX) {
+		for (j = i + TEXT_WORD_MAX + 1; j > i && !is_space(p[j - 1]);)
+			j--;
+		if (j > i) {
+			i = j;
+			continue;
+		}
+		/* p[i, i + TEXT_WORD_MAX] is one word: leave it out. */
+		mime_strbuf_add(out, p + span, i - span);
+		for (i += TEXT_WORD_MAX + 1; i < n && !is_space(p[i]);)
+			i++;
+		span = i;
+	}
+	mime_strbuf_add(out, p + span, n - span);
 }
 
 char *
@@ -255,15 +480,23 @@ mime_text_finish(struct mime_text *t, size_t *len_r, bool *cut_r)
 	memset(&b, 0, sizeof(b));
 	/* At most one word in two bytes. */
 	words = (t->head.len + t->names.len + t->body.len) / 2 + 1;
-	for (b.slots = 64; b.slots < 2 * words && b.slots < SEEN_MAX;)
-		b.slots *= 2;
-	b.seen = xcalloc(b.slots, sizeof(*b.seen));
 	mime_utf8_trim(&t->body);
 	mime_strbuf_init(&out, MIME_TEXT_MAX);
-	copy(&b, t->head.p != NULL ? t->head.p : "", t->head.len, &out);
-	copy(&b, t->names.p != NULL ? t->names.p : "", t->names.len, &out);
-	copy(&b, t->body.p != NULL ? t->body.p : "", t->body.len, &out);
-	free(b.seen);
+	if (text_sure(t)) {
+		copy_all(t->head.p != NULL ? t->head.p : "", t->head.len, &out);
+		copy_all(t->names.p != NULL ? t->names.p : "", t->names.len,
+		    &out);
+		copy_all(t->body.p != NULL ? t->body.p : "", t->body.len, &out);
+	} else {
+		for (b.slots = 64; b.slots < 2 * words && b.slots < SEEN_MAX;)
+			b.slots *= 2;
+		b.seen = xcalloc(b.slots, sizeof(*b.seen));
+		copy(&b, t->head.p != NULL ? t->head.p : "", t->head.len, &out);
+		copy(&b, t->names.p != NULL ? t->names.p : "", t->names.len,
+		    &out);
+		copy(&b, t->body.p != NULL ? t->body.p : "", t->body.len, &out);
+		free(b.seen);
+	}
 	/* No trailing line break. */
 	while (out.len > 0 && is_space(out.p[out.len - 1]))
 		out.p[--out.len] = '\0';

@@ -1,5 +1,6 @@
 #include "store/mime/utf8.h"
 
+#include <stdint.h>
 #include <string.h>
 
 int
@@ -47,6 +48,19 @@ mime_utf8_sanitize(const void *vp, size_t n, struct mime_strbuf *out)
 	if (n == 0)
 		return false; /* p may be NULL */
 	while (i < n) {
+		/* ASCII without NUL, eight bytes at a time. */
+		while (n - i >= 8) {
+			uint64_t x;
+
+			memcpy(&x, p + i, 8);
+			if (((x - 0x0101010101010101ULL) | x) &
+			    0x8080808080808080ULL)
+				break;
+			i += 8;
+			run += 8;
+		}
+		if (i >= n)
+			break;
 		if (p[i] != 0 && p[i] < 0x80) {
 			i++;
 			run++;
@@ -98,6 +112,19 @@ run_whole(struct mime_utf8_stream *st, const unsigned char *p, size_t n,
 	int len;
 
 	while (i < n) {
+		/* ASCII without NUL, eight bytes at a time. */
+		while (n - i >= 8) {
+			uint64_t x;
+
+			memcpy(&x, p + i, 8);
+			if (((x - 0x0101010101010101ULL) | x) &
+			    0x8080808080808080ULL)
+				break;
+			i += 8;
+			run += 8;
+		}
+		if (i >= n)
+			break;
 		if (p[i] != 0 && p[i] < 0x80) {
 			i++;
 			run++;
