@@ -37,11 +37,31 @@ mime_utf8_seq(const unsigned char *p, size_t n)
 	return (int)len;
 }
 
+/*
+ * How many bytes at p, in whole groups of eight, are ASCII other than NUL:
+ * the common case of mail text, skipped without a look at each byte.
+ */
+static size_t
+ascii_span(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	uint64_t x;
+
+	while (n - i >= 8) {
+		memcpy(&x, p + i, 8);
+		/* A byte of 0 or of 0x80 and above sets its high bit here. */
+		if (((x - 0x0101010101010101ULL) | x) & 0x8080808080808080ULL)
+			break;
+		i += 8;
+	}
+	return i;
+}
+
 bool
 mime_utf8_sanitize(const void *vp, size_t n, struct mime_strbuf *out)
 {
 	const unsigned char *p = vp;
-	size_t i = 0, run = 0;
+	size_t i = 0, run = 0, k;
 	bool bad = false;
 	int len;
 
@@ -49,16 +69,9 @@ mime_utf8_sanitize(const void *vp, size_t n, struct mime_strbuf *out)
 		return false; /* p may be NULL */
 	while (i < n) {
 		/* ASCII without NUL, eight bytes at a time. */
-		while (n - i >= 8) {
-			uint64_t x;
-
-			memcpy(&x, p + i, 8);
-			if (((x - 0x0101010101010101ULL) | x) &
-			    0x8080808080808080ULL)
-				break;
-			i += 8;
-			run += 8;
-		}
+		k = ascii_span(p + i, n - i);
+		i += k;
+		run += k;
 		if (i >= n)
 			break;
 		if (p[i] != 0 && p[i] < 0x80) {
@@ -108,21 +121,14 @@ static size_t
 run_whole(struct mime_utf8_stream *st, const unsigned char *p, size_t n,
     bool last, mime_sink_fn *sink, void *ctx)
 {
-	size_t i = 0, run = 0;
+	size_t i = 0, run = 0, k;
 	int len;
 
 	while (i < n) {
 		/* ASCII without NUL, eight bytes at a time. */
-		while (n - i >= 8) {
-			uint64_t x;
-
-			memcpy(&x, p + i, 8);
-			if (((x - 0x0101010101010101ULL) | x) &
-			    0x8080808080808080ULL)
-				break;
-			i += 8;
-			run += 8;
-		}
+		k = ascii_span(p + i, n - i);
+		i += k;
+		run += k;
 		if (i >= n)
 			break;
 		if (p[i] != 0 && p[i] < 0x80) {
