@@ -9,6 +9,7 @@ cannot read a file of mode 000 either.
 import errno
 import os
 import pwd
+import shutil
 
 import harness
 
@@ -22,9 +23,14 @@ def _user():
     return pw.pw_name, pw.pw_uid
 
 
-def _check(conf):
+def _check(env, conf):
+    """`ingestd check` of conf as the unprivileged user, run from a copy
+    of the binary in the run's own directory: the checkout may lie under
+    a directory that user cannot enter (a clone in /root, mode 0700)."""
     name, _ = _user()
-    return harness.run_ingestd(["-c", conf, "check"],
+    binary = os.path.join(env.tmpdir("bin"), "ingestd")
+    shutil.copy2(harness.ingestd_binary(), binary)
+    return harness.run_ingestd(["-c", conf, "check"], binary=binary,
                                user=name if harness.is_root() else None)
 
 
@@ -64,7 +70,7 @@ def test_unreadable_config_file(env):
     name, uid = _user()
     pwf = _write(os.path.join(d, "pw"), "secret\n")
     conf = _config(d, 'password_file = "%s";' % pwf, mode=0o000)
-    rc, out, err = _check(conf)
+    rc, out, err = _check(env, conf)
     _expect(rc, out, err, "fatal: " + MESSAGE % (
         conf, name, uid, os.strerror(errno.EACCES)))
 
@@ -73,12 +79,12 @@ def test_unreadable_config_file(env):
         sub = os.path.join(d, "private")
         os.mkdir(sub, 0o700)
         conf = _config(sub, 'password_file = "%s";' % pwf)
-        rc, out, err = _check(conf)
+        rc, out, err = _check(env, conf)
         _expect(rc, out, err, MESSAGE % (conf, name, uid,
                                          os.strerror(errno.EACCES)))
 
     missing = os.path.join(d, "missing.conf")
-    rc, out, err = _check(missing)
+    rc, out, err = _check(env, missing)
     _expect(rc, out, err, MESSAGE % (missing, name, uid,
                                      os.strerror(errno.ENOENT)))
 
@@ -88,13 +94,13 @@ def test_unreadable_password_file(env):
     name, uid = _user()
     pwf = _write(os.path.join(d, "sales.password"), "secret\n", 0o000)
     conf = _config(d, 'password_file = "%s";' % pwf)
-    rc, out, err = _check(conf)
+    rc, out, err = _check(env, conf)
     _expect(rc, out, err, "fatal: %s:4: 'accounts[0].password_file': %s" % (
         conf, MESSAGE % (pwf, name, uid, os.strerror(errno.EACCES))))
 
     missing = os.path.join(d, "missing.password")
     conf = _config(d, 'password_file = "%s";' % missing)
-    rc, out, err = _check(conf)
+    rc, out, err = _check(env, conf)
     _expect(rc, out, err, "'accounts[0].password_file': " + MESSAGE % (
         missing, name, uid, os.strerror(errno.ENOENT)))
 
@@ -105,7 +111,7 @@ def test_unreadable_ca_file(env):
     ca = _write(os.path.join(d, "ca.pem"), "not read\n", 0o000)
     pwf = _write(os.path.join(d, "pw"), "secret\n")
     conf = _config(d, 'password_file = "%s"; ca_file = "%s";' % (pwf, ca))
-    rc, out, err = _check(conf)
+    rc, out, err = _check(env, conf)
     _expect(rc, out, err, "fatal: %s:4: 'accounts[0].ca_file': %s" % (
         conf, MESSAGE % (ca, name, uid, os.strerror(errno.EACCES))))
 
@@ -122,13 +128,13 @@ def test_state_dir_not_writable(env):
         os.chown(state, uid, -1)
     pwf = _write(os.path.join(d, "pw"), "secret\n")
     conf = _config(d, 'password_file = "%s";' % pwf, state=state)
-    rc, out, err = _check(conf)
+    rc, out, err = _check(env, conf)
     _expect(rc, out, err, "fatal: cannot write in state_dir %s as user %s "
             "(uid %d): %s" % (state, name, uid, os.strerror(errno.EACCES)))
 
     conf = _config(d, 'password_file = "%s";' % pwf,
                    conninfo=env.database(), state=state)
-    rc, out, err = _check(conf)
+    rc, out, err = _check(env, conf)
     assert rc == 0, "check exited %d:\n%s%s" % (rc, out, err)
     want = ("warning: cannot write in %s as user %s (uid %d): %s; once and "
             "run will fail every message larger than spool_memory "
@@ -140,6 +146,6 @@ def test_state_dir_not_writable(env):
     os.mkdir(os.path.dirname(state), 0o555)
     conf = _config(d, 'password_file = "%s";' % pwf,
                    conninfo=env.database(), state=state)
-    rc, out, err = _check(conf)
+    rc, out, err = _check(env, conf)
     _expect(rc, out, err, "fatal: cannot create state_dir %s as user %s "
             "(uid %d): %s" % (state, name, uid, os.strerror(errno.EACCES)))
