@@ -57,41 +57,58 @@ ascii_span(const unsigned char *p, size_t n)
 	return i;
 }
 
+/*
+ * How many bytes at p[0, n) are valid UTF-8 other than NUL, in whole
+ * sequences; *len_r is then what mime_utf8_seq() said of the byte that
+ * stopped the scan (0: NUL or invalid, -1: a sequence cut by the end),
+ * when there is one.
+ */
+static size_t
+valid_span(const unsigned char *p, size_t n, int *len_r)
+{
+	size_t i = 0;
+	int len;
+
+	*len_r = 0;
+	while (i < n) {
+		/* ASCII without NUL, eight bytes at a time. */
+		i += ascii_span(p + i, n - i);
+		if (i >= n)
+			break;
+		if (p[i] != 0 && p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		len = p[i] == 0 ? 0 : mime_utf8_seq(p + i, n - i);
+		if (len <= 0) {
+			*len_r = len;
+			break;
+		}
+		i += (size_t)len;
+	}
+	return i;
+}
+
 bool
 mime_utf8_sanitize(const void *vp, size_t n, struct mime_strbuf *out)
 {
 	const unsigned char *p = vp;
-	size_t i = 0, run = 0, k;
+	size_t i = 0, k;
 	bool bad = false;
 	int len;
 
 	if (n == 0)
 		return false; /* p may be NULL */
 	while (i < n) {
-		/* ASCII without NUL, eight bytes at a time. */
-		k = ascii_span(p + i, n - i);
+		k = valid_span(p + i, n - i, &len);
+		mime_strbuf_add(out, p + i, k);
 		i += k;
-		run += k;
 		if (i >= n)
 			break;
-		if (p[i] != 0 && p[i] < 0x80) {
-			i++;
-			run++;
-			continue;
-		}
-		len = p[i] == 0 ? 0 : mime_utf8_seq(p + i, n - i);
-		if (len > 0) {
-			i += (size_t)len;
-			run += (size_t)len;
-			continue;
-		}
-		mime_strbuf_add(out, p + i - run, run);
-		run = 0;
 		mime_strbuf_adds(out, UTF8_REPLACEMENT);
 		bad = true;
 		i++;
 	}
-	mime_strbuf_add(out, p + i - run, run);
 	return bad;
 }
 
@@ -121,32 +138,16 @@ static size_t
 run_whole(struct mime_utf8_stream *st, const unsigned char *p, size_t n,
     bool last, mime_sink_fn *sink, void *ctx)
 {
-	size_t i = 0, run = 0, k;
+	size_t i = 0, k;
 	int len;
 
 	while (i < n) {
-		/* ASCII without NUL, eight bytes at a time. */
-		k = ascii_span(p + i, n - i);
+		k = valid_span(p + i, n - i, &len);
+		if (k > 0)
+			sink(ctx, (const char *)p + i, k);
 		i += k;
-		run += k;
-		if (i >= n)
+		if (i >= n || (len == -1 && !last))
 			break;
-		if (p[i] != 0 && p[i] < 0x80) {
-			i++;
-			run++;
-			continue;
-		}
-		len = p[i] == 0 ? 0 : mime_utf8_seq(p + i, n - i);
-		if (len > 0) {
-			i += (size_t)len;
-			run += (size_t)len;
-			continue;
-		}
-		if (len == -1 && !last)
-			break;
-		if (run > 0)
-			sink(ctx, (const char *)p + i - run, run);
-		run = 0;
 		if (p[i] == 0)
 			sink(ctx, " ", 1);
 		else {
@@ -155,8 +156,6 @@ run_whole(struct mime_utf8_stream *st, const unsigned char *p, size_t n,
 		}
 		i++;
 	}
-	if (run > 0)
-		sink(ctx, (const char *)p + i - run, run);
 	return i;
 }
 
